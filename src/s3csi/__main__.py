@@ -1,0 +1,3 @@
+from s3csi.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The embedded end-to-end demo and its local S3 server."""

@@ -1,0 +1,81 @@
+"""Fixtures shared by every test layer.
+
+Integration and e2e tests use real parts (DESIGN.md §5): an S3 server on 127.0.0.1 (moto, in its own
+process), real FUSE mounts, real unprivileged processes. When root or /dev/fuse is missing they fail
+loudly — they never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from s3csi.demo.s3server import EmbeddedS3Server
+
+# The Mountpoint Pod's user (DESIGN.md §1) and the seed's workload user.
+MOUNTER_UID = 1000
+WORKLOAD_UID = 1001
+
+
+def require_root_and_fuse() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (FUSE mounts, uid switches); run `make test` as root", pytrace=False)
+    if not os.path.exists("/dev/fuse"):
+        pytest.fail("this test needs /dev/fuse (modprobe fuse)", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[EmbeddedS3Server]:
+    with EmbeddedS3Server.start() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3(s3_server: EmbeddedS3Server) -> Any:
+    """A boto3 client on the test server: the independent witness of what reached S3."""
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint_url,
+        region_name=s3_server.region,
+        aws_access_key_id=s3_server.access_key_id,
+        aws_secret_access_key=s3_server.secret_access_key,
+    )
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    name = f"test-{uuid.uuid4().hex[:16]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def privileged() -> None:
+    require_root_and_fuse()
+
+
+def run_as(
+    uid: int,
+    gid: int,
+    argv: Sequence[str],
+    *,
+    groups: Sequence[int] = (),
+    check: bool = False,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+    cwd: str | Path | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run argv as uid:gid with exactly ``groups`` as supplementary groups (setpriv, no capabilities)."""
+    groups_arg = ["--groups", ",".join(map(str, groups))] if groups else ["--clear-groups"]
+    command = ["setpriv", f"--reuid={uid}", f"--regid={gid}", *groups_arg, "--inh-caps=-all", "--", *argv]
+    return subprocess.run(
+        command, check=check, capture_output=True, env=env, input=input, cwd=cwd, timeout=timeout
+    )
