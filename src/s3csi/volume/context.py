@@ -1,0 +1,136 @@
+"""Volume attributes: the one home of the volume-context keys and their parsing.
+
+A volume context reaches NodePublishVolume from a static PV's ``volumeAttributes`` or from what CreateVolume
+returned, plus the ``csi.storage.k8s.io/*`` keys kubelet adds when the CSIDriver asks for pod info. Keys this
+module does not know are ignored: kubelet and the external-provisioner add their own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from s3csi.errors import InvalidArgument
+from s3csi.volume.options import REGION_PATTERN, ValueKind, normalise_prefix, parse_id
+
+BUCKET_NAME = "bucketName"
+PREFIX = "prefix"
+AUTHENTICATION_SOURCE = "authenticationSource"
+STS_REGION = "stsRegion"
+FS_USER = "fsUser"
+ROLE_ARN = "roleArn"
+
+# Added by kubelet (CSIDriver podInfoOnMount / tokenRequests).
+POD_NAME = "csi.storage.k8s.io/pod.name"
+POD_NAMESPACE = "csi.storage.k8s.io/pod.namespace"
+POD_UID = "csi.storage.k8s.io/pod.uid"
+SERVICE_ACCOUNT_NAME = "csi.storage.k8s.io/serviceAccount.name"
+SERVICE_ACCOUNT_TOKENS = "csi.storage.k8s.io/serviceAccount.tokens"
+EPHEMERAL = "csi.storage.k8s.io/ephemeral"
+
+FS_USER_ANNOTATION = "s3csi.io/fs-user"
+"""The pod annotation carrying the pod-level file owner uid (seed 002, the fsUser KEP)."""
+
+# AWS general-purpose bucket naming rules, which S3-compatible stores follow for new buckets.
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IPV4_LIKE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
+_ROLE_ARN = re.compile(r"arn:[a-z0-9-]+:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
+
+
+class AuthenticationSource(StrEnum):
+    """Where the Mountpoint Pod's S3 credentials come from (DESIGN.md §3.6)."""
+
+    DRIVER = "driver"
+    SECRET = "secret"
+    POD = "pod"
+
+
+def validate_bucket_name(name: str) -> str:
+    """``name`` if it is a valid S3 bucket name, else InvalidArgument naming ``bucketName``."""
+    problem = None
+    if not _BUCKET_NAME.fullmatch(name):
+        problem = "3-63 lowercase letters, digits, '.' and '-', starting and ending alphanumeric"
+    elif ".." in name or ".-" in name or "-." in name:
+        problem = "no adjacent '.', '.-' or '-.'"
+    elif _IPV4_LIKE.fullmatch(name):
+        problem = "not formatted as an IP address"
+    elif name.startswith("xn--"):
+        problem = "not starting with 'xn--'"
+    if problem is not None:
+        shown = repr(name[:80])
+        raise InvalidArgument(f"volume attribute {BUCKET_NAME} {shown} is not a valid bucket name: {problem}")
+    return name
+
+
+def _optional(volume_context: Mapping[str, str], key: str) -> str | None:
+    """An attribute's value; an empty string counts as absent, as Kubernetes writes unset strings."""
+    value = volume_context.get(key, "")
+    return value or None
+
+
+@dataclass(frozen=True)
+class VolumeContext:
+    """The volume attributes s3csi defines, parsed and validated."""
+
+    bucket_name: str
+    prefix: str
+    """"" for the whole bucket, else a normalised prefix ending in "/"."""
+    authentication_source: AuthenticationSource
+    sts_region: str | None
+    fs_user: int | None
+    role_arn: str | None
+
+    @classmethod
+    def parse(cls, volume_context: Mapping[str, str]) -> VolumeContext:
+        """Raises InvalidArgument naming the attribute (never echoing more than its first 80 characters)."""
+        bucket_name = _optional(volume_context, BUCKET_NAME)
+        if bucket_name is None:
+            raise InvalidArgument(f"volume attribute {BUCKET_NAME} is required")
+        try:
+            prefix = normalise_prefix(volume_context.get(PREFIX, ""))
+        except ValueError:
+            raise InvalidArgument(f"volume attribute {PREFIX} must be {ValueKind.PREFIX.value}") from None
+        source_text = _optional(volume_context, AUTHENTICATION_SOURCE) or AuthenticationSource.DRIVER.value
+        try:
+            source = AuthenticationSource(source_text)
+        except ValueError:
+            allowed = ", ".join(item.value for item in AuthenticationSource)
+            raise InvalidArgument(
+                f"volume attribute {AUTHENTICATION_SOURCE} {source_text[:80]!r} is not one of: {allowed}"
+            ) from None
+        sts_region = _optional(volume_context, STS_REGION)
+        if sts_region is not None and not REGION_PATTERN.fullmatch(sts_region):
+            raise InvalidArgument(f"volume attribute {STS_REGION} must be {ValueKind.REGION.value}")
+        fs_user_text = _optional(volume_context, FS_USER)
+        try:
+            fs_user = None if fs_user_text is None else parse_id(fs_user_text)
+        except ValueError:
+            raise InvalidArgument(f"volume attribute {FS_USER} must be {ValueKind.ID.value}") from None
+        role_arn = _optional(volume_context, ROLE_ARN)
+        if role_arn is not None and not _ROLE_ARN.fullmatch(role_arn):
+            raise InvalidArgument(
+                f"volume attribute {ROLE_ARN} must be an IAM role ARN (arn:PARTITION:iam::ACCOUNT:role/NAME)"
+            )
+        return cls(
+            bucket_name=validate_bucket_name(bucket_name),
+            prefix=prefix,
+            authentication_source=source,
+            sts_region=sts_region,
+            fs_user=fs_user,
+            role_arn=role_arn,
+        )
+
+    def to_volume_context(self) -> dict[str, str]:
+        """The attributes as CreateVolume returns them; ``parse`` of the result gives back ``self``."""
+        attributes = {BUCKET_NAME: self.bucket_name, AUTHENTICATION_SOURCE: self.authentication_source.value}
+        if self.prefix:
+            attributes[PREFIX] = self.prefix
+        if self.sts_region is not None:
+            attributes[STS_REGION] = self.sts_region
+        if self.fs_user is not None:
+            attributes[FS_USER] = str(self.fs_user)
+        if self.role_arn is not None:
+            attributes[ROLE_ARN] = self.role_arn
+        return attributes

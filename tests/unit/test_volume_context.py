@@ -1,0 +1,173 @@
+"""VolumeContext: the volume attributes of static PVs (seeds 000, 004) and of CreateVolume."""
+
+from __future__ import annotations
+
+import pytest
+
+from s3csi.errors import InvalidArgument
+from s3csi.volume import context
+from s3csi.volume.context import AuthenticationSource, VolumeContext
+
+
+def test_wire_strings_of_the_keys() -> None:
+    # These strings are a contract with PV authors, kubelet and the CSIDriver object: they never change.
+    assert (
+        context.BUCKET_NAME,
+        context.PREFIX,
+        context.AUTHENTICATION_SOURCE,
+        context.STS_REGION,
+        context.FS_USER,
+        context.ROLE_ARN,
+    ) == ("bucketName", "prefix", "authenticationSource", "stsRegion", "fsUser", "roleArn")
+    assert context.POD_NAME == "csi.storage.k8s.io/pod.name"
+    assert context.POD_NAMESPACE == "csi.storage.k8s.io/pod.namespace"
+    assert context.POD_UID == "csi.storage.k8s.io/pod.uid"
+    assert context.SERVICE_ACCOUNT_NAME == "csi.storage.k8s.io/serviceAccount.name"
+    assert context.SERVICE_ACCOUNT_TOKENS == "csi.storage.k8s.io/serviceAccount.tokens"
+    assert context.EPHEMERAL == "csi.storage.k8s.io/ephemeral"
+    assert context.FS_USER_ANNOTATION == "s3csi.io/fs-user"
+
+
+VALID = [
+    pytest.param(
+        {"bucketName": "my-bucket"},  # seed 000
+        VolumeContext("my-bucket", "", AuthenticationSource.DRIVER, None, None, None),
+        id="seed000-bucket-only-defaults-to-driver",
+    ),
+    pytest.param(
+        {"bucketName": "amzn-s3-demo-bucket", "authenticationSource": "pod", "stsRegion": "us-east-1"},
+        VolumeContext("amzn-s3-demo-bucket", "", AuthenticationSource.POD, "us-east-1", None, None),
+        id="seed004-pod-level-credentials-with-sts-region",
+    ),
+    pytest.param(
+        {"bucketName": "b.example-1", "authenticationSource": "secret", "prefix": "team-a"},
+        VolumeContext("b.example-1", "team-a/", AuthenticationSource.SECRET, None, None, None),
+        id="secret-with-prefix",
+    ),
+    pytest.param(
+        {"bucketName": "bkt", "authenticationSource": "", "fsUser": "1001", "stsRegion": ""},
+        VolumeContext("bkt", "", AuthenticationSource.DRIVER, None, 1001, None),
+        id="empty-strings-are-absent",
+    ),
+    pytest.param(
+        {
+            "bucketName": "bkt",
+            "authenticationSource": "pod",
+            "roleArn": "arn:aws:iam::111122223333:role/pod-a-role",  # seed 004
+        },
+        VolumeContext(
+            "bkt", "", AuthenticationSource.POD, None, None, "arn:aws:iam::111122223333:role/pod-a-role"
+        ),
+        id="role-arn",
+    ),
+    pytest.param(
+        {
+            "bucketName": "bkt",
+            context.POD_NAME: "s3-app",
+            context.POD_NAMESPACE: "default",
+            context.POD_UID: "6f1c",
+            context.SERVICE_ACCOUNT_NAME: "default",
+            context.EPHEMERAL: "false",
+            "storage.kubernetes.io/csiProvisionerIdentity": "1700000000000-8081-s3.csi.s3csi.io",
+        },
+        VolumeContext("bkt", "", AuthenticationSource.DRIVER, None, None, None),
+        id="kubelet-and-provisioner-keys-ignored",
+    ),
+    pytest.param(
+        {"bucketName": "a" * 63, "fsUser": "0"},
+        VolumeContext("a" * 63, "", AuthenticationSource.DRIVER, None, 0, None),
+        id="longest-bucket-name-and-root-fsuser",
+    ),
+    pytest.param(
+        {"bucketName": "my-bucket--usw2-az1--x-s3"},
+        VolumeContext("my-bucket--usw2-az1--x-s3", "", AuthenticationSource.DRIVER, None, None, None),
+        id="directory-bucket-name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("attributes", "expected"), VALID)
+def test_parse(attributes: dict[str, str], expected: VolumeContext) -> None:
+    assert VolumeContext.parse(attributes) == expected
+
+
+@pytest.mark.parametrize(
+    ("prefix", "normalised"),
+    [
+        pytest.param("", "", id="none"),
+        pytest.param("/", "", id="root"),
+        pytest.param("a", "a/", id="adds-trailing-slash"),
+        pytest.param("a/", "a/", id="kept"),
+        pytest.param("/a/b", "a/b/", id="drops-leading-slash"),
+        pytest.param("//a/b/", "a/b/", id="drops-leading-slashes"),
+        pytest.param("env=prod", "env=prod/", id="equals-sign"),
+        pytest.param("data.v2/2024-01/", "data.v2/2024-01/", id="dots-in-names"),
+    ],
+)
+def test_prefix_is_normalised(prefix: str, normalised: str) -> None:
+    assert VolumeContext.parse({"bucketName": "bkt", "prefix": prefix}).prefix == normalised
+
+
+PREFIX_ERROR = "volume attribute prefix"
+FS_USER_ERROR = "volume attribute fsUser"
+
+INVALID = [
+    # (attributes, fragment the message must contain)
+    pytest.param({}, "bucketName is required", id="bucket-missing"),
+    pytest.param({"bucketName": ""}, "bucketName is required", id="bucket-empty"),
+    pytest.param({"bucketName": "ab"}, "bucketName 'ab' is not a valid bucket name", id="bucket-too-short"),
+    pytest.param({"bucketName": "a" * 64}, "bucketName", id="bucket-too-long"),
+    pytest.param({"bucketName": "My-Bucket"}, "bucketName", id="bucket-uppercase"),
+    pytest.param({"bucketName": "my_bucket"}, "bucketName", id="bucket-underscore"),
+    pytest.param({"bucketName": "-bucket"}, "bucketName", id="bucket-leading-hyphen"),
+    pytest.param({"bucketName": "bucket."}, "bucketName", id="bucket-trailing-dot"),
+    pytest.param({"bucketName": "my..bucket"}, "no adjacent", id="bucket-adjacent-dots"),
+    pytest.param({"bucketName": "my.-bucket"}, "no adjacent", id="bucket-dot-hyphen"),
+    pytest.param({"bucketName": "192.168.0.1"}, "IP address", id="bucket-ip-address"),
+    pytest.param({"bucketName": "xn--bucket"}, "xn--", id="bucket-xn-prefix"),
+    pytest.param({"bucketName": "bkt;rm -rf"}, "bucketName", id="bucket-injection"),
+    pytest.param({"bucketName": "bkt", "prefix": "../other/"}, PREFIX_ERROR, id="prefix-dotdot"),
+    pytest.param({"bucketName": "bkt", "prefix": "a/../b"}, PREFIX_ERROR, id="prefix-inner-dotdot"),
+    pytest.param({"bucketName": "bkt", "prefix": "a/./b"}, PREFIX_ERROR, id="prefix-dot"),
+    pytest.param({"bucketName": "bkt", "prefix": "a//b"}, PREFIX_ERROR, id="prefix-empty-segment"),
+    pytest.param({"bucketName": "bkt", "prefix": "a b"}, PREFIX_ERROR, id="prefix-space"),
+    pytest.param({"bucketName": "bkt", "prefix": "x" * 1025}, PREFIX_ERROR, id="prefix-too-long"),
+    pytest.param(
+        {"bucketName": "bkt", "authenticationSource": "irsa"},
+        "authenticationSource 'irsa' is not one of: driver, secret, pod",
+        id="unknown-authentication-source",
+    ),
+    pytest.param(
+        {"bucketName": "bkt", "authenticationSource": "Pod"},
+        "authenticationSource",
+        id="authentication-source-is-case-sensitive",
+    ),
+    pytest.param({"bucketName": "bkt", "fsUser": "-1"}, FS_USER_ERROR, id="fsuser-negative"),
+    pytest.param({"bucketName": "bkt", "fsUser": "alice"}, FS_USER_ERROR, id="fsuser-name"),
+    pytest.param({"bucketName": "bkt", "fsUser": "2147483648"}, FS_USER_ERROR, id="fsuser-range"),
+    pytest.param({"bucketName": "bkt", "stsRegion": "us east"}, "stsRegion", id="sts-region"),
+    pytest.param({"bucketName": "bkt", "roleArn": "pod-a-role"}, "volume attribute roleArn", id="role-arn"),
+    pytest.param(
+        {"bucketName": "bkt", "roleArn": "arn:aws:iam::111122223333:user/alice"},
+        "volume attribute roleArn",
+        id="role-arn-not-a-role",
+    ),
+]
+
+
+@pytest.mark.parametrize(("attributes", "fragment"), INVALID)
+def test_invalid_attributes_are_named(attributes: dict[str, str], fragment: str) -> None:
+    with pytest.raises(InvalidArgument) as error:
+        VolumeContext.parse(attributes)
+    assert fragment in str(error.value)
+
+
+def test_long_bad_values_are_truncated_in_messages() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        VolumeContext.parse({"bucketName": "B" * 5000})
+    assert len(str(error.value)) < 300
+
+
+@pytest.mark.parametrize(("attributes", "expected"), VALID)
+def test_to_volume_context_round_trips(attributes: dict[str, str], expected: VolumeContext) -> None:
+    assert VolumeContext.parse(expected.to_volume_context()) == expected

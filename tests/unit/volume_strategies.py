@@ -1,0 +1,84 @@
+"""Hypothesis strategies for mount options, shared by the options and policy property tests."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import strategies as st
+
+from s3csi.volume.options import (
+    ALLOWED_OPTIONS,
+    DENIED_OPTIONS,
+    DROPPED_OPTIONS,
+    MAX_ID,
+    MAX_PART_SIZE,
+    MAX_THREADS,
+    MAX_TTL_S,
+    MIN_PART_SIZE,
+    MIN_READ_PART_SIZE,
+    ValueKind,
+)
+
+_VALID_VALUES: dict[ValueKind, st.SearchStrategy[str]] = {
+    ValueKind.ID: st.integers(0, MAX_ID).flatmap(lambda n: st.sampled_from([str(n), f"{n:05d}"])),
+    ValueKind.MODE: st.integers(0, 0o777).flatmap(lambda m: st.sampled_from([f"{m:03o}", f"{m:04o}"])),
+    ValueKind.TTL: st.one_of(st.sampled_from(["indefinite", "minimal"]), st.integers(0, MAX_TTL_S).map(str)),
+    ValueKind.PART_SIZE: st.integers(MIN_PART_SIZE, MAX_PART_SIZE).map(str),
+    ValueKind.READ_PART_SIZE: st.integers(MIN_READ_PART_SIZE, MAX_PART_SIZE).map(str),
+    ValueKind.THREADS: st.integers(1, MAX_THREADS).map(str),
+    ValueKind.REGION: st.from_regex(r"[a-z][a-z0-9-]{0,15}[a-z0-9]", fullmatch=True),
+    ValueKind.PREFIX: st.from_regex(
+        r"/?([a-z0-9=_-][a-z0-9=._-]{0,7}/){0,3}[a-z0-9=_-]{1,8}/?", fullmatch=True
+    ),
+    ValueKind.STORAGE_CLASS: st.sampled_from(["STANDARD", "STANDARD_IA", "INTELLIGENT_TIERING"]),
+    ValueKind.SSE: st.sampled_from(["aws:kms", "aws:kms:dsse", "AES256"]),
+    ValueKind.KMS_KEY_ID: st.sampled_from(["alias/s3", "arn:aws:kms:us-east-1:111122223333:key/ab-12"]),
+    ValueKind.USER_AGENT_PREFIX: st.from_regex(r"[A-Za-z0-9._~/=+@:-]{1,20}", fullmatch=True),
+}
+
+_DASHES = st.sampled_from(["", "--"])
+
+
+def _valid_entry(name: str) -> st.SearchStrategy[str]:
+    kind = ALLOWED_OPTIONS[name]
+    if kind is ValueKind.FLAG:
+        return _DASHES.map(lambda dashes: f"{dashes}{name}")
+    return st.builds(
+        lambda dashes, sep, value: f"{dashes}{name}{sep}{value}",
+        _DASHES,
+        st.sampled_from(["=", " "]),
+        _VALID_VALUES[kind],
+    )
+
+
+valid_entries: st.SearchStrategy[str] = st.one_of(
+    st.sampled_from(sorted(ALLOWED_OPTIONS)).flatmap(_valid_entry),
+    st.sampled_from(["-f", "--foreground", "--help", "--version"]),
+)
+"""One mount option in any accepted spelling, valid on its own."""
+
+_NAMES = st.sampled_from(
+    [*ALLOWED_OPTIONS, *DENIED_OPTIONS, *DROPPED_OPTIONS, "allow_other", "UID", "", "f", "o", "-uid"]
+)
+_HOSTILE_VALUES = st.one_of(
+    st.sampled_from(["2147483648", "-1", "999", "a/../b/", "1;rm", "", "a,b", "$(id)", "x y"]),
+    st.text(max_size=12),
+)
+
+any_entries: st.SearchStrategy[str] = st.one_of(
+    valid_entries,
+    st.builds(
+        lambda dashes, name, sep, value: f"{dashes}{name}{sep}{value}",
+        st.sampled_from(["", "-", "--"]),
+        _NAMES,
+        st.sampled_from(["=", " ", "  "]),
+        _HOSTILE_VALUES,
+    ),
+    st.text(max_size=30),
+)
+"""Anything: valid entries, real names with hostile values, and arbitrary text."""
+
+
+def option_name(entry: str) -> str:
+    """The option an entry names, for ``st.lists(..., unique_by=option_name)``."""
+    return re.split(r"[=\s]", entry.strip().lstrip("-"), maxsplit=1)[0]
