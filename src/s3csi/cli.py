@@ -23,7 +23,9 @@ from s3csi import __version__
 from s3csi.errors import InvalidArgument, S3csiError
 
 # name → (module, one-line description). Keep in step with DESIGN.md §3.1 and docs/.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "webhook": ("s3csi.admission.cli", "admission webhook: namespace defaults for new pods (HTTPS)"),
+}
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

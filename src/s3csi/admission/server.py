@@ -1,0 +1,220 @@
+"""The HTTPS server of ``s3csi webhook``: routes, TLS with certificate reloading, graceful stop.
+
+No decision lives here: a route maps a path to a pure function from AdmissionRequest to AdmissionResponse
+(pods.py, namespaces.py). This module only turns HTTP into those calls and never answers 500: the API
+server would then apply the webhook's failurePolicy to every pod (docs/admission.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import signal
+import socket
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from s3csi.admission.labels import HEALTHZ_PATH, MUTATE_PATHS, VALIDATE_NAMESPACES_PATH
+from s3csi.admission.namespaces import validate_namespace
+from s3csi.admission.pods import default_pod
+from s3csi.admission.review import (
+    MAX_REVIEW_BYTES,
+    AdmissionRequest,
+    AdmissionResponse,
+    allow,
+    parse_review,
+    review_of,
+)
+from s3csi.errors import FailedPrecondition, InvalidArgument
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("s3csi.admission.access")
+
+Decide = Callable[[AdmissionRequest], AdmissionResponse]
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request: client, method, path, status, bytes sent, seconds. Never a body or a header."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %d %d %.4fs',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            response.body_length,
+            time,
+        )
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    cert_file: Path
+    """PEM certificate chain served to the API server."""
+    key_file: Path
+    """PEM private key of ``cert_file``."""
+    host: str = "0.0.0.0"
+    port: int = 8443
+    """0 picks a free port (logged at start)."""
+    cert_reload_interval: float = 10.0
+    """Seconds between checks of the two files for a rotated certificate (cert-manager)."""
+    shutdown_timeout: float = 10.0
+    """Seconds in-flight reviews get to finish after SIGTERM; below the pod's 30 s grace period."""
+
+
+def default_routes() -> dict[str, Decide]:
+    routes: dict[str, Decide] = {
+        path: functools.partial(default_pod, default=default, value=value)
+        for path, (default, value) in MUTATE_PATHS.items()
+    }
+    routes[VALIDATE_NAMESPACES_PATH] = validate_namespace
+    return routes
+
+
+def make_app(routes: Mapping[str, Decide]) -> web.Application:
+    # client_max_size makes aiohttp answer 413 before reading more than the API server could ever send.
+    app = web.Application(client_max_size=MAX_REVIEW_BYTES)
+    for path, decide in routes.items():
+        app.router.add_post(path, functools.partial(_review, decide=decide))
+    app.router.add_get(HEALTHZ_PATH, _healthz)
+    return app
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def _review(request: web.Request, *, decide: Decide) -> web.Response:
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(
+            text=f"Content-Type must be application/json, not {request.content_type!r}\n"
+        )
+    body = await request.read()
+    try:
+        admission_request = parse_review(body)
+    except InvalidArgument as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n") from exc
+    try:
+        response = decide(admission_request)
+    except Exception:
+        # A bug must not block pods: fail open with a warning the user sees, and the traceback logged.
+        log.exception("deciding %s %s failed", request.path, admission_request["uid"])
+        response = allow(
+            admission_request, warnings=["s3csi webhook internal error: request allowed unchanged"]
+        )
+    return web.json_response(review_of(response))
+
+
+def load_tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    for what, path in (("certificate", cert_file), ("key", key_file)):
+        if not path.is_file():
+            raise InvalidArgument(f"{what} file {path} does not exist or is not a file")
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidArgument(f"cannot load certificate {cert_file} with key {key_file}: {exc}") from exc
+    return context
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    # stat() follows symlinks: a Secret volume swaps its ..data symlink, which changes the inode.
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+
+class CertificateReloader:
+    """Serves the certificate files' current pair, loading them again when either file changes.
+
+    The listening socket's context hands each new TLS connection the most recent context that loaded
+    (through the SNI callback, which OpenSSL calls whether or not the client sent a server name); open
+    connections keep theirs. A new pair is loaded into a fresh context, so a half-rotated pair (the new
+    certificate without its key yet) never disturbs the one in service: the next check retries.
+    """
+
+    def __init__(self, cert_file: Path, key_file: Path) -> None:
+        self._files = (cert_file, key_file)
+        self._loaded = self._identities()
+        self._current = load_tls_context(cert_file, key_file)
+        self.listener_context = load_tls_context(cert_file, key_file)
+        self.listener_context.sni_callback = self._select
+
+    def _select(self, connection: ssl.SSLObject, _server_name: str | None, _: ssl.SSLContext) -> None:
+        connection.context = self._current
+
+    def _identities(self) -> tuple[tuple[int, int, int, int], ...] | None:
+        try:
+            return tuple(_identity(path) for path in self._files)
+        except OSError:
+            return None
+
+    def reload_if_changed(self) -> bool:
+        current = self._identities()
+        if current is None or current == self._loaded:
+            return False
+        try:
+            self._current = load_tls_context(*self._files)
+        except InvalidArgument as exc:
+            log.warning("certificate changed but does not load yet, serving the previous one: %s", exc)
+            return False
+        self._loaded = current
+        log.info("reloaded certificate %s", self._files[0])
+        return True
+
+    async def watch(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.reload_if_changed()
+
+
+def _log_death(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s died", task.get_name(), exc_info=task.exception())
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, reuse_port=False)
+    except OSError as exc:
+        raise FailedPrecondition(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+async def serve(settings: WebhookSettings) -> None:
+    """Serve until SIGTERM or SIGINT, then let in-flight reviews finish and return."""
+    reloader = CertificateReloader(settings.cert_file, settings.key_file)
+    sock = _listen(settings.host, settings.port)
+    runner = web.AppRunner(
+        make_app(default_routes()),
+        access_log=access_log,
+        access_log_class=AccessLogger,
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout,
+    )
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    watcher = asyncio.create_task(reloader.watch(settings.cert_reload_interval), name="certificate-reloader")
+    watcher.add_done_callback(_log_death)
+    try:
+        await web.SockSite(runner, sock, ssl_context=reloader.listener_context).start()
+        host, port = sock.getsockname()[:2]
+        log.info("s3csi webhook listening on https://%s:%d", host, port)
+        await stop.wait()
+        log.info("stopping: letting in-flight reviews finish (at most %ss)", settings.shutdown_timeout)
+    finally:
+        watcher.cancel()
+        await runner.cleanup()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,359 @@
+"""``s3csi webhook`` over real HTTPS (a CA made here), as the API server would call it.
+
+The table of tests/admission_cases.py through the real server, patches applied with an independent RFC 6902
+implementation (jsonpatch) and the result validated as a Pod against the Kubernetes schema; malformed
+requests; TLS; the access log; SIGTERM; certificate rotation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import kubernetes_validate
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from cryptography import x509
+
+from s3csi.admission.review import AdmissionRequest, AdmissionResponse
+from s3csi.admission.server import make_app
+from tests.admission_cases import (
+    FSGROUP_PATH,
+    MUTATE_PATHS,
+    NAMESPACE_CASES,
+    PATH_FIELDS,
+    POD_CASES,
+    defaulted,
+    namespace,
+    pod,
+)
+from tests.admission_support import CertificateAuthority, WebhookProcess, admission_review, post
+
+pytestmark = pytest.mark.integration
+
+KUBERNETES_VERSION = kubernetes_validate.latest_version()
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
+    return CertificateAuthority.create(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="module")
+def webhook(tmp_path_factory: pytest.TempPathFactory, ca: CertificateAuthority) -> Iterator[WebhookProcess]:
+    process = WebhookProcess(tmp_path_factory.mktemp("webhook"), ca)
+    try:
+        yield process
+    finally:
+        assert process.terminate() == 0, process.log()
+
+
+def review_body(obj: object, kind: str = "Pod", **fields: Any) -> tuple[bytes, str]:
+    review = admission_review(obj, kind=kind, **fields)
+    return json.dumps(review).encode(), review["request"]["uid"]
+
+
+def call(webhook: WebhookProcess, path: str, obj: object, kind: str = "Pod", **fields: Any) -> dict[str, Any]:
+    body, uid = review_body(obj, kind, **fields)
+    conn = webhook.connect()
+    try:
+        response: dict[str, Any] = post(conn, path, body).review()["response"]
+    finally:
+        conn.close()
+    assert response["uid"] == uid
+    return response
+
+
+def decoded_patch(response: dict[str, Any]) -> list[dict[str, Any]]:
+    if "patch" not in response:
+        assert "patchType" not in response
+        return []
+    assert response["patchType"] == "JSONPatch"
+    patch: list[dict[str, Any]] = json.loads(base64.b64decode(response["patch"], validate=True))
+    return patch
+
+
+@pytest.mark.parametrize("case", POD_CASES, ids=lambda c: c.name)
+def test_pod_table_over_https(webhook: WebhookProcess, case: Any) -> None:
+    for path in MUTATE_PATHS:
+        response = call(webhook, path, case.pod)
+        assert response["allowed"] is True and "warnings" not in response
+        patch = decoded_patch(response)
+        assert patch == case.patches[path], path
+        admitted = jsonpatch.apply_patch(case.pod, patch)
+        field, value = PATH_FIELDS[path]
+        assert admitted == (defaulted(case.pod, **{field: value}) if patch else case.pod)
+        kubernetes_validate.validate(admitted, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("case", NAMESPACE_CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("operation", ["CREATE", "UPDATE"])
+def test_namespace_table_over_https(webhook: WebhookProcess, case: Any, operation: str) -> None:
+    response = call(webhook, "/validate-namespaces", namespace(case.labels), "Namespace", operation=operation)
+    assert response["allowed"] is (not case.violations)
+    if case.violations:
+        assert response["status"] == {"code": 422, "reason": "Invalid", "message": "; ".join(case.violations)}
+        assert "patch" not in response
+
+
+VALID, _ = review_body(pod())
+NO_SPEC, _ = review_body({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}})
+NO_OBJECT, _ = review_body(None)
+UPDATE, _ = review_body(pod(), operation="UPDATE")
+NAMESPACE_WITHOUT_METADATA, _ = review_body({"kind": "Namespace"}, "Namespace")
+
+
+@pytest.mark.parametrize(
+    ("request_line", "content_type", "body", "expected"),
+    [
+        (("GET", FSGROUP_PATH), "application/json", b"", (405, "")),
+        (("PUT", FSGROUP_PATH), "application/json", VALID, (405, "")),
+        (("POST", "/mutate-pods/fsgroup-change-policy/Always"), "application/json", VALID, (404, "")),
+        (("POST", "/mutate-pods"), "application/json", VALID, (404, "")),
+        (("POST", "/"), "application/json", VALID, (404, "")),
+        (("POST", FSGROUP_PATH), "text/plain", VALID, (415, "Content-Type must be application/json")),
+        (("POST", FSGROUP_PATH), "application/x-www-form-urlencoded", VALID, (415, "application/json")),
+        (("POST", FSGROUP_PATH), "application/json", b"not json", (400, "not JSON")),
+        (("POST", FSGROUP_PATH), "application/json", b"", (400, "not JSON")),
+        (
+            ("POST", FSGROUP_PATH),
+            "application/json",
+            b'{"kind": "AdmissionReview"}',
+            (400, "expected apiVersion"),
+        ),
+        (("POST", "/validate-namespaces"), "application/json", b"[1, 2]", (400, "not list")),
+        (("POST", "/validate-namespaces"), "application/json", b"{}", (400, "expected apiVersion")),
+    ],
+)
+def test_a_bad_request_gets_a_clear_4xx(
+    webhook: WebhookProcess,
+    request_line: tuple[str, str],
+    content_type: str,
+    body: bytes,
+    expected: tuple[int, str],
+) -> None:
+    (method, path), (status, text) = request_line, expected
+    conn = webhook.connect()
+    try:
+        reply = post(conn, path, body, content_type, method)
+    finally:
+        conn.close()
+    assert reply.status == status, reply.body
+    assert text.encode() in reply.body
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "warning"),
+    [
+        (FSGROUP_PATH, NO_SPEC, "the pod has no spec"),
+        (FSGROUP_PATH, NO_OBJECT, "no pod object"),
+        ("/mutate-pods/selinux-change-policy/Recursive", UPDATE, 'operation "UPDATE" is not defaulted'),
+        ("/validate-namespaces", NAMESPACE_WITHOUT_METADATA, "no namespace object with metadata"),
+    ],
+)
+def test_a_malformed_object_is_allowed_unchanged_with_a_warning(
+    webhook: WebhookProcess, path: str, body: bytes, warning: str
+) -> None:
+    conn = webhook.connect()
+    try:
+        response = post(conn, path, body).review()["response"]
+    finally:
+        conn.close()
+    assert response["allowed"] is True and "patch" not in response
+    assert warning in response["warnings"][0]
+
+
+def test_bodies_over_3_mib_are_refused_and_just_under_is_served(webhook: WebhookProcess) -> None:
+    big = pod(annotations={"filler": ""})
+    body, _ = review_body(big)
+    big["metadata"]["annotations"]["filler"] = "x" * (3 * 1024 * 1024 - len(body) - 1024)
+    under, _ = review_body(big)
+    big["metadata"]["annotations"]["filler"] += "x" * 2048
+    over, _ = review_body(big)
+    assert len(under) < 3 * 1024 * 1024 < len(over)
+    conn = webhook.connect()
+    try:
+        response = post(conn, FSGROUP_PATH, under).review()["response"]
+        assert decoded_patch(response) == POD_CASES[0].patches[FSGROUP_PATH]
+    finally:
+        conn.close()
+    conn = webhook.connect()
+    try:
+        reply = post(conn, FSGROUP_PATH, over)
+    except (ConnectionError, ssl.SSLError):
+        # The server may close before the client has sent it all; it must not have answered 5xx.
+        reply = None
+    finally:
+        conn.close()
+    assert reply is None or reply.status == 413, reply
+    # The server is still serving.
+    assert call(webhook, FSGROUP_PATH, pod())["allowed"] is True
+
+
+def test_healthz(webhook: WebhookProcess) -> None:
+    conn = webhook.connect()
+    try:
+        reply = post(conn, "/healthz", b"", method="GET")
+    finally:
+        conn.close()
+    assert (reply.status, reply.body) == (200, b"ok\n")
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_tls_1_2_or_newer_only(webhook: WebhookProcess, ca: CertificateAuthority) -> None:
+    conn = webhook.connect()
+    try:
+        conn.connect()
+        assert conn.sock.version() in ("TLSv1.2", "TLSv1.3")
+    finally:
+        conn.close()
+    old = ca.client_context()
+    old.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    old.maximum_version = ssl.TLSVersion.TLSv1_1
+    with (
+        socket.create_connection(("127.0.0.1", webhook.port), timeout=10) as raw,
+        pytest.raises(ssl.SSLError),
+    ):
+        old.wrap_socket(raw, server_hostname="localhost")
+    # And a client that does not trust our CA cannot be fooled into trusting it.
+    with (
+        socket.create_connection(("127.0.0.1", webhook.port), timeout=10) as raw,
+        pytest.raises(ssl.SSLError),
+    ):
+        ssl.create_default_context().wrap_socket(raw, server_hostname="localhost")
+
+
+def test_requests_are_logged_without_bodies(webhook: WebhookProcess) -> None:
+    marker = "secret-marker-4d1f9e"
+    call(webhook, FSGROUP_PATH, pod(annotations={"note": marker}))
+    deadline = time.monotonic() + 10
+    while f'"POST {FSGROUP_PATH}" 200' not in webhook.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = webhook.log()
+    assert f'127.0.0.1 "POST {FSGROUP_PATH}" 200' in log
+    assert marker not in log
+
+
+def test_sigterm_stops_gracefully_with_exit_0(tmp_path: Path, ca: CertificateAuthority) -> None:
+    process = WebhookProcess(tmp_path, ca)
+    try:
+        conn = process.connect()
+        try:
+            assert post(conn, "/healthz", b"", method="GET").status == 200
+        finally:
+            conn.close()
+    finally:
+        status = process.terminate()
+    assert status == 0, process.log()
+    assert "stopping" in process.log()
+    assert "Traceback" not in process.log()
+
+
+def served_serial(webhook: WebhookProcess, server_name: str | None = "localhost") -> int:
+    """The serial of the certificate a new connection gets; ``server_name=None`` sends no SNI, as a client
+    connecting to an IP address (kubelet's probes) does."""
+    context = webhook.ca.client_context()
+    context.check_hostname = server_name is not None
+    with (
+        socket.create_connection(("127.0.0.1", webhook.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=server_name) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def wait_for_serial(webhook: WebhookProcess, serial: int) -> None:
+    deadline = time.monotonic() + 15
+    while served_serial(webhook) != serial:
+        assert time.monotonic() < deadline, f"certificate {serial} not served:\n{webhook.log()}"
+        time.sleep(0.05)
+    assert served_serial(webhook, server_name=None) == serial
+
+
+def test_a_rotated_certificate_is_served_without_restart(tmp_path: Path, ca: CertificateAuthority) -> None:
+    process = WebhookProcess(tmp_path, ca, "--cert-reload-interval", "0.1")
+    try:
+        assert served_serial(process) == process.serial
+        # Half a rotation (a new certificate whose key is not written yet) keeps the old pair in service.
+        other = tmp_path / "other"
+        other.mkdir()
+        half = ca.issue(other / "tls.crt", other / "tls.key")
+        (other / "tls.crt").replace(process.cert)
+        deadline = time.monotonic() + 15
+        while "does not load yet" not in process.log():
+            assert time.monotonic() < deadline, process.log()
+            time.sleep(0.05)
+        assert served_serial(process) == process.serial
+        (other / "tls.key").replace(process.key)
+        wait_for_serial(process, half)
+        # A full rotation as cert-manager does it.
+        rotated = ca.issue(process.cert, process.key)
+        wait_for_serial(process, rotated)
+        assert call(process, FSGROUP_PATH, pod())["allowed"] is True
+    finally:
+        assert process.terminate() == 0, process.log()
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "message"),
+    [
+        (
+            ["--cert", "/nonexistent/tls.crt", "--key", "/nonexistent/tls.key"],
+            2,
+            "certificate file /nonexistent",
+        ),
+        (["--cert", "{bad}", "--key", "{bad}"], 2, "cannot load certificate"),
+        (["--cert", "{cert}", "--key", "{cert}", "--port", "65536"], 2, "--port: port 65536 is out of range"),
+        (["--cert", "{cert}", "--key", "{cert}", "--cert-reload-interval", "0"], 2, "--cert-reload-interval"),
+        (
+            ["--cert", "{cert}", "--key", "{key}", "--host", "127.0.0.1", "--port", "{busy}"],
+            1,
+            "cannot listen",
+        ),
+    ],
+)
+def test_cli_errors_are_one_line(
+    tmp_path: Path, ca: CertificateAuthority, argv: list[str], status: int, message: str
+) -> None:
+    cert, key, bad = tmp_path / "tls.crt", tmp_path / "tls.key", tmp_path / "bad.pem"
+    ca.issue(cert, key)
+    bad.write_text("not a certificate\n")
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        values = {"cert": cert, "key": key, "bad": bad, "busy": busy.getsockname()[1]}
+        args = [a.format(**values) for a in argv]
+        result = subprocess.run(
+            [sys.executable, "-m", "s3csi", "webhook", *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == status, result.stderr
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_a_bug_in_a_decision_fails_open_with_a_warning_not_500() -> None:
+    def broken(request: AdmissionRequest) -> AdmissionResponse:
+        raise KeyError("bug")
+
+    async def scenario() -> dict[str, Any]:
+        async with TestClient(TestServer(make_app({"/broken": broken}))) as client:
+            reply = await client.post("/broken", data=VALID, headers={"Content-Type": "application/json"})
+            assert reply.status == 200
+            review: dict[str, Any] = await reply.json()
+            return review
+
+    response = asyncio.run(scenario())["response"]
+    assert response["allowed"] is True and "patch" not in response
+    assert response["warnings"] == ["s3csi webhook internal error: request allowed unchanged"]
