@@ -1,0 +1,27 @@
+"""The async S3 client layer (DESIGN.md §2 "s3/"): settings, credentials, errors, one client.
+
+It imports no other s3csi layer but ``s3csi.errors``; everything above it (fs, provisioning,
+benchmarks) uses :class:`S3Client`.
+"""
+
+from s3csi.s3.client import S3Client, WriteOptions
+from s3csi.s3.credentials import (
+    CredentialProvider,
+    Credentials,
+    StaticCredentials,
+    default_credential_provider,
+)
+from s3csi.s3.settings import S3Settings
+from s3csi.s3.wire import ListPage, ObjectInfo
+
+__all__ = [
+    "CredentialProvider",
+    "Credentials",
+    "ListPage",
+    "ObjectInfo",
+    "S3Client",
+    "S3Settings",
+    "StaticCredentials",
+    "WriteOptions",
+    "default_credential_provider",
+]

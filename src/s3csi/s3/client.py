@@ -1,0 +1,506 @@
+"""The async S3 client every part of s3csi uses: aiohttp with a keep-alive pool, botocore's SigV4.
+
+One method per S3 call, each with a timeout, retries for transient failures only (``retry.py``) and
+errors translated once (``errors.py``). The hot path, :meth:`S3Client.get_object`, reads the body
+with one ``read()`` into one ``bytes``: no other copy (see docs/performance.md, "S3 client choice").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import os
+import ssl
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TypeVar
+
+import aiohttp
+import yarl
+from multidict import CIMultiDictProxy
+
+from s3csi import __version__
+from s3csi.errors import InvalidArgument
+from s3csi.s3 import wire
+from s3csi.s3.addressing import Endpoint, copy_source
+from s3csi.s3.credentials import CredentialProvider, default_credential_provider
+from s3csi.s3.errors import (
+    CONNECTION_ERROR,
+    CONNECTION_LOST,
+    TIMEOUT,
+    S3Error,
+    code_for_status,
+    exhausted,
+    make_error,
+)
+from s3csi.s3.retry import Idempotency, backoff_delay, is_transient, should_retry
+from s3csi.s3.settings import DEFAULT_REGION, S3Settings
+from s3csi.s3.signing import payload_hash, sign
+from s3csi.s3.wire import ListPage, ObjectInfo
+
+__all__ = ["ListPage", "ObjectInfo", "S3Client", "WriteOptions"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_DELETE_BATCH = 1000
+# Above this, CopyObject is refused by S3 and the copy is done part by part (UploadPartCopy).
+MAX_SINGLE_COPY_BYTES = 5 * 1024**3
+COPY_PART_BYTES = 512 * 1024**2
+MAX_PARTS = 10_000
+COPY_PART_CONCURRENCY = 8
+
+SSE_ALGORITHMS = frozenset({"AES256", "aws:kms", "aws:kms:dsse"})
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How new objects are stored (mount-s3's ``--storage-class``, ``--sse``, ``--sse-kms-key-id``)."""
+
+    storage_class: str | None = None
+    # "AES256" | "aws:kms" | "aws:kms:dsse"; None leaves the bucket's default encryption.
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sse is not None and self.sse not in SSE_ALGORITHMS:
+            raise InvalidArgument(
+                f"--sse must be one of {', '.join(sorted(SSE_ALGORITHMS))}, not {self.sse!r}"
+            )
+        if self.sse_kms_key_id is not None and self.sse not in ("aws:kms", "aws:kms:dsse"):
+            raise InvalidArgument("--sse-kms-key-id needs --sse aws:kms or aws:kms:dsse")
+        if self.storage_class is not None and not self.storage_class.replace("_", "").isalnum():
+            raise InvalidArgument(f"--storage-class is not a storage class name: {self.storage_class!r}")
+
+    def headers(self) -> dict[str, str]:
+        headers = {}
+        if self.storage_class:
+            headers["x-amz-storage-class"] = self.storage_class
+        if self.sse:
+            headers["x-amz-server-side-encryption"] = self.sse
+        if self.sse_kms_key_id:
+            headers["x-amz-server-side-encryption-aws-kms-key-id"] = self.sse_kms_key_id
+        return headers
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+
+class S3Client:
+    """Use as ``async with S3Client(settings) as s3:``, or call :meth:`close`.
+
+    ``credentials`` None means the standard AWS chain over this process's environment, unless the
+    settings say ``no_sign_request``. The constructor does no I/O: the connection pool is made on
+    the first call, inside the running event loop.
+    """
+
+    def __init__(self, settings: S3Settings, credentials: CredentialProvider | None = None) -> None:
+        self.settings = settings
+        self._endpoint = Endpoint.build(
+            settings.endpoint_url, settings.region, force_path_style=settings.force_path_style
+        )
+        self._credentials: CredentialProvider | None = None
+        if not settings.no_sign_request:
+            self._credentials = credentials or default_credential_provider(os.environ)
+        agent = f"s3csi/{__version__} aiohttp/{aiohttp.__version__}"
+        self._user_agent = f"{settings.user_agent_prefix} {agent}" if settings.user_agent_prefix else agent
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> S3Client:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    # ---- objects ---------------------------------------------------------------------------------
+
+    async def list_objects_v2(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "/",
+        continuation_token: str | None = None,
+        start_after: str | None = None,
+        max_keys: int = 1000,
+    ) -> ListPage:
+        """One page. ``delimiter=""`` lists every key under ``prefix`` (no common prefixes)."""
+        params: dict[str, str | None] = {"list-type": "2", "encoding-type": "url", "max-keys": str(max_keys)}
+        if prefix:
+            params["prefix"] = prefix
+        if delimiter:
+            params["delimiter"] = delimiter
+        if continuation_token is not None:
+            params["continuation-token"] = continuation_token
+        if start_after is not None:
+            params["start-after"] = start_after
+        response = await self._call("ListObjectsV2", "GET", bucket, params=params)
+        return self._parsed("ListObjectsV2", bucket, None, wire.parse_list_objects_v2, response.body)
+
+    async def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        response = await self._call("HeadObject", "HEAD", bucket, key)
+        try:
+            return ObjectInfo(
+                key=key,
+                size=int(response.headers["Content-Length"]),
+                etag=response.headers.get("ETag", ""),
+                last_modified=wire.parse_http_date(response.headers["Last-Modified"]),
+            )
+        except (KeyError, ValueError) as exc:
+            raise self._malformed("HeadObject", bucket, key, f"missing or bad header {exc}") from exc
+
+    async def get_object(self, bucket: str, key: str, *, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes ``[start, end)`` of the object (``end`` None: to its end), clipped to its size as S3
+        clips ranges: a range starting at or past the end gives ``b""``."""
+        if start < 0 or (end is not None and end < start):
+            raise InvalidArgument(f"bad byte range [{start}, {end}) for s3://{bucket}/{key}")
+        if end == start:
+            return b""
+        ranged = start > 0 or end is not None
+        headers = {"Range": f"bytes={start}-{'' if end is None else end - 1}"} if ranged else {}
+        response = await self._call("GetObject", "GET", bucket, key, headers=headers, ok=(200, 206, 416))
+        if response.status == 416:
+            return b""
+        if ranged and response.status == 200:
+            # A server that ignores Range sends the whole object.
+            return response.body[start:end]
+        return response.body
+
+    async def put_object(
+        self, bucket: str, key: str, body: bytes | memoryview, options: WriteOptions = WriteOptions()
+    ) -> str:
+        """Store the whole object; returns its ETag."""
+        response = await self._call(
+            "PutObject", "PUT", bucket, key, headers=options.headers(), body=body, data_body=True
+        )
+        return self._etag("PutObject", bucket, key, response)
+
+    async def create_multipart_upload(
+        self, bucket: str, key: str, options: WriteOptions = WriteOptions()
+    ) -> str:
+        response = await self._call(
+            "CreateMultipartUpload",
+            "POST",
+            bucket,
+            key,
+            params={"uploads": None},
+            headers=options.headers(),
+            idempotency=Idempotency.NOT_IDEMPOTENT,
+        )
+        return self._parsed("CreateMultipartUpload", bucket, key, wire.parse_upload_id, response.body)
+
+    async def upload_part(
+        self, bucket: str, key: str, upload_id: str, part_number: int, body: bytes | memoryview
+    ) -> str:
+        """Upload part ``part_number`` (1…10000); returns its ETag for completion."""
+        response = await self._call(
+            "UploadPart",
+            "PUT",
+            bucket,
+            key,
+            params={"partNumber": str(part_number), "uploadId": upload_id},
+            body=body,
+            data_body=True,
+        )
+        return self._etag("UploadPart", bucket, key, response)
+
+    async def complete_multipart_upload(
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+    ) -> str:
+        """``parts`` are (part number, ETag) pairs; returns the object's ETag."""
+        response = await self._call(
+            "CompleteMultipartUpload",
+            "POST",
+            bucket,
+            key,
+            params={"uploadId": upload_id},
+            body=wire.complete_multipart_body(parts),
+            error_in_200=True,
+        )
+        return self._parsed("CompleteMultipartUpload", bucket, key, wire.parse_etag_result, response.body)
+
+    async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        await self._call(
+            "AbortMultipartUpload", "DELETE", bucket, key, params={"uploadId": upload_id}, ok=(204, 200)
+        )
+
+    async def copy_object(
+        self, bucket: str, source_key: str, dest_key: str, options: WriteOptions = WriteOptions()
+    ) -> None:
+        """Server-side copy within the bucket; part by part (UploadPartCopy) above 5 GiB."""
+        size = (await self.head_object(bucket, source_key)).size
+        if size > MAX_SINGLE_COPY_BYTES:
+            await self._copy_multipart(
+                bucket, source_key, dest_key, size=size, options=options, part_size=COPY_PART_BYTES
+            )
+            return
+        headers = {"x-amz-copy-source": copy_source(bucket, source_key), **options.headers()}
+        await self._call("CopyObject", "PUT", bucket, dest_key, headers=headers, error_in_200=True)
+
+    async def _copy_multipart(
+        self, bucket: str, source_key: str, dest_key: str, *, size: int, options: WriteOptions, part_size: int
+    ) -> None:
+        upload_id = await self.create_multipart_upload(bucket, dest_key, options)
+        ranges = copy_part_ranges(size, part_size)
+        limit = asyncio.Semaphore(COPY_PART_CONCURRENCY)
+
+        async def copy_part(number: int, first: int, last: int) -> tuple[int, str]:
+            headers = {
+                "x-amz-copy-source": copy_source(bucket, source_key),
+                "x-amz-copy-source-range": f"bytes={first}-{last}",
+            }
+            async with limit:
+                response = await self._call(
+                    "UploadPartCopy",
+                    "PUT",
+                    bucket,
+                    dest_key,
+                    params={"partNumber": str(number), "uploadId": upload_id},
+                    headers=headers,
+                    error_in_200=True,
+                )
+            return number, self._parsed(
+                "UploadPartCopy", bucket, dest_key, wire.parse_etag_result, response.body
+            )
+
+        try:
+            parts = await asyncio.gather(*(copy_part(n, a, b) for n, (a, b) in enumerate(ranges, start=1)))
+            await self.complete_multipart_upload(bucket, dest_key, upload_id, parts)
+        except BaseException:
+            await asyncio.shield(self._abort_quietly(bucket, dest_key, upload_id))
+            raise
+
+    async def _abort_quietly(self, bucket: str, key: str, upload_id: str) -> None:
+        try:
+            await self.abort_multipart_upload(bucket, key, upload_id)
+        except S3Error:
+            log.warning("could not abort multipart upload of s3://%s/%s", bucket, key, exc_info=True)
+
+    async def delete_object(self, bucket: str, key: str) -> None:
+        """Succeeds for a key that does not exist, as S3 does."""
+        await self._call("DeleteObject", "DELETE", bucket, key, ok=(204, 200))
+
+    async def delete_objects(self, bucket: str, keys: Sequence[str]) -> None:
+        """Delete in batches of 1000, every batch even after a failure; then raise naming the first
+        key that could not be deleted."""
+        failures: list[wire.DeleteFailure] = []
+        for first in range(0, len(keys), MAX_DELETE_BATCH):
+            body = wire.delete_objects_body(keys[first : first + MAX_DELETE_BATCH])
+            headers = {"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()}
+            response = await self._call(
+                "DeleteObjects", "POST", bucket, params={"delete": None}, headers=headers, body=body
+            )
+            failures += self._parsed("DeleteObjects", bucket, None, wire.parse_delete_failures, response.body)
+        if failures:
+            first_failure = failures[0]
+            raise make_error(
+                "DeleteObjects",
+                code=first_failure.code,
+                message=f"{first_failure.message} ({len(failures)} of {len(keys)} keys not deleted)",
+                status=None,
+                bucket=bucket,
+                key=first_failure.key,
+            )
+
+    # ---- buckets ---------------------------------------------------------------------------------
+
+    async def create_bucket(self, bucket: str) -> None:
+        """Create in the settings' region; a bucket that is already ours counts as created."""
+        region = self.settings.region
+        body = wire.create_bucket_body(region) if region != DEFAULT_REGION else b""
+        try:
+            await self._call("CreateBucket", "PUT", bucket, body=body)
+        except S3Error as exc:
+            if exc.code != "BucketAlreadyOwnedByYou":
+                raise
+
+    async def delete_bucket(self, bucket: str) -> None:
+        await self._call("DeleteBucket", "DELETE", bucket, ok=(204, 200))
+
+    async def head_bucket(self, bucket: str) -> None:
+        """Succeeds when the bucket exists and these credentials may use it."""
+        await self._call("HeadBucket", "HEAD", bucket)
+
+    # ---- one request, with retries -----------------------------------------------------------------
+
+    async def _call(
+        self,
+        operation: str,
+        method: str,
+        bucket: str,
+        key: str | None = None,
+        *,
+        params: Mapping[str, str | None] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | memoryview = b"",
+        data_body: bool = False,
+        ok: tuple[int, ...] = (200,),
+        error_in_200: bool = False,
+        idempotency: Idempotency = Idempotency.IDEMPOTENT,
+    ) -> _Response:
+        """Send one S3 request, retrying transient failures. ``data_body`` marks object data, whose
+        hash is signed only when the settings ask for it; ``error_in_200`` marks calls that S3 may
+        answer with 200 and an error body (CompleteMultipartUpload, CopyObject)."""
+        url = self._endpoint.url(bucket, key, params)
+        content_sha256 = payload_hash(body, sign=self.settings.sign_payload or not data_body)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._send(
+                    operation,
+                    method=method,
+                    url=url,
+                    bucket=bucket,
+                    key=key,
+                    headers=headers or {},
+                    body=body,
+                    content_sha256=content_sha256,
+                    ok=ok,
+                    error_in_200=error_in_200,
+                )
+            except S3Error as error:
+                if should_retry(error, idempotency, attempt, self.settings.max_attempts):
+                    delay = backoff_delay(
+                        attempt, self.settings.retry_base_delay_s, self.settings.retry_max_delay_s
+                    )
+                    log.debug("%s: %s; retry %d in %.2f s", operation, error.code, attempt, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                if is_transient(error):
+                    raise exhausted(error, attempt) from error
+                raise
+
+    async def _send(
+        self,
+        operation: str,
+        *,
+        method: str,
+        url: str,
+        bucket: str,
+        key: str | None,
+        headers: Mapping[str, str],
+        body: bytes | memoryview,
+        content_sha256: str,
+        ok: tuple[int, ...],
+        error_in_200: bool,
+    ) -> _Response:
+        if self._credentials is not None:
+            credentials = await self._credentials.get()
+            headers = sign(
+                method,
+                url,
+                headers,
+                content_sha256=content_sha256,
+                credentials=credentials,
+                region=self.settings.region,
+            )
+        session = self._session or self._open_session()
+        try:
+            async with session.request(
+                method, yarl.URL(url, encoded=True), headers=headers, data=body if body else None
+            ) as response:
+                data = await response.read()
+                status, response_headers = response.status, response.headers
+        except aiohttp.ClientSSLError as exc:
+            raise make_error(
+                operation, code="TLSError", message=str(exc), status=None, bucket=bucket, key=key
+            ) from exc
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise make_error(
+                operation, code=CONNECTION_ERROR, message=_reason(exc), status=None, bucket=bucket, key=key
+            ) from exc
+        except TimeoutError as exc:
+            message = f"no complete answer within {self.settings.request_timeout_s:g} s"
+            raise make_error(
+                operation, code=TIMEOUT, message=message, status=None, bucket=bucket, key=key
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise make_error(
+                operation, code=CONNECTION_LOST, message=_reason(exc), status=None, bucket=bucket, key=key
+            ) from exc
+        if status in ok:
+            error = wire.parse_error(data) if error_in_200 else None
+            if error is None:
+                return _Response(status, response_headers, data)
+        else:
+            error = wire.parse_error(data)
+        raise make_error(
+            operation,
+            code=error.code if error and error.code else code_for_status(status),
+            message=error.message if error else "",
+            status=status,
+            bucket=bucket,
+            key=key,
+            region_hint=(error.region if error else None) or response_headers.get("x-amz-bucket-region"),
+        )
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        settings = self.settings
+        ssl_context: ssl.SSLContext | bool = True
+        if settings.ca_bundle and self._endpoint.scheme == "https":
+            try:
+                ssl_context = ssl.create_default_context(cafile=settings.ca_bundle)
+            except (OSError, ssl.SSLError) as exc:
+                reason = getattr(exc, "strerror", None) or type(exc).__name__
+                raise InvalidArgument(f"cannot load the CA bundle {settings.ca_bundle} ({reason})") from exc
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=settings.max_connections, ssl=ssl_context),
+            timeout=aiohttp.ClientTimeout(
+                total=settings.request_timeout_s, sock_connect=settings.connect_timeout_s
+            ),
+            headers={"User-Agent": self._user_agent},
+            # Bodies are object bytes: never let the HTTP layer decode a Content-Encoding.
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding",),
+        )
+        return self._session
+
+    # ---- response helpers ------------------------------------------------------------------------------
+
+    def _etag(self, operation: str, bucket: str, key: str, response: _Response) -> str:
+        etag = response.headers.get("ETag")
+        if not etag:
+            raise self._malformed(operation, bucket, key, "no ETag header")
+        return etag
+
+    def _parsed(
+        self, operation: str, bucket: str, key: str | None, parse: Callable[[bytes], T], body: bytes
+    ) -> T:
+        try:
+            return parse(body)
+        except (wire.MalformedResponse, ValueError) as exc:
+            raise self._malformed(operation, bucket, key, str(exc)) from exc
+
+    @staticmethod
+    def _malformed(operation: str, bucket: str, key: str | None, why: str) -> S3Error:
+        return make_error(
+            operation, code="MalformedResponse", message=why, status=None, bucket=bucket, key=key
+        )
+
+
+def copy_part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:
+    """Inclusive byte ranges for UploadPartCopy: ``part_size`` each, grown when the object would
+    need more than 10000 parts."""
+    part_size = max(part_size, -(-size // MAX_PARTS))
+    return [(first, min(first + part_size, size) - 1) for first in range(0, size, part_size)]
+
+
+def _reason(exc: BaseException) -> str:
+    """aiohttp's exception text, which names the host and the OS error but carries no header."""
+    return str(exc) or type(exc).__name__
