@@ -24,6 +24,7 @@ from s3csi.errors import InvalidArgument, S3csiError
 
 # name → (module, one-line description). Keep in step with DESIGN.md §3.1 and docs/.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "driver": ("s3csi.csi.main", "the CSI plugin: Identity, Controller and Node services on a unix socket"),
     "webhook": ("s3csi.admission.cli", "admission webhook: namespace defaults for new pods (HTTPS)"),
 }
 

@@ -1,0 +1,119 @@
+"""The CSI Node service: identity of the node, its capability, and NodePublishVolume /
+NodeUnpublishVolume validated in full before a :class:`~s3csi.volume.publisher.VolumePublisher` acts."""
+
+from __future__ import annotations
+
+import os
+
+import grpc
+
+from s3csi.csi.proto import csi_pb2, csi_pb2_grpc
+from s3csi.csi.requests import required, secret_credentials, volume_capability
+from s3csi.csi.unimplemented import unimplemented
+from s3csi.errors import FailedPrecondition, InvalidArgument
+from s3csi.volume.context import SERVICE_ACCOUNT_TOKENS, AuthenticationSource, VolumeContext
+from s3csi.volume.policy import PolicyInput, effective_mount
+from s3csi.volume.publisher import PodInfo, PublishSpec, VolumePublisher, pv_name_from_target
+
+_CAPABILITIES = [
+    csi_pb2.NodeServiceCapability(
+        rpc=csi_pb2.NodeServiceCapability.RPC(type=csi_pb2.NodeServiceCapability.RPC.VOLUME_MOUNT_GROUP)
+    )
+]
+NO_RUNTIME = "this node plugin was started without a Mountpoint Pod runtime"
+
+
+def target_path(path: str, kubelet_dir: str) -> str:
+    """``path`` when it is an absolute, normalised path strictly below ``kubelet_dir`` (kubelet only
+    ever asks for its own pod directories); InvalidArgument otherwise."""
+    shown = repr(path[:200])
+    if "\0" in path or not os.path.isabs(path) or os.path.normpath(path) != path:
+        raise InvalidArgument(f"target_path {shown} must be an absolute, normalised path")
+    if not path.startswith(kubelet_dir.rstrip("/") + "/"):
+        raise InvalidArgument(f"target_path {shown} is not below the kubelet directory {kubelet_dir}")
+    return path
+
+
+def publish_spec(request: csi_pb2.NodePublishVolumeRequest, kubelet_dir: str) -> PublishSpec:
+    """Parse and decide: every field checked, the mount policy applied."""
+    volume_id = required(request.volume_id, "volume_id")
+    target = target_path(required(request.target_path, "target_path"), kubelet_dir)
+    if not request.HasField("volume_capability"):
+        raise InvalidArgument("volume_capability is required")
+    capability = volume_capability(request.volume_capability, "volume_capability")
+    context = VolumeContext.parse(request.volume_context)
+    credentials = secret_credentials(request.secrets)
+    if context.authentication_source is AuthenticationSource.SECRET and credentials is None:
+        raise InvalidArgument(
+            "secrets: authenticationSource secret needs a node-publish secret with access_key_id and "
+            "secret_access_key (PV spec.csi.nodePublishSecretRef)"
+        )
+    tokens = request.volume_context.get(SERVICE_ACCOUNT_TOKENS) or None
+    if context.authentication_source is AuthenticationSource.POD and tokens is None:
+        raise InvalidArgument(
+            f"volume_context: authenticationSource pod needs {SERVICE_ACCOUNT_TOKENS} "
+            "(CSIDriver spec.tokenRequests)"
+        )
+    mount = effective_mount(
+        PolicyInput(
+            mount_flags=capability.mount_flags,
+            volume_mount_group=capability.volume_mount_group or None,
+            # The pod's annotations are not in the request: the runtime that knows the pod supplies them.
+            fs_user_annotation=None,
+            volume_fs_user=context.fs_user,
+            readonly=request.readonly,
+            access_mode=capability.access_mode,
+        )
+    )
+    return PublishSpec(
+        volume_id=volume_id,
+        target_path=target,
+        pv_name=pv_name_from_target(target, kubelet_dir),
+        context=context,
+        mount=mount,
+        pod=PodInfo.from_volume_context(request.volume_context),
+        secrets=dict(request.secrets) if credentials else {},
+        service_account_tokens=tokens,
+    )
+
+
+class NodeServicer(csi_pb2_grpc.NodeServicer):
+    def __init__(self, node_id: str, kubelet_dir: str, publisher: VolumePublisher | None) -> None:
+        self._node_id = node_id
+        self._kubelet_dir = kubelet_dir
+        self._publisher = publisher
+
+    def _require_publisher(self) -> VolumePublisher:
+        if self._publisher is None:
+            raise FailedPrecondition(NO_RUNTIME)
+        return self._publisher
+
+    async def NodeGetInfo(
+        self, request: csi_pb2.NodeGetInfoRequest, context: grpc.aio.ServicerContext
+    ) -> csi_pb2.NodeGetInfoResponse:
+        return csi_pb2.NodeGetInfoResponse(node_id=self._node_id)
+
+    async def NodeGetCapabilities(
+        self, request: csi_pb2.NodeGetCapabilitiesRequest, context: grpc.aio.ServicerContext
+    ) -> csi_pb2.NodeGetCapabilitiesResponse:
+        return csi_pb2.NodeGetCapabilitiesResponse(capabilities=_CAPABILITIES)
+
+    async def NodePublishVolume(
+        self, request: csi_pb2.NodePublishVolumeRequest, context: grpc.aio.ServicerContext
+    ) -> csi_pb2.NodePublishVolumeResponse:
+        spec = publish_spec(request, self._kubelet_dir)
+        await self._require_publisher().publish(spec)
+        return csi_pb2.NodePublishVolumeResponse()
+
+    async def NodeUnpublishVolume(
+        self, request: csi_pb2.NodeUnpublishVolumeRequest, context: grpc.aio.ServicerContext
+    ) -> csi_pb2.NodeUnpublishVolumeResponse:
+        volume_id = required(request.volume_id, "volume_id")
+        target = target_path(required(request.target_path, "target_path"), self._kubelet_dir)
+        await self._require_publisher().unpublish(volume_id, target)
+        return csi_pb2.NodeUnpublishVolumeResponse()
+
+    NodeStageVolume = unimplemented("NodeStageVolume")
+    NodeUnstageVolume = unimplemented("NodeUnstageVolume")
+    NodeGetVolumeStats = unimplemented("NodeGetVolumeStats")
+    NodeExpandVolume = unimplemented("NodeExpandVolume")

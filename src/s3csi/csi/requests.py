@@ -1,0 +1,93 @@
+"""Request fields that more than one CSI service reads, parsed into plain values.
+
+Every function raises :class:`~s3csi.errors.InvalidArgument` naming the field at fault, as the spec
+wants for a missing or invalid field; none echoes a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from s3csi.csi.proto import csi_pb2
+from s3csi.errors import InvalidArgument
+from s3csi.s3.credentials import Credentials
+from s3csi.volume.policy import SUPPORTED_ACCESS_MODES, AccessMode
+
+# The keys of a provisioner or node-publish secret (DESIGN.md §3.6).
+ACCESS_KEY_ID = "access_key_id"
+SECRET_ACCESS_KEY = "secret_access_key"
+SESSION_TOKEN = "session_token"
+_SECRET_KEYS = (ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN)
+
+
+def required(value: str, field: str) -> str:
+    if not value:
+        raise InvalidArgument(f"{field} is required")
+    return value
+
+
+@dataclass(frozen=True)
+class MountCapability:
+    """A ``VolumeCapability`` s3csi can serve: the file-system access type with a supported mode."""
+
+    access_mode: AccessMode
+    mount_flags: tuple[str, ...]
+    volume_mount_group: str
+
+
+def volume_capability(capability: csi_pb2.VolumeCapability, field: str) -> MountCapability:
+    """Parse one capability; block access, a missing access type or an unsupported mode is invalid."""
+    access_type = capability.WhichOneof("access_type")
+    if access_type == "block":
+        raise InvalidArgument(f"{field}: block access is not supported, an S3 volume is a file system")
+    if access_type != "mount":
+        raise InvalidArgument(f"{field}: the access type (mount) is required")
+    if not capability.HasField("access_mode"):
+        raise InvalidArgument(f"{field}: access_mode is required")
+    mode = AccessMode.from_csi(capability.access_mode.mode)
+    if mode not in SUPPORTED_ACCESS_MODES:
+        supported = ", ".join(sorted(m.name for m in SUPPORTED_ACCESS_MODES))
+        raise InvalidArgument(f"{field}: access mode {mode.name} is not supported (supported: {supported})")
+    return MountCapability(
+        access_mode=mode,
+        mount_flags=tuple(capability.mount.mount_flags),
+        volume_mount_group=capability.mount.volume_mount_group,
+    )
+
+
+def volume_capabilities(
+    capabilities: Sequence[csi_pb2.VolumeCapability], field: str = "volume_capabilities"
+) -> tuple[MountCapability, ...]:
+    if not capabilities:
+        raise InvalidArgument(f"{field} is required")
+    return tuple(volume_capability(c, f"{field}[{i}]") for i, c in enumerate(capabilities))
+
+
+def secret_credentials(secrets: Mapping[str, str], field: str = "secrets") -> Credentials | None:
+    """Static S3 keys from a CSI ``secrets`` map; None when the map is empty.
+
+    Errors name the key, never its value: ``access_key_id`` and ``secret_access_key`` are required,
+    ``session_token`` is optional, any other key is refused (a typo must not fall back silently to
+    other credentials).
+    """
+    if not secrets:
+        return None
+    unknown = sorted(set(secrets) - set(_SECRET_KEYS))
+    if unknown:
+        raise InvalidArgument(
+            f"{field}: unknown key(s) {', '.join(unknown)} (expected {', '.join(_SECRET_KEYS)})"
+        )
+    for key in (ACCESS_KEY_ID, SECRET_ACCESS_KEY):
+        if not secrets.get(key):
+            raise InvalidArgument(f"{field}: {key} is required and must not be empty")
+    for key in _SECRET_KEYS:
+        value = secrets.get(key, "")
+        if value != value.strip() or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+            raise InvalidArgument(f"{field}: {key} contains whitespace or control characters")
+    return Credentials(
+        access_key_id=secrets[ACCESS_KEY_ID],
+        secret_access_key=secrets[SECRET_ACCESS_KEY],
+        session_token=secrets.get(SESSION_TOKEN) or None,
+        source=f"request {field}",
+    )

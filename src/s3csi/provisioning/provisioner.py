@@ -1,0 +1,172 @@
+"""Makes and removes the buckets and prefixes of provisioned volumes (DESIGN.md §3.7).
+
+The store itself is the only state: each volume has a record object (``plan.marker_key``) holding the
+parameters it was created with, so a CreateVolume repeated by a restarted controller still tells "the
+same volume again" (success) from "the same name, other parameters" (AlreadyExists). Calls for one
+volume are serialised by a lock per volume id; calls for different volumes run in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from s3csi.errors import AlreadyExists, FailedPrecondition
+from s3csi.provisioning.naming import ProvisioningMode, VolumeId
+from s3csi.provisioning.plan import VolumePlan, marker_key
+from s3csi.s3 import CredentialProvider, Credentials, S3Client, S3Settings, StaticCredentials
+from s3csi.s3.errors import AccessDenied, BucketAlreadyExists, BucketNotEmpty, NoSuchBucket, NoSuchKey
+
+log = logging.getLogger(__name__)
+
+# DeleteBucket answers BucketNotEmpty while a workload still writes: list and delete again this often.
+DELETE_ROUNDS = 3
+
+
+class _KeyedLocks:
+    """One asyncio.Lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class Provisioner:
+    """CreateVolume / DeleteVolume / "does it exist" against one S3 endpoint.
+
+    ``credentials`` None on a call means the driver's own (``driver_credentials``, one shared client);
+    otherwise the request's keys, with a client of their own for that call.
+    """
+
+    def __init__(self, settings: S3Settings, driver_credentials: CredentialProvider) -> None:
+        self._settings = settings
+        self._driver_credentials = driver_credentials
+        self._driver_client: S3Client | None = None
+        self._locks = _KeyedLocks()
+
+    async def close(self) -> None:
+        if self._driver_client is not None:
+            await self._driver_client.close()
+
+    @asynccontextmanager
+    async def _client(self, credentials: Credentials | None) -> AsyncIterator[S3Client]:
+        if credentials is None:
+            if self._driver_client is None:
+                self._driver_client = S3Client(self._settings, self._driver_credentials)
+            yield self._driver_client
+        else:
+            async with S3Client(self._settings, StaticCredentials(credentials)) as client:
+                yield client
+
+    async def create_volume(self, plan: VolumePlan, credentials: Credentials | None) -> None:
+        """Make the volume, or find it made with the same parameters; AlreadyExists otherwise."""
+        volume_id = plan.volume_id
+        async with self._locks.hold(str(volume_id)), self._client(credentials) as s3:
+            if volume_id.mode is ProvisioningMode.BUCKET_PER_VOLUME:
+                await self._create_bucket(s3, volume_id.bucket)
+            else:
+                try:
+                    await s3.head_bucket(volume_id.bucket)
+                except NoSuchBucket:
+                    raise FailedPrecondition(
+                        f"bucket {volume_id.bucket} (StorageClass parameter bucketName) does not exist"
+                    ) from None
+            existing = await self._read_record(s3, volume_id)
+            if existing is None:
+                await s3.put_object(volume_id.bucket, plan.marker_key, plan.record_bytes())
+                log.info("created volume %s for %s", volume_id, plan.record["name"])
+            elif existing != plan.record:
+                differing = sorted(
+                    k for k in plan.record.keys() | existing.keys() if plan.record.get(k) != existing.get(k)
+                )
+                raise AlreadyExists(
+                    f"volume {plan.record['name']!r} already exists as {volume_id} with other "
+                    f"{', '.join(differing)}"
+                )
+
+    async def _create_bucket(self, s3: S3Client, bucket: str) -> None:
+        try:
+            await s3.create_bucket(bucket)
+        except BucketAlreadyExists:
+            # Some stores answer this, not BucketAlreadyOwnedByYou, to their owner: the bucket is
+            # ours when these credentials may use it.
+            try:
+                await s3.head_bucket(bucket)
+            except AccessDenied:
+                raise FailedPrecondition(f"bucket name {bucket} is taken by another account") from None
+
+    async def _read_record(self, s3: S3Client, volume_id: VolumeId) -> dict[str, Any] | None:
+        try:
+            body = await s3.get_object(volume_id.bucket, marker_key(volume_id))
+        except NoSuchKey:
+            return None
+        try:
+            record = json.loads(body)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            raise FailedPrecondition(f"the record of volume {volume_id} ({marker_key(volume_id)}) is corrupt")
+        return record
+
+    async def delete_volume(self, volume_id: VolumeId, credentials: Credentials | None) -> None:
+        """Remove every object of the volume, then its record, then (bucket-per-volume) the bucket.
+        A volume that is already gone, wholly or in part, is fine."""
+        async with self._locks.hold(str(volume_id)), self._client(credentials) as s3:
+            try:
+                for _ in range(DELETE_ROUNDS):
+                    await self._delete_prefix(s3, volume_id)
+                    await s3.delete_object(volume_id.bucket, marker_key(volume_id))
+                    if volume_id.mode is ProvisioningMode.PREFIX_PER_VOLUME:
+                        break
+                    try:
+                        await s3.delete_bucket(volume_id.bucket)
+                        break
+                    except BucketNotEmpty:
+                        continue
+                else:
+                    raise FailedPrecondition(
+                        f"bucket {volume_id.bucket} is still being written to; unmount the volume and retry"
+                    )
+            except NoSuchBucket:
+                pass
+            log.info("deleted volume %s", volume_id)
+
+    async def _delete_prefix(self, s3: S3Client, volume_id: VolumeId) -> None:
+        """Every object under the volume's prefix but its record, page by page."""
+        record = marker_key(volume_id)
+        token: str | None = None
+        while True:
+            page = await s3.list_objects_v2(
+                volume_id.bucket, prefix=volume_id.prefix, delimiter="", continuation_token=token
+            )
+            keys = [item.key for item in page.objects if item.key != record]
+            if keys:
+                await s3.delete_objects(volume_id.bucket, keys)
+            token = page.next_continuation_token
+            if token is None:
+                return
+
+    async def volume_exists(self, volume_id: VolumeId, credentials: Credentials | None) -> bool:
+        async with self._client(credentials) as s3:
+            try:
+                await s3.head_object(volume_id.bucket, marker_key(volume_id))
+            except (NoSuchKey, NoSuchBucket):
+                return False
+            return True

@@ -1,0 +1,141 @@
+"""Real failures reach the CO as errors, never as success: access denied by the store's IAM, and an
+S3 endpoint that is down."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import grpc
+import pytest
+
+from s3csi.csi.proto import csi_pb2
+from s3csi.demo.s3server import EmbeddedS3Server
+from s3csi.provisioning.naming import bucket_name_for
+from tests.integration.csi_support import DriverProcess, capability, code_of, driver_factory, rpc, run
+
+pytestmark = pytest.mark.integration
+__all__ = ["driver_factory"]
+
+# IAM calls the test makes before moto starts checking every request (see iam_server).
+BOOTSTRAP_ACTIONS = 5
+
+
+@pytest.fixture(scope="module")
+def iam_server() -> Iterator[tuple[EmbeddedS3Server, dict[str, str], dict[str, str]]]:
+    """A moto server enforcing IAM, with an admin (s3:*) and a user without any right:
+    (server, admin secrets, nobody secrets)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INITIAL_NO_AUTH_ACTION_COUNT", str(BOOTSTRAP_ACTIONS))
+        server = EmbeddedS3Server.start()
+    try:
+        iam: Any = boto3.client(
+            "iam",
+            endpoint_url=server.endpoint_url,
+            region_name=server.region,
+            aws_access_key_id="bootstrap",
+            aws_secret_access_key="bootstrap",
+        )
+        keys = {}
+        for user in ("admin", "nobody"):
+            iam.create_user(UserName=user)
+            created = iam.create_access_key(UserName=user)["AccessKey"]
+            keys[user] = {
+                "access_key_id": created["AccessKeyId"],
+                "secret_access_key": created["SecretAccessKey"],
+            }
+        iam.put_user_policy(
+            UserName="admin",
+            PolicyName="s3-all",
+            PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}',
+        )
+        yield server, keys["admin"], keys["nobody"]
+    finally:
+        server.stop()
+
+
+def env_for(server: EmbeddedS3Server, secrets: dict[str, str]) -> dict[str, str]:
+    return {
+        **server.client_env(),
+        "AWS_ACCESS_KEY_ID": secrets["access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": secrets["secret_access_key"],
+    }
+
+
+def create_request(name: str, **fields: Any) -> csi_pb2.CreateVolumeRequest:
+    return csi_pb2.CreateVolumeRequest(name=name, volume_capabilities=[capability()], **fields)
+
+
+def call(driver: DriverProcess, method: str, request: Any) -> tuple[grpc.StatusCode, str]:
+    return code_of(lambda: rpc(driver.socket_path, "Controller", method, request))
+
+
+def test_access_denied_is_permission_denied_and_deletes_nothing(
+    iam_server: tuple[EmbeddedS3Server, dict[str, str], dict[str, str]], driver_factory: Any
+) -> None:
+    server, admin, nobody = iam_server
+    witness: Any = boto3.client(
+        "s3",
+        endpoint_url=server.endpoint_url,
+        region_name=server.region,
+        aws_access_key_id=admin["access_key_id"],
+        aws_secret_access_key=admin["secret_access_key"],
+    )
+    # The driver's own credentials are the user without rights.
+    driver = driver_factory(env_for(server, nobody), "--mode=controller")
+    name = "pvc-denied"
+    bucket = bucket_name_for(name)
+
+    status, details = call(driver, "CreateVolume", create_request(name))
+    assert status == grpc.StatusCode.PERMISSION_DENIED, details
+    assert "AccessDenied" in details
+
+    volume = run(
+        rpc(driver.socket_path, "Controller", "CreateVolume", create_request(name, secrets=admin))
+    ).volume
+    witness.put_object(Bucket=bucket, Key="precious.txt", Body=b"keep me")
+
+    for secrets in ({}, nobody, {"access_key_id": "AKIDUNKNOWN", "secret_access_key": "wrong"}):
+        request = csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id, secrets=secrets)
+        status, details = call(driver, "DeleteVolume", request)
+        assert status == grpc.StatusCode.PERMISSION_DENIED, details
+        assert witness.get_object(Bucket=bucket, Key="precious.txt")["Body"].read() == b"keep me"
+
+    validate = csi_pb2.ValidateVolumeCapabilitiesRequest(
+        volume_id=volume.volume_id, volume_capabilities=[capability()]
+    )
+    assert call(driver, "ValidateVolumeCapabilities", validate)[0] == grpc.StatusCode.PERMISSION_DENIED
+
+    run(
+        rpc(
+            driver.socket_path,
+            "Controller",
+            "DeleteVolume",
+            csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id, secrets=admin),
+        )
+    )
+    assert bucket not in {b["Name"] for b in witness.list_buckets()["Buckets"]}
+
+
+def test_a_dead_endpoint_is_unavailable_for_every_call(driver_factory: Any) -> None:
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{placeholder.getsockname()[1]}"  # bound, never listening: refused
+        env = {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "us-east-1"}
+        driver = driver_factory(env, "--mode=controller", f"--s3-endpoint-url={dead}")
+        requests = [
+            ("CreateVolume", create_request("pvc-dead")),
+            ("DeleteVolume", csi_pb2.DeleteVolumeRequest(volume_id=f"bucket:{bucket_name_for('pvc-dead')}")),
+            (
+                "ValidateVolumeCapabilities",
+                csi_pb2.ValidateVolumeCapabilitiesRequest(
+                    volume_id=f"bucket:{bucket_name_for('pvc-dead')}", volume_capabilities=[capability()]
+                ),
+            ),
+        ]
+        for method, request in requests:
+            status, details = call(driver, method, request)
+            assert status == grpc.StatusCode.UNAVAILABLE, (method, details)
+            assert "ConnectionError" in details
