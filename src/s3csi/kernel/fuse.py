@@ -1,0 +1,64 @@
+"""Open /dev/fuse and mount it, the way a privileged parent hands a FUSE session to an unprivileged server.
+
+The node plugin (root) makes the mount; the Mountpoint Pod (uid 1000, no capabilities) receives the
+fd over mount.sock and serves it (DESIGN.md §3.4). The mount carries ``default_permissions`` so the
+kernel enforces the modes, owner and group the file system reports — that is how fsGroup and fsUser
+take effect for the workload.
+"""
+
+from __future__ import annotations
+
+import os
+
+from s3csi.errors import Internal
+from s3csi.kernel import syscalls
+
+FUSE_DEVICE = "/dev/fuse"
+FUSE_FSTYPE = "fuse.s3csi"
+# The root of the mount is a directory (S_IFDIR, octal) — the kernel wants the file type only.
+_ROOT_MODE = "40000"
+
+
+def open_fuse_device() -> int:
+    """A new FUSE connection: an fd on /dev/fuse, close-on-exec so only an explicit hand-over passes it on."""
+    try:
+        return os.open(FUSE_DEVICE, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as exc:
+        raise Internal(f"cannot open {FUSE_DEVICE}: [Errno {exc.errno}] {exc.strerror}") from exc
+
+
+def fuse_mount_data(fd: int, *, allow_other: bool, user_id: int, group_id: int) -> str:
+    """The option string of the FUSE mount (what mount.fuse3 would pass to the kernel)."""
+    options = [
+        f"fd={fd}",
+        f"rootmode={_ROOT_MODE}",
+        f"user_id={user_id}",
+        f"group_id={group_id}",
+        "default_permissions",
+    ]
+    if allow_other:
+        options.append("allow_other")
+    return ",".join(options)
+
+
+def fuse_mount_flags(*, read_only: bool) -> int:
+    flags = syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOATIME
+    return flags | syscalls.MS_RDONLY if read_only else flags
+
+
+def mount_fuse(
+    fd: int,
+    target: str,
+    *,
+    allow_other: bool,
+    read_only: bool,
+    fsname: str = "s3csi",
+    user_id: int = 0,
+    group_id: int = 0,
+) -> None:
+    """Mount the FUSE connection ``fd`` on ``target``; the file system serving ``fd`` answers its requests.
+
+    ``fsname`` is the mount's source as /proc/self/mountinfo shows it (never put a secret in it).
+    """
+    data = fuse_mount_data(fd, allow_other=allow_other, user_id=user_id, group_id=group_id)
+    syscalls.mount(fsname, target, FUSE_FSTYPE, fuse_mount_flags(read_only=read_only), data)
