@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import grpc
 import pytest
+from bench.proxy import CountingProxy
 
 from s3csi import __version__
 from s3csi.csi.proto import csi_pb2
@@ -41,6 +43,27 @@ def driver(s3_server: EmbeddedS3Server, tmp_path_factory: pytest.TempPathFactory
     )
     yield process
     process.terminate()
+
+
+@pytest.fixture(scope="module")
+def proxied_driver(
+    s3_server: EmbeddedS3Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[DriverProcess, CountingProxy]]:
+    """A driver whose S3 endpoint is a byte-transparent proxy that records each request it forwards:
+    the witness of what the driver asked the store, where the store's end state cannot tell."""
+    upstream_port = urlsplit(s3_server.endpoint_url).port
+    assert upstream_port is not None
+    with CountingProxy(upstream_port) as proxy:
+        process = start_driver(
+            tmp_path_factory.mktemp("proxied"),
+            s3_server.client_env(),
+            "--mode=controller",
+            f"--s3-endpoint-url={proxy.endpoint_url}",
+        )
+        try:
+            yield process, proxy
+        finally:
+            process.terminate()
 
 
 def unique(prefix: str = "pvc") -> str:
@@ -279,6 +302,46 @@ def test_prefix_per_volume_lives_in_an_existing_bucket_and_delete_removes_only_i
     assert sorted(keys(s3, bucket)) == ["keep.txt", f"{leaf}-sibling/keep.txt"]
     delete(driver, volume.volume_id)
     assert code(driver, "ValidateVolumeCapabilities", validate)[0] == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("mode", ["bucket-per-volume", "prefix-per-volume"])
+def test_delete_volume_aborts_multipart_uploads_in_progress(
+    proxied_driver: tuple[DriverProcess, CountingProxy], s3: Any, bucket: str, mode: str
+) -> None:
+    driver, proxy = proxied_driver
+    parameters = {"provisioningMode": mode} | ({"bucketName": bucket} if mode == "prefix-per-volume" else {})
+    volume = create(driver, create_request(unique(), parameters=parameters)).volume
+    volume_bucket, prefix = volume.volume_context["bucketName"], volume.volume_context.get("prefix", "")
+    started = {}
+    for key in (f"{prefix}dir/big file+ü%", f"{prefix}dir/big file+ü%", f"{prefix}other"):
+        upload_id = s3.create_multipart_upload(Bucket=volume_bucket, Key=key)["UploadId"]
+        s3.upload_part(Bucket=volume_bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"part one")
+        started[upload_id] = key
+    s3.put_object(Bucket=volume_bucket, Key=f"{prefix}dir/done", Body=b"x")
+    kept = []
+    if prefix:  # uploads of the bucket's other users, beside and outside the volume's prefix
+        for key in (f"{prefix.rstrip('/')}-sibling/keep", "keep"):
+            kept.append((key, s3.create_multipart_upload(Bucket=volume_bucket, Key=key)["UploadId"]))
+
+    proxy.reset()
+    delete(driver, volume.volume_id)
+    requests = proxy.requests()
+    aborted = {
+        parse_qs(urlsplit(target).query).get("uploadId", [""])[0]: n
+        for n, (method, _, target) in enumerate(r.partition(" ") for r in requests)
+        if method == "DELETE" and "uploadId=" in target
+    }
+    assert set(aborted) == set(started), requests
+    if prefix:
+        remaining = s3.list_multipart_uploads(Bucket=volume_bucket).get("Uploads", [])
+        assert sorted((u["Key"], u["UploadId"]) for u in remaining) == sorted(kept)
+        assert keys(s3, volume_bucket) == []
+    else:
+        # moto deletes a bucket with uploads in progress (other stores refuse): the wire shows that
+        # every abort came before DeleteBucket.
+        assert max(aborted.values()) < requests.index(f"DELETE /{volume_bucket}")
+        assert not bucket_exists(s3, volume_bucket)
+    delete(driver, volume.volume_id)  # already gone: still OK
 
 
 def test_prefix_per_volume_in_a_missing_bucket_fails(driver: DriverProcess) -> None:

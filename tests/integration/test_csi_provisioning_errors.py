@@ -20,13 +20,20 @@ pytestmark = pytest.mark.integration
 __all__ = ["driver_factory"]
 
 # IAM calls the test makes before moto starts checking every request (see iam_server).
-BOOTSTRAP_ACTIONS = 5
+BOOTSTRAP_ACTIONS = 8
+ALLOW_S3 = '{"Effect":"Allow","Action":"s3:*","Resource":"*"}'
+DENY_ABORT = '{"Effect":"Deny","Action":"s3:AbortMultipartUpload","Resource":"*"}'
+POLICIES = {
+    "admin": f'{{"Version":"2012-10-17","Statement":[{ALLOW_S3}]}}',
+    "no-abort": f'{{"Version":"2012-10-17","Statement":[{ALLOW_S3},{DENY_ABORT}]}}',
+}
+IamUsers = tuple[EmbeddedS3Server, dict[str, dict[str, str]]]
 
 
 @pytest.fixture(scope="module")
-def iam_server() -> Iterator[tuple[EmbeddedS3Server, dict[str, str], dict[str, str]]]:
-    """A moto server enforcing IAM, with an admin (s3:*) and a user without any right:
-    (server, admin secrets, nobody secrets)."""
+def iam_server() -> Iterator[IamUsers]:
+    """A moto server enforcing IAM, and the secrets of its users by name: ``admin`` (s3:*), ``nobody``
+    (no right) and ``no-abort`` (s3:* but AbortMultipartUpload)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("INITIAL_NO_AUTH_ACTION_COUNT", str(BOOTSTRAP_ACTIONS))
         server = EmbeddedS3Server.start()
@@ -39,19 +46,16 @@ def iam_server() -> Iterator[tuple[EmbeddedS3Server, dict[str, str], dict[str, s
             aws_secret_access_key="bootstrap",
         )
         keys = {}
-        for user in ("admin", "nobody"):
+        for user in ("admin", "nobody", "no-abort"):
             iam.create_user(UserName=user)
             created = iam.create_access_key(UserName=user)["AccessKey"]
             keys[user] = {
                 "access_key_id": created["AccessKeyId"],
                 "secret_access_key": created["SecretAccessKey"],
             }
-        iam.put_user_policy(
-            UserName="admin",
-            PolicyName="s3-all",
-            PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}',
-        )
-        yield server, keys["admin"], keys["nobody"]
+        for user, policy in POLICIES.items():
+            iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=policy)
+        yield server, keys
     finally:
         server.stop()
 
@@ -73,9 +77,10 @@ def call(driver: DriverProcess, method: str, request: Any) -> tuple[grpc.StatusC
 
 
 def test_access_denied_is_permission_denied_and_deletes_nothing(
-    iam_server: tuple[EmbeddedS3Server, dict[str, str], dict[str, str]], driver_factory: Any
+    iam_server: IamUsers, driver_factory: Any
 ) -> None:
-    server, admin, nobody = iam_server
+    server, users = iam_server
+    admin, nobody = users["admin"], users["nobody"]
     witness: Any = boto3.client(
         "s3",
         endpoint_url=server.endpoint_url,
@@ -114,6 +119,41 @@ def test_access_denied_is_permission_denied_and_deletes_nothing(
             "Controller",
             "DeleteVolume",
             csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id, secrets=admin),
+        )
+    )
+    assert bucket not in {b["Name"] for b in witness.list_buckets()["Buckets"]}
+
+
+def test_an_abort_that_is_denied_fails_delete_volume_and_deletes_nothing(
+    iam_server: IamUsers, driver_factory: Any
+) -> None:
+    server, users = iam_server
+    witness: Any = boto3.client(
+        "s3",
+        endpoint_url=server.endpoint_url,
+        region_name=server.region,
+        aws_access_key_id=users["admin"]["access_key_id"],
+        aws_secret_access_key=users["admin"]["secret_access_key"],
+    )
+    driver = driver_factory(env_for(server, users["no-abort"]), "--mode=controller")
+    volume = run(rpc(driver.socket_path, "Controller", "CreateVolume", create_request("pvc-no-abort"))).volume
+    bucket = bucket_name_for("pvc-no-abort")
+    upload_id = witness.create_multipart_upload(Bucket=bucket, Key="big")["UploadId"]
+    witness.put_object(Bucket=bucket, Key="precious.txt", Body=b"keep me")
+
+    status, details = call(driver, "DeleteVolume", csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id))
+    assert status == grpc.StatusCode.PERMISSION_DENIED, details
+    assert "AbortMultipartUpload" in details
+    assert [u["UploadId"] for u in witness.list_multipart_uploads(Bucket=bucket)["Uploads"]] == [upload_id]
+    assert witness.get_object(Bucket=bucket, Key="precious.txt")["Body"].read() == b"keep me"
+
+    witness.abort_multipart_upload(Bucket=bucket, Key="big", UploadId=upload_id)
+    run(
+        rpc(
+            driver.socket_path,
+            "Controller",
+            "DeleteVolume",
+            csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id),
         )
     )
     assert bucket not in {b["Name"] for b in witness.list_buckets()["Buckets"]}

@@ -213,6 +213,38 @@ def test_aborted_upload_leaves_no_object(make_client: Callable[[], S3Client], s3
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
+def test_list_multipart_uploads_pages_through_uploads_under_a_prefix(
+    make_client: Callable[[], S3Client], s3: Any, bucket: str
+) -> None:
+    started = [("vol/a b+ü%", 2), ("vol/d//e", 1), ("vol/x", 1), ("volume-sibling/y", 1), ("other", 1)]
+    expected = []
+    for key, count in started:
+        for _ in range(count):
+            upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+            expected.append((key, upload_id))
+
+    # moto answers every upload in one page whatever max-uploads says; the markers of truncated pages
+    # are checked on the wire by test_list_multipart_uploads_follows_the_markers_on_the_wire.
+    async def scenario(client: S3Client) -> list[tuple[str, str]]:
+        seen: list[tuple[str, str]] = []
+        key_marker: str | None = None
+        upload_id_marker: str | None = None
+        while True:
+            page = await client.list_multipart_uploads(
+                bucket, prefix="vol/", key_marker=key_marker, upload_id_marker=upload_id_marker, max_uploads=1
+            )
+            assert all(upload.initiated > 0 for upload in page.uploads)
+            seen += [(upload.key, upload.upload_id) for upload in page.uploads]
+            if not page.is_truncated:
+                return seen
+            key_marker, upload_id_marker = page.next_key_marker, page.next_upload_id_marker
+
+    seen = run(scenario, make_client)
+    assert sorted(seen) == sorted((key, upload_id) for key, upload_id in expected if key.startswith("vol/"))
+    everything = run(lambda c: c.list_multipart_uploads(bucket), make_client)
+    assert sorted((u.key, u.upload_id) for u in everything.uploads) == sorted(expected)
+
+
 def test_write_options_reach_s3(make_client: Callable[[], S3Client], s3: Any, bucket: str) -> None:
     options = WriteOptions(storage_class="STANDARD_IA", sse="AES256")
 
@@ -430,6 +462,41 @@ def test_delete_objects_names_the_first_failed_key(recorder: Recorder) -> None:
     request = recorder.requests[0]
     assert recorder.paths == ["/b?delete"]
     assert "Content-MD5" in request.headers
+
+
+def test_list_multipart_uploads_follows_the_markers_on_the_wire(recorder: Recorder) -> None:
+    ns = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
+    upload = (
+        "<Upload><Key>{}</Key><UploadId>{}</UploadId><Initiated>2026-11-27T05:00:00Z</Initiated></Upload>"
+    )
+    pages = [
+        "<EncodingType>url</EncodingType><IsTruncated>true</IsTruncated><NextKeyMarker>p%2Fa+b</NextKeyMarker>"
+        "<NextUploadIdMarker>u/1</NextUploadIdMarker>" + upload.format("p%2Fa+b", "u/1"),
+        "<EncodingType>url</EncodingType><IsTruncated>false</IsTruncated>" + upload.format("p%2Fc", "u2"),
+    ]
+    recorder.script = [
+        (200, f"<ListMultipartUploadsResult {ns}>{page}</ListMultipartUploadsResult>".encode())
+        for page in pages
+    ]
+
+    async def scenario(client: S3Client) -> list[tuple[str, str]]:
+        first = await client.list_multipart_uploads("b", prefix="p/", max_uploads=1)
+        assert first.is_truncated
+        second = await client.list_multipart_uploads(
+            "b",
+            prefix="p/",
+            key_marker=first.next_key_marker,
+            upload_id_marker=first.next_upload_id_marker,
+            max_uploads=1,
+        )
+        assert not second.is_truncated
+        return [(u.key, u.upload_id) for u in first.uploads + second.uploads]
+
+    assert run(scenario, _recorded_client(recorder)) == [("p/a b", "u/1"), ("p/c", "u2")]
+    assert recorder.paths == [
+        "/b?encoding-type=url&max-uploads=1&prefix=p%2F&uploads",
+        "/b?encoding-type=url&key-marker=p%2Fa%20b&max-uploads=1&prefix=p%2F&upload-id-marker=u%2F1&uploads",
+    ]
 
 
 # ---- credentials under moto's IAM enforcement ---------------------------------------------------------

@@ -61,6 +61,98 @@ def test_malformed_listings_are_refused(body: bytes) -> None:
         wire.parse_list_objects_v2(body)
 
 
+def _uploads_body(inner: str) -> bytes:
+    ns = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
+    return f"<ListMultipartUploadsResult {ns}><Bucket>b</Bucket>{inner}</ListMultipartUploadsResult>".encode()
+
+
+def _upload(key: str, upload_id: str, initiated: str = "2026-11-27T05:00:00.000Z") -> str:
+    owner = "<Owner><ID>o</ID><DisplayName>d</DisplayName></Owner>"
+    return (
+        f"<Upload><Key>{key}</Key><UploadId>{upload_id}</UploadId><Initiator><ID>i</ID></Initiator>"
+        f"{owner}<StorageClass>STANDARD</StorageClass><Initiated>{initiated}</Initiated></Upload>"
+    )
+
+
+T0 = datetime(2026, 11, 27, 5, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(
+            _uploads_body(
+                "<KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>"
+                "<NextKeyMarker>dir%2F%C3%BC%25</NextKeyMarker><NextUploadIdMarker>up+2/=</NextUploadIdMarker>"
+                "<EncodingType>url</EncodingType><MaxUploads>2</MaxUploads><IsTruncated>true</IsTruncated>"
+                + _upload("dir%2Fa+b%2Bc", "up+1/=")
+                + _upload("dir%2F%C3%BC%25", "up+2/=", "2026-11-27T05:00:01.500Z")
+            ),
+            wire.MultipartUploadPage(
+                uploads=[
+                    wire.MultipartUpload("dir/a b+c", "up+1/=", T0),
+                    wire.MultipartUpload("dir/ü%", "up+2/=", T0 + 1.5),
+                ],
+                next_key_marker="dir/ü%",
+                next_upload_id_marker="up+2/=",
+                is_truncated=True,
+            ),
+            id="url-encoded-truncated",
+        ),
+        pytest.param(
+            _uploads_body(
+                "<KeyMarker>a+b</KeyMarker><NextKeyMarker>a+b</NextKeyMarker>"
+                "<NextUploadIdMarker>u9</NextUploadIdMarker><IsTruncated>false</IsTruncated>"
+                + _upload("a+b", "u9", "2026-11-27T05:00:00Z")
+            ),
+            wire.MultipartUploadPage(
+                [wire.MultipartUpload("a+b", "u9", T0)], "a+b", "u9", is_truncated=False
+            ),
+            id="plain-last-page",
+        ),
+        pytest.param(
+            _uploads_body("<IsTruncated>false</IsTruncated><NextKeyMarker/><NextUploadIdMarker/>"),
+            wire.MultipartUploadPage([], None, None, is_truncated=False),
+            id="empty",
+        ),
+        pytest.param(
+            _uploads_body(
+                "<IsTruncated>true</IsTruncated><NextKeyMarker>k</NextKeyMarker>" + _upload("k", "u1")
+            ),
+            wire.MultipartUploadPage([wire.MultipartUpload("k", "u1", T0)], "k", None, is_truncated=True),
+            id="truncated-without-upload-id-marker",
+        ),
+    ],
+)
+def test_multipart_upload_listing(body: bytes, expected: wire.MultipartUploadPage) -> None:
+    assert wire.parse_list_multipart_uploads(body) == expected
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"not xml", id="not-xml"),
+        pytest.param(b"<ListBucketResult/>", id="other-root"),
+        pytest.param(_uploads_body("<IsTruncated>true</IsTruncated>"), id="truncated-without-marker"),
+        pytest.param(_uploads_body("<IsTruncated>true</IsTruncated><NextKeyMarker/>"), id="empty-marker"),
+        pytest.param(
+            _uploads_body(
+                "<Upload><UploadId>u</UploadId><Initiated>2026-11-27T05:00:00Z</Initiated></Upload>"
+            ),
+            id="no-key",
+        ),
+        pytest.param(
+            _uploads_body("<Upload><Key>k</Key><Initiated>2026-11-27T05:00:00Z</Initiated></Upload>"),
+            id="no-upload-id",
+        ),
+        pytest.param(_uploads_body(_upload("k", "u", "yesterday")), id="bad-initiated"),
+    ],
+)
+def test_malformed_multipart_upload_listings_are_refused(body: bytes) -> None:
+    with pytest.raises(wire.MalformedResponse):
+        wire.parse_list_multipart_uploads(body)
+
+
 def test_error_body_reads_code_and_message_only() -> None:
     body = b"""<?xml version="1.0" encoding="UTF-8"?>
 <Error><Code>SignatureDoesNotMatch</Code><Message>The request signature does not match.</Message>

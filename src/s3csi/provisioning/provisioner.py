@@ -19,7 +19,14 @@ from s3csi.errors import AlreadyExists, FailedPrecondition
 from s3csi.provisioning.naming import ProvisioningMode, VolumeId
 from s3csi.provisioning.plan import VolumePlan, marker_key
 from s3csi.s3 import CredentialProvider, Credentials, S3Client, S3Settings, StaticCredentials
-from s3csi.s3.errors import AccessDenied, BucketAlreadyExists, BucketNotEmpty, NoSuchBucket, NoSuchKey
+from s3csi.s3.errors import (
+    AccessDenied,
+    BucketAlreadyExists,
+    BucketNotEmpty,
+    NoSuchBucket,
+    NoSuchKey,
+    NoSuchUpload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +133,13 @@ class Provisioner:
         return record
 
     async def delete_volume(self, volume_id: VolumeId, credentials: Credentials | None) -> None:
-        """Remove every object of the volume, then its record, then (bucket-per-volume) the bucket.
-        A volume that is already gone, wholly or in part, is fine."""
+        """Abort the volume's multipart uploads in progress, remove every object of the volume, then
+        its record, then (bucket-per-volume) the bucket. A volume that is already gone, wholly or in
+        part, is fine."""
         async with self._locks.hold(str(volume_id)), self._client(credentials) as s3:
             try:
                 for _ in range(DELETE_ROUNDS):
+                    await self._abort_uploads(s3, volume_id)
                     await self._delete_prefix(s3, volume_id)
                     await s3.delete_object(volume_id.bucket, marker_key(volume_id))
                     if volume_id.mode is ProvisioningMode.PREFIX_PER_VOLUME:
@@ -147,6 +156,30 @@ class Provisioner:
             except NoSuchBucket:
                 pass
             log.info("deleted volume %s", volume_id)
+
+    async def _abort_uploads(self, s3: S3Client, volume_id: VolumeId) -> None:
+        """Abort every multipart upload in progress under the volume's prefix, page by page: their
+        parts are data the store keeps (and bills) until then, and some stores refuse DeleteBucket
+        while one is open. Any failure but NoSuchUpload propagates."""
+        key_marker: str | None = None
+        upload_id_marker: str | None = None
+        while True:
+            page = await s3.list_multipart_uploads(
+                volume_id.bucket,
+                prefix=volume_id.prefix,
+                key_marker=key_marker,
+                upload_id_marker=upload_id_marker,
+            )
+            for upload in page.uploads:
+                try:
+                    await s3.abort_multipart_upload(volume_id.bucket, upload.key, upload.upload_id)
+                except NoSuchUpload:
+                    # Finished since it was listed: aborted by its writer, or completed into an
+                    # object that _delete_prefix removes next.
+                    continue
+            if not page.is_truncated:
+                return
+            key_marker, upload_id_marker = page.next_key_marker, page.next_upload_id_marker
 
     async def _delete_prefix(self, s3: S3Client, volume_id: VolumeId) -> None:
         """Every object under the volume's prefix but its record, page by page."""

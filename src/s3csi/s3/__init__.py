@@ -12,12 +12,14 @@ from s3csi.s3.credentials import (
     default_credential_provider,
 )
 from s3csi.s3.settings import S3Settings
-from s3csi.s3.wire import ListPage, ObjectInfo
+from s3csi.s3.wire import ListPage, MultipartUpload, MultipartUploadPage, ObjectInfo
 
 __all__ = [
     "CredentialProvider",
     "Credentials",
     "ListPage",
+    "MultipartUpload",
+    "MultipartUploadPage",
     "ObjectInfo",
     "S3Client",
     "S3Settings",

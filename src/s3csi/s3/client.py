@@ -39,9 +39,9 @@ from s3csi.s3.errors import (
 from s3csi.s3.retry import Idempotency, backoff_delay, is_transient, should_retry
 from s3csi.s3.settings import DEFAULT_REGION, S3Settings
 from s3csi.s3.signing import payload_hash, sign
-from s3csi.s3.wire import ListPage, ObjectInfo
+from s3csi.s3.wire import ListPage, MultipartUpload, MultipartUploadPage, ObjectInfo
 
-__all__ = ["ListPage", "ObjectInfo", "S3Client", "WriteOptions"]
+__all__ = ["ListPage", "MultipartUpload", "MultipartUploadPage", "ObjectInfo", "S3Client", "WriteOptions"]
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +237,32 @@ class S3Client:
     async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
         await self._call(
             "AbortMultipartUpload", "DELETE", bucket, key, params={"uploadId": upload_id}, ok=(204, 200)
+        )
+
+    async def list_multipart_uploads(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        key_marker: str | None = None,
+        upload_id_marker: str | None = None,
+        max_uploads: int = 1000,
+    ) -> MultipartUploadPage:
+        """One page of the uploads in progress under ``prefix``, in key order, then upload id order."""
+        params: dict[str, str | None] = {
+            "uploads": None,
+            "encoding-type": "url",
+            "max-uploads": str(max_uploads),
+        }
+        if prefix:
+            params["prefix"] = prefix
+        if key_marker is not None:
+            params["key-marker"] = key_marker
+        if upload_id_marker is not None:
+            params["upload-id-marker"] = upload_id_marker
+        response = await self._call("ListMultipartUploads", "GET", bucket, params=params)
+        return self._parsed(
+            "ListMultipartUploads", bucket, None, wire.parse_list_multipart_uploads, response.body
         )
 
     async def copy_object(

@@ -32,6 +32,26 @@ class ListPage:
 
 
 @dataclass(frozen=True)
+class MultipartUpload:
+    """One upload in progress (started, neither completed nor aborted); ``initiated`` in epoch seconds."""
+
+    key: str
+    upload_id: str
+    initiated: float
+
+
+@dataclass(frozen=True)
+class MultipartUploadPage:
+    """One page of ListMultipartUploads. When ``is_truncated``, pass ``next_key_marker`` and
+    ``next_upload_id_marker`` back as ``key_marker`` and ``upload_id_marker`` for the next page."""
+
+    uploads: list[MultipartUpload]
+    next_key_marker: str | None
+    next_upload_id_marker: str | None
+    is_truncated: bool
+
+
+@dataclass(frozen=True)
 class ErrorBody:
     code: str
     message: str
@@ -136,6 +156,34 @@ def parse_list_objects_v2(body: bytes) -> ListPage:
 
 def _identity(text: str) -> str:
     return text
+
+
+def parse_list_multipart_uploads(body: bytes) -> MultipartUploadPage:
+    root = _parse(body)
+    if _local(root.tag) != "ListMultipartUploadsResult":
+        raise MalformedResponse(f"expected <ListMultipartUploadsResult>, got <{_local(root.tag)}>")
+    # With encoding-type=url, S3 encodes Key and NextKeyMarker (not the upload ids).
+    decode = unquote_plus if _child_text(root, "EncodingType") == "url" else _identity
+    uploads = [
+        MultipartUpload(
+            key=decode(_required(item, "Key")),
+            upload_id=_required(item, "UploadId"),
+            initiated=parse_timestamp(_required(item, "Initiated")),
+        )
+        for item in _children(root, "Upload")
+    ]
+    truncated = _child_text(root, "IsTruncated") == "true"
+    next_key = _child_text(root, "NextKeyMarker") or None
+    next_upload_id = _child_text(root, "NextUploadIdMarker") or None
+    if truncated and next_key is None:
+        # Without it the next page would start over: a caller would loop for ever.
+        raise MalformedResponse("a truncated listing without <NextKeyMarker>")
+    return MultipartUploadPage(
+        uploads=uploads,
+        next_key_marker=decode(next_key) if next_key is not None else None,
+        next_upload_id_marker=next_upload_id,
+        is_truncated=truncated,
+    )
 
 
 def parse_upload_id(body: bytes) -> str:
