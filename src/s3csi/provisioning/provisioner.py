@@ -8,7 +8,6 @@ volume are serialised by a lock per volume id; calls for different volumes run i
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -16,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from s3csi.errors import AlreadyExists, FailedPrecondition
+from s3csi.locks import KeyedLocks
 from s3csi.provisioning.naming import ProvisioningMode, VolumeId
 from s3csi.provisioning.plan import VolumePlan, marker_key
 from s3csi.s3 import CredentialProvider, Credentials, S3Client, S3Settings, StaticCredentials
@@ -34,27 +34,6 @@ log = logging.getLogger(__name__)
 DELETE_ROUNDS = 3
 
 
-class _KeyedLocks:
-    """One asyncio.Lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
 class Provisioner:
     """CreateVolume / DeleteVolume / "does it exist" against one S3 endpoint.
 
@@ -66,7 +45,7 @@ class Provisioner:
         self._settings = settings
         self._driver_credentials = driver_credentials
         self._driver_client: S3Client | None = None
-        self._locks = _KeyedLocks()
+        self._locks = KeyedLocks()
 
     async def close(self) -> None:
         if self._driver_client is not None:
