@@ -25,6 +25,7 @@ from s3csi.errors import InvalidArgument, S3csiError
 # name → (module, one-line description). Keep in step with DESIGN.md §3.1 and docs/.
 COMMANDS: dict[str, tuple[str, str]] = {
     "driver": ("s3csi.csi.main", "the CSI plugin: Identity, Controller and Node services on a unix socket"),
+    "mount": ("s3csi.fs.cli", "mount an S3 bucket as a file system (mount-s3 compatible flags)"),
     "ownership": ("s3csi.ownership.cli", "give a directory tree a pod's fsGroup/fsUser, as kubelet does"),
     "webhook": ("s3csi.admission.cli", "admission webhook: namespace defaults for new pods (HTTPS)"),
 }

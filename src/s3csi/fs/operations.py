@@ -1,0 +1,653 @@
+"""The FUSE request handlers: decode, consult the inode table, call S3, reply.
+
+Every handler is async and fails only with ``FUSEError`` (``fuse_errors``). Errno choices for what S3
+cannot do are listed in docs/filesystem.md; in short: refused by the mount's flags → EPERM (EROFS
+with ``--read-only``), impossible on S3 → ENOTSUP, in use by a writer → EBUSY, out-of-order write →
+EINVAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import stat
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyfuse3
+
+from s3csi.fs.cache import DiskCache
+from s3csi.fs.errors import fail, fuse_errors
+from s3csi.fs.inodes import ROOT_INODE, Inode, InodeTable, Kind, State
+from s3csi.fs.names import child_name, fits_in_key, is_visible_name
+from s3csi.fs.prefetch import PrefetchPolicy
+from s3csi.fs.reader import ObjectReader
+from s3csi.fs.settings import FsSettings
+from s3csi.fs.writer import ObjectWriter
+from s3csi.s3.client import ObjectInfo, S3Client, WriteOptions
+from s3csi.s3.errors import S3Error
+
+log = logging.getLogger(__name__)
+
+RENAME_NOREPLACE = 1
+# Keys a lookup's listing asks for: enough to pass siblings such as name.txt, name-1 … before name/.
+LOOKUP_LIST_KEYS = 100
+BLOCK_SIZE = 1024 * 1024
+# statfs: S3 has no capacity; report a large, fixed one so tools that check free space proceed.
+STATFS_BLOCKS = 2**40
+STATFS_FILES = 2**32
+
+
+@dataclass
+class Listing:
+    """One directory read: a snapshot taken at the first readdir, so offsets stay stable."""
+
+    ino: int
+    entries: list[tuple[str, Kind, ObjectInfo | None]] | None = None
+
+
+@dataclass
+class OpenFile:
+    inode: Inode
+    reader: ObjectReader | None = None
+    writer: ObjectWriter | None = None
+
+
+class S3Operations(pyfuse3.Operations):
+    supports_dot_lookup = False
+    enable_writeback_cache = False
+
+    def __init__(self, settings: FsSettings, client: S3Client, cache: DiskCache | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.client = client
+        self.cache = cache
+        self.table = InodeTable(settings.prefix, mtime_ns=time.time_ns())
+        self.requests = asyncio.Semaphore(settings.max_threads)
+        self.read_policy = PrefetchPolicy.for_part_size(settings.read_part_size)
+        self.write_options = WriteOptions(settings.storage_class, settings.sse, settings.sse_kms_key_id)
+        self.files: dict[int, OpenFile] = {}
+        self.listings: dict[int, Listing] = {}
+        self._next_fh = 1
+
+    # ---- helpers ---------------------------------------------------------------------------------
+
+    def attributes(self, inode: Inode) -> pyfuse3.EntryAttributes:
+        attrs = pyfuse3.EntryAttributes()
+        attrs.st_ino = inode.ino
+        if inode.is_dir:
+            attrs.st_mode = stat.S_IFDIR | self.settings.dir_mode
+            attrs.st_nlink = 2
+        else:
+            attrs.st_mode = stat.S_IFREG | self.settings.file_mode
+            attrs.st_nlink = 1
+        attrs.st_uid = self.settings.uid
+        attrs.st_gid = self.settings.gid
+        size = inode.size
+        open_writer = self._writer_of(inode)
+        if open_writer is not None:
+            size = open_writer.size
+        attrs.st_size = size
+        attrs.st_blocks = (size + 511) // 512
+        attrs.st_blksize = BLOCK_SIZE
+        attrs.st_mtime_ns = attrs.st_ctime_ns = attrs.st_atime_ns = inode.mtime_ns
+        ttl = self.settings.metadata_ttl_s if inode.state is State.REMOTE else 0.0
+        attrs.entry_timeout = ttl
+        attrs.attr_timeout = ttl
+        return attrs
+
+    def _negative_entry(self) -> pyfuse3.EntryAttributes:
+        attrs = pyfuse3.EntryAttributes()
+        attrs.st_ino = 0  # "no such entry", cached by the kernel for entry_timeout
+        attrs.entry_timeout = self.settings.negative_metadata_ttl_s
+        return attrs
+
+    def _inode(self, ino: int) -> Inode:
+        inode = self.table.get(ino)
+        if inode is None:
+            raise fail(errno.ENOENT)
+        return inode
+
+    def _directory(self, ino: int) -> Inode:
+        inode = self._inode(ino)
+        if not inode.is_dir:
+            raise fail(errno.ENOTDIR)
+        return inode
+
+    def _writer_of(self, inode: Inode) -> ObjectWriter | None:
+        if inode.state is not State.WRITING:
+            return None
+        return next((f.writer for f in self.files.values() if f.inode is inode and f.writer), None)
+
+    def _refuse_if_read_only(self) -> None:
+        if self.settings.read_only:
+            raise fail(errno.EROFS)
+
+    def _new_fh(self) -> int:
+        fh, self._next_fh = self._next_fh, self._next_fh + 1
+        return fh
+
+    def _expiry(self) -> float:
+        return time.monotonic() + self.settings.metadata_ttl_s
+
+    def _object_inode(self, parent: Inode, name: str, info: ObjectInfo) -> Inode:
+        return self.table.upsert(
+            parent.ino,
+            name,
+            Kind.FILE,
+            key=info.key,
+            size=info.size,
+            etag=info.etag,
+            mtime_ns=int(info.last_modified * 1e9),
+            valid_until=self._expiry(),
+        )
+
+    def _dir_inode(self, parent: Inode, name: str, *, state: State = State.REMOTE) -> Inode:
+        return self.table.upsert(
+            parent.ino,
+            name,
+            Kind.DIRECTORY,
+            key=f"{parent.key}{name}/",
+            mtime_ns=time.time_ns() if state is State.LOCAL else parent.mtime_ns,
+            valid_until=self._expiry(),
+            state=state,
+        )
+
+    async def _head(self, key: str) -> ObjectInfo | None:
+        try:
+            async with self.requests:
+                return await self.client.head_object(self.settings.bucket, key)
+        except S3Error as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise
+
+    async def _has_objects(self, prefix: str) -> bool:
+        async with self.requests:
+            page = await self.client.list_objects_v2(
+                self.settings.bucket, prefix=prefix, delimiter="/", max_keys=1
+            )
+        return bool(page.objects or page.common_prefixes)
+
+    async def _stat_remote(self, key: str) -> tuple[ObjectInfo | None, bool]:
+        """The object ``key`` (or None) and whether ``key/`` holds objects, from one listing when it can.
+
+        Keys starting with ``key`` sort as: ``key`` itself, then ``key`` followed by characters below
+        "/" (``key.txt``, ``key-1``), then the prefix ``key/``. One page answers both questions unless
+        it ends before reaching ``key/``; only then is a second, one-key listing needed.
+        """
+        async with self.requests:
+            page = await self.client.list_objects_v2(
+                self.settings.bucket, prefix=key, delimiter="/", max_keys=LOOKUP_LIST_KEYS
+            )
+        info = next((o for o in page.objects if o.key == key), None)
+        is_dir = key + "/" in page.common_prefixes
+        seen = max([o.key for o in page.objects] + page.common_prefixes, default="")
+        if not is_dir and page.next_continuation_token is not None and seen < key + "/":
+            is_dir = await self._has_objects(key + "/")
+        return info, is_dir
+
+    async def _resolve(self, parent: Inode, name: str) -> Inode | None:
+        """The entry ``name`` in ``parent``, from the table while it is fresh, else from S3.
+
+        Like mount-s3, a directory (any object under ``name/``) wins over an object named ``name``.
+        """
+        now = time.monotonic()
+        known = self.table.child(parent.ino, name)
+        if known is not None and (known.state is not State.REMOTE or known.valid_until > now):
+            return known
+        if known is None and self.table.is_negative(parent.ino, name, now):
+            return None
+        key = parent.key + name
+        info, is_dir = await self._stat_remote(key)
+        if is_dir:
+            return self._dir_inode(parent, name)
+        if info is not None:
+            return self._object_inode(parent, name, info)
+        if known is not None:
+            self.table.unlink(parent.ino, name)
+        self.table.set_negative(parent.ino, name, now + self.settings.negative_metadata_ttl_s)
+        return None
+
+    def _mark_ancestors_remote(self, inode: Inode) -> None:
+        """An object now exists under these directories: they are no longer local only."""
+        parent = self.table.get(inode.parent)
+        while parent is not None and parent.ino != ROOT_INODE and parent.state is State.LOCAL:
+            self.table.set_state(parent, State.REMOTE)
+            parent.valid_until = self._expiry()
+            parent = self.table.get(parent.parent)
+
+    # ---- names -----------------------------------------------------------------------------------
+
+    @fuse_errors
+    async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        parent = self._directory(parent_inode)
+        text = os.fsdecode(name)
+        if not is_visible_name(text):
+            raise fail(errno.ENOENT)
+        inode = await self._resolve(parent, text)
+        if inode is None:
+            return self._negative_entry()
+        self.table.remember(inode)
+        return self.attributes(inode)
+
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        for ino, count in inode_list:
+            self.table.forget(ino, count)
+
+    @fuse_errors
+    async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        found = self._inode(inode)
+        if found.kind is Kind.FILE and found.state is State.REMOTE and found.valid_until <= time.monotonic():
+            info = await self._head(found.key)
+            if info is None:
+                raise fail(errno.ENOENT)
+            found.size, found.etag = info.size, info.etag
+            found.mtime_ns, found.valid_until = int(info.last_modified * 1e9), self._expiry()
+        return self.attributes(found)
+
+    @fuse_errors
+    async def setattr(
+        self,
+        inode: int,
+        attr: pyfuse3.EntryAttributes,
+        fields: pyfuse3.SetattrFields,
+        fh: int | None,
+        ctx: Any,
+    ) -> pyfuse3.EntryAttributes:
+        self._refuse_if_read_only()
+        found = self._inode(inode)
+        if fields.update_mode or fields.update_uid or fields.update_gid:
+            raise fail(errno.EPERM)  # ownership and modes come from the mount's flags
+        if fields.update_size:
+            writer = self._writer_of(found)
+            # Only the truncation an O_TRUNC open implies, of a file being written and still empty.
+            if writer is None or writer.size != attr.st_size:
+                raise fail(errno.EPERM)
+        if fields.update_mtime or fields.update_atime:
+            if found.state is State.REMOTE:
+                raise fail(errno.EPERM)  # S3 keeps its own modification time
+            if fields.update_mtime:
+                found.mtime_ns = attr.st_mtime_ns
+        return self.attributes(found)
+
+    # ---- directories -----------------------------------------------------------------------------
+
+    @fuse_errors
+    async def opendir(self, inode: int, ctx: Any) -> int:
+        self._directory(inode)
+        fh = self._new_fh()
+        self.listings[fh] = Listing(inode)
+        return fh
+
+    async def _list(self, directory: Inode) -> list[tuple[str, Kind, ObjectInfo | None]]:
+        objects: dict[str, ObjectInfo] = {}
+        prefixes: set[str] = set()
+        token: str | None = None
+        while True:
+            async with self.requests:
+                page = await self.client.list_objects_v2(
+                    self.settings.bucket, prefix=directory.key, delimiter="/", continuation_token=token
+                )
+            for info in page.objects:
+                name = child_name(directory.key, info.key)
+                if name is not None:
+                    objects[name] = info
+            for prefix in page.common_prefixes:
+                name = child_name(directory.key, prefix)
+                if name is not None:
+                    prefixes.add(name)
+            token = page.next_continuation_token
+            if token is None:
+                break
+        entries: dict[str, tuple[str, Kind, ObjectInfo | None]] = {
+            name: (name, Kind.FILE, info) for name, info in objects.items()
+        }
+        entries.update((name, (name, Kind.DIRECTORY, None)) for name in prefixes)  # the directory wins
+        listed = set(entries)
+        for name in list(directory.local_children):
+            local = self.table.child(directory.ino, name)
+            if local is not None and name not in entries:
+                entries[name] = (name, local.kind, None)
+        for stale in [i for i in self.table.children(directory.ino) if i.state is State.REMOTE]:
+            if stale.name not in listed:
+                self.table.unlink(directory.ino, stale.name)
+        return sorted(entries.values())
+
+    @fuse_errors
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        listing = self.listings.get(fh)
+        if listing is None:
+            raise fail(errno.EBADF)
+        parent = self._directory(listing.ino)
+        if listing.entries is None:
+            listing.entries = await self._list(parent)
+        for offset in range(start_id, len(listing.entries)):
+            name, kind, info = listing.entries[offset]
+            inode = self._entry_inode(parent, name, kind, info)
+            if inode is None:
+                continue
+            if not pyfuse3.readdir_reply(token, os.fsencode(name), self.attributes(inode), offset + 1):
+                return
+            self.table.remember(inode)
+
+    def _entry_inode(self, parent: Inode, name: str, kind: Kind, info: ObjectInfo | None) -> Inode | None:
+        if info is not None:
+            return self._object_inode(parent, name, info)
+        if kind is Kind.DIRECTORY:
+            known = self.table.child(parent.ino, name)
+            if known is not None and known.is_dir and known.state is State.LOCAL:
+                return known
+            return self._dir_inode(parent, name)
+        return self.table.child(parent.ino, name)  # a local file being written
+
+    @fuse_errors
+    async def releasedir(self, fh: int) -> None:
+        self.listings.pop(fh, None)
+
+    @fuse_errors
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> pyfuse3.EntryAttributes:
+        self._refuse_if_read_only()
+        parent = self._directory(parent_inode)
+        text = os.fsdecode(name)
+        if not fits_in_key(parent.key, text):
+            raise fail(errno.ENAMETOOLONG)
+        if await self._resolve(parent, text) is not None:
+            raise fail(errno.EEXIST)
+        inode = self._dir_inode(parent, text, state=State.LOCAL)
+        self.table.remember(inode)
+        return self.attributes(inode)
+
+    @fuse_errors
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        self._refuse_if_read_only()
+        parent = self._directory(parent_inode)
+        text = os.fsdecode(name)
+        inode = await self._resolve(parent, text)
+        if inode is None:
+            raise fail(errno.ENOENT)
+        if not inode.is_dir:
+            raise fail(errno.ENOTDIR)
+        if inode.local_children or await self._has_objects(inode.key):
+            raise fail(errno.ENOTEMPTY)
+        # Nothing in S3 to delete: directories are prefixes, and this one holds no object.
+        self.table.unlink(parent.ino, text)
+
+    # ---- files -----------------------------------------------------------------------------------
+
+    @fuse_errors
+    async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
+        found = self._inode(inode)
+        if found.is_dir:
+            raise fail(errno.EISDIR)
+        fh = self._new_fh()
+        if flags & os.O_ACCMODE == os.O_RDONLY:
+            if found.state is State.WRITING:
+                raise fail(errno.EBUSY)  # its bytes are not in S3 until it is closed
+            if found.valid_until <= time.monotonic():
+                info = await self._head(found.key)
+                if info is None:
+                    raise fail(errno.ENOENT)
+                found.size, found.etag = info.size, info.etag
+                found.mtime_ns, found.valid_until = int(info.last_modified * 1e9), self._expiry()
+            reader = ObjectReader(
+                self.client,
+                self.settings.bucket,
+                found.key,
+                found.size,
+                found.etag or "",
+                self.read_policy,
+                self.requests,
+                self.cache,
+            )
+            self.files[fh] = OpenFile(found, reader=reader)
+            return pyfuse3.FileInfo(fh=fh)
+        self._refuse_if_read_only()
+        if found.state is State.WRITING:
+            raise fail(errno.EBUSY)
+        if not flags & os.O_TRUNC or not self.settings.allow_overwrite:
+            # S3 objects cannot be modified in place; replacing one needs --allow-overwrite and O_TRUNC.
+            raise fail(errno.EPERM)
+        self._start_writing(fh, found)
+        return pyfuse3.FileInfo(fh=fh)
+
+    def _start_writing(self, fh: int, inode: Inode) -> None:
+        writer = ObjectWriter(
+            self.client,
+            self.settings.bucket,
+            inode.key,
+            self.settings.write_part_size,
+            self.write_options,
+            self.requests,
+        )
+        inode.size, inode.mtime_ns = 0, time.time_ns()
+        self.table.set_state(inode, State.WRITING)
+        self.files[fh] = OpenFile(inode, writer=writer)
+
+    @fuse_errors
+    async def create(
+        self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: Any
+    ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        self._refuse_if_read_only()
+        parent = self._directory(parent_inode)
+        text = os.fsdecode(name)
+        if not fits_in_key(parent.key, text):
+            raise fail(errno.ENAMETOOLONG)
+        existing = self.table.child(parent.ino, text)
+        if existing is not None and existing.state is not State.REMOTE:
+            raise fail(errno.EEXIST)
+        if not self.settings.allow_overwrite and await self._head(parent.key + text) is not None:
+            # The kernel believed the name free (a cached negative entry), but S3 has it now.
+            raise fail(errno.EEXIST)
+        inode = self.table.upsert(
+            parent.ino, text, Kind.FILE, key=parent.key + text, valid_until=0.0, state=State.WRITING
+        )
+        fh = self._new_fh()
+        self._start_writing(fh, inode)
+        self.table.remember(inode)
+        return pyfuse3.FileInfo(fh=fh), self.attributes(inode)
+
+    @fuse_errors
+    # pyfuse3 replies from any contiguous buffer (PyObject_GetBuffer); its stub says bytes.
+    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:  # type: ignore[override]
+        handle = self.files.get(fh)
+        if handle is None:
+            raise fail(errno.EBADF)
+        if handle.reader is None:
+            raise fail(errno.EBUSY)  # reading back a file being written
+        return await handle.reader.read(off, size)
+
+    @fuse_errors
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        handle = self.files.get(fh)
+        if handle is None or handle.writer is None:
+            raise fail(errno.EBADF)
+        if handle.writer.reopen_if_empty(off):
+            self.table.set_state(handle.inode, State.WRITING)
+        return await handle.writer.write(off, buf)
+
+    async def _finish_upload(self, handle: OpenFile) -> None:
+        writer, inode = handle.writer, handle.inode
+        if writer is None or writer.completed is not None:
+            return
+        try:
+            done = await writer.complete()
+        except BaseException:
+            log.error("upload of s3://%s/%s failed: the file was not stored", writer.bucket, writer.key)
+            if inode.linked and inode.state is State.WRITING:
+                self.table.unlink(inode.parent, inode.name)
+            raise
+        inode.size, inode.etag, inode.valid_until = done.size, done.etag, self._expiry()
+        self.table.set_state(inode, State.REMOTE)
+        self._mark_ancestors_remote(inode)
+
+    @fuse_errors
+    async def flush(self, fh: int) -> None:
+        handle = self.files.get(fh)
+        if handle is not None:
+            await self._finish_upload(handle)
+
+    @fuse_errors
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        handle = self.files.get(fh)
+        if handle is not None:
+            await self._finish_upload(handle)
+
+    @fuse_errors
+    async def release(self, fh: int) -> None:
+        handle = self.files.pop(fh, None)
+        if handle is None:
+            return
+        if handle.reader is not None:
+            handle.reader.close()
+        if handle.writer is not None and handle.writer.completed is None:
+            # flush always precedes release; an upload still open here failed there and was reported.
+            await handle.writer.abort()
+            if handle.inode.linked and handle.inode.state is State.WRITING:
+                self.table.unlink(handle.inode.parent, handle.inode.name)
+
+    @fuse_errors
+    async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        self._refuse_if_read_only()
+        if not self.settings.allow_delete:
+            raise fail(errno.EPERM)
+        parent = self._directory(parent_inode)
+        text = os.fsdecode(name)
+        inode = await self._resolve(parent, text)
+        if inode is None:
+            raise fail(errno.ENOENT)
+        if inode.is_dir:
+            raise fail(errno.EISDIR)
+        if inode.state is State.WRITING:
+            raise fail(errno.EBUSY)
+        async with self.requests:
+            await self.client.delete_object(self.settings.bucket, inode.key)
+        self.table.unlink(parent.ino, text)
+
+    @fuse_errors
+    async def rename(  # noqa: PLR0917 - pyfuse3's signature
+        self,
+        parent_inode_old: int,
+        name_old: bytes,
+        parent_inode_new: int,
+        name_new: bytes,
+        flags: int,
+        ctx: Any,
+    ) -> None:
+        self._refuse_if_read_only()
+        if not self.settings.allow_rename:
+            raise fail(errno.EPERM)
+        if flags & ~RENAME_NOREPLACE:
+            raise fail(errno.EINVAL)  # RENAME_EXCHANGE, RENAME_WHITEOUT: no way to do them on S3
+        old_parent, new_parent = self._directory(parent_inode_old), self._directory(parent_inode_new)
+        old_name, new_name = os.fsdecode(name_old), os.fsdecode(name_new)
+        if not fits_in_key(new_parent.key, new_name):
+            raise fail(errno.ENAMETOOLONG)
+        source = await self._resolve(old_parent, old_name)
+        if source is None:
+            raise fail(errno.ENOENT)
+        if source.is_dir:
+            raise fail(errno.ENOTSUP)  # a directory is every key under a prefix: no copy of it is a rename
+        if source.state is State.WRITING:
+            raise fail(errno.EBUSY)
+        target = await self._resolve(new_parent, new_name)
+        if target is not None:
+            if flags & RENAME_NOREPLACE:
+                raise fail(errno.EEXIST)
+            if target.is_dir:
+                raise fail(errno.EISDIR)
+            if target.state is State.WRITING:
+                raise fail(errno.EBUSY)
+            if not self.settings.allow_overwrite:
+                raise fail(errno.EPERM)
+        new_key = new_parent.key + new_name
+        # Not atomic: between the copy and the delete both names exist (docs/filesystem.md).
+        async with self.requests:
+            await self.client.copy_object(self.settings.bucket, source.key, new_key, self.write_options)
+        async with self.requests:
+            await self.client.delete_object(self.settings.bucket, source.key)
+        self.table.move(source, new_parent.ino, new_name, new_key)
+        source.valid_until = 0.0  # the copy's ETag and time are S3's: ask on next use
+        self._mark_ancestors_remote(source)
+
+    # ---- what S3 cannot do -----------------------------------------------------------------------
+
+    @fuse_errors
+    async def symlink(
+        self, parent_inode: int, name: bytes, target: bytes, ctx: Any
+    ) -> pyfuse3.EntryAttributes:
+        self._refuse_if_read_only()
+        raise fail(errno.ENOTSUP)
+
+    @fuse_errors
+    async def link(
+        self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any
+    ) -> pyfuse3.EntryAttributes:
+        self._refuse_if_read_only()
+        raise fail(errno.ENOTSUP)
+
+    @fuse_errors
+    async def mknod(
+        self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: Any
+    ) -> pyfuse3.EntryAttributes:
+        self._refuse_if_read_only()
+        raise fail(errno.ENOTSUP)
+
+    @fuse_errors
+    async def readlink(self, inode: int, ctx: Any) -> bytes:
+        raise fail(errno.EINVAL)  # nothing here is a symbolic link
+
+    # ENOSYS tells the kernel this file system has no extended attributes: it stops asking and answers
+    # EOPNOTSUPP itself from then on (so `ls -l` costs no round trip per file for ACLs or labels).
+    @fuse_errors
+    async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:
+        raise fail(errno.ENOSYS)
+
+    @fuse_errors
+    async def listxattr(self, inode: int, ctx: Any) -> Sequence[bytes]:
+        raise fail(errno.ENOSYS)
+
+    @fuse_errors
+    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
+        raise fail(errno.ENOSYS)
+
+    @fuse_errors
+    async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
+        raise fail(errno.ENOSYS)
+
+    @fuse_errors
+    async def statfs(self, ctx: Any) -> pyfuse3.StatvfsData:
+        data = pyfuse3.StatvfsData()
+        data.f_bsize = data.f_frsize = BLOCK_SIZE
+        data.f_blocks = data.f_bfree = data.f_bavail = STATFS_BLOCKS
+        data.f_files = data.f_ffree = data.f_favail = STATFS_FILES
+        data.f_namemax = 255
+        return data
+
+    # ---- shutdown --------------------------------------------------------------------------------
+
+    async def finish_uploads(self, timeout_s: float) -> list[str]:
+        """At unmount: files still open for writing are not stored (they were never closed). Returns
+        the keys that did not reach S3, after logging each."""
+        lost = []
+        for fh, handle in list(self.files.items()):
+            writer = handle.writer
+            if writer is None or writer.completed is not None:
+                continue
+            lost.append(writer.key)
+            log.error(
+                "unmounted while s3://%s/%s was still open for writing: its upload is aborted, the object is"
+                " not stored",
+                writer.bucket,
+                writer.key,
+            )
+            try:
+                await asyncio.wait_for(writer.abort(), timeout_s)
+            except (TimeoutError, S3Error) as exc:
+                log.error("could not abort the upload of s3://%s/%s: %s", writer.bucket, writer.key, exc)
+            self.files.pop(fh, None)
+        return lost

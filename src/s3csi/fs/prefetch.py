@@ -1,0 +1,59 @@
+"""Read-ahead policy (pure): which parts of an object a file handle should hold or have in flight.
+
+An object is read in parts of ``part_size`` bytes, part ``i`` being bytes ``[i * part_size, (i+1) *
+part_size)``, each one ranged GET. A read that lands where the previous one ended, or in a part already
+wanted, is *sequential*: the window of parts fetched ahead doubles (1, 2, 4, …) up to ``max_parts``, so
+a streaming reader soon has several GETs in flight in parallel. Any other read is a *seek*: the window
+falls back to the parts the read itself needs, and parts fetched for the old position are dropped.
+Memory per handle is bounded by ``max_parts * part_size``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MiB = 1024 * 1024
+# Read-ahead memory per file handle; at least two parts so one can be consumed while the next arrives.
+READ_AHEAD_BYTES = 64 * MiB
+
+
+@dataclass(frozen=True)
+class PrefetchPolicy:
+    part_size: int
+    max_parts: int
+
+    @classmethod
+    def for_part_size(cls, part_size: int, budget: int = READ_AHEAD_BYTES) -> PrefetchPolicy:
+        return cls(part_size, max(2, budget // part_size))
+
+
+@dataclass
+class PrefetchWindow:
+    """The read-ahead state of one file handle."""
+
+    policy: PrefetchPolicy
+    window: int = 1
+    # Where a sequential reader's next read starts; None before the first read.
+    next_offset: int | None = None
+    # Part indices [first, end) currently wanted.
+    first: int = 0
+    end: int = 0
+
+    def on_read(self, offset: int, size: int, file_size: int) -> range:
+        """Record a read of ``size`` bytes at ``offset`` and return the parts to hold from now on."""
+        part = self.policy.part_size
+        if offset >= file_size or size <= 0:
+            return range(0)
+        last_byte = min(offset + size, file_size) - 1
+        first, last = offset // part, last_byte // part
+        # The kernel sends read-ahead requests concurrently, so one may arrive a part late.
+        sequential = self.next_offset is not None and self.first - 1 <= first <= self.end
+        if not sequential:
+            self.window = 1
+        elif first > self.first or self.window == 1:
+            self.window = min(self.window * 2, self.policy.max_parts)
+        parts_in_file = (file_size + part - 1) // part
+        self.first = first
+        self.end = min(parts_in_file, max(last + 1, first + self.window))
+        self.next_offset = last_byte + 1
+        return range(self.first, self.end)

@@ -1,0 +1,159 @@
+"""Writing one new object: bytes arrive in order, full parts of ``--write-part-size`` are uploaded while
+the writer goes on (a multipart upload, several parts in flight), and :meth:`ObjectWriter.complete`
+makes the object durable. A small file is one PutObject.
+
+Memory is bounded: at most ``max_parts_in_flight`` parts are being uploaded, plus the part being
+filled; a writer that outruns S3 waits in ``write``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+from dataclasses import dataclass, field
+
+from s3csi.fs.errors import fail
+from s3csi.s3.client import S3Client, WriteOptions
+from s3csi.s3.errors import S3Error
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+# Part uploads in flight per file: enough to keep a link busy, small enough to bound memory.
+UPLOAD_BYTES_IN_FLIGHT = 64 * MiB
+
+
+@dataclass
+class Completed:
+    size: int
+    etag: str
+
+
+@dataclass
+class ObjectWriter:
+    client: S3Client
+    bucket: str
+    key: str
+    part_size: int
+    options: WriteOptions
+    requests: asyncio.Semaphore
+    size: int = 0
+    completed: Completed | None = None
+    failure: BaseException | None = None
+    _pieces: list[bytes] = field(default_factory=list)
+    _buffered: int = 0
+    _upload_id: str | None = None
+    _parts: list[asyncio.Task[tuple[int, str]]] = field(default_factory=list)
+    _completing: asyncio.Task[Completed] | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def max_parts_in_flight(self) -> int:
+        return max(2, UPLOAD_BYTES_IN_FLIGHT // self.part_size)
+
+    async def write(self, offset: int, data: bytes) -> int:
+        if self.completed is not None or self._completing is not None:
+            # Already uploaded by an earlier close (flush) or fsync of this file: S3 objects cannot grow.
+            raise fail(errno.EBADF)
+        if self.failure is not None:
+            raise fail(errno.EIO)
+        if offset != self.size:
+            raise fail(errno.EINVAL)  # S3 objects are written in order, like mount-s3
+        self._pieces.append(data)
+        self._buffered += len(data)
+        self.size += len(data)
+        if self._buffered >= self.part_size:
+            async with self._lock:  # one part boundary at a time, whoever's write crossed it
+                while self._buffered >= self.part_size:
+                    await self._upload_full_part()
+        return len(data)
+
+    def reopen_if_empty(self, offset: int) -> bool:
+        """Start over after an *empty* object was stored, when writing begins at offset 0.
+
+        ``sh -c 'cmd > file'`` opens the file, dup2()s the descriptor and closes the original: that close
+        flushes (storing an empty object) before the first byte is written. The bytes that follow
+        replace the empty object; any other write after completion is refused.
+        """
+        if self.completed is None or self.completed.size != 0 or offset != 0:
+            return False
+        self.completed, self._completing, self.failure = None, None, None
+        return True
+
+    async def complete(self) -> Completed:
+        """Finish the upload (once; concurrent and later callers share the outcome)."""
+        if self.completed is not None:
+            return self.completed
+        if self._completing is None:
+            self._completing = asyncio.create_task(self._complete(), name=f"complete {self.key}")
+        return await asyncio.shield(self._completing)
+
+    async def abort(self) -> None:
+        for task in self._parts:
+            task.cancel()
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            try:
+                await self.client.abort_multipart_upload(self.bucket, self.key, upload_id)
+            except S3Error as exc:
+                log.warning("could not abort the upload of s3://%s/%s: %s", self.bucket, self.key, exc)
+
+    async def _complete(self) -> Completed:
+        try:
+            if self.failure is not None:
+                raise self.failure
+            if self._upload_id is None:
+                body = self._take(self._buffered)
+                async with self.requests:
+                    etag = await self.client.put_object(self.bucket, self.key, body, self.options)
+            else:
+                upload_id = self._upload_id
+                if self._buffered:
+                    self._start_part(upload_id, self._take(self._buffered))
+                parts = await asyncio.gather(*self._parts)
+                async with self.requests:
+                    etag = await self.client.complete_multipart_upload(
+                        self.bucket, self.key, upload_id, sorted(parts)
+                    )
+                self._upload_id = None
+        except BaseException as exc:
+            self.failure = self.failure or exc
+            await self.abort()
+            raise
+        self.completed = Completed(self.size, etag)
+        return self.completed
+
+    async def _upload_full_part(self) -> None:
+        if self._upload_id is None:
+            async with self.requests:
+                self._upload_id = await self.client.create_multipart_upload(
+                    self.bucket, self.key, self.options
+                )
+        upload_id = self._upload_id
+        in_flight = [task for task in self._parts if not task.done()]
+        if len(in_flight) >= self.max_parts_in_flight:
+            await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        failed = next((t for t in self._parts if t.done() and not t.cancelled() and t.exception()), None)
+        if failed is not None:
+            self.failure = failed.exception()
+            raise fail(errno.EIO)
+        if self._buffered >= self.part_size:
+            self._start_part(upload_id, self._take(self.part_size))
+
+    def _start_part(self, upload_id: str, body: bytes) -> None:
+        number = len(self._parts) + 1
+        task = asyncio.create_task(self._upload_part(upload_id, number, body), name=f"part {number}")
+        self._parts.append(task)
+
+    async def _upload_part(self, upload_id: str, number: int, body: bytes) -> tuple[int, str]:
+        async with self.requests:
+            etag = await self.client.upload_part(self.bucket, self.key, upload_id, number, body)
+        return number, etag
+
+    def _take(self, count: int) -> bytes:
+        """The first ``count`` buffered bytes, as one buffer; the rest stays buffered."""
+        joined = b"".join(self._pieces)
+        self._pieces = [joined[count:]] if len(joined) > count else []
+        self._buffered = len(joined) - count
+        return joined[:count]

@@ -1,0 +1,124 @@
+"""ObjectWriter against a recording stand-in for the S3 client: parts, order, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from typing import Any
+
+import pyfuse3
+import pytest
+
+from s3csi.fs.writer import ObjectWriter
+from s3csi.s3.client import WriteOptions
+from s3csi.s3.errors import S3Unavailable
+
+PART = 10
+
+
+class RecordingClient:
+    def __init__(self, fail_part: int | None = None) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.fail_part = fail_part
+
+    async def put_object(self, bucket: str, key: str, body: bytes, options: WriteOptions) -> str:
+        self.calls.append(("put", bytes(body)))
+        return '"etag"'
+
+    async def create_multipart_upload(self, bucket: str, key: str, options: WriteOptions) -> str:
+        self.calls.append(("create",))
+        return "upload"
+
+    async def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: bytes) -> str:
+        if number == self.fail_part:
+            raise S3Unavailable("UploadPart: the endpoint is gone", code="ConnectionError")
+        self.calls.append(("part", number, bytes(body)))
+        return f'"p{number}"'
+
+    async def complete_multipart_upload(self, bucket: str, key: str, upload_id: str, parts: Any) -> str:
+        self.calls.append(("complete", list(parts)))
+        return '"etag-2"'
+
+    async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        self.calls.append(("abort",))
+
+
+def writer(client: RecordingClient) -> ObjectWriter:
+    return ObjectWriter(client, "b", "k", PART, WriteOptions(), asyncio.Semaphore(4))  # type: ignore[arg-type]
+
+
+def test_small_file_is_one_put() -> None:
+    async def scenario() -> list[tuple[Any, ...]]:
+        client = RecordingClient()
+        w = writer(client)
+        await w.write(0, b"hello")
+        await w.write(5, b"!")
+        done = await w.complete()
+        assert (done.size, done.etag) == (6, '"etag"')
+        return client.calls
+
+    assert asyncio.run(scenario()) == [("put", b"hello!")]
+
+
+def test_large_file_is_uploaded_in_parts_while_writing() -> None:
+    async def scenario() -> list[tuple[Any, ...]]:
+        client = RecordingClient()
+        w = writer(client)
+        await w.write(0, b"a" * 7)
+        await w.write(7, b"b" * 7)  # crosses the first part boundary
+        await w.write(14, b"c" * 10)
+        await w.complete()
+        return client.calls
+
+    calls = asyncio.run(scenario())
+    assert calls[0] == ("create",)
+    parts = sorted(c for c in calls if c[0] == "part")
+    assert parts == [("part", 1, b"a" * 7 + b"bbb"), ("part", 2, b"b" * 4 + b"c" * 6), ("part", 3, b"cccc")]
+    assert calls[-1] == ("complete", [(1, '"p1"'), (2, '"p2"'), (3, '"p3"')])
+
+
+def test_out_of_order_write_is_einval() -> None:
+    async def scenario() -> None:
+        w = writer(RecordingClient())
+        await w.write(0, b"abc")
+        with pytest.raises(pyfuse3.FUSEError) as excinfo:
+            await w.write(10, b"x")
+        assert excinfo.value.errno == errno.EINVAL
+
+    asyncio.run(scenario())
+
+
+def test_failed_part_fails_completion_and_aborts() -> None:
+    async def scenario() -> list[tuple[Any, ...]]:
+        client = RecordingClient(fail_part=2)
+        w = writer(client)
+        for offset in range(0, 30, 5):
+            try:
+                await w.write(offset, b"z" * 5)
+            except pyfuse3.FUSEError:
+                break
+        with pytest.raises(S3Unavailable):
+            await w.complete()
+        with pytest.raises(S3Unavailable):
+            await w.complete()  # the outcome is kept: a second close reports it too
+        return client.calls
+
+    calls = asyncio.run(scenario())
+    assert ("abort",) in calls and not any(c[0] == "complete" for c in calls)
+
+
+def test_empty_object_can_be_replaced_from_offset_zero() -> None:
+    async def scenario() -> list[tuple[Any, ...]]:
+        client = RecordingClient()
+        w = writer(client)
+        await w.complete()
+        assert w.reopen_if_empty(0)
+        await w.write(0, b"late")
+        await w.complete()
+        assert not w.reopen_if_empty(0)  # only an empty object is replaced
+        with pytest.raises(pyfuse3.FUSEError) as excinfo:
+            await w.write(4, b"more")
+        assert excinfo.value.errno == errno.EBADF
+        return client.calls
+
+    assert asyncio.run(scenario()) == [("put", b""), ("put", b"late")]
