@@ -12,6 +12,8 @@ PYTHON := $(VENV)/bin/python
 SYSTEM_PYTHON ?= /usr/bin/python3
 APT_PACKAGES := fuse3 libfuse3-dev pkg-config gcc python3-venv python3-dev util-linux
 BENCH_APT_PACKAGES := s3fs rclone nodejs npm
+# The npm package s3rver (the benchmark's S3 server) goes here; `make bench BENCH_ARGS=--quick` for a fast check.
+BENCH_NODE ?= /opt/s3csi/bench-node
 PYTEST_ARGS ?=
 
 .PHONY: all system venv install demo test lint unit bench clean-venv
@@ -52,7 +54,9 @@ demo: install
 
 bench:
 	$(MAKE) install EXTRA_APT="$(BENCH_APT_PACKAGES)"
-	$(PYTHON) -m bench
+	@[ -f $(BENCH_NODE)/node_modules/s3rver/bin/s3rver.js ] || \
+		{ umask 022; npm install --no-audit --no-fund --prefix $(BENCH_NODE) s3rver@3 >/dev/null; }
+	S3RVER_JS=$(BENCH_NODE)/node_modules/s3rver/bin/s3rver.js $(PYTHON) -m bench $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Benchmarks, not tests: figures beside a baseline measured in the same run; see docs/performance.md."""
