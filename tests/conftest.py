@@ -26,7 +26,9 @@ WORKLOAD_UID = 1001
 
 def require_root_and_fuse() -> None:
     if os.geteuid() != 0:
-        pytest.fail("this test needs root (FUSE mounts, uid switches); run `make test` as root", pytrace=False)
+        pytest.fail(
+            "this test needs root (FUSE mounts, uid switches): run `make test` as root", pytrace=False
+        )
     if not os.path.exists("/dev/fuse"):
         pytest.fail("this test needs /dev/fuse (modprobe fuse)", pytrace=False)
 

@@ -71,13 +71,19 @@ class EmbeddedS3Server:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise Unavailable(f"the embedded S3 server exited with status {self.process.returncode}; see {self._log}")
-            with contextlib.suppress(OSError, urllib.error.URLError):
-                with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1):
-                    return
+                raise Unavailable(
+                    f"the embedded S3 server exited with status {self.process.returncode}; see {self._log}"
+                )
+            with (
+                contextlib.suppress(OSError, urllib.error.URLError),
+                urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1),
+            ):
+                return
             time.sleep(0.1)
         self.stop()
-        raise Unavailable(f"the embedded S3 server did not answer on {self.endpoint_url} within {START_TIMEOUT_S:.0f} s")
+        raise Unavailable(
+            f"the embedded S3 server did not answer on {self.endpoint_url} within {START_TIMEOUT_S:.0f} s"
+        )
 
     def reset(self) -> None:
         """Forget every bucket and object (moto's reset API)."""
@@ -112,4 +118,3 @@ class EmbeddedS3Server:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
