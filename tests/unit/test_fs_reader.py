@@ -114,3 +114,68 @@ def test_reads_past_the_end_are_empty() -> None:
         assert bytes(await r.read(995, 10)) == DATA[995:]
 
     asyncio.run(scenario())
+
+
+class GatedClient(RangeClient):
+    """Holds every GET but those starting at ``open_starts`` until ``release`` is set."""
+
+    def __init__(self, open_starts: set[int]) -> None:
+        super().__init__()
+        self.open_starts = open_starts
+        self.release = asyncio.Event()
+
+    async def get_object(self, bucket: str, key: str, *, start: int = 0, end: int | None = None) -> bytes:
+        if start not in self.open_starts:
+            await self.release.wait()
+        return await super().get_object(bucket, key, start=start, end=end)
+
+
+def test_a_read_after_open_or_a_seek_waits_only_for_the_head_of_its_part() -> None:
+    async def scenario() -> GatedClient:
+        client = GatedClient(open_starts={0, 500})
+        policy = PrefetchPolicy(PART, 4, seek_head=30)
+        r = ObjectReader(client, "b", "k", len(DATA), '"e"', policy, asyncio.Semaphore(16))  # type: ignore[arg-type]
+        # The rest of each part is held back: these reads are answered by the heads alone.
+        assert bytes(await r.read(0, 20)) == DATA[:20]
+        assert bytes(await r.read(520, 10)) == DATA[520:530]  # a seek: a new head
+        client.release.set()
+        # Past the head: the whole part, head and rest joined, then sequential parts whole.
+        assert bytes(await r.read(530, 200)) == DATA[530:730]
+        r.close()
+        return client
+
+    client = asyncio.run(scenario())
+    assert (0, 30) in client.ranges and (500, 530) in client.ranges
+    assert (530, 600) in client.ranges and (600, 700) in client.ranges
+    assert (500, 600) not in client.ranges  # the seek's part was never fetched twice
+
+
+def test_seek_head_only_for_parts_larger_than_it() -> None:
+    assert PrefetchPolicy.for_part_size(8 * 1024 * 1024).seek_head == 1024 * 1024
+    assert PrefetchPolicy.for_part_size(1024 * 1024).seek_head == 0
+
+
+def test_a_small_object_is_fetched_as_it_is_opened() -> None:
+    async def scenario() -> RangeClient:
+        client = RangeClient(DATA[:80])
+        r = reader(client)
+        r.fetch_small_object()
+        await asyncio.sleep(0.01)  # no read yet
+        assert client.ranges == [(0, 80)]
+        assert bytes(await r.read(0, 4096)) == DATA[:80]
+        r.close()
+        return client
+
+    assert asyncio.run(scenario()).ranges == [(0, 80)]  # the read used the GET started at open
+
+
+def test_a_large_object_is_not_fetched_before_it_is_read() -> None:
+    async def scenario() -> RangeClient:
+        client = RangeClient()
+        r = reader(client)
+        r.fetch_small_object()
+        await asyncio.sleep(0.01)
+        r.close()
+        return client
+
+    assert asyncio.run(scenario()).ranges == []

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     if settings.foreground:
         configure_logging(debug=settings.debug)
-        return session.serve(settings)
+        return session.serve(settings, os.environ)
     return _serve_in_background(settings)
 
 
@@ -103,7 +103,7 @@ def _serve_in_background(settings: FsSettings) -> int:
         os.close(write_end)
 
     try:
-        code = session.serve(settings, on_ready=ready)
+        code = session.serve(settings, os.environ, on_ready=ready)
     except S3csiError as exc:
         with contextlib.suppress(OSError):
             os.write(write_end, str(exc).encode())

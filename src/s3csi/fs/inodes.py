@@ -16,6 +16,8 @@ import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from s3csi.fs.lookups import DirectoryKnowledge
+
 ROOT_INODE = 1
 # Negative entries are a cache: past this many, the oldest knowledge is dropped wholesale.
 MAX_NEGATIVE_ENTRIES = 65536
@@ -51,6 +53,8 @@ class Inode:
     linked: bool = True
     # Local children (mkdir'd directories, files being written) are shown by readdir even before S3 has them.
     local_children: set[str] = field(default_factory=set)
+    # Directories: what the last listing said about the children as a whole (s3csi.fs.lookups).
+    listing: DirectoryKnowledge = field(default_factory=DirectoryKnowledge)
 
     @property
     def is_dir(self) -> bool:

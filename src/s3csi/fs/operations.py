@@ -9,12 +9,14 @@ EINVAL.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import logging
+import math
 import os
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +25,12 @@ import pyfuse3
 from s3csi.fs.cache import DiskCache
 from s3csi.fs.errors import fail, fuse_errors
 from s3csi.fs.inodes import ROOT_INODE, Inode, InodeTable, Kind, State
+from s3csi.fs.lookups import LOOKUP_LIST_PAGES, DirectoryKnowledge, LookupSource, lookup_source
 from s3csi.fs.names import child_name, fits_in_key, is_visible_name
 from s3csi.fs.prefetch import PrefetchPolicy
 from s3csi.fs.reader import ObjectReader
 from s3csi.fs.settings import FsSettings
+from s3csi.fs.siblings import SIBLINGS_AHEAD, SiblingReadAhead, siblings_to_fetch
 from s3csi.fs.writer import ObjectWriter
 from s3csi.s3.client import ObjectInfo, S3Client, WriteOptions
 from s3csi.s3.errors import S3Error
@@ -72,7 +76,15 @@ class S3Operations(pyfuse3.Operations):
         self.write_options = WriteOptions(settings.storage_class, settings.sse, settings.sse_kms_key_id)
         self.files: dict[int, OpenFile] = {}
         self.listings: dict[int, Listing] = {}
+        self._lookup_listings: dict[int, asyncio.Task[bool]] = {}
+        self.read_ahead = SiblingReadAhead()
         self._next_fh = 1
+        # Called when the kernel's INIT arrives, just before libfuse answers it.
+        self.on_init: Callable[[], object] | None = None
+
+    def init(self) -> None:
+        if self.on_init is not None:
+            self.on_init()
 
     # ---- helpers ---------------------------------------------------------------------------------
 
@@ -192,26 +204,114 @@ class S3Operations(pyfuse3.Operations):
         return info, is_dir
 
     async def _resolve(self, parent: Inode, name: str) -> Inode | None:
-        """The entry ``name`` in ``parent``, from the table while it is fresh, else from S3.
+        """The entry ``name`` in ``parent``: from the table while it is fresh, else from a listing of
+        ``parent`` (s3csi.fs.lookups), else from S3 for this one name.
 
         Like mount-s3, a directory (any object under ``name/``) wins over an object named ``name``.
         """
         now = time.monotonic()
         known = self.table.child(parent.ino, name)
-        if known is not None and (known.state is not State.REMOTE or known.valid_until > now):
+        source = self._lookup_source(parent, name, known, now)
+        if source is LookupSource.LIST_DIRECTORY:
+            if await self._list_for_lookup(parent):
+                # A complete listing just now: the table holds every child there is.
+                return self.table.child(parent.ino, name)
+            known = self.table.child(parent.ino, name)
+            source = self._lookup_source(parent, name, known, time.monotonic())
+        if source is LookupSource.TABLE:
             return known
-        if known is None and self.table.is_negative(parent.ino, name, now):
+        if source is LookupSource.ABSENT:
             return None
+        parent.listing = dataclasses.replace(parent.listing, asked_by_name=True)
         key = parent.key + name
         info, is_dir = await self._stat_remote(key)
         if is_dir:
             return self._dir_inode(parent, name)
         if info is not None:
             return self._object_inode(parent, name, info)
-        if known is not None:
+        current = self.table.child(parent.ino, name)
+        if current is not None and current.state is not State.REMOTE:
+            return current  # made through this mount while S3 was asked
+        if current is not None:
             self.table.unlink(parent.ino, name)
         self.table.set_negative(parent.ino, name, now + self.settings.negative_metadata_ttl_s)
         return None
+
+    def _lookup_source(self, parent: Inode, name: str, known: Inode | None, now: float) -> LookupSource:
+        known_until = None
+        if known is not None:
+            known_until = known.valid_until if known.state is State.REMOTE else math.inf
+        negative = known is None and self.table.is_negative(parent.ino, name, now)
+        return lookup_source(now, known_until, negative, parent.listing)
+
+    async def _list_for_lookup(self, directory: Inode) -> bool:
+        """List ``directory`` into the table (one listing at a time per directory, shared by the lookups
+        that wait for it); whether the listing was complete."""
+        running = self._lookup_listings.get(directory.ino)
+        if running is None:
+            running = asyncio.create_task(self._list_into_table(directory), name=f"list {directory.key}")
+            self._lookup_listings[directory.ino] = running
+            running.add_done_callback(lambda _: self._lookup_listings.pop(directory.ino, None))
+        return await asyncio.shield(running)
+
+    async def _list_into_table(self, directory: Inode) -> bool:
+        started = time.monotonic()
+        children = await self._list_children(directory, max_pages=LOOKUP_LIST_PAGES)
+        if children is None:
+            directory.listing = DirectoryKnowledge(too_large_until=started + self.settings.metadata_ttl_s)
+            return False
+        self._record_listing(directory, *children, started=started)
+        return True
+
+    async def _list_children(
+        self, directory: Inode, max_pages: int | None = None
+    ) -> tuple[dict[str, ObjectInfo], set[str]] | None:
+        """The objects and sub-prefixes directly in ``directory`` by name, or None when there are more
+        than ``max_pages`` pages of them."""
+        objects: dict[str, ObjectInfo] = {}
+        prefixes: set[str] = set()
+        token: str | None = None
+        pages = 0
+        while True:
+            if max_pages is not None and pages == max_pages:
+                return None
+            async with self.requests:
+                page = await self.client.list_objects_v2(
+                    self.settings.bucket, prefix=directory.key, delimiter="/", continuation_token=token
+                )
+            pages += 1
+            for info in page.objects:
+                name = child_name(directory.key, info.key)
+                if name is not None:
+                    objects[name] = info
+            for prefix in page.common_prefixes:
+                name = child_name(directory.key, prefix)
+                if name is not None:
+                    prefixes.add(name)
+            token = page.next_continuation_token
+            if token is None:
+                return objects, prefixes
+
+    def _record_listing(
+        self, directory: Inode, objects: dict[str, ObjectInfo], prefixes: set[str], *, started: float
+    ) -> None:
+        """A complete listing of ``directory``, begun at ``started``: every child into the table, the
+        remote children it lacks out of it, and the directory marked as listed."""
+        for name, info in objects.items():
+            if name not in prefixes:  # the directory wins
+                self._entry_inode(directory, name, Kind.FILE, info)
+        for name in prefixes:
+            self._entry_inode(directory, name, Kind.DIRECTORY, None)
+        for stale in [i for i in self.table.children(directory.ino) if i.state is State.REMOTE]:
+            # A child refreshed after the listing began (an upload completed meanwhile) is newer than it.
+            refreshed_since = stale.valid_until > started + self.settings.metadata_ttl_s
+            if stale.name not in objects and stale.name not in prefixes and not refreshed_since:
+                self.table.unlink(directory.ino, stale.name)
+        directory.listing = DirectoryKnowledge(
+            listed_until=started + self.settings.metadata_ttl_s,
+            absent_until=started + self.settings.negative_metadata_ttl_s,
+            names=tuple(sorted(objects.keys() | prefixes)),
+        )
 
     def _mark_ancestors_remote(self, inode: Inode) -> None:
         """An object now exists under these directories: they are no longer local only."""
@@ -285,37 +385,19 @@ class S3Operations(pyfuse3.Operations):
         return fh
 
     async def _list(self, directory: Inode) -> list[tuple[str, Kind, ObjectInfo | None]]:
-        objects: dict[str, ObjectInfo] = {}
-        prefixes: set[str] = set()
-        token: str | None = None
-        while True:
-            async with self.requests:
-                page = await self.client.list_objects_v2(
-                    self.settings.bucket, prefix=directory.key, delimiter="/", continuation_token=token
-                )
-            for info in page.objects:
-                name = child_name(directory.key, info.key)
-                if name is not None:
-                    objects[name] = info
-            for prefix in page.common_prefixes:
-                name = child_name(directory.key, prefix)
-                if name is not None:
-                    prefixes.add(name)
-            token = page.next_continuation_token
-            if token is None:
-                break
+        started = time.monotonic()
+        children = await self._list_children(directory)
+        assert children is not None  # no page limit
+        objects, prefixes = children
+        self._record_listing(directory, objects, prefixes, started=started)
         entries: dict[str, tuple[str, Kind, ObjectInfo | None]] = {
             name: (name, Kind.FILE, info) for name, info in objects.items()
         }
         entries.update((name, (name, Kind.DIRECTORY, None)) for name in prefixes)  # the directory wins
-        listed = set(entries)
         for name in list(directory.local_children):
             local = self.table.child(directory.ino, name)
             if local is not None and name not in entries:
                 entries[name] = (name, local.kind, None)
-        for stale in [i for i in self.table.children(directory.ino) if i.state is State.REMOTE]:
-            if stale.name not in listed:
-                self.table.unlink(directory.ino, stale.name)
         return sorted(entries.values())
 
     @fuse_errors
@@ -394,16 +476,10 @@ class S3Operations(pyfuse3.Operations):
                     raise fail(errno.ENOENT)
                 found.size, found.etag = info.size, info.etag
                 found.mtime_ns, found.valid_until = int(info.last_modified * 1e9), self._expiry()
-            reader = ObjectReader(
-                self.client,
-                self.settings.bucket,
-                found.key,
-                found.size,
-                found.etag or "",
-                self.read_policy,
-                self.requests,
-                self.cache,
-            )
+            reader = self._reader(found)
+            if reader.is_small:
+                reader.fetch_small_object(self.read_ahead.take(found.key, found.etag, time.monotonic()))
+                self._read_siblings_ahead(found)
             self.files[fh] = OpenFile(found, reader=reader)
             return pyfuse3.FileInfo(fh=fh)
         self._refuse_if_read_only()
@@ -415,6 +491,40 @@ class S3Operations(pyfuse3.Operations):
         self._start_writing(fh, found)
         return pyfuse3.FileInfo(fh=fh)
 
+    def _reader(self, inode: Inode) -> ObjectReader:
+        return ObjectReader(
+            self.client,
+            self.settings.bucket,
+            inode.key,
+            inode.size,
+            inode.etag or "",
+            self.read_policy,
+            self.requests,
+            self.cache,
+        )
+
+    def _read_siblings_ahead(self, opened: Inode) -> None:
+        """A small file opened right after its predecessor: fetch the small files after it (fs/siblings)."""
+        directory = self.table.get(opened.parent)
+        previous = self.read_ahead.opened(opened.parent, opened.name)
+        if directory is None or not opened.linked:
+            return
+        now = time.monotonic()
+        for name in siblings_to_fetch(directory.listing.names, previous, opened.name, SIBLINGS_AHEAD):
+            sibling = self.table.child(directory.ino, name)
+            if (
+                sibling is None
+                or sibling.kind is not Kind.FILE
+                or sibling.state is not State.REMOTE
+                or sibling.valid_until <= now
+                or sibling.etag is None
+                or self.read_ahead.holds(sibling.key)
+            ):
+                continue
+            fetching = self._reader(sibling).fetch_small_object()
+            if fetching is not None:
+                self.read_ahead.hold(sibling.key, sibling.etag, now + self.settings.metadata_ttl_s, fetching)
+
     def _start_writing(self, fh: int, inode: Inode) -> None:
         writer = ObjectWriter(
             self.client,
@@ -424,6 +534,7 @@ class S3Operations(pyfuse3.Operations):
             self.write_options,
             self.requests,
         )
+        self.read_ahead.drop(inode.key)
         inode.size, inode.mtime_ns = 0, time.time_ns()
         self.table.set_state(inode, State.WRITING)
         self.files[fh] = OpenFile(inode, writer=writer)
@@ -524,6 +635,7 @@ class S3Operations(pyfuse3.Operations):
             raise fail(errno.EISDIR)
         if inode.state is State.WRITING:
             raise fail(errno.EBUSY)
+        self.read_ahead.drop(inode.key)
         async with self.requests:
             await self.client.delete_object(self.settings.bucket, inode.key)
         self.table.unlink(parent.ino, text)
@@ -565,6 +677,8 @@ class S3Operations(pyfuse3.Operations):
             if not self.settings.allow_overwrite:
                 raise fail(errno.EPERM)
         new_key = new_parent.key + new_name
+        self.read_ahead.drop(source.key)
+        self.read_ahead.drop(new_key)
         # Not atomic: between the copy and the delete both names exist (docs/filesystem.md).
         async with self.requests:
             await self.client.copy_object(self.settings.bucket, source.key, new_key, self.write_options)

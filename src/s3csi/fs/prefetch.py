@@ -6,6 +6,10 @@ wanted, is *sequential*: the window of parts fetched ahead doubles (1, 2, 4, …
 a streaming reader soon has several GETs in flight in parallel. Any other read is a *seek*: the window
 falls back to the parts the read itself needs, and parts fetched for the old position are dropped.
 Memory per handle is bounded by ``max_parts * part_size``.
+
+The first read after opening, and each seek, waits for a whole part before it can be answered; so the
+first ``seek_head`` bytes of the part such a read lands in are fetched by a GET of their own, in
+parallel with the rest of the part, and answer the read as soon as they arrive.
 """
 
 from __future__ import annotations
@@ -15,16 +19,21 @@ from dataclasses import dataclass
 MiB = 1024 * 1024
 # Read-ahead memory per file handle; at least two parts so one can be consumed while the next arrives.
 READ_AHEAD_BYTES = 64 * MiB
+# What the first read after a seek waits for at most: one FUSE request's worth (1 MiB).
+SEEK_HEAD_BYTES = 1 * MiB
 
 
 @dataclass(frozen=True)
 class PrefetchPolicy:
     part_size: int
     max_parts: int
+    # 0: a seek's part is fetched whole.
+    seek_head: int = 0
 
     @classmethod
     def for_part_size(cls, part_size: int, budget: int = READ_AHEAD_BYTES) -> PrefetchPolicy:
-        return cls(part_size, max(2, budget // part_size))
+        seek_head = SEEK_HEAD_BYTES if part_size > SEEK_HEAD_BYTES else 0
+        return cls(part_size, max(2, budget // part_size), seek_head)
 
 
 @dataclass
@@ -38,6 +47,8 @@ class PrefetchWindow:
     # Part indices [first, end) currently wanted.
     first: int = 0
     end: int = 0
+    # Whether the last read was a seek (or the first read).
+    seeked: bool = False
 
     def on_read(self, offset: int, size: int, file_size: int) -> range:
         """Record a read of ``size`` bytes at ``offset`` and return the parts to hold from now on."""
@@ -48,6 +59,7 @@ class PrefetchWindow:
         first, last = offset // part, last_byte // part
         # The kernel sends read-ahead requests concurrently, so one may arrive a part late.
         sequential = self.next_offset is not None and self.first - 1 <= first <= self.end
+        self.seeked = not sequential
         if not sequential:
             self.window = 1
         elif first > self.first or self.window == 1:

@@ -5,6 +5,7 @@ the whole process."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 
 from s3csi.fs.cache import DiskCache, block_id
@@ -16,8 +17,21 @@ from s3csi.s3.errors import S3Error
 @dataclass
 class _Part:
     task: asyncio.Task[bytes]
+    # After a seek: the part's first ``seek_head`` bytes, fetched on their own (``task`` joins them on).
+    head: asyncio.Task[bytes] | None = None
     # Reads awaiting this part right now: a part nobody waits for may be cancelled when dropped.
     waiters: int = 0
+
+    def cancel(self) -> None:
+        self.task.cancel()
+        if self.head is not None:
+            self.head.cancel()
+
+    def failed(self) -> bool:
+        return any(
+            t is not None and t.done() and not t.cancelled() and t.exception() is not None
+            for t in (self.task, self.head)
+        )
 
 
 class ShortRead(S3Error):
@@ -48,48 +62,96 @@ class ObjectReader:
         for index in [i for i in self._parts if i not in wanted]:
             dropped = self._parts.pop(index)
             if dropped.waiters == 0:
-                dropped.task.cancel()
+                dropped.cancel()
+        part_size = self.policy.part_size
+        first_index = offset // part_size
         for index in wanted:
             if index not in self._parts:
-                task = asyncio.create_task(self._fetch(index), name=f"get {self.key}#{index}")
-                task.add_done_callback(_retrieve_exception)
-                self._parts[index] = _Part(task)
-        part_size = self.policy.part_size
-        needed = [self._parts[i] for i in range(offset // part_size, (end - 1) // part_size + 1)]
+                self._parts[index] = self._start(index, split=self._window.seeked and index == first_index)
+        needed = [self._parts[i] for i in range(first_index, (end - 1) // part_size + 1)]
+        first_start = first_index * part_size
+        head = needed[0].head
+        if len(needed) == 1 and head is not None and end - first_start <= self.policy.seek_head:
+            tasks = [head]
+        else:
+            tasks = [part.task for part in needed]
         for part in needed:
             part.waiters += 1
         try:
-            pieces = [await part.task for part in needed]
+            pieces = [await task for task in tasks]
         except S3Error:
             # A failed GET is not remembered: the next read of these bytes tries again.
             for index, part in list(self._parts.items()):
-                if part.task.done() and not part.task.cancelled() and part.task.exception() is not None:
+                if part.failed():
                     del self._parts[index]
             raise
         finally:
             for part in needed:
                 part.waiters -= 1
-        first_start = (offset // part_size) * part_size
         if len(pieces) == 1:
             # A view, not a copy: pyfuse3 replies from any contiguous buffer.
             return memoryview(pieces[0])[offset - first_start : end - first_start]
         joined = b"".join(pieces)
         return joined[offset - first_start : end - first_start]
 
+    @property
+    def is_small(self) -> bool:
+        """Whether the object fits in one read after opening (``seek_head``, else one part)."""
+        return 0 < self.size <= (self.policy.seek_head or self.policy.part_size)
+
+    def fetch_small_object(self, fetched: asyncio.Task[bytes] | None = None) -> asyncio.Task[bytes] | None:
+        """Start fetching a small object as it is opened, so the read that follows finds its GET under
+        way; or take ``fetched``, its bytes already on their way. The fetch, or None for a large object."""
+        if not self.is_small:
+            return None
+        if 0 not in self._parts:
+            self._parts[0] = _Part(fetched) if fetched is not None else self._start(0, split=False)
+        return self._parts[0].task
+
     def close(self) -> None:
         for part in self._parts.values():
-            part.task.cancel()
+            part.cancel()
         self._parts.clear()
 
-    async def _fetch(self, index: int) -> bytes:
+    def _start(self, index: int, *, split: bool) -> _Part:
+        start = index * self.policy.part_size
+        end = min(start + self.policy.part_size, self.size)
+        head_end = start + self.policy.seek_head
+        if split and self.cache is None and start < head_end < end:
+            head = self._task(self._get(start, head_end), f"get {self.key}#{index} head")
+            return _Part(self._task(self._fetch_rest(head, head_end, end), f"get {self.key}#{index}"), head)
+        return _Part(self._task(self._fetch(index, start, end), f"get {self.key}#{index}"))
+
+    @staticmethod
+    def _task(fetch: Coroutine[None, None, bytes], name: str) -> asyncio.Task[bytes]:
+        task = asyncio.create_task(fetch, name=name)
+        task.add_done_callback(_retrieve_exception)
+        return task
+
+    async def _fetch_rest(self, head: asyncio.Task[bytes], start: int, end: int) -> bytes:
+        """The whole part: its head (fetched by a read waiting for it) joined to the rest."""
+        rest = self._task(self._get(start, end), f"get {self.key}@{start}")
+        try:
+            first = await asyncio.shield(head)  # a read may still wait for the head alone
+            return first + await rest
+        except asyncio.CancelledError:
+            head.cancel()
+            rest.cancel()
+            raise
+
+    async def _fetch(self, index: int, start: int, end: int) -> bytes:
         part_size = self.policy.part_size
-        start = index * part_size
-        end = min(start + part_size, self.size)
         block = block_id(self.bucket, self.key, self.etag, part_size, index) if self.cache else ""
         if self.cache is not None:
             cached = await self.cache.get(block)
             if cached is not None:
                 return cached
+        data = await self._get(start, end)
+        if self.cache is not None:
+            self.cache.put_soon(block, data)
+        return data
+
+    async def _get(self, start: int, end: int) -> bytes:
         async with self.requests:
             data = await self.client.get_object(self.bucket, self.key, start=start, end=end)
         if len(data) != end - start:
@@ -100,8 +162,6 @@ class ObjectReader:
                 bucket=self.bucket,
                 key=self.key,
             )
-        if self.cache is not None:
-            self.cache.put_soon(block, data)
         return data
 
 

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pyfuse3
 import pyfuse3.asyncio
@@ -18,8 +18,10 @@ import pyfuse3.asyncio
 from s3csi.errors import FailedPrecondition
 from s3csi.fs.cache import DiskCache
 from s3csi.fs.operations import S3Operations
-from s3csi.fs.settings import FsSettings
+from s3csi.fs.settings import READ_AHEAD_KIB, FsSettings, parse_fd_path
+from s3csi.kernel.mountinfo import parse_mountinfo, read_ahead_path
 from s3csi.s3.client import S3Client
+from s3csi.s3.credentials import default_credential_provider
 from s3csi.s3.settings import S3Settings
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ SHUTDOWN_GRACE_S = 30.0
 MAX_FUSE_TASKS = 64
 
 
-def s3_settings(settings: FsSettings, env: dict[str, str]) -> S3Settings:
+def s3_settings(settings: FsSettings, env: Mapping[str, str]) -> S3Settings:
     return S3Settings.from_env(
         env,
         region=settings.region,
@@ -42,13 +44,26 @@ def s3_settings(settings: FsSettings, env: dict[str, str]) -> S3Settings:
     )
 
 
-def serve(settings: FsSettings, on_ready: Callable[[], None] | None = None) -> int:
+def serve(settings: FsSettings, env: Mapping[str, str], on_ready: Callable[[], None] | None = None) -> int:
+    """Mount and serve until unmounted. ``env`` holds the AWS variables the S3 client uses (endpoint,
+    region, credentials); ``on_ready`` is called once the kernel's INIT has been answered, so the
+    mount then answers requests."""
     pyfuse3.asyncio.enable()
-    return asyncio.run(_serve(settings, on_ready))
+    # Resolved before mounting: afterwards a stat of the mount point would wait on this very process.
+    # With /dev/fd/N the privileged parent mounted, and sets the read-ahead itself (s3csi.kernel.fuse).
+    own_mount = parse_fd_path(settings.mountpoint) is None and os.geteuid() == 0
+    read_ahead_target = os.path.realpath(settings.mountpoint) if own_mount else None
+    return asyncio.run(_serve(settings, env, on_ready, read_ahead_target))
 
 
-async def _serve(settings: FsSettings, on_ready: Callable[[], None] | None) -> int:
-    client = S3Client(s3_settings(settings, dict(os.environ)))
+async def _serve(
+    settings: FsSettings,
+    env: Mapping[str, str],
+    on_ready: Callable[[], None] | None,
+    read_ahead_target: str | None,
+) -> int:
+    s3 = s3_settings(settings, env)
+    client = S3Client(s3, None if s3.no_sign_request else default_credential_provider(env))
     cache: DiskCache | None = None
     try:
         # Like mount-s3: fail before mounting when the bucket (or prefix) cannot be listed.
@@ -58,19 +73,44 @@ async def _serve(settings: FsSettings, on_ready: Callable[[], None] | None) -> i
                 None, DiskCache.create, settings.cache_dir, settings.max_cache_size
             )
         operations = S3Operations(settings, client, cache)
+        loop = asyncio.get_running_loop()
+
+        def initialized() -> None:
+            # Runs after libfuse has sent the INIT reply (pyfuse3 calls ``init`` just before it).
+            if read_ahead_target is not None:
+                _set_read_ahead(read_ahead_target, READ_AHEAD_KIB)
+            if on_ready is not None:
+                on_ready()
+
+        operations.on_init = lambda: loop.call_soon(initialized)
         try:
             pyfuse3.init(operations, settings.mountpoint, set(settings.fuse_options))
         except RuntimeError as exc:
             raise FailedPrecondition(f"cannot mount on {settings.mountpoint}: {exc}") from exc
         log.info("mounted s3://%s/%s on %s", settings.bucket, settings.prefix, settings.mountpoint)
-        if on_ready is not None:
-            on_ready()
         return await _run_until_unmounted(operations)
     finally:
         await client.close()
         if cache is not None:
             log.info("cache: %d parts read from disk, %d fetched", cache.hits, cache.misses)
             await cache.close()
+
+
+def _set_read_ahead(mountpoint: str, kib: int) -> None:
+    """The kernel's read-ahead on the FUSE mount this process made at ``mountpoint`` (root only: sysfs).
+
+    The device is found in /proc/self/mountinfo: a stat of the mount point would wait on this process.
+    """
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
+        mounts = [m for m in parse_mountinfo(table.read()) if m.mount_point == mountpoint and m.is_fuse]
+    if not mounts:
+        log.warning("no FUSE mount found at %s: its read-ahead stays the kernel's default", mountpoint)
+        return
+    try:
+        with open(read_ahead_path(mounts[-1]), "w", encoding="ascii") as sysfs:
+            sysfs.write(str(kib))
+    except OSError as exc:
+        log.warning("cannot set the read-ahead of %s: %s", mountpoint, exc)
 
 
 async def _run_until_unmounted(operations: S3Operations) -> int:
@@ -93,6 +133,7 @@ async def _run_until_unmounted(operations: S3Operations) -> int:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+    operations.read_ahead.close()
     lost = await operations.finish_uploads(timeout_s=10.0)
     pyfuse3.close(unmount=True)
     log.info("unmounted")

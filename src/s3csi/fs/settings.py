@@ -36,6 +36,10 @@ MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to the kernel
 
 _BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
 _STORAGE_CLASS = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+# The kernel's read-ahead on a mount (KiB), set by whoever mounts it once INIT is answered. Its default,
+# 128, turns every big read into 128 KiB FUSE requests; with 4 MiB they are 1 MiB (libfuse's largest),
+# several in flight.
+READ_AHEAD_KIB = 4096
 _FD_PATH = re.compile(r"/dev/fd/(\d+)")
 
 SseType = Literal["aws:kms", "aws:kms:dsse", "AES256"]

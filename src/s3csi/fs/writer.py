@@ -41,8 +41,11 @@ class ObjectWriter:
     size: int = 0
     completed: Completed | None = None
     failure: BaseException | None = None
-    _pieces: list[bytes] = field(default_factory=list)
-    _buffered: int = 0
+    # The part being filled (allocated whole, so no part is ever joined from pieces) and its length;
+    # full parts waiting for an upload slot.
+    _part: bytearray | None = None
+    _filled: int = 0
+    _full: list[bytearray] = field(default_factory=list)
     _upload_id: str | None = None
     _parts: list[asyncio.Task[tuple[int, str]]] = field(default_factory=list)
     _completing: asyncio.Task[Completed] | None = None
@@ -60,14 +63,25 @@ class ObjectWriter:
             raise fail(errno.EIO)
         if offset != self.size:
             raise fail(errno.EINVAL)  # S3 objects are written in order, like mount-s3
-        self._pieces.append(data)
-        self._buffered += len(data)
+        self._buffer(memoryview(data))
         self.size += len(data)
-        if self._buffered >= self.part_size:
+        if self._full:
             async with self._lock:  # one part boundary at a time, whoever's write crossed it
-                while self._buffered >= self.part_size:
+                while self._full:
                     await self._upload_full_part()
         return len(data)
+
+    def _buffer(self, data: memoryview) -> None:
+        while data:
+            if self._part is None:
+                self._part, self._filled = bytearray(self.part_size), 0
+            count = min(len(data), self.part_size - self._filled)
+            self._part[self._filled : self._filled + count] = data[:count]
+            self._filled += count
+            data = data[count:]
+            if self._filled == self.part_size:
+                self._full.append(self._part)
+                self._part, self._filled = None, 0
 
     def reopen_if_empty(self, offset: int) -> bool:
         """Start over after an *empty* object was stored, when writing begins at offset 0.
@@ -103,14 +117,18 @@ class ObjectWriter:
         try:
             if self.failure is not None:
                 raise self.failure
+            async with self._lock:  # full parts a cancelled write left waiting for a slot
+                while self._full:
+                    await self._upload_full_part()
+            last = memoryview(self._part)[: self._filled] if self._part is not None else memoryview(b"")
+            self._part, self._filled = None, 0
             if self._upload_id is None:
-                body = self._take(self._buffered)
                 async with self.requests:
-                    etag = await self.client.put_object(self.bucket, self.key, body, self.options)
+                    etag = await self.client.put_object(self.bucket, self.key, last, self.options)
             else:
                 upload_id = self._upload_id
-                if self._buffered:
-                    self._start_part(upload_id, self._take(self._buffered))
+                if last:
+                    self._start_part(upload_id, last)
                 parts = await asyncio.gather(*self._parts)
                 async with self.requests:
                     etag = await self.client.complete_multipart_upload(
@@ -138,22 +156,14 @@ class ObjectWriter:
         if failed is not None:
             self.failure = failed.exception()
             raise fail(errno.EIO)
-        if self._buffered >= self.part_size:
-            self._start_part(upload_id, self._take(self.part_size))
+        self._start_part(upload_id, memoryview(self._full.pop(0)))
 
-    def _start_part(self, upload_id: str, body: bytes) -> None:
+    def _start_part(self, upload_id: str, body: memoryview) -> None:
         number = len(self._parts) + 1
         task = asyncio.create_task(self._upload_part(upload_id, number, body), name=f"part {number}")
         self._parts.append(task)
 
-    async def _upload_part(self, upload_id: str, number: int, body: bytes) -> tuple[int, str]:
+    async def _upload_part(self, upload_id: str, number: int, body: memoryview) -> tuple[int, str]:
         async with self.requests:
             etag = await self.client.upload_part(self.bucket, self.key, upload_id, number, body)
         return number, etag
-
-    def _take(self, count: int) -> bytes:
-        """The first ``count`` buffered bytes, as one buffer; the rest stays buffered."""
-        joined = b"".join(self._pieces)
-        self._pieces = [joined[count:]] if len(joined) > count else []
-        self._buffered = len(joined) - count
-        return joined[:count]

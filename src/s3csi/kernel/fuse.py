@@ -12,6 +12,8 @@ import os
 
 from s3csi.errors import Internal
 from s3csi.kernel import syscalls
+from s3csi.kernel.mount import find_mount
+from s3csi.kernel.mountinfo import read_ahead_path
 
 FUSE_DEVICE = "/dev/fuse"
 FUSE_FSTYPE = "fuse.s3csi"
@@ -62,3 +64,21 @@ def mount_fuse(
     """
     data = fuse_mount_data(fd, allow_other=allow_other, user_id=user_id, group_id=group_id)
     syscalls.mount(fsname, target, FUSE_FSTYPE, fuse_mount_flags(read_only=read_only), data)
+
+
+def set_read_ahead(target: str, kib: int) -> None:
+    """Let the kernel read ahead ``kib`` KiB on the FUSE mount at ``target``, so that big reads reach the
+    file system as requests of up to 1 MiB instead of 128 KiB.
+
+    Call it once the file system has answered the kernel's INIT: INIT lowers the window to what the
+    kernel offered (128 KiB). The device comes from /proc/self/mountinfo, never from a stat of
+    ``target``, which would wait on the file system.
+    """
+    mount = find_mount(target)
+    if mount is None or not mount.is_fuse:
+        raise Internal(f"no FUSE mount at {target} to set the read-ahead of")
+    try:
+        with open(read_ahead_path(mount), "w", encoding="ascii") as sysfs:
+            sysfs.write(str(kib))
+    except OSError as exc:
+        raise Internal(f"cannot set the read-ahead of {target}: [Errno {exc.errno}] {exc.strerror}") from exc

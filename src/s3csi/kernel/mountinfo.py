@@ -67,3 +67,8 @@ def parse_line(line: str) -> MountInfo:
 
 def parse_mountinfo(text: str) -> list[MountInfo]:
     return [parse_line(line) for line in text.splitlines() if line]
+
+
+def read_ahead_path(mount: MountInfo) -> str:
+    """The sysfs file that holds the read-ahead window (KiB) of ``mount``'s backing device (bdi)."""
+    return f"/sys/class/bdi/{mount.device}/read_ahead_kb"
