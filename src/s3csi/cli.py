@@ -26,6 +26,8 @@ from s3csi.errors import InvalidArgument, S3csiError
 COMMANDS: dict[str, tuple[str, str]] = {
     "driver": ("s3csi.csi.main", "the CSI plugin: Identity, Controller and Node services on a unix socket"),
     "mount": ("s3csi.fs.cli", "mount an S3 bucket as a file system (mount-s3 compatible flags)"),
+    "mounter": ("s3csi.podmounter.mounter", "the Mountpoint Pod process (serves a FUSE fd from mount.sock)"),
+    "demo": ("s3csi.demo.run", "the whole system on this machine, played as kubelet would"),
     "ownership": ("s3csi.ownership.cli", "give a directory tree a pod's fsGroup/fsUser, as kubelet does"),
     "webhook": ("s3csi.admission.cli", "admission webhook: namespace defaults for new pods (HTTPS)"),
 }

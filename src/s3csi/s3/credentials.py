@@ -1,19 +1,24 @@
 """Where the keys that sign requests come from, asked again before every request.
 
 Sources are small classes with one method, ``async def get() -> Credentials | None`` (None: "I have
-nothing"); a :class:`CredentialChain` asks them in order. Today: the environment, then the shared
-credentials and config files. Web identity and instance metadata slot in as further sources.
+nothing"); a :class:`CredentialChain` asks them in order. Here: the environment, then the shared
+credentials and config files (:func:`default_credential_provider`, all a Mountpoint Pod may use). The
+driver's own chain adds web identity (``sts.py``) and instance metadata (``imds.py``) after them
+(``s3csi.credentials.driver``).
 """
 
 from __future__ import annotations
 
 import configparser
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from s3csi.errors import InvalidArgument, PermissionDenied
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PROFILE = "default"
 
@@ -155,15 +160,20 @@ class SharedCredentialsFile:
 
 
 class CredentialChain:
-    """Asks each source in order, every time: the first with credentials wins."""
+    """Asks each source in order, every time: the first with credentials wins. The source in use is
+    logged (its name, never a value) when it is first used and whenever it changes."""
 
     def __init__(self, sources: Sequence[CredentialSource]) -> None:
         self.sources = list(sources)
+        self._used: str | None = None
 
     async def get(self) -> Credentials:
         for source in self.sources:
             found = await source.get()
             if found is not None:
+                if found.source != self._used:
+                    self._used = found.source
+                    log.info("AWS credentials from %s", found.source)
                 return found
         tried = ", ".join(source.name for source in self.sources)
         raise PermissionDenied(

@@ -47,6 +47,11 @@ class AuthenticationSource(StrEnum):
     POD = "pod"
 
 
+def is_role_arn(text: str) -> bool:
+    """``text`` is an IAM role ARN (``arn:PARTITION:iam::ACCOUNT:role/NAME``)."""
+    return _ROLE_ARN.fullmatch(text) is not None
+
+
 def validate_bucket_name(name: str) -> str:
     """``name`` if it is a valid S3 bucket name, else InvalidArgument naming ``bucketName``."""
     problem = None

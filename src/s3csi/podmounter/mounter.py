@@ -1,0 +1,138 @@
+"""``s3csi mounter --comm-dir DIR``: the Mountpoint Pod process (DESIGN.md §1, §3.4).
+
+It listens on ``DIR/mount.sock`` for the one request of the node plugin: a FUSE fd the node plugin
+has already mounted, and how to serve it. It serves the S3 file system on that fd, in this process,
+as ``s3csi mount BUCKET /dev/fd/N …`` would; answers ``ready`` once the kernel's FUSE INIT is
+answered (or the error that stopped it); then stops listening and serves until the node plugin
+unmounts the file system, and exits 0.
+
+It never runs as root and needs no capability: the privileged half (open /dev/fuse, mount(2)) is
+the node plugin's. Credentials come from ``DIR/credentials/``, an AWS shared-credentials file the
+node plugin rewrites on rotation; the S3 client re-reads it when it changes. The process works in
+``DIR`` with relative names only, so the directories above it need not be searchable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import socket
+
+from s3csi.errors import FailedPrecondition, Internal, InvalidArgument, S3csiError
+from s3csi.fs import cli as fs_cli
+from s3csi.fs.settings import FsSettings, build_settings, check_mountpoint
+from s3csi.logs import configure_logging
+from s3csi.podmounter import protocol
+from s3csi.podmounter.protocol import MountRequest, ProtocolError
+from s3csi.podmounter.request import mount_argv
+from s3csi.podmounter.runtime import CREDENTIALS_DIR
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--comm-dir", required=True, metavar="DIR", help="the comm dir holding mount.sock")
+    parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(debug=args.debug, log_format=args.log_format)
+    if os.geteuid() == 0:
+        raise FailedPrecondition(
+            "s3csi mounter must not run as root: run it as the Mountpoint Pod user (1000)"
+        )
+    try:
+        os.chdir(args.comm_dir)
+    except OSError as exc:
+        raise InvalidArgument(f"--comm-dir {args.comm_dir}: {exc.strerror}") from exc
+    listener = protocol.listen(protocol.SOCKET_NAME)
+    log.info("listening on mount.sock", extra={"uid": os.getuid(), "gid": os.getgid()})
+    with listener:
+        conn, request, fd = accept_request(listener)
+    with conn:
+        return serve_request(conn, request, fd)
+
+
+def accept_request(listener: socket.socket) -> tuple[socket.socket, MountRequest, int]:
+    """The first valid request; malformed ones are answered with their error and waited past."""
+    while True:
+        conn, _ = listener.accept()
+        try:
+            request, fd = protocol.receive_request(conn)
+        except ProtocolError as exc:
+            log.warning("refused a mount.sock request: %s", exc)
+            _reply(conn, protocol.error_reply(exc))
+            conn.close()
+            continue
+        return conn, request, fd
+
+
+def serve_request(conn: socket.socket, request: MountRequest, fd: int) -> int:
+    """Serve the file system on ``fd`` until it is unmounted; the exit status of the process."""
+    # The one unlistened socket must not look like a mounter that takes requests.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(protocol.SOCKET_NAME)
+    replied = False
+
+    def ready() -> None:
+        nonlocal replied
+        _reply(conn, protocol.ready_reply())
+        replied = True
+        conn.close()
+        log.info("serving", extra={"volume_id": request["volume_id"], "bucket": request["bucket"]})
+
+    try:
+        settings = fs_settings(request, fd)
+        use_credentials_file(request["env"]["credentials_file"])
+        from s3csi.fs import session  # pyfuse3 and the S3 client, once the request is known to be good
+
+        return session.serve(settings, os.environ, on_ready=ready)
+    except S3csiError as exc:
+        if replied:
+            raise
+        log.error("cannot serve volume %s: %s", request["volume_id"], exc)
+        _reply(conn, protocol.error_reply(exc))
+        return 1
+    except Exception as exc:
+        if not replied:  # the node plugin must not wait for an answer that never comes
+            _reply(conn, protocol.error_reply(Internal(f"{type(exc).__name__}: {exc}")))
+        raise
+
+
+def fs_settings(request: MountRequest, fd: int) -> FsSettings:
+    """What ``s3csi mount`` would make of the request's command line, validated the same way."""
+    parser = argparse.ArgumentParser(prog="s3csi mount", add_help=False, exit_on_error=False)
+    fs_cli.add_arguments(parser)
+    argv = mount_argv(request, fd)
+    try:
+        args, unknown = parser.parse_known_args(argv)
+    except argparse.ArgumentError as exc:
+        raise InvalidArgument(f"mount arguments: {exc}") from None
+    if unknown:
+        raise InvalidArgument(f"mount arguments not understood: {' '.join(unknown)}")
+    settings = build_settings(fs_cli.flags_from(args), default_uid=os.getuid(), default_gid=os.getgid())
+    check_mountpoint(settings)
+    return settings
+
+
+def use_credentials_file(credentials_file: str | None) -> None:
+    """Point the S3 client's standard credential chain at the comm dir's file (relative to the cwd).
+
+    The process environment is the mounter's own and clean (the runtime passes none of the driver's),
+    so the chain finds exactly this file; without one the mount can only serve --no-sign-request.
+    """
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        os.environ.pop(name, None)
+    os.environ["HOME"] = "."
+    os.environ["AWS_CONFIG_FILE"] = os.path.join(CREDENTIALS_DIR, "config")
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = credentials_file or os.path.join(CREDENTIALS_DIR, "none")
+
+
+def _reply(conn: socket.socket, reply: protocol.MountReply) -> None:
+    try:
+        protocol.send_reply(conn, reply)
+    except OSError as exc:
+        log.warning("could not answer the node plugin: %s", exc)

@@ -1,0 +1,311 @@
+"""mount.sock: how the node plugin hands a mounted /dev/fuse fd to a Mountpoint Pod (DESIGN.md §3.4).
+
+One connection carries one exchange on a SOCK_SEQPACKET unix socket, so message boundaries are the
+kernel's and a message is never read in pieces::
+
+    node plugin ── MountRequest (UTF-8 JSON ≤ 64 KiB) + exactly one fd (SCM_RIGHTS) ──▶ mounter
+    node plugin ◀── MountReply {"version": 1, "status": "ready"}
+                    | {"version": 1, "status": "error", "message": TEXT, "reason": ERROR CLASS}
+
+The mounter replies ``ready`` only once the kernel's FUSE INIT has been answered, so a published
+target is usable the moment NodePublishVolume returns. A request that is too large, carries no fd or
+several, is not JSON, has another version or lacks a field is refused with an error reply, and every
+fd that came with it is closed. The request holds no secret: credentials travel as files in the comm
+dir, named here by a path relative to it. An error's ``reason`` names the ``s3csi.errors`` class
+of the failure (``NotFound`` for a missing bucket, …), so the node plugin answers kubelet with the
+right CSI code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Iterator
+from typing import Literal, TypedDict, cast
+
+from s3csi.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    S3csiError,
+    Unavailable,
+)
+
+VERSION = 1
+MAX_MESSAGE_BYTES = 64 * 1024
+SOCKET_NAME = "mount.sock"
+# Seconds. Sending is local and instant; the reply waits for the S3 client and FUSE INIT.
+SEND_TIMEOUT = 10.0
+REPLY_TIMEOUT = 60.0
+RECEIVE_TIMEOUT = 10.0
+
+
+class MountEnv(TypedDict):
+    """What the mounter's S3 client needs besides credentials (DESIGN.md §3.1: the driver chooses)."""
+
+    region: str
+    endpoint_url: str | None
+    force_path_style: bool
+    # Relative to the comm dir: an AWS shared-credentials file the node plugin keeps up to date.
+    credentials_file: str | None
+
+
+class MountRequest(TypedDict):
+    version: int
+    volume_id: str
+    bucket: str
+    prefix: str
+    args: list[str]  # the effective mount-s3 flags (volume.policy), already validated there
+    env: MountEnv
+
+
+class MountReply(TypedDict, total=False):
+    version: int
+    status: Literal["ready", "error"]
+    message: str
+    reason: str  # a key of REASONS
+
+
+REASONS: dict[str, type[S3csiError]] = {
+    error.__name__: error
+    for error in (
+        InvalidArgument,
+        NotFound,
+        AlreadyExists,
+        FailedPrecondition,
+        PermissionDenied,
+        ResourceExhausted,
+        Unavailable,
+        Aborted,
+        Internal,
+    )
+}
+
+
+def reason_of(error: BaseException) -> str:
+    """The REASONS key for ``error``: its first class that is one, else Unavailable for another
+    s3csi error (an S3 failure without a more precise kind), else Internal."""
+    for kind in type(error).__mro__:
+        if REASONS.get(kind.__name__) is kind:
+            return kind.__name__
+    return Unavailable.__name__ if isinstance(error, S3csiError) else Internal.__name__
+
+
+class ProtocolError(InvalidArgument):
+    """A mount.sock message that does not follow this module."""
+
+
+def _require(obj: dict[str, object], key: str, kind: type | tuple[type, ...], where: str) -> object:
+    if key not in obj:
+        raise ProtocolError(f"{where}: missing field {key!r}")
+    value = obj[key]
+    # bool is an int in Python; a version of `true` is not a version.
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+        raise ProtocolError(f"{where}: field {key!r} must be {_kind_name(kind)}, not {type(value).__name__}")
+    return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    return " or ".join("null" if k is type(None) else k.__name__ for k in _as_tuple(kind))
+
+
+def _check_fields(obj: dict[str, object], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        raise ProtocolError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}")
+
+
+def _relative_path(value: str, where: str) -> str:
+    normal = os.path.normpath(value)
+    if os.path.isabs(value) or normal.startswith("..") or not value:
+        raise ProtocolError(f"{where}: credentials_file must be a path inside the comm dir, got {value!r}")
+    return normal
+
+
+def _parse_json_object(data: bytes, what: str) -> dict[str, object]:
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"{what} is not UTF-8 JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"{what} must be a JSON object, not {type(obj).__name__}")
+    version = _require(obj, "version", int, what)
+    if version != VERSION:
+        raise ProtocolError(f"{what}: unsupported version {version} (this side speaks {VERSION})")
+    return obj
+
+
+def decode_request(data: bytes) -> MountRequest:
+    """Validate a request: pure, so every refusal is a table row in the tests."""
+    where = "mount request"
+    obj = _parse_json_object(data, where)
+    _check_fields(obj, set(MountRequest.__annotations__), where)
+    volume_id = cast(str, _require(obj, "volume_id", str, where))
+    bucket = cast(str, _require(obj, "bucket", str, where))
+    if not volume_id or not bucket:
+        raise ProtocolError(f"{where}: volume_id and bucket must not be empty")
+    args = cast(list[object], _require(obj, "args", list, where))
+    if not all(isinstance(arg, str) for arg in args):
+        raise ProtocolError(f"{where}: field 'args' must be a list of strings")
+    env = cast(dict[str, object], _require(obj, "env", dict, where))
+    env_where = f"{where} env"
+    _check_fields(env, set(MountEnv.__annotations__), env_where)
+    credentials_file = cast("str | None", _require(env, "credentials_file", (str, type(None)), env_where))
+    return MountRequest(
+        version=VERSION,
+        volume_id=volume_id,
+        bucket=bucket,
+        prefix=cast(str, _require(obj, "prefix", str, where)),
+        args=cast(list[str], args),
+        env=MountEnv(
+            region=cast(str, _require(env, "region", str, env_where)),
+            endpoint_url=cast("str | None", _require(env, "endpoint_url", (str, type(None)), env_where)),
+            force_path_style=cast(bool, _require(env, "force_path_style", bool, env_where)),
+            credentials_file=None
+            if credentials_file is None
+            else _relative_path(credentials_file, env_where),
+        ),
+    )
+
+
+def decode_reply(data: bytes) -> MountReply:
+    where = "mounter reply"
+    obj = _parse_json_object(data, where)
+    _check_fields(obj, set(MountReply.__annotations__), where)
+    status = _require(obj, "status", str, where)
+    if status == "ready":
+        return MountReply(version=VERSION, status="ready")
+    if status == "error":
+        reason = cast(str, _require(obj, "reason", str, where))
+        if reason not in REASONS:
+            raise ProtocolError(f"{where}: unknown reason {reason!r}")
+        message = cast(str, _require(obj, "message", str, where))
+        return MountReply(version=VERSION, status="error", message=message, reason=reason)
+    raise ProtocolError(f"{where}: unknown status {status!r}")
+
+
+def encode(message: MountRequest | MountReply) -> bytes:
+    data = json.dumps(message, separators=(",", ":")).encode("utf-8")
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"mount.sock message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    return data
+
+
+def ready_reply() -> MountReply:
+    return MountReply(version=VERSION, status="ready")
+
+
+def error_reply(error: S3csiError) -> MountReply:
+    return MountReply(version=VERSION, status="error", message=str(error), reason=reason_of(error))
+
+
+# ---- node plugin side -------------------------------------------------------------------------
+
+
+def request_mount(
+    socket_path: str, request: MountRequest, fd: int, *, reply_timeout: float = REPLY_TIMEOUT
+) -> None:
+    """Send ``request`` with the FUSE fd to the mounter on ``socket_path`` and wait for ``ready``.
+
+    Blocking (call it in a thread). Raises ``Unavailable`` when the mounter cannot be reached or does
+    not answer in time; when it refuses, the error class of its reply's ``reason`` with its text.
+    """
+    data = encode(request)
+    with (
+        socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC) as sock,
+        _directory(socket_path) as directory,
+    ):
+        sock.settimeout(SEND_TIMEOUT)
+        try:
+            # Through the directory's fd: a unix socket path is limited to 107 bytes, a state dir is not.
+            sock.connect(f"/proc/self/fd/{directory}/{os.path.basename(socket_path)}")
+            socket.send_fds(sock, [data], [fd])
+            sock.settimeout(reply_timeout)
+            answer = sock.recv(MAX_MESSAGE_BYTES + 1)
+        except TimeoutError as exc:
+            raise Unavailable(
+                f"Mountpoint Pod at {socket_path} did not answer within {reply_timeout:g}s"
+            ) from exc
+        except OSError as exc:
+            raise Unavailable(
+                f"cannot reach the Mountpoint Pod at {socket_path}: {exc.strerror or exc}"
+            ) from exc
+    if not answer:
+        raise Unavailable(f"Mountpoint Pod at {socket_path} closed the connection without an answer")
+    reply = decode_reply(answer)
+    if reply["status"] != "ready":
+        raise REASONS[reply["reason"]](f"Mountpoint Pod refused the mount: {reply['message']}")
+
+
+@contextlib.contextmanager
+def _directory(socket_path: str) -> Iterator[int]:
+    try:
+        fd = os.open(os.path.dirname(socket_path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise Unavailable(f"cannot reach the Mountpoint Pod at {socket_path}: {exc.strerror}") from exc
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+# ---- mounter side -----------------------------------------------------------------------------
+
+
+def listen(socket_path: str) -> socket.socket:
+    """A listening mount.sock, replacing an old one of a previous mounter.
+
+    The socket is bound under a temporary name and renamed once it listens, so a node plugin that
+    sees ``mount.sock`` can connect to it.
+    """
+    temporary = os.path.join(os.path.dirname(socket_path), f".{SOCKET_NAME}.{os.getpid()}")
+    if os.path.exists(temporary):
+        os.unlink(temporary)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        server.bind(temporary)
+        server.listen(4)
+        os.replace(temporary, socket_path)
+    except BaseException:
+        server.close()
+        raise
+    return server
+
+
+def receive_request(conn: socket.socket, *, timeout: float = RECEIVE_TIMEOUT) -> tuple[MountRequest, int]:
+    """Read one request and its fd from an accepted connection.
+
+    On any refusal every fd received is closed and ``ProtocolError`` says why; the caller replies
+    with that text.
+    """
+    conn.settimeout(timeout)
+    try:
+        data, fds, flags, _ = socket.recv_fds(conn, MAX_MESSAGE_BYTES + 1, 4)
+    except TimeoutError as exc:
+        raise ProtocolError(f"no mount request within {timeout:g}s") from exc
+    try:
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(data) > MAX_MESSAGE_BYTES:
+            raise ProtocolError(f"mount request exceeds {MAX_MESSAGE_BYTES} bytes or 4 fds")
+        if len(fds) != 1:
+            raise ProtocolError(f"mount request must carry exactly one fd, it carried {len(fds)}")
+        return decode_request(data), fds[0]
+    except S3csiError:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+def send_reply(conn: socket.socket, reply: MountReply) -> None:
+    conn.settimeout(SEND_TIMEOUT)
+    conn.sendall(encode(reply))

@@ -1,0 +1,432 @@
+"""NodePublishVolume and NodeUnpublishVolume through Mountpoint Pods (DESIGN.md §1, §3.4, §3.5).
+
+Publish: sharing key → the key's Mountpoint Pod (started when none runs) → its FUSE mount, the
+*source*, made once (open /dev/fuse, mount(2) under the state dir, hand the fd over mount.sock,
+await ``ready``) → a bind of the source onto the pod's target path. Unpublish removes the bind; the
+last target leaving unmounts the source and retires the Mountpoint Pod.
+
+State under ``--state-dir`` (root only)::
+
+    sources/<mountpoint pod>/        the source mount points
+    targets/<digest of target>.json  who a target was published for (volume, pod): for log lines
+    pods/…                           the runtime's (runtime/local.py)
+
+Nothing is kept in memory but the per-key locks: every call reads the mount table and the state
+dir afresh, so a restarted driver continues where the old one stopped, and ``recover`` tidies what
+a crash left half done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypedDict
+
+from s3csi.credentials.files import (
+    credentials_file_name,
+    remove_shared_credentials,
+    write_shared_credentials,
+)
+from s3csi.credentials.plan import DEFAULT_AUDIENCE, CredentialPlan, UseSecret, inputs_for
+from s3csi.credentials.resolver import CredentialResolver
+from s3csi.errors import FailedPrecondition, Unavailable
+from s3csi.fs.settings import READ_AHEAD_KIB
+from s3csi.kernel.fuse import FUSE_FSTYPE, mount_fuse, open_fuse_device, set_read_ahead
+from s3csi.kernel.mount import MountInfo, bind_mount, find_mount, mountinfo, unmount
+from s3csi.locks import KeyedLocks
+from s3csi.podmounter.protocol import MountRequest, request_mount
+from s3csi.podmounter.request import build_mount_request
+from s3csi.podmounter.runtime import (
+    CREDENTIALS_DIR,
+    MOUNTER_GID,
+    MountpointPod,
+    MountpointPodRuntime,
+    pod_name,
+)
+from s3csi.podmounter.targets import (
+    TargetAction,
+    publish_action,
+    resolve_target,
+    targets_of,
+)
+from s3csi.s3.credentials import CredentialProvider, Credentials
+from s3csi.s3.settings import S3Settings
+from s3csi.volume.publisher import PublishSpec
+from s3csi.volume.sharing import credentials_identity_of, sharing_key
+
+log = logging.getLogger(__name__)
+
+SOURCES_DIR = "sources"
+TARGETS_DIR = "targets"
+_POD_NAME_PREFIX = pod_name("")
+# Seconds for the first answer of a new FUSE mount (the kernel's INIT, then the root's attributes).
+FIRST_ANSWER_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class PublisherSettings:
+    node_id: str
+    # Root-only directory for sources, target records and the runtime's state; survives restarts.
+    state_dir: str
+    # Every target path must lie below it (symlinks and ".." resolved).
+    kubelet_dir: str
+    # Endpoint, default region and addressing style of every Mountpoint Pod (DESIGN.md §3.1).
+    s3: S3Settings
+    # STS for authenticationSource pod: an endpoint URL (AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL), or None
+    # for AWS's regional endpoint; and the audience of the service-account token to exchange.
+    sts_endpoint_url: str | None = None
+    sts_audience: str = DEFAULT_AUDIENCE
+
+
+class TargetRecord(TypedDict):
+    target: str
+    volume_id: str
+    pod: str
+    mountpoint_pod: str
+
+
+class PodMounterPublisher:
+    """The ``VolumePublisher`` of ``s3csi driver --mode node``.
+
+    ``credentials`` is the driver's own chain (``authenticationSource: driver``); a volume's ``secret`` or
+    ``pod`` source is resolved per publish (docs/credentials.md). Every publish, a republish included
+    (CSIDriver ``requiresRepublish``), rewrites the Mountpoint Pod's credentials file: rotation without
+    a remount.
+    """
+
+    def __init__(
+        self, settings: PublisherSettings, runtime: MountpointPodRuntime, credentials: CredentialProvider
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.resolver = CredentialResolver(
+            credentials, sts_endpoint_url=settings.sts_endpoint_url, ca_bundle=settings.s3.ca_bundle
+        )
+        self.sources_dir = Path(settings.state_dir) / SOURCES_DIR
+        self.targets_dir = Path(settings.state_dir) / TARGETS_DIR
+        self._locks = KeyedLocks()
+
+    def prepare(self) -> None:
+        for directory in (self.sources_dir, self.targets_dir):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    # ---- NodePublishVolume ----------------------------------------------------------------------
+
+    async def publish(self, spec: PublishSpec) -> None:
+        target = resolve_target(self.settings.kubelet_dir, spec.target_path)
+        plan = self.resolver.plan(
+            inputs_for(spec, driver_region=self.settings.s3.region, audience=self.settings.sts_audience)
+        )
+        key = self._sharing_key(spec, plan)
+        request = build_mount_request(
+            volume_id=spec.volume_id,
+            bucket=spec.context.bucket_name,
+            prefix=spec.context.prefix,
+            args=spec.mount.args,
+            s3=self.settings.s3,
+            credentials_file=f"{CREDENTIALS_DIR}/{credentials_file_name(spec.volume_id, key)}",
+        )
+        other = self._served_by_another(target, spec, key)
+        if other is not None:
+            async with self._locks.hold(other):
+                await self._refresh(other, spec, await self.resolver.act(plan))
+            log.info("volume already published", extra=_context(spec, target, pod_name(other)))
+            return
+        async with self._locks.hold(key):
+            # Resolved before anything is mounted, so a refused role or a bad secret fails the call cleanly.
+            credentials = await self.resolver.act(plan)
+            await self._publish(key, target, spec, request, credentials)
+
+    def _sharing_key(self, spec: PublishSpec, plan: CredentialPlan) -> str:
+        """The key of DESIGN.md §3.5, with the identity the credentials act as."""
+        return sharing_key(
+            node_id=self.settings.node_id,
+            volume_id=spec.volume_id,
+            pv_name=spec.pv_name or None,
+            mount=spec.mount,
+            authentication_source=spec.context.authentication_source,
+            pod_namespace=spec.pod.namespace,
+            service_account_name=spec.pod.service_account,
+            credentials_identity=(
+                credentials_identity_of(plan.credentials.access_key_id)
+                if isinstance(plan, UseSecret)
+                else None
+            ),
+        )
+
+    async def _publish(
+        self, key: str, target: str, spec: PublishSpec, request: MountRequest, credentials: Credentials
+    ) -> None:
+        name = pod_name(key)
+        source = str(self.sources_dir / name)
+        table = mountinfo()
+        source_mount = find_mount(source, table)
+        pod = self.runtime.find(key)
+        if source_mount is not None and (pod is None or not self.runtime.running(pod)):
+            self._report_dead(name, source_mount, table)
+            await self._retire(key)
+            table = mountinfo()
+            source_mount = None
+        target_mount = find_mount(target, table)
+        if target_mount is not None and self._orphaned(target_mount, table):
+            # kubelet publishes a target again when it finds it broken (ENOTCONN): its Mountpoint Pod
+            # is gone, so the target gets the mount of a live one.
+            log.warning("replacing the dead mount at the target", extra=_context(spec, target, name))
+            unmount(target, lazy=True)
+            target_mount = None
+        action = publish_action(target_mount, source_mount, read_only=spec.mount.read_only)
+        if action is TargetAction.NONE:
+            await self._refresh(key, spec, credentials)
+            log.info("volume already published", extra=_context(spec, target, name))
+            return
+        fresh = source_mount is None
+        if fresh:
+            await self._mount_source(key, source, request, spec, credentials)
+        else:
+            await self._refresh(key, spec, credentials)
+        try:
+            _bind(source, target, read_only=spec.mount.read_only)
+        except BaseException:
+            if fresh:
+                await self._retire(key)
+            raise
+        record = TargetRecord(
+            target=target, volume_id=spec.volume_id, pod=spec.pod_label, mountpoint_pod=name
+        )
+        self._write_record(record)
+        log.info("volume published", extra=_context(spec, target, name))
+
+    async def _mount_source(
+        self, key: str, source: str, request: MountRequest, spec: PublishSpec, credentials: Credentials
+    ) -> None:
+        pod = await self.runtime.start(key)
+        try:
+            await self._write_credentials(pod, spec.volume_id, credentials)
+            log.info(
+                "credentials from %s", credentials.source, extra=_context(spec, spec.target_path, pod.name)
+            )
+            fd = _mount_fuse_source(source, spec)
+            try:
+                await asyncio.to_thread(request_mount, pod.socket_path, request, fd)
+            finally:
+                os.close(fd)
+            await _first_answer(source)
+            set_read_ahead(source, READ_AHEAD_KIB)  # after INIT, which resets it
+        except BaseException:
+            await self._retire(key)
+            raise
+
+    async def _write_credentials(self, pod: MountpointPod, volume_id: str, credentials: Credentials) -> None:
+        name = credentials_file_name(volume_id, pod.key)
+        await asyncio.to_thread(
+            write_shared_credentials, pod.credentials_dir, credentials, gid=MOUNTER_GID, name=name
+        )
+
+    async def _refresh(self, key: str, spec: PublishSpec, credentials: Credentials) -> None:
+        """A publish for a running Mountpoint Pod: its file gets this call's (newest) credentials."""
+        pod = self.runtime.find(key)
+        if pod is not None:
+            await self._write_credentials(pod, spec.volume_id, credentials)
+            log.debug("credentials refreshed from %s", credentials.source, extra={"mountpoint_pod": pod.name})
+
+    def _served_by_another(self, target: str, spec: PublishSpec, key: str) -> str | None:
+        """The key of another Mountpoint Pod of this volume already serving ``target``, if one does: a
+        republish whose sharing key changed under it (a secret rotated to a new access key id, new PV
+        mount options). Such a call refreshes that pod's credentials and mounts nothing."""
+        table = mountinfo()
+        mounted = find_mount(target, table)
+        if mounted is None or mounted.read_only != spec.mount.read_only:
+            return None
+        served = self._source_name(mounted, table)
+        record = self._record(target)
+        if served is None or served == pod_name(key) or record is None:
+            return None
+        if record["volume_id"] != spec.volume_id or record["mountpoint_pod"] != served:
+            return None
+        key = served[len(_POD_NAME_PREFIX) :]
+        pod = self.runtime.find(key)
+        if pod is None or not self.runtime.running(pod):
+            return None  # a dead Mountpoint Pod: the normal path replaces the target's mount
+        return key
+
+    # ---- NodeUnpublishVolume --------------------------------------------------------------------
+
+    async def unpublish(self, volume_id: str, target_path: str) -> None:
+        target = resolve_target(self.settings.kubelet_dir, target_path)
+        table = mountinfo()
+        mounted = find_mount(target, table)
+        if mounted is None:
+            self._remove_target_dir(target)
+            self._delete_record(target)
+            return
+        name = self._source_name(mounted, table)
+        if name is None:
+            if mounted.fstype != FUSE_FSTYPE:
+                raise FailedPrecondition(
+                    f"target_path {target} holds a {mounted.fstype} mount s3csi did not make"
+                )
+            # A target of a Mountpoint Pod that died and whose source is already gone.
+            unmount(target, lazy=True)
+            self._remove_target_dir(target)
+            self._delete_record(target)
+            return
+        key = name[len(_POD_NAME_PREFIX) :]
+        async with self._locks.hold(key):
+            await self._unpublish(key, target, volume_id)
+
+    async def _unpublish(self, key: str, target: str, volume_id: str) -> None:
+        if find_mount(target) is not None:
+            try:
+                unmount(target)
+            except FailedPrecondition:  # EBUSY: kubelet stopped the containers; a straggler must not block
+                unmount(target, lazy=True)
+        self._remove_target_dir(target)
+        self._delete_record(target)
+        log.info("volume unpublished", extra={"volume_id": volume_id, "target_path": target})
+        source = find_mount(str(self.sources_dir / pod_name(key)))
+        if source is None or not targets_of(source, mountinfo()):
+            await self._retire(key)
+
+    # ---- shared -------------------------------------------------------------------------------
+
+    async def _retire(self, key: str) -> None:
+        """Unmount the key's source (the mounter then exits by itself) and retire its Mountpoint Pod."""
+        name = pod_name(key)
+        source = str(self.sources_dir / name)
+        if find_mount(source) is not None:
+            pod = self.runtime.find(key)
+            alive = pod is not None and self.runtime.running(pod)
+            try:
+                unmount(source, lazy=not alive)
+            except FailedPrecondition:  # EBUSY: detach now, the kernel lets go when the last user does
+                unmount(source, lazy=True)
+        pod = self.runtime.find(key)
+        if pod is not None:
+            # The keys go first, whatever the runtime keeps of a retired Mountpoint Pod.
+            await asyncio.to_thread(remove_shared_credentials, pod.credentials_dir)
+            await self.runtime.retire(pod)
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(source)
+        log.info("Mountpoint Pod retired", extra={"mountpoint_pod": name})
+
+    async def recover(self) -> None:
+        """After a restart: retire what no target uses any more, clear sources whose mounter died."""
+        self.prepare()
+        table = mountinfo()
+        names = {pod.name: pod.key for pod in self.runtime.list()}
+        for entry in self.sources_dir.iterdir():
+            names[entry.name] = entry.name[len(_POD_NAME_PREFIX) :]
+        for name, key in sorted(names.items()):
+            async with self._locks.hold(key):
+                source = find_mount(str(self.sources_dir / name), table)
+                pod = self.runtime.find(key)
+                running = pod is not None and self.runtime.running(pod)
+                if source is not None and running and targets_of(source, table):
+                    log.info("Mountpoint Pod in use", extra={"mountpoint_pod": name})
+                    continue
+                if source is not None and not running:
+                    self._report_dead(name, source, table)
+                await self._retire(key)
+
+    def _orphaned(self, mounted: MountInfo, table: list[MountInfo]) -> bool:
+        """A bind of a Mountpoint Pod that was retired after it died: no source serves it any more."""
+        return mounted.fstype == FUSE_FSTYPE and self._source_name(mounted, table) is None
+
+    def _source_name(self, mounted: MountInfo, table: list[MountInfo]) -> str | None:
+        for entry in table:
+            if entry.device == mounted.device and os.path.dirname(entry.mount_point) == str(self.sources_dir):
+                return os.path.basename(entry.mount_point)
+        return None
+
+    def _report_dead(self, name: str, source: MountInfo, table: list[MountInfo]) -> None:
+        for target in targets_of(source, table):
+            record = self._record(target.mount_point)
+            log.error(
+                "Mountpoint Pod is gone: this target fails with ENOTCONN until its pod is restarted",
+                extra={
+                    "mountpoint_pod": name,
+                    "target_path": target.mount_point,
+                    "volume_id": record["volume_id"] if record else "?",
+                    "pod": record["pod"] if record else "?",
+                },
+            )
+
+    def _remove_target_dir(self, target: str) -> None:
+        try:
+            os.rmdir(target)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise FailedPrecondition(f"cannot remove target_path {target}: {exc.strerror}") from exc
+
+    def _record_path(self, target: str) -> Path:
+        return self.targets_dir / f"{hashlib.sha256(target.encode()).hexdigest()[:32]}.json"
+
+    def _write_record(self, record: TargetRecord) -> None:
+        path = self._record_path(record["target"])
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(record), encoding="utf-8")
+        os.replace(temporary, path)
+
+    def _record(self, target: str) -> TargetRecord | None:
+        try:
+            record: TargetRecord = json.loads(self._record_path(target).read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return record
+
+    def _delete_record(self, target: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._record_path(target).unlink()
+
+
+def _context(spec: PublishSpec, target: str, name: str) -> dict[str, str]:
+    return {
+        "volume_id": spec.volume_id,
+        "target_path": target,
+        "pod": spec.pod_label,
+        "mountpoint_pod": name,
+    }
+
+
+def _mount_fuse_source(source: str, spec: PublishSpec) -> int:
+    """Mount a new FUSE connection on ``source``; the fd to hand to the Mountpoint Pod."""
+    os.makedirs(source, mode=0o700, exist_ok=True)
+    fd = open_fuse_device()
+    try:
+        mount_fuse(
+            fd,
+            source,
+            allow_other=spec.mount.allow_other,
+            read_only=spec.mount.read_only,
+            fsname=spec.context.bucket_name,
+        )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+async def _first_answer(source: str) -> None:
+    """Wait until the new mount answers: a stat of its root needs the kernel's INIT and a getattr
+    answered by the Mountpoint Pod. A mount that never answers is unmounted by the caller, which
+    also ends the waiting thread (the kernel fails the stat)."""
+    try:
+        await asyncio.wait_for(asyncio.to_thread(os.stat, source), FIRST_ANSWER_TIMEOUT)
+    except TimeoutError:
+        raise Unavailable(
+            f"the file system at {source} did not answer within {FIRST_ANSWER_TIMEOUT:g}s"
+        ) from None
+    except OSError as exc:
+        raise Unavailable(f"the file system at {source} failed: {exc.strerror}") from exc
+
+
+def _bind(source: str, target: str, *, read_only: bool) -> None:
+    os.makedirs(target, mode=0o750, exist_ok=True)
+    bind_mount(source, target, read_only=read_only)

@@ -1,0 +1,67 @@
+"""Where Mountpoint Pods run: the one interface the publisher needs, implemented by each runtime.
+
+``local`` runs each Mountpoint Pod as an unprivileged process on this machine (tests, the demo, a
+laptop); a Kubernetes runtime will run them as Pods. The publisher does not know which it talks to.
+
+Contract of a :class:`MountpointPodRuntime` — every method is idempotent and safe to call again
+after the driver restarted, because the runtime finds its Mountpoint Pods from durable state (the
+local state dir, or the API server), never from memory alone:
+
+- ``start(key)`` returns the running Mountpoint Pod of sharing key ``key``, starting one when none
+  runs; it returns only once the pod's mount.sock accepts connections, and raises ``Unavailable``
+  (with the pod's last log lines) when the pod does not get there. The pod's comm dir is group 1000,
+  setgid, mode 2770, so the node plugin (root) and the mounter (uid 1000) both use it.
+- ``find(key)`` returns the Mountpoint Pod of ``key`` if one is recorded, running or not.
+- ``running(pod)`` tells whether the pod's mounter process still runs.
+- ``list()`` returns every recorded Mountpoint Pod.
+- ``retire(pod)`` stops the mounter (it normally exits by itself once its FUSE mount is unmounted),
+  and removes the comm dir and every trace of the pod. Retiring an absent pod succeeds.
+
+Callers serialise calls for one key (the publisher's per-key lock); calls for different keys may run
+concurrently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from s3csi.podmounter.protocol import SOCKET_NAME
+
+MOUNTER_UID = 1000
+MOUNTER_GID = 1000
+
+
+@dataclass(frozen=True)
+class MountpointPod:
+    key: str  # the sharing key (volume.sharing); one Mountpoint Pod per key
+    name: str  # how operators see it: the Pod's name, the local process's record name
+    comm_dir: str  # on the node plugin's side: mount.sock and credentials/ live here
+
+    @property
+    def socket_path(self) -> str:
+        return f"{self.comm_dir}/{SOCKET_NAME}"
+
+    @property
+    def credentials_dir(self) -> str:
+        return f"{self.comm_dir}/{CREDENTIALS_DIR}"
+
+
+CREDENTIALS_DIR = "credentials"
+
+
+def pod_name(key: str) -> str:
+    """A Kubernetes-valid name (≤ 63, DNS label) for the Mountpoint Pod of ``key``."""
+    return f"s3csi-mp-{key}"
+
+
+class MountpointPodRuntime(Protocol):
+    async def start(self, key: str) -> MountpointPod: ...
+
+    def find(self, key: str) -> MountpointPod | None: ...
+
+    def running(self, pod: MountpointPod) -> bool: ...
+
+    def list(self) -> list[MountpointPod]: ...
+
+    async def retire(self, pod: MountpointPod) -> None: ...

@@ -1,0 +1,266 @@
+"""The local runtime: each Mountpoint Pod is an unprivileged process on this machine.
+
+State, under the driver's ``--state-dir`` (root only), one directory per Mountpoint Pod::
+
+    pods/<name>/pod.json      who the mounter is: key, pid and its start time (so a recycled pid is
+                              never mistaken for it after a driver restart)
+    pods/<name>/mounter.log   the mounter's stdout and stderr (a Pod's container log)
+    pods/<name>/comm/         root:1000, mode 2770 — mount.sock, credentials/ (an fsGroup emptyDir)
+
+The mounter runs as uid 1000, gid 1000, supplementary group 1000, without capabilities and with
+no_new_privs, in its own session (a driver that is killed does not take it along) and with its comm
+dir as working directory: it uses only relative
+names there, so the state dir's parents need not be searchable by uid 1000 — as in a Pod, where the
+comm dir is simply mounted at /comm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TypedDict
+
+from s3csi.errors import Internal, Unavailable
+from s3csi.ownership.shared_dir import prepare_shared_dir
+from s3csi.podmounter.runtime import MOUNTER_GID, MOUNTER_UID, MountpointPod, pod_name
+
+log = logging.getLogger(__name__)
+
+PODS_DIR = "pods"
+RECORD = "pod.json"
+LOG_FILE = "mounter.log"
+COMM_DIR = "comm"
+# Seconds. A mounter starts a Python interpreter and imports pyfuse3 and the S3 client.
+STARTUP_TIMEOUT = 30.0
+# Seconds a mounter whose FUSE mount is gone gets to exit by itself, then after SIGTERM.
+EXIT_GRACE = 5.0
+_POLL = 0.05
+
+
+class PodRecord(TypedDict):
+    key: str
+    name: str
+    pid: int
+    start_time: int  # /proc/PID/stat field 22, in clock ticks since boot
+
+
+def process_start_time(pid: int) -> int | None:
+    """The start time of ``pid``, or None when no such process runs (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
+            stat = file.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) is in parentheses and may itself contain ") ".
+    fields = stat[stat.rindex(")") + 2 :].split()
+    state, start_time = fields[0], fields[19]
+    return None if state in ("Z", "X") else int(start_time)
+
+
+def is_mounter_command(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            argv = file.read().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return b"mounter" in argv and b"--comm-dir" in argv
+
+
+def mounter_command() -> list[str]:
+    """The mounter's command line, started through setpriv.
+
+    setpriv changes the user rather than subprocess's ``user=``: that would make Python fork()
+    instead of vfork(), and a fork of the multi-threaded gRPC server can crash the child.
+    setpriv also clears the bounding and inheritable capability sets and sets no_new_privs.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise Internal("setpriv (util-linux) is not installed: it starts Mountpoint Pods as uid 1000")
+    return [
+        setpriv,
+        f"--reuid={MOUNTER_UID}",
+        f"--regid={MOUNTER_GID}",
+        f"--groups={MOUNTER_GID}",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--",
+        sys.executable,
+        "-m",
+        "s3csi",
+        "mounter",
+        "--comm-dir",
+        ".",
+    ]
+
+
+def mounter_environment() -> dict[str, str]:
+    """A clean environment: nothing of the driver's (its credentials least of all) reaches the mounter."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
+
+
+def prepare_comm_dir(path: Path) -> None:
+    """root:1000, 2770, as kubelet prepares a Pod's fsGroup emptyDir."""
+    prepare_shared_dir(str(path), MOUNTER_GID)
+
+
+class LocalRuntime:
+    """Mountpoint Pods as local processes; see the module docstring and ``runtime.MountpointPodRuntime``."""
+
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+        self.pods_dir = Path(state_dir) / PODS_DIR
+        # Mounters this driver process started: waited for, so they never linger as zombies.
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def _pod(self, key: str) -> MountpointPod:
+        name = pod_name(key)
+        return MountpointPod(key=key, name=name, comm_dir=str(self.pods_dir / name / COMM_DIR))
+
+    def _record(self, pod: MountpointPod) -> PodRecord | None:
+        try:
+            data = (self.pods_dir / pod.name / RECORD).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            record: PodRecord = json.loads(data)
+            return record
+        except json.JSONDecodeError:
+            log.warning("ignoring a damaged Mountpoint Pod record", extra={"mountpoint_pod": pod.name})
+            return None
+
+    def _write_record(self, pod: MountpointPod, record: PodRecord) -> None:
+        path = self.pods_dir / pod.name / RECORD
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(record), encoding="utf-8")
+        os.replace(temporary, path)
+
+    def find(self, key: str) -> MountpointPod | None:
+        pod = self._pod(key)
+        return pod if (self.pods_dir / pod.name).is_dir() else None
+
+    def list(self) -> list[MountpointPod]:
+        pods: list[MountpointPod] = []
+        if not self.pods_dir.is_dir():
+            return pods
+        for entry in sorted(self.pods_dir.iterdir()):
+            record = self._record(MountpointPod(key="", name=entry.name, comm_dir=""))
+            if record is not None:
+                pods.append(self._pod(record["key"]))
+        return pods
+
+    def pid(self, pod: MountpointPod) -> int | None:
+        """The mounter's pid while it runs (and is still the process that was started)."""
+        record = self._record(pod)
+        if record is None:
+            return None
+        self._reap(record["pid"])
+        if process_start_time(record["pid"]) != record["start_time"] or not is_mounter_command(record["pid"]):
+            return None
+        return record["pid"]
+
+    def running(self, pod: MountpointPod) -> bool:
+        return self.pid(pod) is not None
+
+    def _reap(self, pid: int) -> None:
+        child = self._children.get(pid)
+        if child is not None and child.poll() is not None:
+            del self._children[pid]
+
+    def accepts_requests(self, pod: MountpointPod) -> bool:
+        """Running and listening: a mounter stops listening once it serves its mount."""
+        return self.running(pod) and os.path.exists(pod.socket_path)
+
+    async def start(self, key: str) -> MountpointPod:
+        pod = self._pod(key)
+        if self.accepts_requests(pod):
+            return pod
+        if self.find(key) is not None:
+            log.warning(
+                "Mountpoint Pod cannot take a mount; replacing it", extra={"mountpoint_pod": pod.name}
+            )
+            await self.retire(pod)
+        child = self._spawn(pod)
+        log.info("started Mountpoint Pod", extra={"mountpoint_pod": pod.name, "pid": child.pid})
+        await self._await_socket(pod, child)
+        return pod
+
+    def _spawn(self, pod: MountpointPod) -> subprocess.Popen[bytes]:
+        self.pods_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        pod_dir = self.pods_dir / pod.name
+        pod_dir.mkdir(mode=0o700)
+        prepare_comm_dir(Path(pod.comm_dir))
+        with open(pod_dir / LOG_FILE, "ab") as log_file:
+            child = subprocess.Popen(
+                mounter_command(),
+                cwd=pod.comm_dir,
+                env=mounter_environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._children[child.pid] = child
+        start_time = process_start_time(child.pid) or 0
+        self._write_record(pod, PodRecord(key=pod.key, name=pod.name, pid=child.pid, start_time=start_time))
+        return child
+
+    async def _await_socket(self, pod: MountpointPod, child: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not self.accepts_requests(pod):
+            if child.poll() is not None or time.monotonic() > deadline:
+                problem = (
+                    f"exited with status {child.returncode}"
+                    if child.returncode is not None
+                    else f"did not listen on mount.sock within {STARTUP_TIMEOUT:g}s"
+                )
+                tail = self.log_tail(pod)
+                await self.retire(pod)
+                raise Unavailable(f"Mountpoint Pod {pod.name} {problem}: {tail}")
+            await asyncio.sleep(_POLL)
+
+    def log_tail(self, pod: MountpointPod, lines: int = 3) -> str:
+        try:
+            text = (self.pods_dir / pod.name / LOG_FILE).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
+
+    async def retire(self, pod: MountpointPod) -> None:
+        pid = self.pid(pod)
+        if pid is not None:
+            await self._stop(pod, pid, process_start_time(pid))
+        pod_dir = self.pods_dir / pod.name
+        if pod_dir.exists():
+            shutil.rmtree(pod_dir)
+            log.info("retired Mountpoint Pod", extra={"mountpoint_pod": pod.name})
+
+    async def _stop(self, pod: MountpointPod, pid: int, start_time: int | None) -> None:
+        # A mounter still listening serves no mount: nothing to wait for. One that serves exits by
+        # itself once its mount is gone.
+        signals = (
+            (signal.SIGTERM, signal.SIGKILL)
+            if self.accepts_requests(pod)
+            else (None, signal.SIGTERM, signal.SIGKILL)
+        )
+        for sig in signals:
+            if sig is not None:
+                log.info("stopping Mountpoint Pod with %s", sig.name, extra={"mountpoint_pod": pod.name})
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + EXIT_GRACE
+            while time.monotonic() < deadline:
+                self._reap(pid)
+                # Not running(): an exiting process loses its cmdline before it is gone.
+                if process_start_time(pid) != start_time:
+                    return
+                await asyncio.sleep(_POLL)
+        raise Internal(f"Mountpoint Pod {pod.name} (pid {pid}) survived SIGKILL")

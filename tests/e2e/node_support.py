@@ -1,0 +1,188 @@
+"""A node for the end-to-end tests: ``s3csi driver --mode all`` with the local runtime in a child
+process, a kubelet directory the workload users can traverse, and an inventory of what is mounted
+and running there — so every test can check that nothing is left behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from s3csi.csi.proto import csi_pb2
+from s3csi.demo.s3server import EmbeddedS3Server
+from s3csi.kernel.mount import mountinfo
+from tests.integration.csi_support import DriverProcess, capability, code_of, rpc, run, start_driver
+
+MODE = csi_pb2.VolumeCapability.AccessMode
+
+
+@dataclass
+class Node:
+    base: Path
+    s3_server: EmbeddedS3Server
+    drivers: list[DriverProcess] = field(default_factory=list)
+    pod_counter: int = 0
+
+    @property
+    def kubelet_dir(self) -> Path:
+        return self.base / "kubelet"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.base / "state"
+
+    @property
+    def driver(self) -> DriverProcess:
+        return self.drivers[-1]
+
+    def start_driver(self) -> DriverProcess:
+        driver = start_driver(
+            self.base,
+            self.s3_server.client_env(),
+            "--mode=all",
+            "--runtime=local",
+            f"--state-dir={self.state_dir}",
+            f"--kubelet-dir={self.kubelet_dir}",
+            f"--s3-endpoint-url={self.s3_server.endpoint_url}",
+            f"--s3-region={self.s3_server.region}",
+            socket_name="csi.sock",  # a restarted driver takes over the endpoint, as in a DaemonSet
+        )
+        self.drivers.append(driver)
+        return driver
+
+    def kill_driver(self) -> None:
+        self.driver.process.send_signal(signal.SIGKILL)
+        self.driver.process.wait(30)
+
+    def target(self, pv: str = "pv") -> str:
+        """A new pod's target path, its parent made as kubelet makes it."""
+        self.pod_counter += 1
+        target = (
+            self.kubelet_dir
+            / "pods"
+            / f"pod-{self.pod_counter}"
+            / "volumes"
+            / "kubernetes.io~csi"
+            / pv
+            / "mount"
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return str(target)
+
+    def publish_request(
+        self,
+        target: str,
+        bucket: str,
+        *,
+        volume_id: str | None = None,
+        mount_flags: Sequence[str] = (),
+        fs_group: int | None = None,
+        readonly: bool = False,
+        mode: int = MODE.MULTI_NODE_MULTI_WRITER,
+        attributes: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> csi_pb2.NodePublishVolumeRequest:
+        request: dict[str, Any] = {
+            "volume_id": bucket if volume_id is None else volume_id,
+            "target_path": target,
+            "volume_capability": capability(
+                mode,
+                mount_flags=tuple(mount_flags),
+                volume_mount_group="" if fs_group is None else str(fs_group),
+            ),
+            "readonly": readonly,
+            "volume_context": {
+                "bucketName": bucket,
+                "csi.storage.k8s.io/pod.namespace": "default",
+                "csi.storage.k8s.io/pod.name": os.path.basename(target.split("/volumes/", 1)[0]),
+                **(attributes or {}),
+            },
+        }
+        request.update(fields)
+        return csi_pb2.NodePublishVolumeRequest(**request)
+
+    def publish(self, request: csi_pb2.NodePublishVolumeRequest) -> tuple[grpc.StatusCode, str]:
+        return code_of(lambda: rpc(self.driver.socket_path, "Node", "NodePublishVolume", request))
+
+    def unpublish(self, target: str, volume_id: str = "v") -> tuple[grpc.StatusCode, str]:
+        request = csi_pb2.NodeUnpublishVolumeRequest(volume_id=volume_id, target_path=target)
+        return code_of(lambda: rpc(self.driver.socket_path, "Node", "NodeUnpublishVolume", request))
+
+    def mounts(self) -> list[str]:
+        return [m.mount_point for m in mountinfo() if m.mount_point.startswith(f"{self.base}/")]
+
+    def mounters(self) -> list[int]:
+        """Pids of the mounter processes working in this node's state dir."""
+        pids = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                cwd = os.readlink(f"/proc/{name}/cwd")
+                if (
+                    cwd.startswith(f"{self.state_dir}/")
+                    and b"mounter" in Path(f"/proc/{name}/cmdline").read_bytes()
+                ):
+                    status = Path(f"/proc/{name}/status").read_text()
+                    if "\nState:\tZ" not in status:
+                        pids.append(int(name))
+        return sorted(pids)
+
+    def leftovers(self) -> list[str]:
+        """Everything a clean node would not have: mounts, mounters, sockets, pod and source dirs."""
+        found = [f"mount {m}" for m in self.mounts()] + [f"mounter pid {p}" for p in self.mounters()]
+        for sub in ("pods", "sources", "targets"):
+            directory = self.state_dir / sub
+            if directory.exists():
+                found += [f"{sub}/{entry}" for entry in os.listdir(directory)]
+        if (self.kubelet_dir / "pods").exists():
+            found += [f"target {p}" for p in (self.kubelet_dir / "pods").glob("*/volumes/*/*/mount")]
+        return found
+
+    def close(self) -> None:
+        for driver in self.drivers:
+            driver.terminate()
+        for mount_point in reversed(self.mounts()):
+            subprocess.run(["umount", "-l", mount_point], check=False)
+        for pid in self.mounters():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def node(s3_server: EmbeddedS3Server) -> Iterator[Node]:
+    # Under /tmp and searchable by everyone: workload users must reach the target paths.
+    base = Path(tempfile.mkdtemp(prefix="s3csi-e2e-"))
+    base.chmod(0o755)
+    (base / "kubelet").mkdir(mode=0o755)
+    the_node = Node(base, s3_server)
+    try:
+        the_node.start_driver()
+        yield the_node
+    finally:
+        the_node.close()
+
+
+def wait_for(condition: Any, timeout: float = 30) -> bool:
+    """Poll ``condition()`` until true (processes exit asynchronously); never a timing assertion."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return bool(condition())
+
+
+__all__ = ["MODE", "Node", "node", "run", "wait_for"]

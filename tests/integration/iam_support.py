@@ -1,0 +1,334 @@
+"""Real IAM, STS and S3 enforcement for the credential tests: moto with IAM on, a web-identity front, IMDS.
+
+- :class:`IamWorld`: moto's server with IAM enforcement (signatures, access keys, user and role policies are
+  checked on every S3 call). An admin user is made while enforcement is off; everything else goes through
+  IAM with the admin's keys, as an operator would.
+- :class:`WebIdentityFront`: the STS endpoint the code under test calls. moto's
+  ``AssumeRoleWithWebIdentity`` accepts any token and, with enforcement on, cannot take the unsigned call at
+  all (it fails with HTTP 500). So this front does what STS does with the token — it checks it against the
+  issuer (here the tokens "kubelet" minted through the faked Kubernetes TokenRequest API: audience, expiry,
+  subject ``system:serviceaccount:NS:SA``) and the role's trust (which subjects may assume it) — and then
+  forwards the call to moto, signed with the admin's keys, so moto issues real session keys whose role
+  policies it enforces on S3.
+- :class:`LocalImds`: an IMDSv2 server on 127.0.0.1 (PUT token, then role name and keys with the token).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import secrets
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials as BotoCredentials
+
+from s3csi.demo.s3server import EmbeddedS3Server
+from s3csi.s3 import Credentials
+
+AUDIENCE = "sts.amazonaws.com"
+
+
+def moto_auth(server: EmbeddedS3Server, initial_no_auth_actions: str) -> None:
+    request = urllib.request.Request(
+        f"{server.endpoint_url}/moto-api/reset-auth",
+        data=initial_no_auth_actions.encode(),
+        method="POST",
+        headers={"Content-Type": "text/plain"},
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def bucket_policy(bucket: str, actions: list[str]) -> str:
+    resources = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resources}],
+        }
+    )
+
+
+@dataclass
+class IamWorld:
+    server: EmbeddedS3Server
+    admin: Credentials
+    secret_values: set[str] = field(default_factory=set)
+    """Every secret this world handed out: the redaction test searches for each."""
+
+    def client(self, service: str, credentials: Credentials | None = None) -> Any:
+        return _client(service, self.server, credentials or self.admin)
+
+    def user(self, name: str, policy: str | None) -> Credentials:
+        """A new IAM user with ``policy`` inline (None: no permission at all) and one access key."""
+        iam = self.client("iam")
+        iam.create_user(UserName=name)
+        if policy is not None:
+            iam.put_user_policy(UserName=name, PolicyName="s3", PolicyDocument=policy)
+        return self.access_key(name)
+
+    def access_key(self, user: str) -> Credentials:
+        key = self.client("iam").create_access_key(UserName=user)["AccessKey"]
+        self.secret_values.add(key["SecretAccessKey"])
+        return Credentials(key["AccessKeyId"], key["SecretAccessKey"], source="iam")
+
+    def delete_access_key(self, user: str, access_key_id: str) -> None:
+        self.client("iam").delete_access_key(UserName=user, AccessKeyId=access_key_id)
+
+    def role(self, name: str, policy: str, *, principal: dict[str, str] | None = None) -> str:
+        """A role with ``policy`` inline. Its trust admits web identities (the front checks which service
+        accounts) or ``principal``: moto checks that trust for AssumeRole, not for the web-identity call."""
+        statement = {
+            "Effect": "Allow",
+            "Principal": principal or {"Federated": "kubernetes"},
+            "Action": "sts:AssumeRole" if principal else "sts:AssumeRoleWithWebIdentity",
+        }
+        trust = {"Version": "2012-10-17", "Statement": [statement]}
+        iam = self.client("iam")
+        arn: str = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        iam.put_role_policy(RoleName=name, PolicyName="s3", PolicyDocument=policy)
+        return arn
+
+    @property
+    def admin_arn(self) -> str:
+        arn: str = self.client("iam").get_user(UserName="admin")["User"]["Arn"]
+        return arn
+
+    def bucket(self, name: str) -> str:
+        self.client("s3").create_bucket(Bucket=name)
+        return name
+
+    def assume_role(self, role_arn: str, session_name: str) -> Credentials:
+        """Session keys of ``role_arn`` issued by moto's STS (as EC2 does for an instance profile)."""
+        found = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
+        self.secret_values.update((found["SecretAccessKey"], found["SessionToken"]))
+        return Credentials(found["AccessKeyId"], found["SecretAccessKey"], found["SessionToken"])
+
+
+@contextlib.contextmanager
+def iam_world() -> Iterator[IamWorld]:
+    """A moto server with IAM enforcement on, and its admin."""
+    with EmbeddedS3Server.start(enforce_iam=True) as server:
+        moto_auth(server, "inf")
+        iam = _client("iam", server, Credentials(server.access_key_id, server.secret_access_key))
+        iam.create_user(UserName="admin")
+        everything = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+        }
+        iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(everything))
+        key = iam.create_access_key(UserName="admin")["AccessKey"]
+        moto_auth(server, "0")
+        world = IamWorld(server, Credentials(key["AccessKeyId"], key["SecretAccessKey"]))
+        world.secret_values.add(key["SecretAccessKey"])
+        yield world
+
+
+def _client(service: str, server: EmbeddedS3Server, credentials: Credentials) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=server.endpoint_url,
+        region_name=server.region,
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+        aws_session_token=credentials.session_token,
+    )
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    audience: str
+    subject: str
+    expiry: float
+
+
+class _Quiet(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def reply(self, status: int, body: bytes, content_type: str = "text/xml") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _sts_error(code: str, message: str) -> bytes:
+    return (
+        f'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+        f"<Code>{code}</Code><Message>{message}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+    ).encode()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class WebIdentityFront:
+    """STS's token and trust checks in front of moto (see the module docstring)."""
+
+    def __init__(self, world: IamWorld) -> None:
+        self.world = world
+        self.tokens: dict[str, TokenClaims] = {}
+        self.trust: dict[str, set[str]] = {}
+        self.exchanges: list[str] = []
+        """The token of every successful exchange, in order."""
+        front = self
+
+        class Handler(_Quiet):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                status, answer = front.handle(body)
+                self.reply(status, answer)
+
+        self._server = _Server(Handler)
+        self.url = self._server.url
+
+    def allow(self, role_arn: str, namespace: str, service_account: str) -> None:
+        """The role's trust policy admits this service account (IRSA's ``sub`` condition)."""
+        self.trust.setdefault(role_arn, set()).add(f"system:serviceaccount:{namespace}:{service_account}")
+
+    def mint(
+        self, namespace: str, service_account: str, *, audience: str = AUDIENCE, ttl_s: float = 3600
+    ) -> str:
+        """A token as kubelet gets it from the TokenRequest API for the pod's service account."""
+        token = f"k8s-token-{secrets.token_urlsafe(24)}"
+        expiry = datetime.datetime.now(datetime.UTC).timestamp() + ttl_s
+        self.tokens[token] = TokenClaims(
+            audience, f"system:serviceaccount:{namespace}:{service_account}", expiry
+        )
+        self.world.secret_values.add(token)
+        return token
+
+    def tokens_json(self, token: str, audience: str = AUDIENCE) -> str:
+        """kubelet's ``csi.storage.k8s.io/serviceAccount.tokens`` for one audience."""
+        expiry = datetime.datetime.fromtimestamp(self.tokens[token].expiry, datetime.UTC)
+        return json.dumps(
+            {audience: {"token": token, "expirationTimestamp": expiry.strftime("%Y-%m-%dT%H:%M:%SZ")}}
+        )
+
+    def handle(self, body: bytes) -> tuple[int, bytes]:
+        form = dict(urllib.parse.parse_qsl(body.decode()))
+        if form.get("Action") != "AssumeRoleWithWebIdentity":
+            return 400, _sts_error("InvalidAction", "only AssumeRoleWithWebIdentity is served here")
+        claims = self.tokens.get(form.get("WebIdentityToken", ""))
+        if claims is None:
+            return 400, _sts_error("InvalidIdentityToken", "Couldn't verify the token's signature")
+        if claims.audience != AUDIENCE:
+            return 400, _sts_error("InvalidIdentityToken", "Incorrect token audience")
+        if claims.expiry <= datetime.datetime.now(datetime.UTC).timestamp():
+            return 400, _sts_error("ExpiredTokenException", "Token is expired")
+        if claims.subject not in self.trust.get(form.get("RoleArn", ""), set()):
+            return 403, _sts_error("AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity")
+        status, answer = self._forward(body)
+        if status == 200:
+            self.exchanges.append(form["WebIdentityToken"])
+        return status, answer
+
+    def _forward(self, body: bytes) -> tuple[int, bytes]:
+        url = f"{self.world.server.endpoint_url}/"
+        request = AWSRequest(
+            method="POST", url=url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        admin = self.world.admin
+        SigV4Auth(
+            BotoCredentials(admin.access_key_id, admin.secret_access_key), "sts", self.world.server.region
+        ).add_auth(request)
+        prepared = urllib.request.Request(
+            url, data=body, headers=dict(request.headers.items()), method="POST"
+        )
+        try:
+            with urllib.request.urlopen(prepared, timeout=30) as response:
+                answer: bytes = response.read()
+                for element in ("SecretAccessKey", "SessionToken"):
+                    _collect(answer, element, self.world.secret_values)
+                return response.status, answer
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def _collect(body: bytes, element: str, into: set[str]) -> None:
+    text = body.decode()
+    start = text.find(f"<{element}>")
+    if start >= 0:
+        end = text.find(f"</{element}>", start)
+        into.add(text[start + len(element) + 2 : end])
+
+
+class LocalImds:
+    """IMDSv2 on 127.0.0.1 serving one role's keys; refuses reads without a session token."""
+
+    def __init__(self, role: str, credentials: Credentials) -> None:
+        self.role = role
+        self.credentials = credentials
+        self.session_tokens: set[str] = set()
+        self.requests: list[str] = []
+        imds = self
+
+        class Handler(_Quiet):
+            def do_PUT(self) -> None:
+                imds.requests.append(f"PUT {self.path}")
+                if self.path != "/latest/api/token" or not self.headers.get(
+                    "X-aws-ec2-metadata-token-ttl-seconds"
+                ):
+                    self.reply(400, b"", "text/plain")
+                    return
+                token = secrets.token_urlsafe(16)
+                imds.session_tokens.add(token)
+                self.reply(200, token.encode(), "text/plain")
+
+            def do_GET(self) -> None:
+                imds.requests.append(f"GET {self.path}")
+                if self.headers.get("X-aws-ec2-metadata-token") not in imds.session_tokens:
+                    self.reply(401, b"", "text/plain")
+                    return
+                base = "/latest/meta-data/iam/security-credentials/"
+                if self.path == base:
+                    self.reply(200, imds.role.encode(), "text/plain")
+                elif self.path == base + imds.role:
+                    expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=6)
+                    document = {
+                        "Code": "Success",
+                        "Type": "AWS-HMAC",
+                        "AccessKeyId": imds.credentials.access_key_id,
+                        "SecretAccessKey": imds.credentials.secret_access_key,
+                        "Token": imds.credentials.session_token or "",
+                        "Expiration": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    }
+                    self.reply(200, json.dumps(document).encode(), "application/json")
+                else:
+                    self.reply(404, b"", "text/plain")
+
+        self._server = _Server(Handler)
+        self.url = self._server.url
+
+    def stop(self) -> None:
+        self._server.stop()

@@ -1,0 +1,163 @@
+"""PodMounterPublisher in this process with the local runtime, real FUSE and the real S3 server:
+concurrency per key, credentials files, and recovery of what a crashed driver left (needs root)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from s3csi.credentials.files import credentials_file_name
+from s3csi.demo.s3server import EmbeddedS3Server
+from s3csi.errors import PermissionDenied
+from s3csi.kernel.mount import find_mount, mountinfo, unmount
+from s3csi.podmounter.publisher import PodMounterPublisher, PublisherSettings
+from s3csi.podmounter.runtime.local import LocalRuntime
+from s3csi.s3.credentials import Credentials, StaticCredentials
+from s3csi.s3.settings import S3Settings
+from s3csi.volume.context import VolumeContext
+from s3csi.volume.policy import AccessMode, PolicyInput, effective_mount
+from s3csi.volume.publisher import PodInfo, PublishSpec
+
+pytestmark = pytest.mark.usefixtures("privileged")
+SESSION_TOKEN = "s3csi-test-session-token-do-not-leak"
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+    for mount in reversed(mountinfo()):
+        if mount.mount_point.startswith(f"{tmp_path}/"):
+            unmount(mount.mount_point, lazy=True)
+    runtime = LocalRuntime(tmp_path / "state")
+    for pod in runtime.list():
+        asyncio.run(runtime.retire(pod))
+
+
+def publisher(state: Path, server: EmbeddedS3Server, credentials: Any = None) -> PodMounterPublisher:
+    settings = PublisherSettings(
+        node_id="node-1",
+        state_dir=str(state / "state"),
+        kubelet_dir=str(state / "kubelet"),
+        s3=S3Settings(region=server.region, endpoint_url=server.endpoint_url, force_path_style=True),
+    )
+    keys = Credentials(server.access_key_id, server.secret_access_key, session_token=SESSION_TOKEN)
+    made = PodMounterPublisher(
+        settings, LocalRuntime(settings.state_dir), credentials or StaticCredentials(keys)
+    )
+    made.prepare()
+    return made
+
+
+def spec(state: Path, bucket: str, pod: str, fs_group: str = "1001") -> PublishSpec:
+    target = state / "kubelet" / "pods" / pod / "volumes" / "kubernetes.io~csi" / "pv" / "mount"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    mount = effective_mount(
+        PolicyInput(
+            mount_flags=["allow-other"],
+            volume_mount_group=fs_group,
+            fs_user_annotation=None,
+            volume_fs_user=None,
+            readonly=False,
+            access_mode=AccessMode.MULTI_NODE_MULTI_WRITER,
+        )
+    )
+    return PublishSpec(
+        volume_id=bucket,
+        target_path=str(target),
+        pv_name="pv",
+        context=VolumeContext.parse({"bucketName": bucket}),
+        mount=mount,
+        pod=PodInfo("default", pod, f"uid-{pod}", None),
+    )
+
+
+def test_concurrent_publishes_of_one_key_make_one_mountpoint_pod(
+    state: Path, s3_server: EmbeddedS3Server, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="shared", Body=b"one mount")
+    the_publisher = publisher(state, s3_server)
+    specs = [spec(state, bucket, f"pod-{i}") for i in range(6)] + [
+        spec(state, bucket, "other", fs_group="2002")
+    ]
+
+    async def publish_all() -> None:
+        await asyncio.gather(*(the_publisher.publish(s) for s in specs))
+
+    asyncio.run(publish_all())
+    assert len(the_publisher.runtime.list()) == 2
+    devices = {os.stat(s.target_path).st_dev for s in specs}
+    assert len(devices) == 2
+    for s in specs:
+        with open(f"{s.target_path}/shared", "rb") as file:
+            assert file.read() == b"one mount"
+
+    async def unpublish_all() -> None:
+        await asyncio.gather(*(the_publisher.unpublish(s.volume_id, s.target_path) for s in specs))
+
+    asyncio.run(unpublish_all())
+    assert the_publisher.runtime.list() == []
+    assert not [m for m in mountinfo() if m.mount_point.startswith(f"{state}/")]
+
+
+def test_credentials_reach_the_mounter_as_a_file_only(
+    state: Path, s3_server: EmbeddedS3Server, bucket: str
+) -> None:
+    the_publisher = publisher(state, s3_server)
+    one = spec(state, bucket, "p")
+    asyncio.run(the_publisher.publish(one))
+    [pod] = the_publisher.runtime.list()
+    credentials = Path(pod.credentials_dir) / credentials_file_name(one.volume_id, pod.key)
+    st = os.stat(credentials)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 1000, 0o640)
+    assert SESSION_TOKEN in credentials.read_text()
+    pid = the_publisher.runtime.pid(pod)  # type: ignore[attr-defined]
+    for leak in (f"/proc/{pid}/cmdline", f"/proc/{pid}/environ", "/proc/self/mountinfo"):
+        content = Path(leak).read_bytes()
+        assert SESSION_TOKEN.encode() not in content and s3_server.secret_access_key.encode() not in content
+    asyncio.run(the_publisher.unpublish(one.volume_id, one.target_path))
+
+
+class NoCredentials:
+    async def get(self) -> Credentials:
+        raise PermissionDenied("no AWS credentials found (looked in: environment)")
+
+
+def test_a_driver_without_credentials_fails_clearly_and_leaves_nothing(
+    state: Path, s3_server: EmbeddedS3Server, bucket: str
+) -> None:
+    the_publisher = publisher(state, s3_server, NoCredentials())
+    with pytest.raises(PermissionDenied, match="no AWS credentials"):
+        asyncio.run(the_publisher.publish(spec(state, bucket, "p")))
+    assert the_publisher.runtime.list() == []
+    assert not [m for m in mountinfo() if m.mount_point.startswith(f"{state}/")]
+
+
+def test_recover_retires_what_a_crash_left_half_done(
+    state: Path, s3_server: EmbeddedS3Server, bucket: str
+) -> None:
+    first = publisher(state, s3_server)
+    used, orphan = spec(state, bucket, "used"), spec(state, bucket, "orphan", fs_group="3003")
+    asyncio.run(first.publish(used))
+    asyncio.run(first.publish(orphan))
+    # A crash after the source was mounted but before the bind: the orphan's source serves no target.
+    unmount(orphan.target_path)
+    # And a Mountpoint Pod started but never given a mount.
+    asyncio.run(first.runtime.start("never-mounted"))
+    assert len(first.runtime.list()) == 3
+
+    second = publisher(state, s3_server)  # the restarted driver
+    asyncio.run(second.recover())
+    [kept] = second.runtime.list()
+    assert find_mount(used.target_path) is not None and os.listdir(used.target_path) == []
+    assert kept.name in {os.path.basename(m.mount_point) for m in mountinfo()}
+    asyncio.run(second.unpublish(used.volume_id, used.target_path))
+    asyncio.run(second.unpublish(orphan.volume_id, orphan.target_path))
+    assert second.runtime.list() == []
+    assert not [m for m in mountinfo() if m.mount_point.startswith(f"{state}/")]
+    assert os.listdir(state / "state" / "sources") == [] and os.listdir(state / "state" / "targets") == []
