@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import logging
 import os
 
+from s3csi.credentials.driver import driver_credential_provider
 from s3csi.csi.settings import DEFAULT_DRIVER_NAME, DEFAULT_KUBELET_DIR, DriverSettings, Mode, socket_path
+from s3csi.kube.settings import KubeApiFlags, KubeApiMode, kube_api_settings
 from s3csi.logs import configure_logging
-from s3csi.s3 import S3Settings, default_credential_provider
+from s3csi.s3 import S3Settings
+from s3csi.s3.sts import sts_endpoint_override
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +45,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--runtime", choices=["local", "kubernetes"], help="where Mountpoint Pods run (node mode)"
     )
     parser.add_argument("--state-dir", help="the node plugin's runtime state (with --runtime)")
+    parser.add_argument(
+        "--sts-audience",
+        help="audience of the service-account token exchanged with STS for authenticationSource pod "
+        "(node mode; default sts.amazonaws.com; must match the CSIDriver's tokenRequests)",
+    )
+    parser.add_argument(
+        "--kube-api",
+        choices=[m.value for m in KubeApiMode],
+        default=KubeApiMode.AUTO.value,
+        help="read the pod's s3csi.io/fs-user and its service account's eks.amazonaws.com/role-arn "
+        "annotations from the Kubernetes API (node mode); auto (default): in-cluster config when "
+        "KUBERNETES_SERVICE_HOST is set, else off",
+    )
+    parser.add_argument("--kube-api-url", help="API server https://HOST[:PORT] (default: in-cluster)")
+    parser.add_argument(
+        "--kube-token-file", help="bearer token file, re-read on change (default: the pod's service account)"
+    )
+    parser.add_argument(
+        "--kube-ca-file", help="CA bundle of the API server (default: the pod's service account)"
+    )
     parser.add_argument("--log-format", choices=["text", "json"], default="text")
     parser.add_argument("--debug", action="store_true", help="log requests (secrets redacted) and tracebacks")
 
@@ -62,22 +88,47 @@ def build_settings(args: argparse.Namespace, env: os._Environ[str] | dict[str, s
 
 def run(args: argparse.Namespace) -> int:
     from s3csi.csi.server import serve  # grpc and the stubs load only for this command
+    from s3csi.kube.client import KubeClient
     from s3csi.podmounter.node import NodeRuntimeFlags, publisher_settings, start_publisher
 
     settings = build_settings(args, os.environ)
     node = publisher_settings(
-        NodeRuntimeFlags(runtime=args.runtime, state_dir=args.state_dir),
+        NodeRuntimeFlags(runtime=args.runtime, state_dir=args.state_dir, sts_audience=args.sts_audience),
         serves_node=settings.mode.serves_node,
         node_id=settings.node_id,
         kubelet_dir=settings.kubelet_dir,
         s3=settings.s3,
+        sts_endpoint_url=sts_endpoint_override(os.environ),
     )
+    kube_settings = kube_api_settings(
+        KubeApiFlags(
+            mode=args.kube_api,
+            url=args.kube_api_url,
+            token_file=args.kube_token_file,
+            ca_file=args.kube_ca_file,
+        ),
+        os.environ,
+        serves_node=settings.mode.serves_node,
+    )
+    if kube_settings is not None:
+        kube_settings.check_token_file()
+    # Built now so a bad CA file fails the start, naming its flag; it connects on first use.
+    kube = None if kube_settings is None else KubeClient(kube_settings)
     configure_logging(debug=settings.debug, log_format=settings.log_format)
-    credentials = default_credential_provider(os.environ)
+    if kube_settings is not None:
+        log.info("pod and service-account annotations from the Kubernetes API at %s", kube_settings.base_url)
+    elif settings.mode.serves_node:
+        log.info("no Kubernetes API (--kube-api): pod and service-account annotations have no effect")
+    # The environment, the shared files, web identity, then instance metadata (docs/credentials.md).
+    credentials = driver_credential_provider(os.environ)
 
     async def serve_with_publisher() -> None:
         publisher = None if node is None else await start_publisher(node, credentials)
-        await serve(settings, credentials, publisher)
+        try:
+            await serve(settings, credentials, publisher, kube=kube)
+        finally:
+            if kube is not None:
+                await kube.close()
 
     asyncio.run(serve_with_publisher())
     return 0

@@ -11,6 +11,9 @@ from s3csi.csi.proto import csi_pb2, csi_pb2_grpc
 from s3csi.csi.requests import required, secret_credentials, volume_capability
 from s3csi.csi.unimplemented import unimplemented
 from s3csi.errors import FailedPrecondition, InvalidArgument
+from s3csi.kube.client import KubeClient
+from s3csi.kube.identity import NO_IDENTITY, PodIdentityInputs
+from s3csi.kube.lookup import lookup_pod_identity
 from s3csi.volume.context import SERVICE_ACCOUNT_TOKENS, AuthenticationSource, VolumeContext
 from s3csi.volume.policy import PolicyInput, effective_mount
 from s3csi.volume.publisher import PodInfo, PublishSpec, VolumePublisher, pv_name_from_target
@@ -34,8 +37,13 @@ def target_path(path: str, kubelet_dir: str) -> str:
     return path
 
 
-def publish_spec(request: csi_pb2.NodePublishVolumeRequest, kubelet_dir: str) -> PublishSpec:
-    """Parse and decide: every field checked, the mount policy applied."""
+def publish_spec(
+    request: csi_pb2.NodePublishVolumeRequest,
+    kubelet_dir: str,
+    identity: PodIdentityInputs = NO_IDENTITY,
+) -> PublishSpec:
+    """Parse and decide: every field checked, the mount policy applied. ``identity``: the annotations of
+    the pod and its service account, when the node plugin can read them (``s3csi driver --kube-api``)."""
     volume_id = required(request.volume_id, "volume_id")
     target = target_path(required(request.target_path, "target_path"), kubelet_dir)
     if not request.HasField("volume_capability"):
@@ -58,8 +66,7 @@ def publish_spec(request: csi_pb2.NodePublishVolumeRequest, kubelet_dir: str) ->
         PolicyInput(
             mount_flags=capability.mount_flags,
             volume_mount_group=capability.volume_mount_group or None,
-            # The pod's annotations are not in the request: the runtime that knows the pod supplies them.
-            fs_user_annotation=None,
+            fs_user_annotation=identity.fs_user_annotation,
             volume_fs_user=context.fs_user,
             readonly=request.readonly,
             access_mode=capability.access_mode,
@@ -74,14 +81,22 @@ def publish_spec(request: csi_pb2.NodePublishVolumeRequest, kubelet_dir: str) ->
         pod=PodInfo.from_volume_context(request.volume_context),
         secrets=dict(request.secrets) if credentials else {},
         service_account_tokens=tokens,
+        service_account_role_arn=identity.role_arn_annotation,
     )
 
 
 class NodeServicer(csi_pb2_grpc.NodeServicer):
-    def __init__(self, node_id: str, kubelet_dir: str, publisher: VolumePublisher | None) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        kubelet_dir: str,
+        publisher: VolumePublisher | None,
+        kube: KubeClient | None = None,
+    ) -> None:
         self._node_id = node_id
         self._kubelet_dir = kubelet_dir
         self._publisher = publisher
+        self._kube = kube
 
     def _require_publisher(self) -> VolumePublisher:
         if self._publisher is None:
@@ -101,9 +116,30 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     async def NodePublishVolume(
         self, request: csi_pb2.NodePublishVolumeRequest, context: grpc.aio.ServicerContext
     ) -> csi_pb2.NodePublishVolumeResponse:
+        # Validated in full before the API is asked, then decided again with what it says of the pod.
         spec = publish_spec(request, self._kubelet_dir)
-        await self._require_publisher().publish(spec)
+        publisher = self._require_publisher()
+        identity = await self._pod_identity(spec)
+        if identity != NO_IDENTITY:
+            spec = publish_spec(request, self._kubelet_dir, identity)
+        await publisher.publish(spec)
         return csi_pb2.NodePublishVolumeResponse()
+
+    async def _pod_identity(self, spec: PublishSpec) -> PodIdentityInputs:
+        """The pod's annotations from the API; none without an API or without kubelet's pod info
+        (CSIDriver ``podInfoOnMount``), as the annotations then cannot be tied to the pod."""
+        pod = spec.pod
+        if self._kube is None or not (pod.namespace and pod.name and pod.uid):
+            return NO_IDENTITY
+        return await lookup_pod_identity(
+            self._kube,
+            namespace=pod.namespace,
+            name=pod.name,
+            uid=pod.uid,
+            service_account=pod.service_account,
+            needs_role=spec.context.authentication_source is AuthenticationSource.POD
+            and spec.context.role_arn is None,
+        )
 
     async def NodeUnpublishVolume(
         self, request: csi_pb2.NodeUnpublishVolumeRequest, context: grpc.aio.ServicerContext

@@ -25,6 +25,7 @@ from s3csi.csi.node import NodeServicer
 from s3csi.csi.proto import csi_pb2_grpc
 from s3csi.csi.settings import UNIX_SCHEME, DriverSettings
 from s3csi.errors import FailedPrecondition
+from s3csi.kube.client import KubeClient
 from s3csi.provisioning.provisioner import Provisioner
 from s3csi.s3 import CredentialProvider
 from s3csi.volume.publisher import VolumePublisher
@@ -57,8 +58,11 @@ async def serve(
     driver_credentials: CredentialProvider,
     publisher: VolumePublisher | None = None,
     stopping: asyncio.Event | None = None,
+    kube: KubeClient | None = None,
 ) -> None:
-    """Serve until ``stopping`` is set (by default: until SIGTERM or SIGINT), then drain and return."""
+    """Serve until ``stopping`` is set (by default: until SIGTERM or SIGINT), then drain and return.
+    ``kube``: the Kubernetes API NodePublishVolume reads pod annotations from (None: annotations
+    have no effect)."""
     readiness = Readiness()
     server = grpc.aio.server(interceptors=[RequestInterceptor()])
     csi_pb2_grpc.add_IdentityServicer_to_server(IdentityServicer(settings.driver_name, readiness), server)  # type: ignore[no-untyped-call]
@@ -67,7 +71,7 @@ async def serve(
         provisioner = Provisioner(settings.s3, driver_credentials)
         csi_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(provisioner), server)  # type: ignore[no-untyped-call]
     if settings.mode.serves_node:
-        node = NodeServicer(settings.node_id, settings.kubelet_dir, publisher)
+        node = NodeServicer(settings.node_id, settings.kubelet_dir, publisher, kube)
         csi_pb2_grpc.add_NodeServicer_to_server(node, server)  # type: ignore[no-untyped-call]
 
     path = settings.socket_path

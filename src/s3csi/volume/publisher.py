@@ -76,6 +76,9 @@ class PublishSpec:
     """The node-publish secret (``authenticationSource: secret``), already validated."""
     service_account_tokens: str | None = field(default=None, repr=False)
     """kubelet's ``csi.storage.k8s.io/serviceAccount.tokens`` JSON (``authenticationSource: pod``)."""
+    service_account_role_arn: str | None = None
+    """The pod's service account's ``eks.amazonaws.com/role-arn`` annotation, untrusted; None when the
+    node plugin has no Kubernetes API, the volume names ``roleArn``, or the annotation is absent."""
 
     @property
     def pod_label(self) -> str:
