@@ -38,11 +38,11 @@ venv: system
 install: venv
 	umask 022; $(PYTHON) -m pip install -q --upgrade '.[test]'
 
-# mypy reads the checkout, so the CSI stubs are generated there too (setup.py; git ignores them).
+# ruff and mypy read the checkout, so the CSI stubs are generated there too (setup.py; git ignores them).
 lint: install
+	$(PYTHON) setup.py -q build_py --inplace
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
-	$(PYTHON) setup.py -q build_py --inplace
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

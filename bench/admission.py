@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+
 from tests.admission_cases import MUTATE_PATHS, NAMESPACE_CASES, POD_CASES, namespace
 from tests.admission_support import CertificateAuthority, WebhookProcess, admission_review
 

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import grpc
 import pytest
-from bench.proxy import CountingProxy
 
+from bench.proxy import CountingProxy
 from s3csi import __version__
 from s3csi.csi.proto import csi_pb2
 from s3csi.demo.s3server import EmbeddedS3Server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from bench.proxy import RequestCounter
 
 GET = b"GET /bench?list-type=2&prefix=small%2F HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
