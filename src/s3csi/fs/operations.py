@@ -22,6 +22,7 @@ from typing import Any
 
 import pyfuse3
 
+from s3csi.fs.allocator import release_free_memory, worth_releasing
 from s3csi.fs.cache import DiskCache
 from s3csi.fs.errors import fail, fuse_errors
 from s3csi.fs.inodes import ROOT_INODE, Inode, InodeTable, Kind, State
@@ -615,6 +616,10 @@ class S3Operations(pyfuse3.Operations):
             return
         if handle.reader is not None:
             handle.reader.close()
+            # The parts it freed stay in the heap for the next read (s3csi.fs.allocator) unless none is left.
+            readers_open = sum(1 for other in self.files.values() if other.reader is not None)
+            if worth_releasing(handle.reader.parts_fetched, readers_open):
+                release_free_memory()
         if handle.writer is not None and handle.writer.completed is None:
             # flush always precedes release; an upload still open here failed there and was reported.
             await handle.writer.abort()

@@ -50,6 +50,8 @@ class ObjectReader:
     cache: DiskCache | None = None
     _window: PrefetchWindow = field(init=False)
     _parts: dict[int, _Part] = field(init=False, default_factory=dict)
+    # Parts this handle has started fetching, for s3csi.fs.allocator's decision at close.
+    parts_fetched: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self._window = PrefetchWindow(self.policy)
@@ -114,6 +116,7 @@ class ObjectReader:
         self._parts.clear()
 
     def _start(self, index: int, *, split: bool) -> _Part:
+        self.parts_fetched += 1
         start = index * self.policy.part_size
         end = min(start + self.policy.part_size, self.size)
         head_end = start + self.policy.seek_head

@@ -16,8 +16,10 @@ import pyfuse3
 import pyfuse3.asyncio
 
 from s3csi.errors import FailedPrecondition
+from s3csi.fs.allocator import malloc_thresholds, tune_malloc
 from s3csi.fs.cache import DiskCache
 from s3csi.fs.operations import S3Operations
+from s3csi.fs.prefetch import PrefetchPolicy
 from s3csi.fs.settings import READ_AHEAD_KIB, FsSettings, parse_fd_path
 from s3csi.kernel.mountinfo import parse_mountinfo, read_ahead_path
 from s3csi.s3.client import S3Client
@@ -49,6 +51,7 @@ def serve(settings: FsSettings, env: Mapping[str, str], on_ready: Callable[[], N
     region, credentials); ``on_ready`` is called once the kernel's INIT has been answered, so the
     mount then answers requests."""
     pyfuse3.asyncio.enable()
+    tune_malloc(malloc_thresholds(PrefetchPolicy.for_part_size(settings.read_part_size)))
     # Resolved before mounting: afterwards a stat of the mount point would wait on this very process.
     # With /dev/fd/N the privileged parent mounted, and sets the read-ahead itself (s3csi.kernel.fuse).
     own_mount = parse_fd_path(settings.mountpoint) is None and os.geteuid() == 0
