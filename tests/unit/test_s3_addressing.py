@@ -6,6 +6,7 @@ import pytest
 
 from s3csi.errors import InvalidArgument
 from s3csi.s3.addressing import Endpoint, copy_source, encode_key, query_string
+from s3csi.s3.settings import S3Settings
 
 
 @pytest.mark.parametrize(
@@ -83,3 +84,16 @@ def test_bad_endpoints_are_refused(endpoint_url: str) -> None:
 
 def test_copy_source_encodes_the_key() -> None:
     assert copy_source("b", "dir/a b+ü") == "b/dir/a%20b%2B%C3%BC"
+
+
+@pytest.mark.parametrize(
+    "url", ["https://user:hunter2@s3.example.com", "http://AKIDEXAMPLE@127.0.0.1:9000", "https://:pw@host"]
+)
+def test_an_endpoint_with_credentials_in_it_is_refused_without_repeating_them(url: str) -> None:
+    for build in (
+        lambda: Endpoint.build(url, "us-east-1", force_path_style=False),
+        lambda: S3Settings(endpoint_url=url),
+    ):
+        with pytest.raises(InvalidArgument, match="must not carry a user name or password") as raised:
+            build()
+        assert url not in str(raised.value) and "hunter2" not in str(raised.value)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from s3csi.errors import InvalidArgument
+from s3csi.s3.addressing import refuse_userinfo
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -234,6 +235,8 @@ def build_settings(flags: FsFlags, *, default_uid: int, default_gid: int) -> FsS
         raise InvalidArgument(
             f"--storage-class: {flags.storage_class!r} is not a storage class such as STANDARD_IA"
         )
+    if flags.endpoint_url is not None:
+        refuse_userinfo(flags.endpoint_url, "--endpoint-url")
     if flags.endpoint_url is not None and not flags.endpoint_url.startswith(("http://", "https://")):
         raise InvalidArgument(f"--endpoint-url: {flags.endpoint_url!r} must start with http:// or https://")
     if flags.region is not None and not re.fullmatch(r"[a-z0-9-]{1,64}", flags.region):

@@ -54,6 +54,7 @@ class Endpoint:
     def build(cls, endpoint_url: str | None, region: str, *, force_path_style: bool) -> Endpoint:
         if endpoint_url is None:
             return cls("https", f"s3.{region}.amazonaws.com", force_path_style)
+        refuse_userinfo(endpoint_url, "S3 endpoint URL")
         parts = urlsplit(endpoint_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidArgument(f"S3 endpoint URL must be http(s)://HOST[:PORT]: {endpoint_url!r}")
@@ -75,6 +76,17 @@ class Endpoint:
         if self.path_style or not _DNS_BUCKET.match(bucket) or ".." in bucket:
             return False
         return not (self.scheme == "https" and "." in bucket)
+
+
+def refuse_userinfo(endpoint_url: str, what: str) -> None:
+    """Refuse ``https://user:password@host``: S3 keys come from the credential chain, never from a URL
+    that error messages, logs and argv would show. The message does not repeat the URL."""
+    parts = urlsplit(endpoint_url)
+    if parts.username is not None or parts.password is not None:
+        raise InvalidArgument(
+            f"{what} must not carry a user name or password; give S3 keys through the environment, "
+            "a credentials file or a secret"
+        )
 
 
 def _is_ip(host: str) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from s3csi.errors import InvalidArgument
+from s3csi.s3.addressing import refuse_userinfo
 
 DEFAULT_REGION = "us-east-1"
 
@@ -48,6 +49,8 @@ class S3Settings:
     def __post_init__(self) -> None:
         if not self.region:
             raise InvalidArgument("S3 region must not be empty")
+        if self.endpoint_url is not None:
+            refuse_userinfo(self.endpoint_url, "S3 endpoint URL")
         if self.endpoint_url is not None and not self.endpoint_url.startswith(("http://", "https://")):
             raise InvalidArgument(
                 f"S3 endpoint URL must start with http:// or https://: {self.endpoint_url!r}"
