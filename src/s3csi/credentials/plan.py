@@ -31,7 +31,7 @@ from s3csi.volume.context import (
 from s3csi.volume.options import REGION_PATTERN
 from s3csi.volume.publisher import PublishSpec
 
-# The keys of a node-publish secret (DESIGN.md §3.6).
+# The keys of a provisioner or node-publish secret (DESIGN.md §3.6).
 ACCESS_KEY_ID = "access_key_id"
 SECRET_ACCESS_KEY = "secret_access_key"
 SESSION_TOKEN = "session_token"
@@ -132,21 +132,23 @@ def plan_credentials(inputs: CredentialInputs, *, now: float) -> CredentialPlan:
     )
 
 
-def secret_credentials(secrets: Mapping[str, str]) -> Credentials:
-    """The node-publish secret's keys, or InvalidArgument naming the first bad key (never its value).
+def secret_credentials(secrets: Mapping[str, str], field: str = SECRET_SOURCE) -> Credentials:
+    """Static S3 keys from a secret (``field`` names it in errors and in the credentials' source),
+    or InvalidArgument naming the first bad key (never its value).
 
-    There is no fall-back: a volume that asked for ``secret`` and got none fails, rather than
-    quietly using the driver's (broader) credentials.
+    ``access_key_id`` and ``secret_access_key`` are required, ``session_token`` is optional, any other
+    key is refused: a typo must not fall back silently to other credentials. Used for the node-publish
+    secret and for the provisioner's (csi/requests.py).
     """
     if not secrets:
         raise InvalidArgument(
-            "authenticationSource secret needs a node-publish secret with access_key_id and "
+            f"authenticationSource secret needs a {field} with access_key_id and "
             "secret_access_key (PV spec.csi.nodePublishSecretRef); none came with the request"
         )
     unknown = sorted(set(secrets) - set(SECRET_KEYS))
     if unknown:
         raise InvalidArgument(
-            f"node-publish secret: unknown key(s) {', '.join(k[:64] for k in unknown)} "
+            f"{field}: unknown key(s) {', '.join(k[:64] for k in unknown)} "
             f"(expected {', '.join(SECRET_KEYS)})"
         )
     for key in SECRET_KEYS:
@@ -154,18 +156,16 @@ def secret_credentials(secrets: Mapping[str, str]) -> Credentials:
         if value is None and key == SESSION_TOKEN:
             continue
         if value is None or not value.strip():
-            raise InvalidArgument(f"node-publish secret: {key} is required and must not be empty")
+            raise InvalidArgument(f"{field}: {key} is required and must not be empty")
         if any(not 0x21 <= ord(c) <= 0x7E for c in value):
-            raise InvalidArgument(
-                f"node-publish secret: {key} contains whitespace or non-printable characters"
-            )
+            raise InvalidArgument(f"{field}: {key} contains whitespace or non-printable characters")
         if len(value) > MAX_LENGTH[key]:
-            raise InvalidArgument(f"node-publish secret: {key} is longer than {MAX_LENGTH[key]} characters")
+            raise InvalidArgument(f"{field}: {key} is longer than {MAX_LENGTH[key]} characters")
     return Credentials(
         access_key_id=secrets[ACCESS_KEY_ID],
         secret_access_key=secrets[SECRET_ACCESS_KEY],
         session_token=secrets.get(SESSION_TOKEN) or None,
-        source=SECRET_SOURCE,
+        source=field,
     )
 
 

@@ -9,16 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from s3csi.credentials.plan import secret_credentials as plan_secret_credentials
 from s3csi.csi.proto import csi_pb2
 from s3csi.errors import InvalidArgument
 from s3csi.s3.credentials import Credentials
 from s3csi.volume.policy import SUPPORTED_ACCESS_MODES, AccessMode
-
-# The keys of a provisioner or node-publish secret (DESIGN.md §3.6).
-ACCESS_KEY_ID = "access_key_id"
-SECRET_ACCESS_KEY = "secret_access_key"
-SESSION_TOKEN = "session_token"
-_SECRET_KEYS = (ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN)
 
 
 def required(value: str, field: str) -> str:
@@ -65,29 +60,8 @@ def volume_capabilities(
 
 
 def secret_credentials(secrets: Mapping[str, str], field: str = "secrets") -> Credentials | None:
-    """Static S3 keys from a CSI ``secrets`` map; None when the map is empty.
-
-    Errors name the key, never its value: ``access_key_id`` and ``secret_access_key`` are required,
-    ``session_token`` is optional, any other key is refused (a typo must not fall back silently to
-    other credentials).
-    """
+    """Static S3 keys from a CSI ``secrets`` map; None when the map is empty. Validated by the one rule
+    for secrets (``credentials.plan.secret_credentials``): errors name the key, never its value."""
     if not secrets:
         return None
-    unknown = sorted(set(secrets) - set(_SECRET_KEYS))
-    if unknown:
-        raise InvalidArgument(
-            f"{field}: unknown key(s) {', '.join(unknown)} (expected {', '.join(_SECRET_KEYS)})"
-        )
-    for key in (ACCESS_KEY_ID, SECRET_ACCESS_KEY):
-        if not secrets.get(key):
-            raise InvalidArgument(f"{field}: {key} is required and must not be empty")
-    for key in _SECRET_KEYS:
-        value = secrets.get(key, "")
-        if value != value.strip() or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
-            raise InvalidArgument(f"{field}: {key} contains whitespace or control characters")
-    return Credentials(
-        access_key_id=secrets[ACCESS_KEY_ID],
-        secret_access_key=secrets[SECRET_ACCESS_KEY],
-        session_token=secrets.get(SESSION_TOKEN) or None,
-        source=f"request {field}",
-    )
+    return plan_secret_credentials(secrets, field)
