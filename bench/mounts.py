@@ -202,8 +202,7 @@ class Mount:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if hasattr(self, "rss"):
-            self.rss.stop()
+        self.rss.stop()
         self.unmount()
 
 

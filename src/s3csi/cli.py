@@ -7,7 +7,8 @@ Each subcommand lives in its own module, which provides::
 
 Only the module of the command being run is imported, so ``s3csi mount`` does not pay for gRPC and
 ``s3csi driver`` does not load FUSE. Failures end with one line on stderr and a non-zero exit status,
-never a traceback (``--debug`` logs the traceback as well).
+never a traceback (a command run with its ``--debug`` logs the traceback as well, once its logging is
+set up).
 """
 
 from __future__ import annotations

@@ -116,6 +116,20 @@ def test_reads_past_the_end_are_empty() -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize(
+    ("offset", "size"),
+    [(95, 10), (150, 100), (50, 250), (199, 2), (850, 200), (0, 1_000)],
+    ids=["two-parts", "part-edges", "three-parts", "one-byte-each", "past-the-end", "whole"],
+)
+def test_a_read_across_parts_returns_exactly_its_bytes(offset: int, size: int) -> None:
+    async def scenario() -> None:
+        r = reader(RangeClient(), max_parts=16)
+        assert bytes(await r.read(offset, size)) == DATA[offset : offset + size]
+        r.close()
+
+    asyncio.run(scenario())
+
+
 class GatedClient(RangeClient):
     """Holds every GET but those starting at ``open_starts`` until ``release`` is set."""
 

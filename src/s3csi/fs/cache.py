@@ -51,10 +51,6 @@ class DiskCache:
             max_bytes = int(usage.free * DEFAULT_CACHE_FRACTION_OF_FREE_DISK)
         return cls(directory, max_bytes)
 
-    @property
-    def used_bytes(self) -> int:
-        return self._used
-
     async def get(self, block: str) -> bytes | None:
         if block not in self._sizes or block in self._pending:
             self.misses += 1

@@ -72,9 +72,6 @@ class InodeTable:
         # (parent, name) → until when "no such entry" may be answered without asking S3.
         self._negative: dict[tuple[int, str], float] = {}
 
-    def __len__(self) -> int:
-        return len(self._inodes)
-
     def get(self, ino: int) -> Inode | None:
         return self._inodes.get(ino)
 
@@ -180,9 +177,6 @@ class InodeTable:
             del self._negative[(parent, name)]
             return False
         return True
-
-    def clear_negative(self, parent: int, name: str) -> None:
-        self._negative.pop((parent, name), None)
 
     def _parent_of(self, inode: Inode) -> Inode:
         return self._inodes[inode.parent]

@@ -179,6 +179,14 @@ class S3Operations(pyfuse3.Operations):
                 return None
             raise
 
+    async def _refresh(self, inode: Inode) -> None:
+        """Re-read an object's metadata whose time in the table is up; ENOENT when S3 no longer has it."""
+        info = await self._head(inode.key)
+        if info is None:
+            raise fail(errno.ENOENT)
+        inode.size, inode.etag = info.size, info.etag
+        inode.mtime_ns, inode.valid_until = int(info.last_modified * 1e9), self._expiry()
+
     async def _has_objects(self, prefix: str) -> bool:
         async with self.requests:
             page = await self.client.list_objects_v2(
@@ -344,11 +352,7 @@ class S3Operations(pyfuse3.Operations):
     async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
         found = self._inode(inode)
         if found.kind is Kind.FILE and found.state is State.REMOTE and found.valid_until <= time.monotonic():
-            info = await self._head(found.key)
-            if info is None:
-                raise fail(errno.ENOENT)
-            found.size, found.etag = info.size, info.etag
-            found.mtime_ns, found.valid_until = int(info.last_modified * 1e9), self._expiry()
+            await self._refresh(found)
         return self.attributes(found)
 
     @fuse_errors
@@ -472,11 +476,7 @@ class S3Operations(pyfuse3.Operations):
             if found.state is State.WRITING:
                 raise fail(errno.EBUSY)  # its bytes are not in S3 until it is closed
             if found.valid_until <= time.monotonic():
-                info = await self._head(found.key)
-                if info is None:
-                    raise fail(errno.ENOENT)
-                found.size, found.etag = info.size, info.etag
-                found.mtime_ns, found.valid_until = int(info.last_modified * 1e9), self._expiry()
+                await self._refresh(found)
             reader = self._reader(found)
             if reader.is_small:
                 reader.fetch_small_object(self.read_ahead.take(found.key, found.etag, time.monotonic()))

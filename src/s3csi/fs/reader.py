@@ -90,11 +90,14 @@ class ObjectReader:
         finally:
             for part in needed:
                 part.waiters -= 1
+        start, stop = offset - first_start, end - first_start
         if len(pieces) == 1:
             # A view, not a copy: pyfuse3 replies from any contiguous buffer.
-            return memoryview(pieces[0])[offset - first_start : end - first_start]
-        joined = b"".join(pieces)
-        return joined[offset - first_start : end - first_start]
+            return memoryview(pieces[0])[start:stop]
+        # Whole parts, each but the last ``part_size`` long: copy only the bytes asked for.
+        last_start = (len(pieces) - 1) * part_size
+        middle = [memoryview(piece) for piece in pieces[1:-1]]
+        return b"".join([memoryview(pieces[0])[start:], *middle, memoryview(pieces[-1])[: stop - last_start]])
 
     @property
     def is_small(self) -> bool:

@@ -20,7 +20,7 @@ from s3csi.fs.allocator import malloc_thresholds, tune_malloc
 from s3csi.fs.cache import DiskCache
 from s3csi.fs.operations import S3Operations
 from s3csi.fs.prefetch import PrefetchPolicy
-from s3csi.fs.settings import READ_AHEAD_KIB, FsSettings, parse_fd_path
+from s3csi.fs.settings import READ_AHEAD_KIB, FsSettings
 from s3csi.kernel.mountinfo import parse_mountinfo, read_ahead_path
 from s3csi.s3.client import S3Client
 from s3csi.s3.credentials import default_credential_provider
@@ -54,7 +54,7 @@ def serve(settings: FsSettings, env: Mapping[str, str], on_ready: Callable[[], N
     tune_malloc(malloc_thresholds(PrefetchPolicy.for_part_size(settings.read_part_size)))
     # Resolved before mounting: afterwards a stat of the mount point would wait on this very process.
     # With /dev/fd/N the privileged parent mounted, and sets the read-ahead itself (s3csi.kernel.fuse).
-    own_mount = parse_fd_path(settings.mountpoint) is None and os.geteuid() == 0
+    own_mount = settings.fuse_fd is None and os.geteuid() == 0
     read_ahead_target = os.path.realpath(settings.mountpoint) if own_mount else None
     return asyncio.run(_serve(settings, env, on_ready, read_ahead_target))
 

@@ -13,7 +13,7 @@ from s3csi.errors import NotFound
 from s3csi.kernel import syscalls
 from s3csi.kernel.mountinfo import MountInfo, parse_mountinfo
 
-__all__ = ["MountInfo", "bind_mount", "find_mount", "is_dead_fuse", "is_mount_point", "mountinfo", "unmount"]
+__all__ = ["MountInfo", "bind_mount", "find_mount", "is_dead_fuse", "mountinfo", "unmount"]
 
 MOUNTINFO_PATH = "/proc/self/mountinfo"
 # Nothing reached through a pod volume may be a device or gain privileges.
@@ -59,10 +59,6 @@ def find_mount(path: str, table: list[MountInfo] | None = None) -> MountInfo | N
         if entry.mount_point == wanted:
             found = entry
     return found
-
-
-def is_mount_point(path: str) -> bool:
-    return find_mount(path) is not None
 
 
 def is_dead_fuse(path: str) -> bool:

@@ -31,18 +31,18 @@ from s3csi.errors import (
 # S3's own message is kept, trimmed: it is for humans, and a store may put anything in it.
 MAX_MESSAGE_CHARS = 200
 
-# Codes for which the server certainly did not act on the request (throttling): safe to retry even
-# a request that is not idempotent.
-THROTTLING_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded"})
-# Codes that are transient whatever their status.
-TRANSIENT_CODES = THROTTLING_CODES | frozenset(
-    {"RequestTimeout", "InternalError", "ServiceUnavailable", "ConnectionError", "ConnectionLost", "Timeout"}
-)
 # Codes the client itself gives to failures below HTTP: no connection could be made (the request
 # never left), the connection broke during the exchange, no answer in time.
 CONNECTION_ERROR = "ConnectionError"
 CONNECTION_LOST = "ConnectionLost"
 TIMEOUT = "Timeout"
+# Codes for which the server certainly did not act on the request (throttling): safe to retry even
+# a request that is not idempotent.
+THROTTLING_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded"})
+# Codes that are transient whatever their status.
+TRANSIENT_CODES = THROTTLING_CODES | frozenset(
+    {"RequestTimeout", "InternalError", "ServiceUnavailable", CONNECTION_ERROR, CONNECTION_LOST, TIMEOUT}
+)
 
 
 class S3Error(S3csiError):
@@ -148,9 +148,14 @@ def error_class(code: str, status: int | None, *, key: str | None = None) -> typ
         return NoSuchKey if key else NoSuchBucket
     if status == 403:
         return AccessDenied
-    if code in TRANSIENT_CODES or (status is not None and (status == 429 or status >= 500)):
+    if is_transient_failure(code, status):
         return S3Unavailable
     return S3Error
+
+
+def is_transient_failure(code: str, status: int | None) -> bool:
+    """Throttling, 5xx, request timeouts and connection errors: worth trying again later."""
+    return code in TRANSIENT_CODES or (status is not None and (status == 429 or status >= 500))
 
 
 def errno_for(code: str, status: int | None) -> int:

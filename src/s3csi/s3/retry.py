@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from enum import Enum
 
-from s3csi.s3.errors import CONNECTION_ERROR, THROTTLING_CODES, TRANSIENT_CODES, S3Error
+from s3csi.s3.errors import CONNECTION_ERROR, THROTTLING_CODES, S3Error, is_transient_failure
 
 
 class Idempotency(Enum):
@@ -24,9 +24,7 @@ def _server_did_not_act(error: S3Error) -> bool:
 
 def is_transient(error: S3Error) -> bool:
     """Throttling, 5xx, request timeouts and connection errors; never a 4xx such as AccessDenied."""
-    if error.code in TRANSIENT_CODES:
-        return True
-    return error.status is not None and (error.status == 429 or error.status >= 500)
+    return is_transient_failure(error.code, error.status)
 
 
 def should_retry(error: S3Error, idempotency: Idempotency, attempt: int, max_attempts: int) -> bool:

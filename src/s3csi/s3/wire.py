@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -133,10 +133,8 @@ def parse_error(body: bytes) -> ErrorBody | None:
 
 
 def parse_list_objects_v2(body: bytes) -> ListPage:
-    root = _parse(body)
-    if _local(root.tag) != "ListBucketResult":
-        raise MalformedResponse(f"expected <ListBucketResult>, got <{_local(root.tag)}>")
-    decode = unquote_plus if _child_text(root, "EncodingType") == "url" else _identity
+    root = _parse_root(body, "ListBucketResult")
+    decode = _key_decoder(root)
     objects = [
         ObjectInfo(
             key=decode(_required(item, "Key")),
@@ -154,16 +152,26 @@ def parse_list_objects_v2(body: bytes) -> ListPage:
     return ListPage(objects=objects, common_prefixes=prefixes, next_continuation_token=token)
 
 
+def _parse_root(body: bytes, root_tag: str) -> ET.Element:
+    root = _parse(body)
+    if _local(root.tag) != root_tag:
+        raise MalformedResponse(f"expected <{root_tag}>, got <{_local(root.tag)}>")
+    return root
+
+
+def _key_decoder(root: ET.Element) -> Callable[[str], str]:
+    """How to read keys and prefixes: URL-decoded when the listing says it encoded them."""
+    return unquote_plus if _child_text(root, "EncodingType") == "url" else _identity
+
+
 def _identity(text: str) -> str:
     return text
 
 
 def parse_list_multipart_uploads(body: bytes) -> MultipartUploadPage:
-    root = _parse(body)
-    if _local(root.tag) != "ListMultipartUploadsResult":
-        raise MalformedResponse(f"expected <ListMultipartUploadsResult>, got <{_local(root.tag)}>")
+    root = _parse_root(body, "ListMultipartUploadsResult")
     # With encoding-type=url, S3 encodes Key and NextKeyMarker (not the upload ids).
-    decode = unquote_plus if _child_text(root, "EncodingType") == "url" else _identity
+    decode = _key_decoder(root)
     uploads = [
         MultipartUpload(
             key=decode(_required(item, "Key")),
