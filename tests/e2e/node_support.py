@@ -21,6 +21,7 @@ from s3csi.csi.proto import csi_pb2
 from s3csi.demo.s3server import EmbeddedS3Server
 from s3csi.kernel.mount import mountinfo
 from tests.integration.csi_support import DriverProcess, capability, code_of, rpc, run, start_driver
+from tests.integration.iam_support import IamWorld, WebIdentityFront
 
 MODE = csi_pb2.VolumeCapability.AccessMode
 
@@ -29,6 +30,10 @@ MODE = csi_pb2.VolumeCapability.AccessMode
 class Node:
     base: Path
     s3_server: EmbeddedS3Server
+    env: dict[str, str] | None = None
+    """The driver's environment; None: the S3 server's client environment."""
+    driver_args: tuple[str, ...] = ()
+    """Flags added to every driver this node starts."""
     drivers: list[DriverProcess] = field(default_factory=list)
     pod_counter: int = 0
 
@@ -47,13 +52,14 @@ class Node:
     def start_driver(self) -> DriverProcess:
         driver = start_driver(
             self.base,
-            self.s3_server.client_env(),
+            self.s3_server.client_env() if self.env is None else self.env,
             "--mode=all",
             "--runtime=local",
             f"--state-dir={self.state_dir}",
             f"--kubelet-dir={self.kubelet_dir}",
             f"--s3-endpoint-url={self.s3_server.endpoint_url}",
             f"--s3-region={self.s3_server.region}",
+            *self.driver_args,
             socket_name="csi.sock",  # a restarted driver takes over the endpoint, as in a DaemonSet
         )
         self.drivers.append(driver)
@@ -160,17 +166,38 @@ class Node:
 
 
 @contextlib.contextmanager
-def node(s3_server: EmbeddedS3Server) -> Iterator[Node]:
+def node(
+    s3_server: EmbeddedS3Server,
+    *,
+    env: dict[str, str] | None = None,
+    driver_args: Sequence[str] = (),
+    prefix: str = "s3csi-e2e-",
+) -> Iterator[Node]:
     # Under /tmp and searchable by everyone: workload users must reach the target paths.
-    base = Path(tempfile.mkdtemp(prefix="s3csi-e2e-"))
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     base.chmod(0o755)
     (base / "kubelet").mkdir(mode=0o755)
-    the_node = Node(base, s3_server)
+    the_node = Node(base, s3_server, env=env, driver_args=tuple(driver_args))
     try:
         the_node.start_driver()
         yield the_node
     finally:
         the_node.close()
+
+
+def iam_node(
+    world: IamWorld, front: WebIdentityFront, driver_args: Sequence[str], *, prefix: str
+) -> contextlib.AbstractContextManager[Node]:
+    """A node whose driver acts as the IAM admin and reaches STS through the front."""
+    env = {
+        "AWS_ENDPOINT_URL": world.server.endpoint_url,
+        "AWS_REGION": world.server.region,
+        "AWS_ACCESS_KEY_ID": world.admin.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": world.admin.secret_access_key,
+        "AWS_ENDPOINT_URL_STS": front.url,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    return node(world.server, env=env, driver_args=driver_args, prefix=prefix)
 
 
 def wait_for(condition: Any, timeout: float = 30) -> bool:
@@ -185,4 +212,4 @@ def wait_for(condition: Any, timeout: float = 30) -> bool:
     return bool(condition())
 
 
-__all__ = ["MODE", "Node", "node", "run", "wait_for"]
+__all__ = ["MODE", "Node", "iam_node", "node", "run", "wait_for"]

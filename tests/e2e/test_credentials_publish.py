@@ -16,7 +16,6 @@ import errno
 import os
 import stat
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,9 +28,8 @@ import pytest
 from s3csi.credentials.files import CREDENTIALS_FILE
 from s3csi.s3 import Credentials
 from tests.conftest import run_as
-from tests.e2e.node_support import Node, wait_for
-from tests.integration.csi_support import DriverProcess, start_driver
-from tests.integration.iam_support import IamWorld, WebIdentityFront, bucket_policy, iam_world
+from tests.e2e.node_support import Node, iam_node, wait_for
+from tests.integration.iam_support import IamWorld, WebIdentityFront, bucket_policy, every_argv, iam_world
 
 pytestmark = pytest.mark.usefixtures("privileged")
 OK = grpc.StatusCode.OK
@@ -42,42 +40,11 @@ ERRORS: list[str] = []
 LOGS: list[str] = []
 
 
-class IamNode(Node):
-    """A node whose driver acts as the IAM admin and reaches STS through the front."""
-
-    front: WebIdentityFront
-    admin: Credentials
-
-    def start_driver(self) -> DriverProcess:
-        env = {
-            "AWS_ENDPOINT_URL": self.s3_server.endpoint_url,
-            "AWS_REGION": self.s3_server.region,
-            "AWS_ACCESS_KEY_ID": self.admin.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": self.admin.secret_access_key,
-            "AWS_ENDPOINT_URL_STS": self.front.url,
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
-        driver = start_driver(
-            self.base,
-            env,
-            "--mode=all",
-            "--runtime=local",
-            f"--state-dir={self.state_dir}",
-            f"--kubelet-dir={self.kubelet_dir}",
-            f"--s3-endpoint-url={self.s3_server.endpoint_url}",
-            f"--s3-region={self.s3_server.region}",
-            "--debug",  # every request is logged (redacted): the redaction test searches those lines too
-            socket_name="csi.sock",
-        )
-        self.drivers.append(driver)
-        return driver
-
-
 @dataclass
 class Cluster:
     world: IamWorld
     front: WebIdentityFront
-    node: IamNode
+    node: Node
     bucket: str
 
 
@@ -87,17 +54,11 @@ def cluster() -> Iterator[Cluster]:
         front = WebIdentityFront(world)
         bucket = world.bucket(f"e2e-creds-{uuid.uuid4().hex[:10]}")
         world.client("s3").put_object(Bucket=bucket, Key="shared.txt", Body=b"shared data\n")
-        # Under /tmp and searchable by everyone: workload users must reach the target paths.
-        base = Path(tempfile.mkdtemp(prefix="s3csi-e2e-creds-"))
-        base.chmod(0o755)
-        (base / "kubelet").mkdir(mode=0o755)
-        the_node = IamNode(base, world.server)
-        the_node.front, the_node.admin = front, world.admin
+        # --debug: every request is logged (redacted): the redaction test searches those lines too.
         try:
-            the_node.start_driver()
-            yield Cluster(world, front, the_node, bucket)
+            with iam_node(world, front, ["--debug"], prefix="s3csi-e2e-creds-") as the_node:
+                yield Cluster(world, front, the_node, bucket)
         finally:
-            the_node.close()
             front.stop()
 
 
@@ -264,16 +225,9 @@ def test_no_secret_value_in_logs_argv_mounts_or_errors(cluster: Cluster) -> None
     assert len(values) > 5
     keep_logs(cluster)
     logs = [driver.log() for driver in cluster.node.drivers] + LOGS
-    argv = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                argv.append(Path("/proc", entry, "cmdline").read_bytes().decode(errors="replace"))
-            except OSError:
-                continue
     places = {
         "logs": "\n".join(logs),
-        "argv": "\n".join(argv),
+        "argv": every_argv(),
         "mounts": Path("/proc/self/mountinfo").read_text(),
         "errors": "\n".join(ERRORS),
     }

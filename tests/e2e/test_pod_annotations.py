@@ -12,7 +12,6 @@ web-identity front; workloads are unprivileged processes on real FUSE.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import errno
 import os
@@ -28,10 +27,8 @@ from typing import Any
 import grpc
 import pytest
 
-from s3csi.s3 import Credentials
 from tests.conftest import run_as
-from tests.e2e.node_support import Node, wait_for
-from tests.integration.csi_support import DriverProcess, start_driver
+from tests.e2e.node_support import Node, iam_node, wait_for
 from tests.integration.iam_support import IamWorld, WebIdentityFront, bucket_policy, iam_world
 from tests.integration.kube_support import FakeKubeApi, pod, service_account
 
@@ -42,60 +39,12 @@ FS_USER = "s3csi.io/fs-user"
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 
 
-class KubeNode(Node):
-    """A node whose driver acts as the IAM admin, reaches STS through the front and, with ``kube_args``,
-    the Kubernetes API."""
-
-    front: WebIdentityFront
-    admin: Credentials
-    kube_args: list[str]
-
-    def start_driver(self) -> DriverProcess:
-        env = {
-            "AWS_ENDPOINT_URL": self.s3_server.endpoint_url,
-            "AWS_REGION": self.s3_server.region,
-            "AWS_ACCESS_KEY_ID": self.admin.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": self.admin.secret_access_key,
-            "AWS_ENDPOINT_URL_STS": self.front.url,
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
-        driver = start_driver(
-            self.base,
-            env,
-            "--mode=all",
-            "--runtime=local",
-            f"--state-dir={self.state_dir}",
-            f"--kubelet-dir={self.kubelet_dir}",
-            f"--s3-endpoint-url={self.s3_server.endpoint_url}",
-            f"--s3-region={self.s3_server.region}",
-            *self.kube_args,
-            socket_name="csi.sock",
-        )
-        self.drivers.append(driver)
-        return driver
-
-
 @dataclass
 class Cluster:
     world: IamWorld
     front: WebIdentityFront
     api: FakeKubeApi
     bucket: str
-
-
-@contextlib.contextmanager
-def kube_node(cluster: Cluster, kube_args: list[str]) -> Iterator[KubeNode]:
-    # Under /tmp and searchable by everyone: workload users must reach the target paths.
-    base = Path(tempfile.mkdtemp(prefix="s3csi-e2e-kube-"))
-    base.chmod(0o755)
-    (base / "kubelet").mkdir(mode=0o755)
-    the_node = KubeNode(base, cluster.world.server)
-    the_node.front, the_node.admin, the_node.kube_args = cluster.front, cluster.world.admin, kube_args
-    try:
-        the_node.start_driver()
-        yield the_node
-    finally:
-        the_node.close()
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +64,10 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def node(cluster: Cluster) -> Iterator[KubeNode]:
-    with kube_node(cluster, cluster.api.driver_args()) as the_node:
+def node(cluster: Cluster) -> Iterator[Node]:
+    with iam_node(
+        cluster.world, cluster.front, cluster.api.driver_args(), prefix="s3csi-e2e-kube-"
+    ) as the_node:
         yield the_node
 
 
@@ -159,7 +110,7 @@ def pod_sh(uid: int, script: str, groups: list[int] | None = None) -> tuple[int,
     return result.returncode, (result.stdout + result.stderr).decode().strip()
 
 
-def test_fs_user_annotation_gives_that_user_owner_only_files(cluster: Cluster, node: KubeNode) -> None:
+def test_fs_user_annotation_gives_that_user_owner_only_files(cluster: Cluster, node: Node) -> None:
     target = node.target("pv-fs-user")
     assert publish_pod(cluster, node, target, annotations={FS_USER: "1005"}) == (OK, "")
     assert ls_ln(target) == [("-rw-------", "1005")]
@@ -191,7 +142,7 @@ def test_fs_user_annotation_gives_that_user_owner_only_files(cluster: Cluster, n
     assert cluster.api.token not in log
 
 
-def test_an_invalid_annotation_or_another_pods_uid_is_refused(cluster: Cluster, node: KubeNode) -> None:
+def test_an_invalid_annotation_or_another_pods_uid_is_refused(cluster: Cluster, node: Node) -> None:
     target = node.target("pv-invalid")
     code, details = publish_pod(cluster, node, target, annotations={FS_USER: "uid=1;rm"})
     assert code == grpc.StatusCode.INVALID_ARGUMENT and f"pod annotation {FS_USER}" in details, details
@@ -217,7 +168,7 @@ except OSError as exc:
 """
 
 
-def test_pod_role_comes_from_the_service_account_annotation(cluster: Cluster, node: KubeNode) -> None:
+def test_pod_role_comes_from_the_service_account_annotation(cluster: Cluster, node: Node) -> None:
     world, front = cluster.world, cluster.front
     reader_role = world.role(
         f"kube-reader-{uuid.uuid4().hex[:6]}",
@@ -259,7 +210,7 @@ def test_pod_role_comes_from_the_service_account_annotation(cluster: Cluster, no
 
 
 def test_without_the_api_the_annotations_have_no_effect(cluster: Cluster) -> None:
-    with kube_node(cluster, ["--kube-api=off"]) as off_node:
+    with iam_node(cluster.world, cluster.front, ["--kube-api=off"], prefix="s3csi-e2e-kube-") as off_node:
         asked = len(cluster.api.seen)
         target = off_node.target("pv-off")
         assert publish_pod(cluster, off_node, target, annotations={FS_USER: "1005"}) == (OK, "")

@@ -45,6 +45,7 @@ from tests.integration.iam_support import (
     LocalImds,
     WebIdentityFront,
     bucket_policy,
+    every_argv,
     iam_world,
 )
 
@@ -455,19 +456,12 @@ def test_no_secret_value_leaks_into_logs_argv_mounts_or_errors(world: World, tmp
     assert "AWS credentials from" in logs
     errors = "\n".join(ERRORS)
     assert ERRORS
-    argv = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                argv.append(Path("/proc", entry, "cmdline").read_bytes().decode(errors="replace"))
-            except OSError:
-                continue  # the process ended while we looked
     mounts = Path("/proc/self/mountinfo").read_text()
     for value in values:
         for place, text in (
             ("logs", logs),
             ("errors", errors),
-            ("argv", "\n".join(argv)),
+            ("argv", every_argv()),
             ("mounts", mounts),
         ):
             assert value not in text, f"a secret value appears in the {place}"

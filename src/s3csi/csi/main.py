@@ -42,9 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"target paths must be below it (default {DEFAULT_KUBELET_DIR})",
     )
     parser.add_argument(
-        "--runtime", choices=["local", "kubernetes"], help="where Mountpoint Pods run (node mode)"
+        "--runtime",
+        choices=["local", "kubernetes"],
+        help="where Mountpoint Pods run (node mode; default local, the only runtime of this build)",
     )
-    parser.add_argument("--state-dir", help="the node plugin's runtime state (with --runtime)")
+    parser.add_argument(
+        "--state-dir", help="the node plugin's runtime state (node mode; default /var/lib/s3csi)"
+    )
     parser.add_argument(
         "--sts-audience",
         help="audience of the service-account token exchanged with STS for authenticationSource pod "

@@ -24,6 +24,7 @@ import grpc
 from s3csi.csi.proto import csi_pb2, csi_pb2_grpc
 from s3csi.errors import Unavailable
 from s3csi.kernel.mount import find_mount, mountinfo, unmount
+from s3csi.volume.context import POD_NAME, POD_NAMESPACE, POD_UID
 
 DRIVER_START_TIMEOUT_S = 30.0
 RPC_TIMEOUT_S = 60.0
@@ -167,9 +168,9 @@ class DemoNode:
             readonly=read_only,
             volume_context={
                 **volume_context,
-                "csi.storage.k8s.io/pod.namespace": namespace,
-                "csi.storage.k8s.io/pod.name": name,
-                "csi.storage.k8s.io/pod.uid": uid,
+                POD_NAMESPACE: namespace,
+                POD_NAME: name,
+                POD_UID: uid,
             },
         )
         self.node.NodePublishVolume(request, timeout=RPC_TIMEOUT_S)

@@ -98,7 +98,10 @@ def serve_request(conn: socket.socket, request: MountRequest, fd: int) -> int:
         return 1
     except Exception as exc:
         if not replied:  # the node plugin must not wait for an answer that never comes
-            _reply(conn, protocol.error_reply(Internal(f"{type(exc).__name__}: {exc}")))
+            # A bug: named by its type only, as the driver's interceptor does (the text of an unexpected
+            # exception may hold anything); re-raised, the text reaches this mounter's own log.
+            problem = f"internal error in the Mountpoint Pod: {type(exc).__name__} (see its log)"
+            _reply(conn, protocol.error_reply(Internal(problem)))
         raise
 
 

@@ -18,7 +18,6 @@ from s3csi.s3.credentials import CredentialProvider
 from s3csi.s3.settings import S3Settings
 
 LOCAL = "local"
-KUBERNETES = "kubernetes"
 DEFAULT_STATE_DIR = "/var/lib/s3csi"
 
 

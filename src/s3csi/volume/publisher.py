@@ -1,8 +1,8 @@
 """What NodePublishVolume hands to the part that mounts: a validated, decided publish request.
 
 Pure data and a Protocol (no I/O): the node servicer parses and validates the request and applies the
-policy (:mod:`s3csi.volume.policy`); an implementation of :class:`VolumePublisher` (a Mountpoint Pod
-runtime) then does the mounting.
+policy (:mod:`s3csi.volume.policy`); an implementation of :class:`VolumePublisher` (the node plugin's
+Mountpoint Pod publisher) then does the mounting.
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ class PublishSpec:
     """kubelet's ``csi.storage.k8s.io/serviceAccount.tokens`` JSON (``authenticationSource: pod``)."""
     service_account_role_arn: str | None = None
     """The pod's service account's ``eks.amazonaws.com/role-arn`` annotation, untrusted; None when the
-    node plugin has no Kubernetes API, the volume names ``roleArn``, or the annotation is absent."""
+    node plugin has no Kubernetes API, the volume does not need it (its ``authenticationSource`` is not
+    ``pod``, or it names ``roleArn``), or the annotation is absent."""
 
     @property
     def pod_label(self) -> str:
