@@ -124,6 +124,17 @@ def mounted(
         log_path.unlink(missing_ok=True)
 
 
+def unmount_and_remove(path: Path, timeout: float = 10) -> None:
+    """Unmount a daemonized mount (umount, then a lazy one if it lingers) and remove its directory."""
+    subprocess.run(["umount", str(path)], capture_output=True, check=False)
+    deadline = time.monotonic() + timeout
+    while is_mounted(path) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if is_mounted(path):
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+    path.rmdir()
+
+
 def run_mount_command(
     server: EmbeddedS3Server, *argv: str, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:

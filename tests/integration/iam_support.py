@@ -41,17 +41,6 @@ from s3csi.s3 import Credentials
 AUDIENCE = "sts.amazonaws.com"
 
 
-def moto_auth(server: EmbeddedS3Server, initial_no_auth_actions: str) -> None:
-    request = urllib.request.Request(
-        f"{server.endpoint_url}/moto-api/reset-auth",
-        data=initial_no_auth_actions.encode(),
-        method="POST",
-        headers={"Content-Type": "text/plain"},
-    )
-    with urllib.request.urlopen(request, timeout=10):
-        pass
-
-
 def every_argv() -> str:
     """The command lines of all processes, one a line: where a leaked secret value would show to anyone."""
     argv = []
@@ -134,7 +123,7 @@ class IamWorld:
 def iam_world() -> Iterator[IamWorld]:
     """A moto server with IAM enforcement on, and its admin."""
     with EmbeddedS3Server.start(enforce_iam=True) as server:
-        moto_auth(server, "inf")
+        server.allow_unauthenticated_calls(None)
         iam = _client("iam", server, Credentials(server.access_key_id, server.secret_access_key))
         iam.create_user(UserName="admin")
         everything = {
@@ -143,7 +132,7 @@ def iam_world() -> Iterator[IamWorld]:
         }
         iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(everything))
         key = iam.create_access_key(UserName="admin")["AccessKey"]
-        moto_auth(server, "0")
+        server.allow_unauthenticated_calls(0)
         world = IamWorld(server, Credentials(key["AccessKeyId"], key["SecretAccessKey"]))
         world.secret_values.add(key["SecretAccessKey"])
         yield world

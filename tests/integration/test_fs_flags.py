@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +23,13 @@ from tests.integration.fs_helpers import (
     mount_env,
     mounted,
     run_mount_command,
+    unmount_and_remove,
     world_readable_dir,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("privileged")]
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def proxy(s3_server: EmbeddedS3Server) -> Iterator[RecordingProxy]:
-    recorder = RecordingProxy(s3_server.endpoint_url)
-    yield recorder
-    recorder.close()
 
 
 def keys(s3: Any, bucket: str) -> list[str]:
@@ -256,13 +250,7 @@ def test_without_foreground_the_command_returns_once_mounted(
         assert is_mounted(path)
         assert (path / "f").read_bytes() == b"bg"
     finally:
-        subprocess.run(["umount", str(path)], check=False)
-        deadline = time.monotonic() + 10
-        while is_mounted(path) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if is_mounted(path):
-            subprocess.run(["umount", "-l", str(path)], check=False)
-        path.rmdir()
+        unmount_and_remove(path)
 
 
 def test_without_foreground_a_failure_is_reported_and_nothing_mounted(s3_server: EmbeddedS3Server) -> None:

@@ -5,9 +5,6 @@ read ahead across a directory; the kernel's read-ahead on the mount."""
 from __future__ import annotations
 
 import os
-import subprocess
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,9 +19,9 @@ from s3csi.kernel.mount import find_mount
 from s3csi.kernel.mountinfo import read_ahead_path
 from tests.integration.fs_helpers import (
     RecordingProxy,
-    is_mounted,
     mounted,
     run_mount_command,
+    unmount_and_remove,
     world_readable_dir,
 )
 
@@ -32,13 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("privileged")]
 
 # Long enough that nothing expires while a test runs: the counts below never depend on timing.
 LONG_TTL = ("--metadata-ttl", "300")
-
-
-@pytest.fixture
-def proxy(s3_server: EmbeddedS3Server) -> Iterator[RecordingProxy]:
-    recorder = RecordingProxy(s3_server.endpoint_url)
-    yield recorder
-    recorder.close()
 
 
 def put_all(s3: Any, bucket: str, keys: list[str]) -> None:
@@ -188,10 +178,4 @@ def test_ready_is_reported_after_init_with_the_read_ahead_set(
         with open(read_ahead_path(mount), encoding="ascii") as sysfs:
             assert int(sysfs.read()) == READ_AHEAD_KIB
     finally:
-        subprocess.run(["umount", str(path)], check=False)
-        deadline = time.monotonic() + 10
-        while is_mounted(path) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if is_mounted(path):
-            subprocess.run(["umount", "-l", str(path)], check=False)
-        path.rmdir()
+        unmount_and_remove(path)

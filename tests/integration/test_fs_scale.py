@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,13 +17,6 @@ from tests.integration.fs_helpers import RecordingProxy, mounted
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("privileged")]
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def proxy(s3_server: EmbeddedS3Server) -> Iterator[RecordingProxy]:
-    recorder = RecordingProxy(s3_server.endpoint_url)
-    yield recorder
-    recorder.close()
 
 
 def peak_rss_bytes(pid: int) -> int:

@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import threading
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -509,23 +508,11 @@ class IamServer:
     denied: Credentials  # a user without any policy
 
 
-def _moto_auth(server: EmbeddedS3Server, initial_no_auth_actions: str) -> None:
-    request = urllib.request.Request(
-        f"{server.endpoint_url}/moto-api/reset-auth",
-        data=initial_no_auth_actions.encode(),
-        method="POST",
-        # Not a form: moto reads the raw body.
-        headers={"Content-Type": "text/plain"},
-    )
-    with urllib.request.urlopen(request, timeout=10):
-        pass
-
-
 @pytest.fixture(scope="module")
 def iam_server() -> Iterator[IamServer]:
     with EmbeddedS3Server.start(enforce_iam=True) as server:
         # Create the users while authentication is off, then switch it on for every later request.
-        _moto_auth(server, "inf")
+        server.allow_unauthenticated_calls(None)
         iam = boto3.client(
             "iam",
             endpoint_url=server.endpoint_url,
@@ -544,7 +531,7 @@ def iam_server() -> Iterator[IamServer]:
                 iam.put_user_policy(UserName=name, PolicyName="all-s3", PolicyDocument=json.dumps(document))
             key = iam.create_access_key(UserName=name)["AccessKey"]
             users[name] = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
-        _moto_auth(server, "0")
+        server.allow_unauthenticated_calls(0)
         yield IamServer(server, users["s3-writer"], users["s3-nobody"])
 
 

@@ -91,6 +91,19 @@ class EmbeddedS3Server:
         with urllib.request.urlopen(request, timeout=10):
             pass
 
+    def allow_unauthenticated_calls(self, count: int | None) -> None:
+        """With IAM enforcement, let this many more calls through unchecked (None: all of them), e.g.
+        to create users and policies before enforcement starts (moto's reset-auth API)."""
+        request = urllib.request.Request(
+            f"{self.endpoint_url}/moto-api/reset-auth",
+            data=("inf" if count is None else str(count)).encode(),
+            method="POST",
+            # Not a form: moto reads the raw body.
+            headers={"Content-Type": "text/plain"},
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
     def client_env(self) -> dict[str, str]:
         """Environment variables that point an AWS SDK (or ``s3csi mount``) at this server."""
         return {
