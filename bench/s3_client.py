@@ -3,8 +3,10 @@
     /opt/s3csi/dev-venv/bin/python -m bench.s3_client [--rounds 3] [--repeats 3] [--skip-put]
 
 Candidates, each in its own process so neither warms the other's interpreter:
-  lean            s3csi.s3.S3Client: aiohttp + botocore's SigV4 signer, GET body via one ``read()``
-  lean-prealloc   the same requests, GET body streamed into a preallocated bytearray
+  lean            s3csi.s3.S3Client: aiohttp + botocore's SigV4 signer; GetObject through s3csi.s3.http1, the
+                  body received from the socket straight into its buffer
+  lean-aiohttp    the same client, but its ranged GETs through aiohttp with one ``read()`` (how GetObject was
+                  sent before s3csi.s3.http1), the body joined from the chunks aiohttp's parser copied out
   aiobotocore     aiobotocore's S3 client (installed on first use with ``pip --target`` into AIOBOTOCORE_PATH,
                   because it pins an older botocore than the dev environment's)
 
@@ -54,7 +56,7 @@ AIOBOTOCORE_PATH = os.environ.get("AIOBOTOCORE_PATH", "/opt/s3csi/bench-py")
 # The version measured in docs/performance.md; it brings its own (older) botocore into that directory.
 AIOBOTOCORE_REQUIREMENT = "aiobotocore==3.10.0"
 
-CANDIDATES = ("lean", "lean-prealloc", "aiobotocore")
+CANDIDATES = ("lean", "lean-aiohttp", "aiobotocore")
 
 
 class Candidate(Protocol):
@@ -81,18 +83,17 @@ async def _bounded(limit: int, jobs: Sequence[Callable[[], Awaitable[T]]]) -> li
 
 
 class Lean:
-    def __init__(self, endpoint_url: str, prealloc: bool) -> None:
+    def __init__(self, endpoint_url: str, aiohttp_get: bool) -> None:
         settings = S3Settings(endpoint_url=endpoint_url, region=REGION, force_path_style=True)
         self.credentials = Credentials(ACCESS_KEY, SECRET_KEY)
         self.client = S3Client(settings, StaticCredentials(self.credentials))
         self.endpoint = Endpoint.build(endpoint_url, REGION, force_path_style=True)
-        self.prealloc = prealloc
+        self.aiohttp_get = aiohttp_get
 
     async def get(self, key: str, start: int, end: int) -> bytes | bytearray:
-        if not self.prealloc:
+        if not self.aiohttp_get:
             return await self.client.get_object(BUCKET, key, start=start, end=end)
-        # The alternative to one read(): the same signed request, the body copied chunk by chunk
-        # into a buffer of the range's size (what a caller wanting a bytearray would do).
+        # The same signed request through aiohttp's session, its body read with one read().
         url = self.endpoint.url(BUCKET, key)
         headers = sign(
             "GET",
@@ -103,14 +104,9 @@ class Lean:
             region=REGION,
         )
         session = self.client._session or self.client._open_session()
-        buffer = bytearray(end - start)
-        position = 0
         async with session.get(yarl.URL(url, encoded=True), headers=headers) as response:
             response.raise_for_status()
-            async for chunk in response.content.iter_any():
-                buffer[position : position + len(chunk)] = chunk
-                position += len(chunk)
-        return buffer
+            return await response.read()
 
     async def list_page(self, prefix: str, token: str | None) -> tuple[int, str | None]:
         page = await self.client.list_objects_v2(
@@ -273,7 +269,7 @@ async def run_worker(name: str, endpoint_url: str, repeats: int, skip_put: bool)
         await aio.open()
         candidate = aio
     else:
-        candidate = Lean(endpoint_url, prealloc=name == "lean-prealloc")
+        candidate = Lean(endpoint_url, aiohttp_get=name == "lean-aiohttp")
     try:
         return await measure(candidate, repeats, skip_put)
     finally:
@@ -282,7 +278,7 @@ async def run_worker(name: str, endpoint_url: str, repeats: int, skip_put: bool)
 
 async def populate(endpoint_url: str) -> None:
     """The objects every candidate reads, written once with the lean client."""
-    lean = Lean(endpoint_url, prealloc=False)
+    lean = Lean(endpoint_url, aiohttp_get=False)
     try:
         await lean.client.create_bucket(BUCKET)
         await lean.multipart_put(BIG_KEY, _parts())

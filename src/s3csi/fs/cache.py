@@ -64,13 +64,13 @@ class DiskCache:
         self.hits += 1
         return data
 
-    def put_soon(self, block: str, data: bytes) -> None:
+    def put_soon(self, block: str, data: bytes | bytearray) -> None:
         """Store the part in the background: the reader that fetched it need not wait for the disk."""
         task = asyncio.create_task(self.put(block, data), name=f"cache put {block}")
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    async def put(self, block: str, data: bytes) -> None:
+    async def put(self, block: str, data: bytes | bytearray) -> None:
         if len(data) > self.max_bytes or block in self._sizes:
             return
         evicted = []
@@ -115,7 +115,7 @@ class DiskCache:
         except OSError:
             return None
 
-    def _write(self, block: str, data: bytes, evicted: list[str]) -> None:
+    def _write(self, block: str, data: bytes | bytearray, evicted: list[str]) -> None:
         for old in evicted:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path(old))

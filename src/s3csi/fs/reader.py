@@ -13,12 +13,15 @@ from s3csi.fs.prefetch import PrefetchPolicy, PrefetchWindow
 from s3csi.s3.client import S3Client
 from s3csi.s3.errors import S3Error
 
+# A part's bytes as S3Client.get_object returns them (the buffer they were received into) or the cache.
+PartData = bytes | bytearray
+
 
 @dataclass
 class _Part:
-    task: asyncio.Task[bytes]
+    task: asyncio.Task[PartData]
     # After a seek: the part's first ``seek_head`` bytes, fetched on their own (``task`` joins them on).
-    head: asyncio.Task[bytes] | None = None
+    head: asyncio.Task[PartData] | None = None
     # Reads awaiting this part right now: a part nobody waits for may be cancelled when dropped.
     waiters: int = 0
 
@@ -104,7 +107,9 @@ class ObjectReader:
         """Whether the object fits in one read after opening (``seek_head``, else one part)."""
         return 0 < self.size <= (self.policy.seek_head or self.policy.part_size)
 
-    def fetch_small_object(self, fetched: asyncio.Task[bytes] | None = None) -> asyncio.Task[bytes] | None:
+    def fetch_small_object(
+        self, fetched: asyncio.Task[PartData] | None = None
+    ) -> asyncio.Task[PartData] | None:
         """Start fetching a small object as it is opened, so the read that follows finds its GET under
         way; or take ``fetched``, its bytes already on their way. The fetch, or None for a large object."""
         if not self.is_small:
@@ -129,12 +134,12 @@ class ObjectReader:
         return _Part(self._task(self._fetch(index, start, end), f"get {self.key}#{index}"))
 
     @staticmethod
-    def _task(fetch: Coroutine[None, None, bytes], name: str) -> asyncio.Task[bytes]:
+    def _task(fetch: Coroutine[None, None, PartData], name: str) -> asyncio.Task[PartData]:
         task = asyncio.create_task(fetch, name=name)
         task.add_done_callback(_retrieve_exception)
         return task
 
-    async def _fetch_rest(self, head: asyncio.Task[bytes], start: int, end: int) -> bytes:
+    async def _fetch_rest(self, head: asyncio.Task[PartData], start: int, end: int) -> PartData:
         """The whole part: its head (fetched by a read waiting for it) joined to the rest."""
         rest = self._task(self._get(start, end), f"get {self.key}@{start}")
         try:
@@ -145,7 +150,7 @@ class ObjectReader:
             rest.cancel()
             raise
 
-    async def _fetch(self, index: int, start: int, end: int) -> bytes:
+    async def _fetch(self, index: int, start: int, end: int) -> PartData:
         part_size = self.policy.part_size
         block = block_id(self.bucket, self.key, self.etag, part_size, index) if self.cache else ""
         if self.cache is not None:
@@ -157,7 +162,7 @@ class ObjectReader:
             self.cache.put_soon(block, data)
         return data
 
-    async def _get(self, start: int, end: int) -> bytes:
+    async def _get(self, start: int, end: int) -> PartData:
         async with self.requests:
             data = await self.client.get_object(self.bucket, self.key, start=start, end=end)
         if len(data) != end - start:
@@ -171,7 +176,7 @@ class ObjectReader:
         return data
 
 
-def _retrieve_exception(task: asyncio.Task[bytes]) -> None:
+def _retrieve_exception(task: asyncio.Task[PartData]) -> None:
     # A part dropped by a seek may fail with nobody awaiting it; its error is not worth a warning.
     if not task.cancelled():
         task.exception()

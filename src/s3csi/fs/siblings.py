@@ -20,6 +20,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from s3csi.fs.reader import PartData
+
 SIBLINGS_AHEAD = 8
 # Objects held at once: those ahead of the reader, plus slack for a reader that skips some.
 HELD_OBJECTS = 2 * SIBLINGS_AHEAD
@@ -44,7 +46,7 @@ def siblings_to_fetch(names: Sequence[str], previous: str | None, opened: str, a
 class _Held:
     etag: str
     until: float
-    data: asyncio.Task[bytes]
+    data: asyncio.Task[PartData]
 
 
 class SiblingReadAhead:
@@ -64,14 +66,14 @@ class SiblingReadAhead:
     def holds(self, key: str) -> bool:
         return key in self._held
 
-    def hold(self, key: str, etag: str, until: float, data: asyncio.Task[bytes]) -> None:
+    def hold(self, key: str, etag: str, until: float, data: asyncio.Task[PartData]) -> None:
         self.drop(key)
         self._held[key] = _Held(etag, until, data)
         while len(self._held) > self.capacity:
             _, oldest = self._held.popitem(last=False)
             oldest.data.cancel()
 
-    def take(self, key: str, etag: str | None, now: float) -> asyncio.Task[bytes] | None:
+    def take(self, key: str, etag: str | None, now: float) -> asyncio.Task[PartData] | None:
         """The bytes of ``key`` fetched ahead, if they are still good for an open now."""
         held = self._held.pop(key, None)
         if held is None:

@@ -1,8 +1,9 @@
 """The async S3 client every part of s3csi uses: aiohttp with a keep-alive pool, botocore's SigV4.
 
 One method per S3 call, each with a timeout, retries for transient failures only (``retry.py``) and
-errors translated once (``errors.py``). The hot path, :meth:`S3Client.get_object`, reads the body
-with one ``read()`` into one ``bytes``: no other copy (see docs/performance.md, "S3 client choice").
+errors translated once (``errors.py``). The hot path, :meth:`S3Client.get_object`, goes through
+``http1.py`` instead of aiohttp: its body is received from the socket straight into the buffer it
+returns, with no copy in user space (see docs/performance.md, "S3 client choice").
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import yarl
@@ -24,7 +26,7 @@ from multidict import CIMultiDictProxy
 
 from s3csi import __version__
 from s3csi.errors import InvalidArgument
-from s3csi.s3 import wire
+from s3csi.s3 import http1, wire
 from s3csi.s3.addressing import Endpoint, copy_source
 from s3csi.s3.credentials import CredentialProvider, default_credential_provider
 from s3csi.s3.errors import (
@@ -91,7 +93,7 @@ class WriteOptions:
 class _Response:
     status: int
     headers: CIMultiDictProxy[str]
-    body: bytes
+    body: bytes | bytearray
 
 
 class S3Client:
@@ -113,6 +115,8 @@ class S3Client:
         agent = f"s3csi/{__version__} aiohttp/{aiohttp.__version__}"
         self._user_agent = f"{settings.user_agent_prefix} {agent}" if settings.user_agent_prefix else agent
         self._session: aiohttp.ClientSession | None = None
+        # GetObject's connections, one pool per (scheme, host): virtual-hosted buckets are hosts.
+        self._pools: dict[tuple[str, str], http1.ConnectionPool] = {}
 
     async def __aenter__(self) -> S3Client:
         return self
@@ -123,6 +127,9 @@ class S3Client:
         await self.close()
 
     async def close(self) -> None:
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            pool.close()
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -164,16 +171,21 @@ class S3Client:
         except (KeyError, ValueError) as exc:
             raise self._malformed("HeadObject", bucket, key, f"missing or bad header {exc}") from exc
 
-    async def get_object(self, bucket: str, key: str, *, start: int = 0, end: int | None = None) -> bytes:
+    async def get_object(
+        self, bucket: str, key: str, *, start: int = 0, end: int | None = None
+    ) -> bytes | bytearray:
         """Bytes ``[start, end)`` of the object (``end`` None: to its end), clipped to its size as S3
-        clips ranges: a range starting at or past the end gives ``b""``."""
+        clips ranges: a range starting at or past the end gives ``b""``. The bytes are the buffer
+        they were received into (a ``bytearray`` nobody else holds), not a copy."""
         if start < 0 or (end is not None and end < start):
             raise InvalidArgument(f"bad byte range [{start}, {end}) for s3://{bucket}/{key}")
         if end == start:
             return b""
         ranged = start > 0 or end is not None
         headers = {"Range": f"bytes={start}-{'' if end is None else end - 1}"} if ranged else {}
-        response = await self._call("GetObject", "GET", bucket, key, headers=headers, ok=(200, 206, 416))
+        response = await self._call(
+            "GetObject", "GET", bucket, key, headers=headers, ok=(200, 206, 416), into_buffer=True
+        )
         if response.status == 416:
             return b""
         if ranged and response.status == 200:
@@ -378,10 +390,12 @@ class S3Client:
         ok: tuple[int, ...] = (200,),
         error_in_200: bool = False,
         idempotency: Idempotency = Idempotency.IDEMPOTENT,
+        into_buffer: bool = False,
     ) -> _Response:
         """Send one S3 request, retrying transient failures. ``data_body`` marks object data, whose
         hash is signed only when the settings ask for it; ``error_in_200`` marks calls that S3 may
-        answer with 200 and an error body (CompleteMultipartUpload, CopyObject)."""
+        answer with 200 and an error body (CompleteMultipartUpload, CopyObject); ``into_buffer``
+        marks a GET of object data, sent through ``http1.py``."""
         url = self._endpoint.url(bucket, key, params)
         content_sha256 = payload_hash(body, sign=self.settings.sign_payload or not data_body)
         attempt = 0
@@ -399,6 +413,7 @@ class S3Client:
                     content_sha256=content_sha256,
                     ok=ok,
                     error_in_200=error_in_200,
+                    into_buffer=into_buffer,
                 )
             except S3Error as error:
                 if should_retry(error, idempotency, attempt, self.settings.max_attempts):
@@ -425,6 +440,7 @@ class S3Client:
         content_sha256: str,
         ok: tuple[int, ...],
         error_in_200: bool,
+        into_buffer: bool,
     ) -> _Response:
         if self._credentials is not None:
             credentials = await self._credentials.get()
@@ -436,13 +452,31 @@ class S3Client:
                 credentials=credentials,
                 region=self.settings.region,
             )
-        session = self._session or self._open_session()
+        data: bytes | bytearray
         try:
-            async with session.request(
-                method, yarl.URL(url, encoded=True), headers=headers, data=body if body else None
-            ) as response:
-                data = await response.read()
-                status, response_headers = response.status, response.headers
+            if into_buffer:
+                async with asyncio.timeout(self.settings.request_timeout_s):
+                    received = await self._get_into_buffer(url, headers)
+                status, response_headers, data = received.status, received.headers, received.body
+            else:
+                session = self._session or self._open_session()
+                async with session.request(
+                    method, yarl.URL(url, encoded=True), headers=headers, data=body if body else None
+                ) as response:
+                    data = await response.read()
+                    status, response_headers = response.status, response.headers
+        except http1.TLSFailed as exc:
+            raise make_error(
+                operation, code="TLSError", message=str(exc), status=None, bucket=bucket, key=key
+            ) from exc
+        except http1.ConnectFailed as exc:
+            raise make_error(
+                operation, code=CONNECTION_ERROR, message=str(exc), status=None, bucket=bucket, key=key
+            ) from exc
+        except http1.ConnectionLost as exc:
+            raise make_error(
+                operation, code=CONNECTION_LOST, message=str(exc), status=None, bucket=bucket, key=key
+            ) from exc
         except aiohttp.ClientSSLError as exc:
             raise make_error(
                 operation, code="TLSError", message=str(exc), status=None, bucket=bucket, key=key
@@ -476,15 +510,36 @@ class S3Client:
             region_hint=(error.region if error else None) or response_headers.get("x-amz-bucket-region"),
         )
 
+    async def _get_into_buffer(self, url: str, headers: Mapping[str, str]) -> http1.Response:
+        parts = urlsplit(url)
+        pool = self._pools.get((parts.scheme, parts.netloc))
+        if pool is None:
+            pool = http1.ConnectionPool(
+                parts.scheme,
+                parts.hostname or "",
+                parts.port,
+                ssl_context=self._ssl_context() if parts.scheme == "https" else None,
+                connect_timeout_s=self.settings.connect_timeout_s,
+                limit=self.settings.max_connections,
+            )
+            self._pools[parts.scheme, parts.netloc] = pool
+        target = f"{parts.path}?{parts.query}" if parts.query else parts.path
+        return await pool.get(target, {"User-Agent": self._user_agent, **headers})
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        """The system's CAs, or only those of the settings' CA bundle."""
+        ca_bundle = self.settings.ca_bundle
+        try:
+            return ssl.create_default_context(cafile=ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise InvalidArgument(f"cannot load the CA bundle {ca_bundle} ({reason})") from exc
+
     def _open_session(self) -> aiohttp.ClientSession:
         settings = self.settings
         ssl_context: ssl.SSLContext | bool = True
         if settings.ca_bundle and self._endpoint.scheme == "https":
-            try:
-                ssl_context = ssl.create_default_context(cafile=settings.ca_bundle)
-            except (OSError, ssl.SSLError) as exc:
-                reason = getattr(exc, "strerror", None) or type(exc).__name__
-                raise InvalidArgument(f"cannot load the CA bundle {settings.ca_bundle} ({reason})") from exc
+            ssl_context = self._ssl_context()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=settings.max_connections, ssl=ssl_context),
             timeout=aiohttp.ClientTimeout(
@@ -506,7 +561,12 @@ class S3Client:
         return etag
 
     def _parsed(
-        self, operation: str, bucket: str, key: str | None, parse: Callable[[bytes], T], body: bytes
+        self,
+        operation: str,
+        bucket: str,
+        key: str | None,
+        parse: Callable[[bytes | bytearray], T],
+        body: bytes | bytearray,
     ) -> T:
         try:
             return parse(body)

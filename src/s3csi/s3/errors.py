@@ -1,4 +1,4 @@
-"""S3 failures, translated once from HTTP statuses, S3 error bodies and aiohttp exceptions.
+"""S3 failures, translated once from HTTP statuses, S3 error bodies and transport exceptions.
 
     S3Error (S3csiError)                         code, status, bucket, key; .errno for the file system
      ├── NoSuchKey, NoSuchBucket, NoSuchUpload   (also NotFound)            → ENOENT

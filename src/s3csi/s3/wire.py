@@ -73,7 +73,7 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def _parse(body: bytes) -> ET.Element:
+def _parse(body: bytes | bytearray) -> ET.Element:
     try:
         return ET.fromstring(body)
     except ET.ParseError as exc:
@@ -114,7 +114,7 @@ def parse_http_date(text: str) -> float:
         raise MalformedResponse(f"bad HTTP date {text!r}") from None
 
 
-def parse_error(body: bytes) -> ErrorBody | None:
+def parse_error(body: bytes | bytearray) -> ErrorBody | None:
     """``<Error><Code>…</Code><Message>…</Message></Error>``, or None when the body is not one.
     Only Code, Message and Region are read: other fields may echo the request's signature."""
     if not body.lstrip().startswith(b"<"):
@@ -132,7 +132,7 @@ def parse_error(body: bytes) -> ErrorBody | None:
     )
 
 
-def parse_list_objects_v2(body: bytes) -> ListPage:
+def parse_list_objects_v2(body: bytes | bytearray) -> ListPage:
     root = _parse_root(body, "ListBucketResult")
     decode = _key_decoder(root)
     objects = [
@@ -152,7 +152,7 @@ def parse_list_objects_v2(body: bytes) -> ListPage:
     return ListPage(objects=objects, common_prefixes=prefixes, next_continuation_token=token)
 
 
-def _parse_root(body: bytes, root_tag: str) -> ET.Element:
+def _parse_root(body: bytes | bytearray, root_tag: str) -> ET.Element:
     root = _parse(body)
     if _local(root.tag) != root_tag:
         raise MalformedResponse(f"expected <{root_tag}>, got <{_local(root.tag)}>")
@@ -168,7 +168,7 @@ def _identity(text: str) -> str:
     return text
 
 
-def parse_list_multipart_uploads(body: bytes) -> MultipartUploadPage:
+def parse_list_multipart_uploads(body: bytes | bytearray) -> MultipartUploadPage:
     root = _parse_root(body, "ListMultipartUploadsResult")
     # With encoding-type=url, S3 encodes Key and NextKeyMarker (not the upload ids).
     decode = _key_decoder(root)
@@ -194,16 +194,16 @@ def parse_list_multipart_uploads(body: bytes) -> MultipartUploadPage:
     )
 
 
-def parse_upload_id(body: bytes) -> str:
+def parse_upload_id(body: bytes | bytearray) -> str:
     return _required(_parse(body), "UploadId")
 
 
-def parse_etag_result(body: bytes) -> str:
+def parse_etag_result(body: bytes | bytearray) -> str:
     """The ETag of CompleteMultipartUploadResult, CopyObjectResult or CopyPartResult."""
     return _required(_parse(body), "ETag")
 
 
-def parse_delete_failures(body: bytes) -> list[DeleteFailure]:
+def parse_delete_failures(body: bytes | bytearray) -> list[DeleteFailure]:
     root = _parse(body)
     return [
         DeleteFailure(
