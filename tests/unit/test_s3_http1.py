@@ -110,6 +110,13 @@ def test_an_empty_chunked_body() -> None:
     decoder = ChunkedDecoder()
     assert decoder.feed(b"0\r\n\r\n")
     assert decoder.body == b""
+    assert not decoder.overrun
+
+
+def test_bytes_after_the_last_chunk_are_an_overrun() -> None:
+    decoder = ChunkedDecoder()
+    assert decoder.feed(b"1\r\na\r\n0\r\n\r\nHTTP/1.1 200 OK")
+    assert decoder.body == b"a" and decoder.overrun
 
 
 @pytest.mark.parametrize(

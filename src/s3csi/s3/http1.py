@@ -169,6 +169,11 @@ class ChunkedDecoder:
                 if self._in_trailer:
                     self._remaining = -1
 
+    @property
+    def overrun(self) -> bool:
+        """Whether bytes came after the end of the body (the connection's state is then unknown)."""
+        return bool(self._pending)
+
     def _line(self) -> bytes | None:
         end = self._pending.find(b"\r\n")
         if end < 0:
@@ -269,6 +274,8 @@ class _Connection(asyncio.BufferedProtocol):
             self._read_head()
         elif self._chunks is not None:
             if self._chunks.feed(data):
+                if self._chunks.overrun:
+                    self.close()
                 self._complete(self._chunks.body)
         else:
             self._body += data
