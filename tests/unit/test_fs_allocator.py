@@ -21,10 +21,10 @@ GiB = 1024 * MiB
 @pytest.mark.parametrize(
     ("part_size", "expected"),
     [
-        # The default: 8 parts of 8 MiB in the window, 128 MiB of freed parts kept.
-        (8 * MiB, MallocThresholds(mmap=32 * MiB, trim=128 * MiB)),
-        # Small parts: the window is still 64 MiB.
-        (1 * MiB, MallocThresholds(mmap=32 * MiB, trim=128 * MiB)),
+        # The default: 8 parts of 8 MiB in the window and 4 ready, 192 MiB of freed parts kept.
+        (8 * MiB, MallocThresholds(mmap=32 * MiB, trim=192 * MiB)),
+        # Small parts: the window is still 64 MiB, the ready parts 32 MiB.
+        (1 * MiB, MallocThresholds(mmap=32 * MiB, trim=192 * MiB)),
         # Parts beyond the budget: the window holds two of them.
         (48 * MiB, MallocThresholds(mmap=32 * MiB, trim=192 * MiB)),
         # Five-GiB parts: clipped to what mallopt's C int holds.

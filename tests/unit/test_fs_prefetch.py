@@ -59,3 +59,20 @@ def test_the_window_never_passes_the_end_of_the_object() -> None:
 )
 def test_memory_budget(part_size: int, max_parts: int) -> None:
     assert PrefetchPolicy.for_part_size(part_size).max_parts == max_parts
+
+
+def test_a_full_window_holds_the_ready_parts_past_it() -> None:
+    window = PrefetchWindow(PrefetchPolicy(PART, max_parts=4, ready_parts=2))
+    wanted = reads(window, [(0, 50), (50, 50), (100, 50), (200, 50), (300, 50)], size=10_000)
+    # The window grows 1, 2, 4; once it is full (4), two more parts are held past it.
+    assert wanted == [range(0, 1), range(0, 2), range(1, 7), range(2, 8), range(3, 9)]
+    assert window.on_read(5_000, 10, 10_000) == range(50, 51)  # a seek holds no ready parts
+
+
+@pytest.mark.parametrize(
+    ("part_size", "ready_parts", "max_held"),
+    [(8 << 20, 4, 12), (1 << 20, 32, 96), (16 << 20, 2, 6), (64 << 20, 0, 2), (256 << 20, 0, 2)],
+)
+def test_ready_parts_are_half_the_budget_again(part_size: int, ready_parts: int, max_held: int) -> None:
+    policy = PrefetchPolicy.for_part_size(part_size)
+    assert (policy.ready_parts, policy.max_held) == (ready_parts, max_held)

@@ -193,3 +193,21 @@ def test_a_large_object_is_not_fetched_before_it_is_read() -> None:
         return client
 
     assert asyncio.run(scenario()).ranges == []
+
+
+def test_a_streaming_reader_keeps_the_window_in_flight_as_gets_end() -> None:
+    async def scenario() -> RangeClient:
+        client = RangeClient()
+        policy = PrefetchPolicy(PART, max_parts=2, ready_parts=2)
+        r = ObjectReader(client, "b", "k", len(DATA), '"e"', policy, asyncio.Semaphore(16))  # type: ignore[arg-type]
+        for offset in range(0, 200, 50):
+            await r.read(offset, 50)
+        # The reader now pauses in part 1: as the GETs in flight end, the held parts past the window
+        # are fetched, two at a time, without another read.
+        await asyncio.sleep(0.05)
+        assert sorted(set(client.ranges)) == [(i, i + PART) for i in range(0, 500, PART)]
+        r.close()
+        return client
+
+    client = asyncio.run(scenario())
+    assert client.peak <= 2

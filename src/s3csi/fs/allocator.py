@@ -44,7 +44,7 @@ class MallocThresholds:
 def malloc_thresholds(policy: PrefetchPolicy) -> MallocThresholds:
     """Parts up to glibc's limit come from the heap, and a read-ahead window's worth of freed parts
     (twice: the window slides while the parts it dropped are still being freed) stays there."""
-    trim = min(2 * policy.part_size * policy.max_parts, MAX_THRESHOLD)
+    trim = min(2 * policy.part_size * policy.max_held, MAX_THRESHOLD)
     return MallocThresholds(mmap=GLIBC_MAX_MMAP_THRESHOLD, trim=trim)
 
 

@@ -1,6 +1,6 @@
 """Reading one object through one file handle: parts fetched with ranged GETs, ahead of the reader as
-:mod:`s3csi.fs.prefetch` decides, several in flight at once, at most ``--max-threads`` S3 requests in
-the whole process."""
+:mod:`s3csi.fs.prefetch` decides, several in flight at once (the window's size; the next part starts as
+each GET ends), at most ``--max-threads`` S3 requests in the whole process."""
 
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ class ObjectReader:
     cache: DiskCache | None = None
     _window: PrefetchWindow = field(init=False)
     _parts: dict[int, _Part] = field(init=False, default_factory=dict)
+    # The parts to hold, as the window last said.
+    _held: range = field(init=False, default=range(0))
     # Parts this handle has started fetching, for s3csi.fs.allocator's decision at close.
     parts_fetched: int = field(init=False, default=0)
 
@@ -63,17 +65,19 @@ class ObjectReader:
         end = min(offset + size, self.size)
         if offset >= end:
             return b""
-        wanted = self._window.on_read(offset, size, self.size)
-        for index in [i for i in self._parts if i not in wanted]:
+        self._held = self._window.on_read(offset, size, self.size)
+        for index in [i for i in self._parts if i not in self._held]:
             dropped = self._parts.pop(index)
             if dropped.waiters == 0:
                 dropped.cancel()
         part_size = self.policy.part_size
         first_index = offset // part_size
-        for index in wanted:
+        needed_indices = range(first_index, (end - 1) // part_size + 1)
+        for index in needed_indices:
             if index not in self._parts:
                 self._parts[index] = self._start(index, split=self._window.seeked and index == first_index)
-        needed = [self._parts[i] for i in range(first_index, (end - 1) // part_size + 1)]
+        self._fetch_ahead()
+        needed = [self._parts[i] for i in needed_indices]
         first_start = first_index * part_size
         head = needed[0].head
         if len(needed) == 1 and head is not None and end - first_start <= self.policy.seek_head:
@@ -119,9 +123,22 @@ class ObjectReader:
         return self._parts[0].task
 
     def close(self) -> None:
+        self._held = range(0)
         for part in self._parts.values():
             part.cancel()
         self._parts.clear()
+
+    def _fetch_ahead(self, _ended: object = None) -> None:
+        """Start the held parts not yet fetched, in order, while fewer GETs than the window's size are
+        in flight. Called on each read and as each GET ends, so that S3 stays busy while fetched parts
+        wait for the reader."""
+        in_flight = sum(1 for part in self._parts.values() if not part.task.done())
+        for index in self._held:
+            if in_flight >= self._window.window:
+                return
+            if index not in self._parts:
+                self._parts[index] = self._start(index, split=False)
+                in_flight += 1
 
     def _start(self, index: int, *, split: bool) -> _Part:
         self.parts_fetched += 1
@@ -130,8 +147,11 @@ class ObjectReader:
         head_end = start + self.policy.seek_head
         if split and self.cache is None and start < head_end < end:
             head = self._task(self._get(start, head_end), f"get {self.key}#{index} head")
-            return _Part(self._task(self._fetch_rest(head, head_end, end), f"get {self.key}#{index}"), head)
-        return _Part(self._task(self._fetch(index, start, end), f"get {self.key}#{index}"))
+            part = _Part(self._task(self._fetch_rest(head, head_end, end), f"get {self.key}#{index}"), head)
+        else:
+            part = _Part(self._task(self._fetch(index, start, end), f"get {self.key}#{index}"))
+        part.task.add_done_callback(self._fetch_ahead)
+        return part
 
     @staticmethod
     def _task(fetch: Coroutine[None, None, PartData], name: str) -> asyncio.Task[PartData]:
