@@ -65,7 +65,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one repetition and smaller objects")
     parser.add_argument(
-        "--repetitions", type=int, help="repetitions per measurement (default 3, 1 with --quick)"
+        "--repetitions", type=int, help="repetitions per measurement (default 5, 1 with --quick)"
     )
     parser.add_argument(
         "--only", help=f"comma-separated systems to measure, of: {','.join(report.SYSTEMS)} (default: all)"
@@ -87,7 +87,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             parser.error(f"--only: {what}; choose from {','.join(report.SYSTEMS)}")
         args.systems = tuple(name for name in report.SYSTEMS if name in chosen)
     if args.repetitions is None:
-        args.repetitions = 1 if args.quick else 3
+        args.repetitions = 1 if args.quick else 5
     if args.repetitions < 1:
         parser.error("--repetitions must be at least 1")
     if args.profile is not None:
