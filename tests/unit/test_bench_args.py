@@ -7,10 +7,10 @@ import pytest
 from bench.__main__ import parse_args
 
 
-def test_defaults_measure_every_system_three_times() -> None:
+def test_defaults_measure_every_system_five_times() -> None:
     args = parse_args([])
     assert args.systems == ("direct", "s3csi", "s3fs", "rclone", "rclone-full")
-    assert args.repetitions == 3
+    assert args.repetitions == 5
 
 
 def test_quick_means_one_repetition_unless_told() -> None:
