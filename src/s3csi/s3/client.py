@@ -465,34 +465,10 @@ class S3Client:
                 ) as response:
                     data = await response.read()
                     status, response_headers = response.status, response.headers
-        except http1.TLSFailed as exc:
+        except (http1.HttpError, aiohttp.ClientError, TimeoutError) as exc:
+            code, message = _below_http(exc, self.settings.request_timeout_s)
             raise make_error(
-                operation, code="TLSError", message=str(exc), status=None, bucket=bucket, key=key
-            ) from exc
-        except http1.ConnectFailed as exc:
-            raise make_error(
-                operation, code=CONNECTION_ERROR, message=str(exc), status=None, bucket=bucket, key=key
-            ) from exc
-        except http1.ConnectionLost as exc:
-            raise make_error(
-                operation, code=CONNECTION_LOST, message=str(exc), status=None, bucket=bucket, key=key
-            ) from exc
-        except aiohttp.ClientSSLError as exc:
-            raise make_error(
-                operation, code="TLSError", message=str(exc), status=None, bucket=bucket, key=key
-            ) from exc
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise make_error(
-                operation, code=CONNECTION_ERROR, message=_reason(exc), status=None, bucket=bucket, key=key
-            ) from exc
-        except TimeoutError as exc:
-            message = f"no complete answer within {self.settings.request_timeout_s:g} s"
-            raise make_error(
-                operation, code=TIMEOUT, message=message, status=None, bucket=bucket, key=key
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise make_error(
-                operation, code=CONNECTION_LOST, message=_reason(exc), status=None, bucket=bucket, key=key
+                operation, code=code, message=message, status=None, bucket=bucket, key=key
             ) from exc
         if status in ok:
             error = wire.parse_error(data) if error_in_200 else None
@@ -587,6 +563,14 @@ def copy_part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:
     return [(first, min(first + part_size, size) - 1) for first in range(0, size, part_size)]
 
 
-def _reason(exc: BaseException) -> str:
-    """aiohttp's exception text, which names the host and the OS error but carries no header."""
-    return str(exc) or type(exc).__name__
+def _below_http(exc: BaseException, timeout_s: float) -> tuple[str, str]:
+    """The error code and message for a failure below HTTP, from either transport. The messages are
+    the transports' texts, which name the host and the OS or TLS error but carry no header."""
+    reason = str(exc) or type(exc).__name__
+    if isinstance(exc, (http1.TLSFailed, aiohttp.ClientSSLError)):
+        return "TLSError", reason
+    if isinstance(exc, (http1.ConnectFailed, aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+        return CONNECTION_ERROR, reason
+    if isinstance(exc, TimeoutError):
+        return TIMEOUT, f"no complete answer within {timeout_s:g} s"
+    return CONNECTION_LOST, reason
