@@ -11,7 +11,9 @@ VENV ?= /opt/s3csi/venv
 PYTHON := $(VENV)/bin/python
 SYSTEM_PYTHON ?= /usr/bin/python3
 APT_PACKAGES := fuse3 libfuse3-dev pkg-config gcc python3-venv python3-dev util-linux
-BENCH_APT_PACKAGES := s3fs rclone nodejs npm
+# Debian's npm only when no npm is there: a nodejs from elsewhere (NodeSource) brings its own, and
+# conflicts with Debian's.
+BENCH_APT_PACKAGES := s3fs rclone nodejs $(if $(shell command -v npm 2>/dev/null),,npm)
 # The npm package s3rver (the benchmark's S3 server) goes here; `make bench BENCH_ARGS=--quick` for a fast check.
 BENCH_NODE ?= /opt/s3csi/bench-node
 PYTEST_ARGS ?=
