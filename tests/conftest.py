@@ -14,10 +14,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from s3csi.demo.s3server import EmbeddedS3Server
+from tests.boto_support import boto3_client
 
 # The Mountpoint Pod's user (DESIGN.md §1) and the seed's workload user.
 MOUNTER_UID = 1000
@@ -42,13 +42,7 @@ def s3_server() -> Iterator[EmbeddedS3Server]:
 @pytest.fixture(scope="session")
 def s3(s3_server: EmbeddedS3Server) -> Any:
     """A boto3 client on the test server: the independent witness of what reached S3."""
-    return boto3.client(
-        "s3",
-        endpoint_url=s3_server.endpoint_url,
-        region_name=s3_server.region,
-        aws_access_key_id=s3_server.access_key_id,
-        aws_secret_access_key=s3_server.secret_access_key,
-    )
+    return boto3_client("s3", s3_server)
 
 
 @pytest.fixture

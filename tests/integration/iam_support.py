@@ -30,13 +30,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
 from s3csi.demo.s3server import EmbeddedS3Server
 from s3csi.s3 import Credentials
+from tests.boto_support import boto3_client
 
 AUDIENCE = "sts.amazonaws.com"
 
@@ -71,7 +71,7 @@ class IamWorld:
     """Every secret this world handed out: the redaction test searches for each."""
 
     def client(self, service: str, credentials: Credentials | None = None) -> Any:
-        return _client(service, self.server, credentials or self.admin)
+        return boto3_client(service, self.server, credentials or self.admin)
 
     def user(self, name: str, policy: str | None) -> Credentials:
         """A new IAM user with ``policy`` inline (None: no permission at all) and one access key."""
@@ -124,7 +124,7 @@ def iam_world() -> Iterator[IamWorld]:
     """A moto server with IAM enforcement on, and its admin."""
     with EmbeddedS3Server.start(enforce_iam=True) as server:
         server.allow_unauthenticated_calls(None)
-        iam = _client("iam", server, Credentials(server.access_key_id, server.secret_access_key))
+        iam = boto3_client("iam", server)
         iam.create_user(UserName="admin")
         everything = {
             "Version": "2012-10-17",
@@ -136,17 +136,6 @@ def iam_world() -> Iterator[IamWorld]:
         world = IamWorld(server, Credentials(key["AccessKeyId"], key["SecretAccessKey"]))
         world.secret_values.add(key["SecretAccessKey"])
         yield world
-
-
-def _client(service: str, server: EmbeddedS3Server, credentials: Credentials) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=server.endpoint_url,
-        region_name=server.region,
-        aws_access_key_id=credentials.access_key_id,
-        aws_secret_access_key=credentials.secret_access_key,
-        aws_session_token=credentials.session_token,
-    )
 
 
 @dataclass(frozen=True)

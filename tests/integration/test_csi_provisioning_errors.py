@@ -7,13 +7,14 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import grpc
 import pytest
 
 from s3csi.csi.proto import csi_pb2
 from s3csi.demo.s3server import EmbeddedS3Server
 from s3csi.provisioning.naming import bucket_name_for
+from s3csi.s3 import Credentials
+from tests.boto_support import boto3_client
 from tests.integration.csi_support import DriverProcess, capability, code_of, driver_factory, rpc, run
 
 pytestmark = pytest.mark.integration
@@ -38,13 +39,7 @@ def iam_server() -> Iterator[IamUsers]:
         patch.setenv("INITIAL_NO_AUTH_ACTION_COUNT", str(BOOTSTRAP_ACTIONS))
         server = EmbeddedS3Server.start()
     try:
-        iam: Any = boto3.client(
-            "iam",
-            endpoint_url=server.endpoint_url,
-            region_name=server.region,
-            aws_access_key_id="bootstrap",
-            aws_secret_access_key="bootstrap",
-        )
+        iam = boto3_client("iam", server, Credentials("bootstrap", "bootstrap"))
         keys = {}
         for user in ("admin", "nobody", "no-abort"):
             iam.create_user(UserName=user)
@@ -81,13 +76,7 @@ def test_access_denied_is_permission_denied_and_deletes_nothing(
 ) -> None:
     server, users = iam_server
     admin, nobody = users["admin"], users["nobody"]
-    witness: Any = boto3.client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        region_name=server.region,
-        aws_access_key_id=admin["access_key_id"],
-        aws_secret_access_key=admin["secret_access_key"],
-    )
+    witness = boto3_client("s3", server, Credentials(admin["access_key_id"], admin["secret_access_key"]))
     # The driver's own credentials are the user without rights.
     driver = driver_factory(env_for(server, nobody), "--mode=controller")
     name = "pvc-denied"
@@ -128,13 +117,8 @@ def test_an_abort_that_is_denied_fails_delete_volume_and_deletes_nothing(
     iam_server: IamUsers, driver_factory: Any
 ) -> None:
     server, users = iam_server
-    witness: Any = boto3.client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        region_name=server.region,
-        aws_access_key_id=users["admin"]["access_key_id"],
-        aws_secret_access_key=users["admin"]["secret_access_key"],
-    )
+    admin = users["admin"]
+    witness = boto3_client("s3", server, Credentials(admin["access_key_id"], admin["secret_access_key"]))
     driver = driver_factory(env_for(server, users["no-abort"]), "--mode=controller")
     volume = run(rpc(driver.socket_path, "Controller", "CreateVolume", create_request("pvc-no-abort"))).volume
     bucket = bucket_name_for("pvc-no-abort")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from s3csi.demo.s3server import EmbeddedS3Server
+from tests.boto_support import boto3_client
 from tests.integration.fs_helpers import is_mounted, mounted
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("privileged")]
@@ -33,15 +34,7 @@ def test_upload_to_a_deleted_bucket_fails_at_close(s3_server: EmbeddedS3Server, 
 def test_server_gone_mid_multipart_upload_fails_at_close() -> None:
     own_server = EmbeddedS3Server.start()
     try:
-        import boto3
-
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=own_server.endpoint_url,
-            region_name=own_server.region,
-            aws_access_key_id=own_server.access_key_id,
-            aws_secret_access_key=own_server.secret_access_key,
-        )
+        s3 = boto3_client("s3", own_server)
         s3.create_bucket(Bucket="stopping")
         with mounted(own_server, "stopping", "--write-part-size", str(5 * MiB)) as fs:
             with open(fs.path / "big.bin", "wb") as f:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import boto3
 import pytest
 from aiohttp import web
 
@@ -25,6 +24,7 @@ from s3csi.s3 import Credentials, S3Client, S3Settings, StaticCredentials, Write
 from s3csi.s3.client import copy_part_ranges
 from s3csi.s3.credentials import default_credential_provider
 from s3csi.s3.errors import AccessDenied, BucketNotEmpty, NoSuchBucket, NoSuchKey, S3Error, S3Unavailable
+from tests.boto_support import boto3_client
 
 T = TypeVar("T")
 MIB = 1024 * 1024
@@ -513,13 +513,7 @@ def iam_server() -> Iterator[IamServer]:
     with EmbeddedS3Server.start(enforce_iam=True) as server:
         # Create the users while authentication is off, then switch it on for every later request.
         server.allow_unauthenticated_calls(None)
-        iam = boto3.client(
-            "iam",
-            endpoint_url=server.endpoint_url,
-            region_name=server.region,
-            aws_access_key_id=server.access_key_id,
-            aws_secret_access_key=server.secret_access_key,
-        )
+        iam = boto3_client("iam", server)
         users = {}
         for name, policy in (("s3-writer", True), ("s3-nobody", False)):
             iam.create_user(UserName=name)
