@@ -14,6 +14,7 @@ from s3csi.s3.credentials import (
     SharedCredentialsFile,
     StaticCredentials,
     default_credential_provider,
+    env_pair,
 )
 
 SECRET = "wJalrXUtnFEMI-secret"
@@ -97,3 +98,27 @@ class _Nothing:
 
     async def get(self) -> Credentials | None:
         return None
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, ("", "")),
+        ({"A": "1", "B": "2"}, ("1", "2")),
+        ({"A": "", "B": ""}, ("", "")),
+    ],
+)
+def test_env_pair_both_or_neither(env: dict[str, str], expected: tuple[str, str]) -> None:
+    assert env_pair(env, "A", "B") == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"A": "1"}, "B is not set while the other of A/B is"),
+        ({"B": "2"}, "A is not set while the other of A/B is"),
+    ],
+)
+def test_env_pair_half_set_names_the_missing_one(env: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        env_pair(env, "A", "B")

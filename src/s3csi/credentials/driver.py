@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from s3csi.errors import InvalidArgument
-from s3csi.s3.credentials import CredentialChain, CredentialSource, default_credential_provider
+from s3csi.s3.credentials import CredentialChain, CredentialSource, default_credential_provider, env_pair
 from s3csi.s3.imds import DEFAULT_ENDPOINT, InstanceMetadataCredentials
 from s3csi.s3.settings import DEFAULT_REGION
 from s3csi.s3.sts import WebIdentityCredentials, sts_endpoint, sts_endpoint_override
@@ -28,13 +28,7 @@ DEFAULT_SESSION_NAME = "s3csi-driver"
 def driver_credential_provider(env: Mapping[str, str]) -> CredentialChain:
     """The chain of the module docstring over ``env`` (the driver's environment, read once here)."""
     sources: list[CredentialSource] = list(default_credential_provider(env).sources)
-    token_file = env.get("AWS_WEB_IDENTITY_TOKEN_FILE", "")
-    role_arn = env.get("AWS_ROLE_ARN", "")
-    if bool(token_file) != bool(role_arn):
-        missing = "AWS_ROLE_ARN" if token_file else "AWS_WEB_IDENTITY_TOKEN_FILE"
-        raise InvalidArgument(
-            f"{missing} is not set while the other of AWS_WEB_IDENTITY_TOKEN_FILE/AWS_ROLE_ARN is"
-        )
+    token_file, role_arn = env_pair(env, "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN")
     if token_file:
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
         sources.append(

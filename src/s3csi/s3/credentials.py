@@ -57,19 +57,22 @@ class StaticCredentials:
         return self._credentials
 
 
+def env_pair(env: Mapping[str, str], first: str, second: str) -> tuple[str, str]:
+    """Two variables that go together: both set, or neither (then two empty strings)."""
+    values = env.get(first, ""), env.get(second, "")
+    if bool(values[0]) != bool(values[1]):
+        missing = second if values[0] else first
+        raise InvalidArgument(f"{missing} is not set while the other of {first}/{second} is")
+    return values
+
+
 class EnvironmentCredentials:
     """``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and ``AWS_SESSION_TOKEN``, read when built."""
 
     name = "environment"
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        access_key_id = env.get("AWS_ACCESS_KEY_ID", "")
-        secret_access_key = env.get("AWS_SECRET_ACCESS_KEY", "")
-        if bool(access_key_id) != bool(secret_access_key):
-            missing = "AWS_SECRET_ACCESS_KEY" if access_key_id else "AWS_ACCESS_KEY_ID"
-            raise InvalidArgument(
-                f"{missing} is not set while the other of AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY is"
-            )
+        access_key_id, secret_access_key = env_pair(env, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
         self._credentials = (
             Credentials(
                 access_key_id=access_key_id,
