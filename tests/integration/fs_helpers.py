@@ -164,6 +164,10 @@ class RecordingProxy:
         self._lock = threading.Lock()
         # Per connection (moto answers one request per connection): [first request byte, last answer byte].
         self._spans: list[list[float]] = []
+        # hold_answers_until(): answers wait until this many requests were in flight at once.
+        self._changed = threading.Condition(self._lock)
+        self._hold_until = 0
+        self._hold_timeout = 0.0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self) -> None:
@@ -183,6 +187,21 @@ class RecordingProxy:
                 found.append((match.group(1).decode(), match.group(2).decode(), headers))
         return found
 
+    def hold_answers_until(self, in_flight: int, timeout: float = 10.0) -> None:
+        """Hold every answer to a ranged GET until ``in_flight`` requests have been sent and not answered at
+        the same time (or ``timeout`` seconds passed): a client that really keeps that many reads in flight
+        shows it however slow the machine, and one that does not shows a lower peak, only later."""
+        with self._lock:
+            self._hold_until, self._hold_timeout = in_flight, timeout
+
+    def _ranged_get(self, request: bytearray) -> bool:
+        with self._lock:
+            head = bytes(request[:4096]).lower()
+        return head.startswith(b"get ") and b"\r\nrange:" in head
+
+    def _requests_in_flight(self) -> int:
+        return sum(1 for start, end in self._spans if start and not end)
+
     def reset(self) -> None:
         with self._lock:
             for stream in self._streams:
@@ -201,7 +220,12 @@ class RecordingProxy:
                 self._streams.append(stream)
                 self._spans.append(span)
             threading.Thread(target=self._pump, args=(client, upstream, stream, span, 0), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, None, span, 1), daemon=True).start()
+            threading.Thread(
+                target=self._pump,
+                args=(upstream, client, None, span, 1),
+                kwargs={"request": stream},
+                daemon=True,
+            ).start()
 
     @property
     def peak_requests_in_flight(self) -> int:
@@ -223,6 +247,8 @@ class RecordingProxy:
         record: bytearray | None,
         span: list[float],
         end: int,
+        *,
+        request: bytearray | None = None,
     ) -> None:
         try:
             while data := source.recv(1 << 20):
@@ -230,7 +256,14 @@ class RecordingProxy:
                     with self._lock:
                         record += data
                 if end == 0 and not span[0]:
-                    span[0] = time.monotonic()
+                    with self._changed:
+                        span[0] = time.monotonic()
+                        if self._requests_in_flight() >= self._hold_until:
+                            self._hold_until = 0
+                            self._changed.notify_all()
+                if end == 1 and not span[1] and request is not None and self._ranged_get(request):
+                    with self._changed:
+                        self._changed.wait_for(lambda: self._hold_until == 0, self._hold_timeout)
                 if end == 1:
                     # Before forwarding: the client cannot react to these bytes (send its next request)
                     # earlier, so spans never overlap merely because this thread was slow to note the end.

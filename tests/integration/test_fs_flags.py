@@ -436,9 +436,10 @@ def test_max_threads_bounds_concurrent_requests(
         "--read-part-size",
         "262144",
     )
+    low, high = peak
+    proxy.hold_answers_until(low)
     with mounted(s3_server, bucket, *flags) as fs:
         assert len((fs.path / "obj").read_bytes()) == 4 * MiB
-    low, high = peak
     assert low <= proxy.peak_requests_in_flight <= high
 
 
