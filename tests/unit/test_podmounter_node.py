@@ -34,7 +34,6 @@ def test_publisher_settings(
 @pytest.mark.parametrize(
     ("flags", "serves_node", "message"),
     [
-        (NodeRuntimeFlags("kubernetes", None), True, "--runtime kubernetes"),
         (NodeRuntimeFlags("docker", None), True, "--runtime docker"),
         (NodeRuntimeFlags(None, "relative/dir"), True, "--state-dir 'relative/dir' must be an absolute path"),
         (NodeRuntimeFlags("local", None), False, "--runtime applies to the node service only"),

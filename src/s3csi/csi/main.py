@@ -1,4 +1,4 @@
-"""``s3csi driver``: the CSI plugin (DESIGN.md §3.1)."""
+"""``s3csi driver``: the CSI plugin (docs/csi.md)."""
 
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--runtime",
-        choices=["local", "kubernetes"],
-        help="where Mountpoint Pods run (node mode; default local, the only runtime of this build)",
+        choices=["local"],
+        help="where Mountpoint Pods run (node mode; local, the default, is the only runtime so far)",
     )
     parser.add_argument(
         "--state-dir", help="the node plugin's runtime state (node mode; default /var/lib/s3csi)"
