@@ -488,3 +488,144 @@ def test_a_storm_of_creates_and_deletes_leaves_the_store_as_the_last_calls_say(
         assert keys(s3, bucket) == [f".s3csi-volumes/{bucket}.json"]
     for name in names:
         delete(driver, ids[name])
+
+
+# ---- DeleteVolume deletes only what the record proves (docs/security.md, "Deletion needs proof") -------
+
+
+def warnings_about(driver: DriverProcess, volume_id: str) -> list[str]:
+    """The driver's WARNING lines that name ``volume_id``: why a DeleteVolume kept what it found."""
+    entries = [json.loads(line) for line in driver.log().splitlines() if line.startswith("{")]
+    return [
+        entry["message"]
+        for entry in entries
+        if entry.get("level") == "WARNING" and volume_id in entry.get("message", "")
+    ]
+
+
+def snapshot(s3: Any, bucket: str) -> dict[str, bytes]:
+    return {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys(s3, bucket)}
+
+
+def test_delete_volume_of_a_foreign_bucket_keeps_the_bucket_and_its_objects(
+    driver: DriverProcess, s3: Any
+) -> None:
+    precious = f"precious-data-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=precious)
+    for key in ("report.pdf", "home/alice/notes.txt", ".s3csi-volumes/unrelated.json"):
+        s3.put_object(Bucket=precious, Key=key, Body=f"data of {key}".encode())
+    before = snapshot(s3, precious)
+    volume_id = f"bucket:{precious}"
+    delete(driver, volume_id)  # OK: nothing of this driver's is there
+    delete(driver, volume_id)  # called twice: still OK, still untouched
+    assert bucket_exists(s3, precious) and snapshot(s3, precious) == before
+    assert any("no record" in message for message in warnings_about(driver, volume_id))
+
+
+def test_delete_volume_of_a_foreign_prefix_keeps_its_objects(
+    driver: DriverProcess, s3: Any, bucket: str
+) -> None:
+    for key in ("home/alice/notes.txt", "home/bob/.bashrc", "home-other/x", "top.txt"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"someone else's")
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="home/big.iso")["UploadId"]
+    before = snapshot(s3, bucket)
+    volume_id = f"prefix:{bucket}:home"
+    delete(driver, volume_id)
+    delete(driver, volume_id)
+    assert snapshot(s3, bucket) == before
+    assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])] == [upload_id]
+    assert warnings_about(driver, volume_id)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        "another volume's record",
+        "right id, name that does not derive it",
+        "right id and name, other bucket in its attributes",
+        "right id and name, other prefix in its attributes",
+        "not JSON",
+        "a JSON list",
+    ],
+)
+@pytest.mark.parametrize("mode", ["bucket-per-volume", "prefix-per-volume"])
+def test_delete_volume_with_a_record_that_proves_nothing_keeps_everything(
+    driver: DriverProcess, s3: Any, bucket: str, mode: str, record: str
+) -> None:
+    """A record at the volume's key that does not name exactly this volume (planted, copied from
+    another volume, or corrupt) is no proof: nothing is deleted."""
+    donor = create(
+        driver,
+        create_request(
+            unique(),
+            parameters={"provisioningMode": mode}
+            | ({"bucketName": bucket} if mode == "prefix-per-volume" else {}),
+        ),
+    ).volume
+    donor_bucket = donor.volume_context["bucketName"]
+    donor_key = keys(s3, donor_bucket, ".s3csi-volumes/")[0]
+    donor_record = json.loads(s3.get_object(Bucket=donor_bucket, Key=donor_key)["Body"].read())
+    # The victim: a bucket or prefix named like one of this driver's volumes, with someone's data.
+    victim_name = unique("victim")
+    if mode == "bucket-per-volume":
+        victim_bucket, leaf = bucket_name_for(victim_name), None
+        s3.create_bucket(Bucket=victim_bucket)
+        volume_id, record_key, prefix = f"bucket:{victim_bucket}", f".s3csi-volumes/{victim_bucket}.json", ""
+    else:
+        victim_bucket, leaf = bucket, leaf_for(victim_name)
+        volume_id, record_key, prefix = f"prefix:{bucket}:{leaf}", f".s3csi-volumes/{leaf}.json", f"{leaf}/"
+    forged = dict(donor_record, volumeId=volume_id, name=victim_name)
+    forged["volumeContext"] = dict(forged["volumeContext"], bucketName=victim_bucket)
+    if leaf:
+        forged["volumeContext"]["prefix"] = prefix
+    body = {
+        "another volume's record": json.dumps(donor_record),
+        "right id, name that does not derive it": json.dumps(dict(forged, name="pvc-someone-else")),
+        "right id and name, other bucket in its attributes": json.dumps(
+            dict(forged, volumeContext=dict(forged["volumeContext"], bucketName="someone-elses-bucket"))
+        ),
+        "right id and name, other prefix in its attributes": json.dumps(
+            dict(forged, volumeContext=dict(forged["volumeContext"], prefix="elsewhere/"))
+        ),
+        "not JSON": "{not json",
+        "a JSON list": json.dumps([volume_id]),
+    }[record]
+    s3.put_object(Bucket=victim_bucket, Key=record_key, Body=body.encode())
+    s3.put_object(Bucket=victim_bucket, Key=f"{prefix}precious.txt", Body=b"keep me")
+    before = snapshot(s3, victim_bucket)
+
+    delete(driver, volume_id)
+    delete(driver, volume_id)
+    assert bucket_exists(s3, victim_bucket) and snapshot(s3, victim_bucket) == before
+    assert warnings_about(driver, volume_id)
+    validate = csi_pb2.ValidateVolumeCapabilitiesRequest(
+        volume_id=volume_id, volume_capabilities=[capability()]
+    )
+    assert code(driver, "ValidateVolumeCapabilities", validate)[0] == grpc.StatusCode.NOT_FOUND
+    delete(driver, donor.volume_id)  # the donor itself is proven and goes
+    if mode == "bucket-per-volume":
+        assert not bucket_exists(s3, donor_bucket)
+        s3.delete_object(Bucket=victim_bucket, Key=record_key)
+        s3.delete_object(Bucket=victim_bucket, Key="precious.txt")
+        s3.delete_bucket(Bucket=victim_bucket)
+    else:
+        assert not keys(s3, bucket, donor_key)
+
+
+@pytest.mark.parametrize("mode", ["bucket-per-volume", "prefix-per-volume"])
+def test_delete_volume_whose_record_a_user_deleted_keeps_the_data(
+    driver: DriverProcess, s3: Any, bucket: str, mode: str
+) -> None:
+    """A workload that can delete in its bucket-per-volume volume can delete ``.s3csi-volumes/``: the
+    driver then cannot prove the bucket is its own, and leaves it (and its data) to the operator."""
+    parameters = {"provisioningMode": mode} | ({"bucketName": bucket} if mode == "prefix-per-volume" else {})
+    volume = create(driver, create_request(unique(), parameters=parameters)).volume
+    volume_bucket, prefix = volume.volume_context["bucketName"], volume.volume_context.get("prefix", "")
+    s3.put_object(Bucket=volume_bucket, Key=f"{prefix}work/result.csv", Body=b"1,2,3")
+    for key in keys(s3, volume_bucket, ".s3csi-volumes/"):
+        s3.delete_object(Bucket=volume_bucket, Key=key)
+    before = snapshot(s3, volume_bucket)
+    delete(driver, volume.volume_id)
+    delete(driver, volume.volume_id)
+    assert bucket_exists(s3, volume_bucket) and snapshot(s3, volume_bucket) == before
+    assert any("no record" in message for message in warnings_about(driver, volume.volume_id))

@@ -76,9 +76,10 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         volume_id = VolumeId.parse(required(request.volume_id, "volume_id"))
         credentials = secret_credentials(request.secrets)
         if volume_id is None:
-            # Not an id this driver makes, so there is nothing of ours to delete: the spec wants OK.
-            log.info(
-                "DeleteVolume of %r: not a volume id of this driver, nothing to delete", request.volume_id
+            # Not an id this driver makes, so there is nothing of ours to delete: the spec wants OK. A
+            # static PV with reclaim policy Delete gets here with its own volumeHandle: its data stays.
+            log.warning(
+                "DeleteVolume of %r: not a volume id of this driver, nothing deleted", request.volume_id
             )
         else:
             await self._provisioner.delete_volume(volume_id, credentials)

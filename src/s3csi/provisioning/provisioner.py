@@ -8,7 +8,6 @@ volume are serialised by a lock per volume id; calls for different volumes run i
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ from s3csi.errors import AlreadyExists, FailedPrecondition
 from s3csi.locks import KeyedLocks
 from s3csi.provisioning.naming import ProvisioningMode, VolumeId
 from s3csi.provisioning.plan import VolumePlan, marker_key
+from s3csi.provisioning.proof import parse_record, why_not_proven
 from s3csi.s3 import CredentialProvider, Credentials, S3Client, S3Settings, StaticCredentials
 from s3csi.s3.errors import (
     AccessDenied,
@@ -98,43 +98,65 @@ class Provisioner:
             except AccessDenied:
                 raise FailedPrecondition(f"bucket name {bucket} is taken by another account") from None
 
-    async def _read_record(self, s3: S3Client, volume_id: VolumeId) -> dict[str, Any] | None:
+    async def _read_record_body(self, s3: S3Client, volume_id: VolumeId) -> bytes | bytearray | None:
         try:
-            body = await s3.get_object(volume_id.bucket, marker_key(volume_id))
+            return await s3.get_object(volume_id.bucket, marker_key(volume_id))
         except NoSuchKey:
             return None
-        try:
-            record = json.loads(body)
-        except ValueError:
-            record = None
-        if not isinstance(record, dict):
+
+    async def _read_record(self, s3: S3Client, volume_id: VolumeId) -> dict[str, Any] | None:
+        body = await self._read_record_body(s3, volume_id)
+        if body is None:
+            return None
+        record = parse_record(body)
+        if record is None:
             raise FailedPrecondition(f"the record of volume {volume_id} ({marker_key(volume_id)}) is corrupt")
         return record
 
     async def delete_volume(self, volume_id: VolumeId, credentials: Credentials | None) -> None:
-        """Abort the volume's multipart uploads in progress, remove every object of the volume, then
-        its record, then (bucket-per-volume) the bucket. A volume that is already gone, wholly or in
-        part, is fine."""
+        """Delete the volume when its record proves this driver created it (``proof``); otherwise leave
+        everything as it is and log a WARNING naming why. A volume that is already gone is fine.
+
+        Deleting: abort the volume's multipart uploads in progress, remove every object of the volume,
+        then its record, then (bucket-per-volume) the bucket. Should the bucket still be written to after
+        the last round, the record is put back, so that the next DeleteVolume still finds its proof."""
         async with self._locks.hold(str(volume_id)), self._client(credentials) as s3:
             try:
-                for _ in range(DELETE_ROUNDS):
-                    await self._abort_uploads(s3, volume_id)
-                    await self._delete_prefix(s3, volume_id)
-                    await s3.delete_object(volume_id.bucket, marker_key(volume_id))
-                    if volume_id.mode is ProvisioningMode.PREFIX_PER_VOLUME:
-                        break
-                    try:
-                        await s3.delete_bucket(volume_id.bucket)
-                        break
-                    except BucketNotEmpty:
-                        continue
-                else:
-                    raise FailedPrecondition(
-                        f"bucket {volume_id.bucket} is still being written to; unmount the volume and retry"
-                    )
+                body = await self._read_record_body(s3, volume_id)
+            except NoSuchBucket:
+                log.info("DeleteVolume of %s: its bucket does not exist, nothing to delete", volume_id)
+                return
+            reason = why_not_proven(volume_id, body)
+            if reason is not None or body is None:
+                log.warning(
+                    "DeleteVolume of %s: not deleted, as nothing proves this driver created it (%s); "
+                    "answering OK and leaving the bucket and its objects untouched",
+                    volume_id,
+                    reason,
+                )
+                return
+            try:
+                await self._delete(s3, volume_id, body)
             except NoSuchBucket:
                 pass
             log.info("deleted volume %s", volume_id)
+
+    async def _delete(self, s3: S3Client, volume_id: VolumeId, record: bytes | bytearray) -> None:
+        for _ in range(DELETE_ROUNDS):
+            await self._abort_uploads(s3, volume_id)
+            await self._delete_prefix(s3, volume_id)
+            await s3.delete_object(volume_id.bucket, marker_key(volume_id))
+            if volume_id.mode is ProvisioningMode.PREFIX_PER_VOLUME:
+                return
+            try:
+                await s3.delete_bucket(volume_id.bucket)
+                return
+            except BucketNotEmpty:
+                continue
+        await s3.put_object(volume_id.bucket, marker_key(volume_id), bytes(record))
+        raise FailedPrecondition(
+            f"bucket {volume_id.bucket} is still being written to; unmount the volume and retry"
+        )
 
     async def _abort_uploads(self, s3: S3Client, volume_id: VolumeId) -> None:
         """Abort every multipart upload in progress under the volume's prefix, page by page: their
@@ -176,9 +198,10 @@ class Provisioner:
                 return
 
     async def volume_exists(self, volume_id: VolumeId, credentials: Credentials | None) -> bool:
+        """The volume's record is there and proves this driver created it, as DeleteVolume demands."""
         async with self._client(credentials) as s3:
             try:
-                await s3.head_object(volume_id.bucket, marker_key(volume_id))
-            except (NoSuchKey, NoSuchBucket):
+                body = await self._read_record_body(s3, volume_id)
+            except NoSuchBucket:
                 return False
-            return True
+            return why_not_proven(volume_id, body) is None
