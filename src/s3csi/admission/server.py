@@ -33,6 +33,7 @@ from s3csi.admission.review import (
     review_of,
 )
 from s3csi.errors import FailedPrecondition, InvalidArgument
+from s3csi.tasks import background
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("s3csi.admission.access")
@@ -176,11 +177,6 @@ class CertificateReloader:
             self.reload_if_changed()
 
 
-def _log_death(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background task %s died", task.get_name(), exc_info=task.exception())
-
-
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
@@ -205,8 +201,7 @@ async def serve(settings: WebhookSettings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    watcher = asyncio.create_task(reloader.watch(settings.cert_reload_interval), name="certificate-reloader")
-    watcher.add_done_callback(_log_death)
+    watcher = background(reloader.watch(settings.cert_reload_interval), name="certificate-reloader")
     try:
         await web.SockSite(runner, sock, ssl_context=reloader.listener_context).start()
         host, port = sock.getsockname()[:2]

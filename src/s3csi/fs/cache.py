@@ -19,6 +19,8 @@ import tempfile
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
+from s3csi.tasks import background
+
 log = logging.getLogger(__name__)
 
 # Without --max-cache-size, like mount-s3, leave 5% of the disk's free space (measured at mount time) free.
@@ -66,7 +68,7 @@ class DiskCache:
 
     def put_soon(self, block: str, data: bytes | bytearray) -> None:
         """Store the part in the background: the reader that fetched it need not wait for the disk."""
-        task = asyncio.create_task(self.put(block, data), name=f"cache put {block}")
+        task = background(self.put(block, data), name=f"cache put {block}")
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 

@@ -12,6 +12,7 @@ from s3csi.fs.cache import DiskCache, block_id
 from s3csi.fs.prefetch import PrefetchPolicy, PrefetchWindow
 from s3csi.s3.client import S3Client
 from s3csi.s3.errors import S3Error
+from s3csi.tasks import log_death
 
 # A part's bytes as S3Client.get_object returns them (the buffer they were received into) or the cache.
 PartData = bytes | bytearray
@@ -197,6 +198,7 @@ class ObjectReader:
 
 
 def _retrieve_exception(task: asyncio.Task[PartData]) -> None:
-    # A part dropped by a seek may fail with nobody awaiting it; its error is not worth a warning.
-    if not task.cancelled():
-        task.exception()
+    # A part dropped by a seek may fail with nobody awaiting it: an S3 error is not worth a warning (a
+    # read that needs the bytes asks again), anything else is a bug and logged as any dead task is.
+    if not task.cancelled() and not isinstance(task.exception(), S3Error):
+        log_death(task)
