@@ -90,3 +90,67 @@ def test_exhausted_is_unavailable_and_says_how_often() -> None:
     assert isinstance(error, categories.Unavailable)
     assert "gave up after 6 attempts" in str(error)
     assert (error.code, error.status, error.errno) == ("SlowDown", 503, errno.EIO)
+
+
+@pytest.mark.parametrize(
+    ("failure", "cls", "category", "errno_value"),
+    [
+        (
+            categories.InvalidArgument("cannot read AWS credentials from /creds: MissingSectionHeaderError"),
+            errors.CredentialsInvalid,
+            categories.InvalidArgument,
+            errno.EACCES,
+        ),
+        (
+            categories.PermissionDenied("no AWS credentials found (looked in: environment)"),
+            errors.CredentialsDenied,
+            categories.PermissionDenied,
+            errno.EACCES,
+        ),
+        (
+            categories.NotFound("no such role"),
+            errors.CredentialsDenied,
+            categories.PermissionDenied,
+            errno.EACCES,
+        ),
+        (
+            categories.Unavailable("cannot reach STS at http://sts: ClientConnectorError"),
+            errors.CredentialsUnavailable,
+            categories.Unavailable,
+            errno.EIO,
+        ),
+        (categories.Internal("odd"), errors.CredentialsUnavailable, categories.Unavailable, errno.EIO),
+    ],
+)
+def test_credential_failures_map_through_the_hierarchy(
+    failure: categories.S3csiError, cls: type[errors.S3Error], category: type[Exception], errno_value: int
+) -> None:
+    error = errors.credentials_error("GetObject", failure, bucket="b", key="k")
+    assert type(error) is cls
+    assert isinstance(error, category)
+    assert error.errno == errno_value
+    assert str(error) == f"GetObject s3://b/k: {cls.__name__}: no usable AWS credentials: {failure}"
+    # The same cause whichever request hit it: the file system logs it once, not once per call.
+    assert error.cause == errors.credentials_error("HeadObject", failure, bucket="b", key="other").cause
+
+
+@pytest.mark.parametrize(
+    ("cls", "errno_value"),
+    [
+        (errors.AccessDenied, errno.EACCES),
+        (errors.NoSuchUpload, errno.ENOENT),
+        (errors.S3Unavailable, errno.EIO),
+        (errors.CredentialsInvalid, errno.EACCES),
+        (errors.S3Error, errno.EIO),
+    ],
+)
+def test_errno_comes_from_the_class_not_the_code(cls: type[errors.S3Error], errno_value: int) -> None:
+    # A class raised with a code that would map elsewhere (or to nothing) keeps its own errno.
+    assert cls("x", code="SomeCodeOfItsOwn", status=500).errno == errno_value
+
+
+def test_subclass_of_a_mapped_class_inherits_its_errno() -> None:
+    class NarrowerDenial(errors.AccessDenied):
+        pass
+
+    assert NarrowerDenial("x", code="Whatever").errno == errno.EACCES

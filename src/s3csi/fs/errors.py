@@ -2,6 +2,9 @@
 
 FUSE handlers may only fail with ``pyfuse3.FUSEError``: any other exception escapes pyfuse3's worker
 and can take the mount down. Every handler of ``S3Operations`` is wrapped by :func:`fuse_errors`.
+
+A failure that lasts (credentials that cannot be read, an endpoint that is down) fails every call: it
+is logged once per cause per minute (``s3csi.log_limit``), not once per call.
 """
 
 from __future__ import annotations
@@ -15,9 +18,13 @@ from typing import Any, ParamSpec, TypeVar
 
 import pyfuse3
 
+from s3csi.log_limit import RepeatLimiter
 from s3csi.s3.errors import S3Error
 
 log = logging.getLogger(__name__)
+
+# One for the process: a cause is the same failure whichever handler and mount hit it.
+repeats = RepeatLimiter()
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -44,11 +51,14 @@ def fuse_errors(handler: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Cor
         except pyfuse3.FUSEError:
             raise
         except S3Error as exc:
-            level = logging.DEBUG if exc.errno == errno.ENOENT else logging.WARNING
-            log.log(level, "%s: %s", handler.__name__, exc)
+            if exc.errno == errno.ENOENT:
+                log.debug("%s: %s", handler.__name__, exc)
+            else:
+                repeats.log(log, logging.WARNING, exc.cause, "%s: %s", handler.__name__, exc)
             raise pyfuse3.FUSEError(exc.errno) from exc
         except Exception as exc:
-            log.error("%s failed unexpectedly", handler.__name__, exc_info=True)
+            cause = (handler.__name__, type(exc), str(exc))
+            repeats.log(log, logging.ERROR, cause, "%s failed unexpectedly", handler.__name__, exc_info=True)
             raise pyfuse3.FUSEError(errno_of(exc)) from exc
 
     return wrapper

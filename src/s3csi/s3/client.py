@@ -25,7 +25,7 @@ import yarl
 from multidict import CIMultiDictProxy
 
 from s3csi import __version__
-from s3csi.errors import InvalidArgument
+from s3csi.errors import InvalidArgument, S3csiError
 from s3csi.s3 import http1, wire
 from s3csi.s3.addressing import Endpoint, copy_source
 from s3csi.s3.credentials import CredentialProvider, default_credential_provider
@@ -35,6 +35,7 @@ from s3csi.s3.errors import (
     TIMEOUT,
     S3Error,
     code_for_status,
+    credentials_error,
     exhausted,
     make_error,
 )
@@ -443,7 +444,11 @@ class S3Client:
         into_buffer: bool,
     ) -> _Response:
         if self._credentials is not None:
-            credentials = await self._credentials.get()
+            try:
+                credentials = await self._credentials.get()
+            except S3csiError as exc:
+                # A file that cannot be read, no keys, STS down: this request's failure, like any other.
+                raise credentials_error(operation, exc, bucket=bucket, key=key) from exc
             headers = sign(
                 method,
                 url,

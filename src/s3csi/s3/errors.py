@@ -6,8 +6,18 @@
      ├── BucketNotEmpty                          (also FailedPrecondition)  → ENOTEMPTY
      ├── BucketAlreadyExists                     (also AlreadyExists)       → EEXIST
      ├── InvalidBucketName, InvalidRequest       (also InvalidArgument)     → EINVAL
-     └── S3Unavailable                           (also Unavailable)         → EIO
-                                                 retries exhausted, endpoint down, timeouts
+     ├── S3Unavailable                           (also Unavailable)         → EIO
+     │                                           retries exhausted, endpoint down, timeouts
+     ├── CredentialsInvalid                      (also InvalidArgument)     → EACCES
+     │                                           e.g. a garbled or unreadable credentials file
+     ├── CredentialsDenied                       (also PermissionDenied)    → EACCES
+     │                                           none found, or the source refused (STS AccessDenied)
+     └── CredentialsUnavailable                  (also Unavailable)         → EIO
+                                                 the source cannot be reached (STS, instance metadata)
+
+The three ``Credentials*`` classes are failures to *sign* the request (its credentials could not be
+had), raised by the client before anything is sent; their ``cause`` is the credential source's own
+message, the same for every request, so the file system logs them once per interval, not per call.
 
 The message names the operation, the object and S3's code and message. It never holds a header, a
 credential or a signature: S3 echoes those in some error bodies (SignatureDoesNotMatch carries the
@@ -56,16 +66,21 @@ class S3Error(S3csiError):
         status: int | None = None,
         bucket: str | None = None,
         key: str | None = None,
+        cause: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
         self.bucket = bucket
         self.key = key
+        # What went wrong, without which call hit it: reports with the same cause are one failure
+        # (see s3csi.log_limit). By default the message, which names the call and the object.
+        self.cause = cause or message
 
     @property
     def errno(self) -> int:
-        return errno_for(self.code, self.status)
+        """From the class of the error itself: a class can be raised with any code."""
+        return errno_of_class(type(self))
 
 
 class NoSuchKey(S3Error, NotFound):
@@ -104,6 +119,18 @@ class S3Unavailable(S3Error, Unavailable):
     pass
 
 
+class CredentialsInvalid(S3Error, InvalidArgument):
+    pass
+
+
+class CredentialsDenied(S3Error, PermissionDenied):
+    pass
+
+
+class CredentialsUnavailable(S3Error, Unavailable):
+    pass
+
+
 _CLASS_BY_CODE: dict[str, type[S3Error]] = {
     "NoSuchKey": NoSuchKey,
     "NoSuchBucket": NoSuchBucket,
@@ -136,7 +163,17 @@ _ERRNO_BY_CLASS: dict[type[S3Error], int] = {
     BucketAlreadyExists: errno_codes.EEXIST,
     InvalidBucketName: errno_codes.EINVAL,
     InvalidRequest: errno_codes.EINVAL,
+    CredentialsInvalid: errno_codes.EACCES,
+    CredentialsDenied: errno_codes.EACCES,
 }
+
+# The credential source's failure → the error of the request it could not sign; first match wins.
+# Unavailable, and anything else, is CredentialsUnavailable (EIO): worth trying again later.
+_CREDENTIALS_CLASS_BY_FAILURE: tuple[tuple[type[S3csiError], type[S3Error]], ...] = (
+    (InvalidArgument, CredentialsInvalid),
+    (PermissionDenied, CredentialsDenied),
+    (NotFound, CredentialsDenied),
+)
 
 
 def error_class(code: str, status: int | None, *, key: str | None = None) -> type[S3Error]:
@@ -158,8 +195,12 @@ def is_transient_failure(code: str, status: int | None) -> bool:
     return code in TRANSIENT_CODES or (status is not None and (status == 429 or status >= 500))
 
 
-def errno_for(code: str, status: int | None) -> int:
-    return _ERRNO_BY_CLASS.get(error_class(code, status, key="?"), errno_codes.EIO)
+def errno_of_class(cls: type[S3Error]) -> int:
+    """The errno of the nearest class in ``cls``'s ancestry that has one; EIO for the rest."""
+    for ancestor in cls.__mro__:
+        if ancestor in _ERRNO_BY_CLASS:
+            return _ERRNO_BY_CLASS[ancestor]
+    return errno_codes.EIO
 
 
 def code_for_status(status: int) -> str:
@@ -190,7 +231,7 @@ def make_error(
     region_hint: str | None = None,
 ) -> S3Error:
     """Build the error for one failed call, with an operator-facing message."""
-    where = f"s3://{bucket}/{key}" if key is not None else f"s3://{bucket}" if bucket else "S3"
+    where = _where(bucket, key)
     text = " ".join(message.split())[:MAX_MESSAGE_CHARS]
     detail = f"{code} (HTTP {status})" if status is not None else code
     line = f"{operation} {where}: {detail}" + (f": {text}" if text else "")
@@ -198,6 +239,26 @@ def make_error(
         line += f" (the bucket is in region {region_hint})"
     cls = error_class(code, status, key=key)
     return cls(line, code=code, status=status, bucket=bucket, key=key)
+
+
+def credentials_error(operation: str, failure: S3csiError, *, bucket: str | None, key: str | None) -> S3Error:
+    """The error of a request that could not be signed because its credentials could not be had.
+    ``failure`` is the credential source's error, whose message names where it looked, never a value."""
+    cls: type[S3Error] = next(
+        (c for base, c in _CREDENTIALS_CLASS_BY_FAILURE if isinstance(failure, base)), CredentialsUnavailable
+    )
+    cause = f"no usable AWS credentials: {failure}"
+    return cls(
+        f"{operation} {_where(bucket, key)}: {cls.__name__}: {cause}",
+        code=cls.__name__,
+        bucket=bucket,
+        key=key,
+        cause=cause,
+    )
+
+
+def _where(bucket: str | None, key: str | None) -> str:
+    return f"s3://{bucket}/{key}" if key is not None else f"s3://{bucket}" if bucket else "S3"
 
 
 def exhausted(error: S3Error, attempts: int) -> S3Unavailable:
