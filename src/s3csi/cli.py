@@ -1,4 +1,4 @@
-"""The ``s3csi`` console script: one entry point, one subcommand per part of the system (DESIGN.md §3.1).
+"""The ``s3csi`` console script: one entry point, one subcommand per part (docs/architecture.md#cli).
 
 Each subcommand lives in its own module, which provides::
 
@@ -23,7 +23,7 @@ from typing import NoReturn, Protocol, cast
 from s3csi import __version__
 from s3csi.errors import InvalidArgument, S3csiError
 
-# name → (module, one-line description). Keep in step with DESIGN.md §3.1 and docs/.
+# name → (module, one-line description). Keep in step with docs/architecture.md#cli and README.md.
 COMMANDS: dict[str, tuple[str, str]] = {
     "driver": ("s3csi.csi.main", "the CSI plugin: Identity, Controller and Node services on a unix socket"),
     "mount": ("s3csi.fs.cli", "mount an S3 bucket as a file system (mount-s3 compatible flags)"),

@@ -1,7 +1,7 @@
 """One asyncio lock per key (a Mountpoint Pod, a volume), forgotten when nobody holds or awaits it.
 
-Locks are per key, never global (STYLE.md §6): publishes of different volumes, or CreateVolume calls
-for different names, never wait for each other.
+Locks are per key, never global (docs/architecture.md#concurrency): publishes of different volumes,
+or CreateVolume calls for different names, never wait for each other.
 """
 
 from __future__ import annotations

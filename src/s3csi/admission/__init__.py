@@ -1,4 +1,4 @@
-"""Namespace defaults at admission (seed 003, DESIGN.md §3.8).
+"""Namespace defaults at admission (docs/admission.md).
 
 A namespace label ``storage.openshift.io/fsgroup-change-policy: OnRootMismatch`` or
 ``storage.openshift.io/selinux-change-policy: Recursive|MountOption`` makes new pods in that namespace get

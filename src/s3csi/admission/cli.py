@@ -1,4 +1,4 @@
-"""``s3csi webhook``: the namespace-defaults admission webhook over HTTPS (DESIGN.md §3.1, §3.8)."""
+"""``s3csi webhook``: the namespace-defaults admission webhook over HTTPS (docs/admission.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The namespace labels of seed 003, their allowed values, and the webhook paths (DESIGN.md §3.8).
+"""The namespace labels, their allowed values, and the webhook paths (docs/admission.md).
 
 The paths are a contract with deploy/admission/webhook.yaml: one MutatingWebhook entry per label value,
 selected by a namespaceSelector on that value, calls the path that names the value. So the webhook learns
@@ -30,7 +30,8 @@ class NamespaceDefault:
         return f"{MUTATE_PODS_PREFIX}/{self.path_segment}/{value}"
 
 
-# Seed 003 gives the fsGroup label one meaning: "if that is set to OnRootMismatch … start defaulting".
+# OpenShift's enhancement gives the fsGroup label one meaning: "if that is set to OnRootMismatch …
+# start defaulting".
 # `Always` is Kubernetes' own default, so a namespace label asking for it would change nothing: refusing it
 # tells the admin so instead of silently ignoring the label.
 FSGROUP_CHANGE_POLICY = NamespaceDefault(

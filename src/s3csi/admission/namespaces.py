@@ -1,4 +1,4 @@
-"""The namespace decision: refuse a namespace whose seed 003 label has a value no webhook path serves.
+"""The namespace decision: refuse a namespace whose label has a value no webhook path serves.
 
 An invalid value would otherwise be silently ignored (no namespaceSelector matches it), so the admin who set
 it would believe pods are defaulted when they are not.

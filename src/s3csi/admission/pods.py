@@ -1,7 +1,7 @@
 """The pod decision: default one ``spec.securityContext`` field, never overriding the pod's own value.
 
 Total over any JSON: what it cannot default it answers with ``allowed: true``, no patch and a warning, so
-a malformed request never blocks a pod (seed 003: the defaults are an optimisation, not a gate).
+a malformed request never blocks a pod (the defaults are an optimisation, not a gate).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from s3csi.volume.context import (
 from s3csi.volume.options import REGION_PATTERN
 from s3csi.volume.publisher import PublishSpec
 
-# The keys of a provisioner or node-publish secret (DESIGN.md §3.6).
+# The keys of a provisioner or node-publish secret (docs/credentials.md).
 ACCESS_KEY_ID = "access_key_id"
 SECRET_ACCESS_KEY = "secret_access_key"
 SESSION_TOKEN = "session_token"

@@ -1,4 +1,4 @@
-"""The CSI gRPC surface (DESIGN.md §2 "csi/"): servicers translate requests into domain calls and errors
+"""The CSI gRPC surface (docs/architecture.md#csi): servicers translate requests into domain calls and errors
 into status codes, nothing more.
 
 - ``identity.py``, ``controller.py``, ``node.py``: one servicer per CSI service, methods named like the RPCs.

@@ -1,7 +1,7 @@
 """``s3csi demo``: the whole system on this machine, played as a cluster would play it.
 
 An embedded S3 server; ``s3csi driver --mode all`` with the local runtime on a temporary socket; the
-static PV of seed 000 and a dynamically provisioned volume (CreateVolume); pods published as kubelet
+static PVs (fsGroup, fsUser) and a dynamically provisioned volume (CreateVolume); pods published as kubelet
 publishes them (NodePublishVolume with ``volume_mount_group`` = fsGroup) and run as their
 runAsUser/runAsGroup with fsGroup as supplementary group. It prints what each pod sees and which
 Mountpoint Pod served it, checks every claim, then unpublishes, deletes, and leaves nothing behind.
@@ -223,7 +223,7 @@ class Demo:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    print("s3csi demo: embedded S3 server, driver --mode all (local runtime), seed 000 scenarios\n")
+    print("s3csi demo: embedded S3 server, driver --mode all (local runtime), fsGroup and fsUser scenarios\n")
     with EmbeddedS3Server.start() as s3_server, DemoNode(s3_server) as node:
         demo = Demo(s3_server, node)
         try:

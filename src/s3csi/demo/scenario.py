@@ -1,4 +1,4 @@
-"""The seed scenarios as data (pure): the volumes a cluster administrator makes and the pods that
+"""The demo scenarios as data (pure): the volumes a cluster administrator makes and the pods that
 use them, each with what it should see. ``/data`` in a pod's command is its volume's target path."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 BUCKET = "my-bucket"
-# Seed 000: the PV's and the StorageClass's mountOptions.
+# The PV's and the StorageClass's mountOptions of the fsGroup example (docs/mount-options.md).
 SEED_MOUNT_OPTIONS = ("uid=1001", "gid=1001", "allow-other")
 
 
@@ -45,9 +45,9 @@ class Pod:
 
 def static_volumes() -> list[Volume]:
     return [
-        # Seed 000's static PV.
+        # The fsGroup example's static PV.
         Volume("s3-pv", "s3-csi-fsgroup-example", {"bucketName": BUCKET}, SEED_MOUNT_OPTIONS),
-        # A home-directory volume with a pod-level owner (seed 002's fsUser): owner-only files.
+        # A home-directory volume with a pod-level owner (fsUser): owner-only files.
         Volume("s3-pv-home", "s3-csi-home", {"bucketName": BUCKET, "prefix": "home/", "fsUser": "1005"}, ()),
     ]
 

@@ -1,7 +1,7 @@
 """Open /dev/fuse and mount it, the way a privileged parent hands a FUSE session to an unprivileged server.
 
 The node plugin (root) makes the mount; the Mountpoint Pod (uid 1000, no capabilities) receives the
-fd over mount.sock and serves it (DESIGN.md §3.4). The mount carries ``default_permissions`` so the
+fd over mount.sock and serves it (docs/node-publish.md). The mount carries ``default_permissions`` so the
 kernel enforces the modes, owner and group the file system reports — that is how fsGroup and fsUser
 take effect for the workload.
 """

@@ -1,4 +1,4 @@
-"""Volume ownership manager (DESIGN.md §3.9): kubelet's SetVolumeOwnership with fsUser, for the
+"""Volume ownership manager (docs/ownership.md): kubelet's SetVolumeOwnership with fsUser, for the
 directories s3csi manages itself and for ``s3csi ownership apply``."""
 
 from s3csi.ownership.policy import FsGroupChangePolicy, OwnershipTarget

@@ -10,10 +10,10 @@ The mode arithmetic is kubelet's (kubernetes/kubernetes ``pkg/volume/volume_linu
 
 So a file gets owner+group read (and write unless read-only) and never an execute bit it did not
 have; a directory also gets owner+group search and setgid, so new files inherit the group (the
-``root:<fsGroup> 2770`` of the volumes proposal, seed 001). A symlink is never chmodded (chmod would
+``root:<fsGroup> 2770`` of Kubernetes' volumes proposal). A symlink is never chmodded (chmod would
 follow it to its target, and a link's own mode means nothing); unlike kubelet, which skips symlinks,
 its own owner and group are changed (lchown) so that every entry of the volume carries fsGroup.
-fsUser (seed 002) replaces the owner; without it the owner is kept, as kubelet keeps it.
+fsUser (the pod-level owner) replaces the owner; without it the owner is kept, as kubelet keeps it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Directories s3csi shares with a non-root group: ``root:<gid> 2770``, the mode of seed 001.
+"""Directories s3csi shares with a non-root group: ``root:<gid> 2770``, as kubelet makes an fsGroup volume.
 
 The local runtime gives each Mountpoint Pod a comm directory (mount.sock lives there) and cache
 directories that the pod's group must write and nobody else may enter.

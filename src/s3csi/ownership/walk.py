@@ -3,7 +3,7 @@
 The walk never follows a symlink (entries are lstat'ed, chowned with AT_SYMLINK_NOFOLLOW, symlinks
 never chmodded), never leaves the root's file system nor enters a mount point inside the tree, and changes
 the root directory last — and only when every other entry succeeded — so that OnRootMismatch, which
-trusts the root, starts the walk again after an interrupted or failed run (seed 003).
+trusts the root, starts the walk again after an interrupted or failed run.
 
 Speed: one lstat per non-directory, a chown and a chmod only where ``decide`` asks for them, all
 relative to an open directory descriptor so the kernel does not resolve the whole path again; a

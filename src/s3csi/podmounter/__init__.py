@@ -2,5 +2,5 @@
 
 ``protocol`` is the mount.sock wire format, ``mounter`` the Mountpoint Pod process, ``runtime`` where
 such a process runs (locally, or later as a Kubernetes Pod), ``publisher`` NodePublishVolume and
-NodeUnpublishVolume on top of them (DESIGN.md §1, §3.4, §3.5).
+NodeUnpublishVolume on top of them (docs/node-publish.md).
 """

@@ -1,4 +1,4 @@
-"""``s3csi mounter --comm-dir DIR``: the Mountpoint Pod process (DESIGN.md §1, §3.4).
+"""``s3csi mounter --comm-dir DIR``: the Mountpoint Pod process (docs/node-publish.md).
 
 It listens on ``DIR/mount.sock`` for the one request of the node plugin: a FUSE fd the node plugin
 has already mounted, and how to serve it. It serves the S3 file system on that fd, in this process,

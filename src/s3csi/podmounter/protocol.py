@@ -1,4 +1,4 @@
-"""mount.sock: how the node plugin hands a mounted /dev/fuse fd to a Mountpoint Pod (DESIGN.md §3.4).
+"""mount.sock: how the node plugin hands a mounted /dev/fuse fd to a Mountpoint Pod (docs/node-publish.md).
 
 One connection carries one exchange on a SOCK_SEQPACKET unix socket, so message boundaries are the
 kernel's and a message is never read in pieces::
@@ -48,7 +48,7 @@ RECEIVE_TIMEOUT = 10.0
 
 
 class MountEnv(TypedDict):
-    """What the mounter's S3 client needs besides credentials (DESIGN.md §3.1: the driver chooses)."""
+    """What the mounter's S3 client needs besides credentials (the driver's choice: docs/csi.md)."""
 
     region: str
     endpoint_url: str | None

@@ -1,4 +1,4 @@
-"""NodePublishVolume and NodeUnpublishVolume through Mountpoint Pods (DESIGN.md §1, §3.4, §3.5).
+"""NodePublishVolume and NodeUnpublishVolume through Mountpoint Pods (docs/node-publish.md).
 
 Publish: sharing key → the key's Mountpoint Pod (started when none runs) → its FUSE mount, the
 *source*, made once (open /dev/fuse, mount(2) under the state dir, hand the fd over mount.sock,
@@ -76,7 +76,7 @@ class PublisherSettings:
     state_dir: str
     # Every target path must lie below it (symlinks and ".." resolved).
     kubelet_dir: str
-    # Endpoint, default region and addressing style of every Mountpoint Pod (DESIGN.md §3.1).
+    # Endpoint, default region and addressing style of every Mountpoint Pod (docs/architecture.md#cli).
     s3: S3Settings
     # STS for authenticationSource pod: an endpoint URL (AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL), or None
     # for AWS's regional endpoint; and the audience of the service-account token to exchange.
@@ -144,7 +144,7 @@ class PodMounterPublisher:
             await self._publish(key, target, spec, request, credentials)
 
     def _sharing_key(self, spec: PublishSpec, plan: CredentialPlan) -> str:
-        """The key of DESIGN.md §3.5, with the identity the credentials act as."""
+        """The sharing key (docs/architecture.md#sharing), with the identity the credentials act as."""
         return sharing_key(
             node_id=self.settings.node_id,
             volume_id=spec.volume_id,

@@ -1,6 +1,6 @@
 """What goes into a mount.sock request, and the ``s3csi mount`` command line a mounter makes of it — pure.
 
-The node plugin contributes what a volume may not choose (DESIGN.md §3.1): the S3 endpoint, the
+The node plugin contributes what a volume may not choose (docs/architecture.md#cli): the S3 endpoint, the
 default region and addressing style come from the driver's configuration; the volume contributes
 its bucket, prefix and effective mount-s3 flags (``volume.policy``).
 """

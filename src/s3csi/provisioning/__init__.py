@@ -1,4 +1,4 @@
-"""Dynamic provisioning (DESIGN.md §3.7): what CreateVolume and DeleteVolume do to the store.
+"""Dynamic provisioning (docs/csi.md): what CreateVolume and DeleteVolume do to the store.
 
 - ``naming``: bucket names, prefixes and volume ids derived from the CO's volume name (pure).
 - ``plan``: StorageClass parameters and a CreateVolume request → the volume to make (pure).

@@ -1,4 +1,4 @@
-"""Makes and removes the buckets and prefixes of provisioned volumes (DESIGN.md §3.7).
+"""Makes and removes the buckets and prefixes of provisioned volumes (docs/csi.md).
 
 The store itself is the only state: each volume has a record object (``plan.marker_key``) holding the
 parameters it was created with, so a CreateVolume repeated by a restarted controller still tells "the

@@ -1,4 +1,4 @@
-"""The async S3 client layer (DESIGN.md §2 "s3/"): settings, credentials, errors, one client.
+"""The async S3 client layer (docs/architecture.md#layers): settings, credentials, errors, one client.
 
 It imports no other s3csi layer but ``s3csi.errors``; everything above it (fs, provisioning,
 benchmarks) uses :class:`S3Client`.

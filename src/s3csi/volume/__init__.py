@@ -2,6 +2,6 @@
 
 - ``options``: mount-s3 flags as an immutable value type (parsing, normalising, the deny-list).
 - ``context``: volume attributes (``bucketName``, ``prefix``, …) and the keys kubelet adds.
-- ``policy``: fsGroup, fsUser and read-only → the effective mount (DESIGN.md §3.3).
-- ``sharing``: which workloads may share one Mountpoint Pod (DESIGN.md §3.5).
+- ``policy``: fsGroup, fsUser and read-only → the effective mount (docs/mount-options.md).
+- ``sharing``: which workloads may share one Mountpoint Pod (docs/architecture.md#sharing).
 """

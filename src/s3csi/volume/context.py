@@ -31,7 +31,7 @@ SERVICE_ACCOUNT_TOKENS = "csi.storage.k8s.io/serviceAccount.tokens"
 EPHEMERAL = "csi.storage.k8s.io/ephemeral"
 
 FS_USER_ANNOTATION = "s3csi.io/fs-user"
-"""The pod annotation carrying the pod-level file owner uid (seed 002, the fsUser KEP)."""
+"""The pod annotation carrying the pod-level file owner uid (fsUser: docs/mount-options.md)."""
 
 # AWS general-purpose bucket naming rules, which S3-compatible stores follow for new buckets.
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -40,7 +40,7 @@ _ROLE_ARN = re.compile(r"arn:[a-z0-9-]+:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{
 
 
 class AuthenticationSource(StrEnum):
-    """Where the Mountpoint Pod's S3 credentials come from (DESIGN.md §3.6)."""
+    """Where the Mountpoint Pod's S3 credentials come from (docs/credentials.md)."""
 
     DRIVER = "driver"
     SECRET = "secret"

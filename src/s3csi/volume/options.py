@@ -6,7 +6,7 @@ people in several spellings. :meth:`MountOptions.parse` accepts them all and kee
 - ``uid=1001``, ``--uid=1001``, ``--uid 1001``, ``uid 1001`` → ``--uid=1001``; ``allow-other`` and
   ``--allow-other`` → ``--allow-other``.
 - An entry is split on its first ``=`` unless whitespace comes first, so ``prefix=env=prod/`` keeps the value
-  ``env=prod/`` and ``region us-east-1`` (seed 004) is ``--region=us-east-1``.
+  ``env=prod/`` and ``region us-east-1`` (the Mountpoint CSI driver's spelling) is ``--region=us-east-1``.
 - One entry is one option. kubelet hands each ``mountOptions`` item over unchanged and mount-s3 takes argv
   words, not fstab strings, so an entry holding a comma (``uid=1,gid=2``) is refused rather than guessed at.
 - Values are stored canonically (``uid=0001`` → ``1``, ``dir-mode=0770`` → ``770``), so equal intents compare

@@ -1,17 +1,17 @@
-"""The ownership and read-only policy: what every mount looks like (DESIGN.md §3.3, seeds 000 and 002).
+"""The ownership and read-only policy: what every mount looks like (docs/mount-options.md).
 
 :func:`effective_mount` turns a volume's mount options and the workload pod's security intent into the
 mount-s3 argument list. The rules, in the order they apply:
 
 1. The access mode must be one s3csi supports (:data:`SUPPORTED_ACCESS_MODES`), and options that only work
    together must come together (``--sse-kms-key-id`` needs ``--sse=aws:kms`` or ``--sse=aws:kms:dsse``).
-2. **fsGroup** (kubelet's ``volume_mount_group``) *overrides* ``--gid`` (seed 000: pod-level intent wins) and
+2. **fsGroup** (kubelet's ``volume_mount_group``) *overrides* ``--gid`` (the pod-level intent wins) and
    adds ``--allow-other`` when absent; ``--uid`` is untouched.
 3. **fsUser** (the pod annotation ``s3csi.io/fs-user``, else the volume attribute ``fsUser``; the pod's
    wins, as fsGroup's does) *overrides* ``--uid`` and adds ``--allow-other`` when absent: without it FUSE
    lets only the Mountpoint Pod's own uid (1000) in, so the owner could not open its own files.
-4. Modes, when absent: with an fsGroup ``--dir-mode=770 --file-mode=660`` (seed 000); with only an fsUser the
-   owner-only ``--dir-mode=700 --file-mode=600`` that ssh and psql demand (seed 002).
+4. Modes, when absent: with an fsGroup ``--dir-mode=770 --file-mode=660``; with only an fsUser the
+   owner-only ``--dir-mode=700 --file-mode=600`` that ssh and psql demand.
 5. **read-only** when the request says so, the access mode is ``*_READER_ONLY``, or the options hold
    ``--read-only``: ``--read-only`` is in the arguments and nothing drops it. The write permissions
    ``--allow-delete``, ``--allow-overwrite`` and ``--allow-rename`` are removed: they cannot apply.
@@ -63,7 +63,7 @@ SUPPORTED_ACCESS_MODES: frozenset[AccessMode] = frozenset(
         AccessMode.MULTI_NODE_MULTI_WRITER,
     }
 )
-"""DESIGN.md §3.2. The single-writer modes are refused: nothing in S3 could enforce "one writer"."""
+"""docs/architecture.md#csi. The single-writer modes are refused: nothing in S3 could enforce "one writer"."""
 
 READER_ONLY_ACCESS_MODES: frozenset[AccessMode] = frozenset(
     {AccessMode.SINGLE_NODE_READER_ONLY, AccessMode.MULTI_NODE_READER_ONLY}

@@ -68,7 +68,7 @@ class PublishSpec:
     volume_id: str
     target_path: str
     pv_name: str
-    """From the target path (:func:`pv_name_from_target`); part of the sharing key (DESIGN.md §3.5)."""
+    """From the target path (:func:`pv_name_from_target`); part of the sharing key (``volume.sharing``)."""
     context: VolumeContext
     mount: EffectiveMount
     pod: PodInfo

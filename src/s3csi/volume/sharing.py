@@ -1,4 +1,4 @@
-"""Which workloads share one Mountpoint Pod (DESIGN.md §3.5), as a pure key.
+"""Which workloads share one Mountpoint Pod (docs/architecture.md#sharing), as a pure key.
 
 Two workloads share a Mountpoint Pod, and with it one FUSE mount, exactly when their sharing keys
 are equal. The key is a digest of these fields, and of nothing else:
@@ -7,7 +7,7 @@ are equal. The key is a digest of these fields, and of nothing else:
 - ``volume_id`` and ``pv_name`` (None for an inline volume, which has no PV);
 - the effective mount: its whole argument list (``--prefix``, ``--region``, modes, ``--uid``/``--gid``, every
   permission flag, …), ``read_only``, ``fs_group`` and ``fs_user`` — a pod with
-  another fsGroup or fsUser sees other owners and modes, so it needs its own FUSE mount (seed 000);
+  another fsGroup or fsUser sees other owners and modes, so it needs its own FUSE mount;
 - the authentication source, and with it the identity the mount acts as:
   ``driver``: nothing more (every such mount uses the driver's credentials);
   ``secret``: ``credentials_identity``, a digest of the node-publish secret's access key id (see
