@@ -1,6 +1,6 @@
 """Fixtures shared by every test layer.
 
-Integration and e2e tests use real parts (DESIGN.md §5): an S3 server on 127.0.0.1 (moto, in its own
+Integration and e2e tests use real parts (DEVELOPERS.md, Tests): an S3 server on 127.0.0.1 (moto, in its own
 process), real FUSE mounts, real unprivileged processes. When root or /dev/fuse is missing they fail
 loudly — they never skip.
 """
@@ -19,7 +19,7 @@ import pytest
 from s3csi.demo.s3server import EmbeddedS3Server
 from tests.boto_support import boto3_client
 
-# The Mountpoint Pod's user (DESIGN.md §1) and the seed's workload user.
+# The Mountpoint Pod's user (docs/architecture.md#parts) and the fsGroup example's workload user.
 MOUNTER_UID = 1000
 WORKLOAD_UID = 1001
 

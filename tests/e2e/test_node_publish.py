@@ -21,7 +21,7 @@ from tests.integration.csi_support import capability, rpc, run
 
 pytestmark = pytest.mark.usefixtures("privileged")
 OK = grpc.StatusCode.OK
-SEED_OPTIONS = ("uid=1001", "gid=1001", "allow-other")
+FSGROUP_EXAMPLE_OPTIONS = ("uid=1001", "gid=1001", "allow-other")
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def pod_sh(uid: int, gid: int, groups: list[int], script: str) -> tuple[int, str
 
 def test_publish_serves_the_pod_and_unpublish_leaves_nothing(the_node: Node, s3: Any, bucket: str) -> None:
     target = the_node.target()
-    request = the_node.publish_request(target, bucket, mount_flags=SEED_OPTIONS, fs_group=1001)
+    request = the_node.publish_request(target, bucket, mount_flags=FSGROUP_EXAMPLE_OPTIONS, fs_group=1001)
     assert the_node.publish(request) == (OK, "")
     assert the_node.publish(request) == (OK, "")  # repeated: succeeds, changes nothing
     assert len(the_node.mounters()) == 1

@@ -43,7 +43,7 @@ U = 1000  # fsUser
         (REG | 0o600, True, 0o640),
         (REG | 0o666, True, 0o666),  # bits are only added: read-only removes no write bit
         (REG | SUID | 0o755, False, SUID | 0o775),
-        # directories: | 0660/0440 | 0110 | setgid — the 2770 of seed 001
+        # directories: | 0660/0440 | 0110 | setgid — kubelet's 2770
         (DIR | 0o700, False, SGID | 0o770),
         (DIR | 0o755, False, SGID | 0o775),
         (DIR | 0o000, False, SGID | 0o770),

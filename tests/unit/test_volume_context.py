@@ -1,4 +1,4 @@
-"""VolumeContext: the volume attributes of static PVs (seeds 000, 004) and of CreateVolume."""
+"""VolumeContext: the volume attributes of static PVs (docs/mount-options.md) and of CreateVolume."""
 
 from __future__ import annotations
 
@@ -30,14 +30,14 @@ def test_wire_strings_of_the_keys() -> None:
 
 VALID = [
     pytest.param(
-        {"bucketName": "my-bucket"},  # seed 000
+        {"bucketName": "my-bucket"},
         VolumeContext("my-bucket", "", AuthenticationSource.DRIVER, None, None, None),
-        id="seed000-bucket-only-defaults-to-driver",
+        id="bucket-only-defaults-to-driver",
     ),
     pytest.param(
         {"bucketName": "amzn-s3-demo-bucket", "authenticationSource": "pod", "stsRegion": "us-east-1"},
         VolumeContext("amzn-s3-demo-bucket", "", AuthenticationSource.POD, "us-east-1", None, None),
-        id="seed004-pod-level-credentials-with-sts-region",
+        id="pod-level-credentials-with-sts-region",
     ),
     pytest.param(
         {"bucketName": "b.example-1", "authenticationSource": "secret", "prefix": "team-a"},
@@ -53,7 +53,7 @@ VALID = [
         {
             "bucketName": "bkt",
             "authenticationSource": "pod",
-            "roleArn": "arn:aws:iam::111122223333:role/pod-a-role",  # seed 004
+            "roleArn": "arn:aws:iam::111122223333:role/pod-a-role",
         },
         VolumeContext(
             "bkt", "", AuthenticationSource.POD, None, None, "arn:aws:iam::111122223333:role/pod-a-role"

@@ -28,7 +28,7 @@ ACCEPTED = [
     pytest.param(["--allow-other"], ("--allow-other",), id="--flag"),
     pytest.param(["prefix=env=prod/"], ("--prefix=env=prod/",), id="split-on-first-equals"),
     pytest.param(["--prefix env=prod/"], ("--prefix=env=prod/",), id="space-before-equals"),
-    pytest.param(["region us-east-1"], ("--region=us-east-1",), id="seed004-region-with-space"),
+    pytest.param(["region us-east-1"], ("--region=us-east-1",), id="region-with-space"),
     pytest.param(["--prefix data"], ("--prefix=data/",), id="prefix-gets-trailing-slash"),
     pytest.param(["prefix=/a/b"], ("--prefix=a/b/",), id="prefix-loses-leading-slash"),
     pytest.param(["uid=0001"], ("--uid=1",), id="uid-canonical-decimal"),
@@ -73,7 +73,7 @@ ACCEPTED = [
     pytest.param(
         ["uid=1001", "gid=1001", "allow-other"],
         ("--allow-other", "--gid=1001", "--uid=1001"),
-        id="seed000-mount-options",
+        id="fsgroup-example-mount-options",
     ),
     pytest.param([], (), id="none"),
 ]

@@ -1,4 +1,4 @@
-"""effective_mount: the seed examples, overrides in both directions, read-only, conflicts and bad values."""
+"""effective_mount: the fsGroup examples, overrides in both directions, read-only, conflicts and bad values."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from s3csi.volume.policy import (
 )
 from tests.unit.volume_strategies import option_name, valid_entries
 
-RWX = AccessMode.MULTI_NODE_MULTI_WRITER  # a PVC's ReadWriteMany, as in seed 000
+RWX = AccessMode.MULTI_NODE_MULTI_WRITER  # a PVC's ReadWriteMany, as in the dynamic example
 ROX = AccessMode.MULTI_NODE_READER_ONLY  # ReadOnlyMany
 RWO = AccessMode.SINGLE_NODE_WRITER  # ReadWriteOnce
-SEED_000_OPTIONS = ("uid=1001", "gid=1001", "allow-other")
+FSGROUP_EXAMPLE_OPTIONS = ("uid=1001", "gid=1001", "allow-other")
 
 
 def request(
@@ -49,21 +49,21 @@ def request(
 CASES = [
     # (request, expected args)
     pytest.param(
-        # Seed 000, static provisioning: the PV's mountOptions and the Pod's fsGroup 1001.
-        request(*SEED_000_OPTIONS, fs_group="1001"),
+        # docs/mount-options.md, static provisioning: the PV's mountOptions and the Pod's fsGroup 1001.
+        request(*FSGROUP_EXAMPLE_OPTIONS, fs_group="1001"),
         ("--allow-other", "--dir-mode=770", "--file-mode=660", "--gid=1001", "--uid=1001"),
-        id="seed000-static-pv-with-pod-fsgroup",
+        id="example-static-pv-with-pod-fsgroup",
     ),
     pytest.param(
-        # Seed 000, dynamic provisioning: the StorageClass's mountOptions and the Deployment's fsGroup 1001.
-        request(*SEED_000_OPTIONS, fs_group="1001", access_mode=RWX),
+        # docs/mount-options.md, dynamic provisioning: a StorageClass's mountOptions, a Deployment's fsGroup.
+        request(*FSGROUP_EXAMPLE_OPTIONS, fs_group="1001", access_mode=RWX),
         ("--allow-other", "--dir-mode=770", "--file-mode=660", "--gid=1001", "--uid=1001"),
-        id="seed000-dynamic-storageclass-with-deployment-fsgroup",
+        id="example-dynamic-storageclass-with-deployment-fsgroup",
     ),
     pytest.param(
-        request(*SEED_000_OPTIONS),
+        request(*FSGROUP_EXAMPLE_OPTIONS),
         ("--allow-other", "--gid=1001", "--uid=1001"),
-        id="seed000-options-without-fsgroup",
+        id="example-options-without-fsgroup",
     ),
     pytest.param(
         request("uid=1001", "gid=2000", "allow-other", fs_group="1001"),
@@ -116,7 +116,7 @@ CASES = [
         id="pv-uid-kept-without-fsuser",
     ),
     pytest.param(
-        request(*SEED_000_OPTIONS, fs_group="1001", annotation="1005"),
+        request(*FSGROUP_EXAMPLE_OPTIONS, fs_group="1001", annotation="1005"),
         ("--allow-other", "--dir-mode=770", "--file-mode=660", "--gid=1001", "--uid=1005"),
         id="fsuser-and-fsgroup-group-modes",
     ),
@@ -168,9 +168,9 @@ CASES = [
         id="pv-read-only-option-is-read-only",
     ),
     pytest.param(
-        request(*SEED_000_OPTIONS, fs_group="1001", readonly=True, access_mode=ROX),
+        request(*FSGROUP_EXAMPLE_OPTIONS, fs_group="1001", readonly=True, access_mode=ROX),
         ("--allow-other", "--dir-mode=770", "--file-mode=660", "--gid=1001", "--read-only", "--uid=1001"),
-        id="seed000-read-only-many",
+        id="example-read-only-many",
     ),
     pytest.param(
         request("allow-delete", "allow-overwrite", "allow-rename", access_mode=RWO),
@@ -195,8 +195,8 @@ def test_effective_args(policy_input: PolicyInput, expected_args: tuple[str, ...
     assert effective_mount(policy_input).args == expected_args
 
 
-def test_seed000_static_example_in_full() -> None:
-    assert effective_mount(request(*SEED_000_OPTIONS, fs_group="1001")) == EffectiveMount(
+def test_static_fsgroup_example_in_full() -> None:
+    assert effective_mount(request(*FSGROUP_EXAMPLE_OPTIONS, fs_group="1001")) == EffectiveMount(
         args=("--allow-other", "--dir-mode=770", "--file-mode=660", "--gid=1001", "--uid=1001"),
         read_only=False,
         uid=1001,
@@ -261,7 +261,7 @@ def test_unsupported_access_mode_is_invalid_argument(access_mode: AccessMode) ->
         effective_mount(request(access_mode=access_mode))
 
 
-def test_supported_access_modes_are_design_3_2() -> None:
+def test_supported_access_modes_are_the_documented_four() -> None:
     assert {
         AccessMode.MULTI_NODE_MULTI_WRITER,
         AccessMode.MULTI_NODE_READER_ONLY,

@@ -1,4 +1,4 @@
-"""sharing_key: exactly the fields of DESIGN.md §3.5 decide who shares a Mountpoint Pod."""
+"""sharing_key: exactly the fields of docs/architecture.md#sharing decide who shares a Mountpoint Pod."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from s3csi.volume.context import AuthenticationSource
 from s3csi.volume.policy import AccessMode, EffectiveMount, PolicyInput, effective_mount
 from s3csi.volume.sharing import SHARING_KEY_LENGTH, credentials_identity_of, sharing_key
 
-SEED_000_OPTIONS = ("uid=1001", "gid=1001", "allow-other")
+FSGROUP_EXAMPLE_OPTIONS = ("uid=1001", "gid=1001", "allow-other")
 
 
 def mount_for(
@@ -21,7 +21,7 @@ def mount_for(
 ) -> EffectiveMount:
     return effective_mount(
         PolicyInput(
-            mount_flags=SEED_000_OPTIONS,
+            mount_flags=FSGROUP_EXAMPLE_OPTIONS,
             volume_mount_group=fs_group,
             fs_user_annotation=fs_user,
             volume_fs_user=None,
@@ -59,12 +59,12 @@ def test_key_is_stable_across_releases() -> None:
     assert key() == hashlib.sha256(canonical.encode()).hexdigest()[:32] == "440e6219d8c609d3448c5f53da89ff66"
 
 
-def test_seed000_replicas_with_the_same_fsgroup_share() -> None:
-    # Seed 000, dynamic example: two Deployment replicas, fsGroup 1001 each.
+def test_replicas_with_the_same_fsgroup_share() -> None:
+    # The dynamic fsGroup example: two Deployment replicas, fsGroup 1001 each.
     assert key(mount=mount_for(fs_group="1001")) == key(mount=mount_for(fs_group="1001"))
 
 
-def test_seed000_pods_with_other_fsgroups_get_their_own_mountpoint_pod() -> None:
+def test_pods_with_other_fsgroups_get_their_own_mountpoint_pod() -> None:
     assert key(mount=mount_for(fs_group="1001")) != key(mount=mount_for(fs_group="2002"))
     assert key(mount=mount_for(fs_group="1001")) != key(mount=mount_for(fs_group=None))
 
@@ -91,7 +91,7 @@ def test_each_field_of_the_key_splits_workloads(changes: dict[str, Any]) -> None
 def test_options_split_workloads() -> None:
     other = effective_mount(
         PolicyInput(
-            mount_flags=(*SEED_000_OPTIONS, "allow-delete"),
+            mount_flags=(*FSGROUP_EXAMPLE_OPTIONS, "allow-delete"),
             volume_mount_group="1001",
             fs_user_annotation=None,
             volume_fs_user=None,

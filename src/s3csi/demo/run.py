@@ -24,7 +24,7 @@ import grpc
 from s3csi.demo.node import DemoNode, MountpointPodInfo
 from s3csi.demo.report import Check, render_checks, render_table
 from s3csi.demo.s3server import EmbeddedS3Server
-from s3csi.demo.scenario import BUCKET, SEED_MOUNT_OPTIONS, Pod, Volume, pods, static_volumes
+from s3csi.demo.scenario import BUCKET, FSGROUP_EXAMPLE_OPTIONS, Pod, Volume, pods, static_volumes
 from s3csi.errors import S3csiError
 from s3csi.s3 import Credentials, S3Client, S3Settings, StaticCredentials
 
@@ -85,8 +85,8 @@ class Demo:
         self.node.start_driver()
         volumes = {v.pv_name: v for v in static_volumes()}
         claim = f"pvc-{uuid.uuid4()}"
-        created = self.node.create_volume(claim, SEED_MOUNT_OPTIONS)
-        dynamic = Volume(claim, created.volume_id, dict(created.volume_context), SEED_MOUNT_OPTIONS)
+        created = self.node.create_volume(claim, FSGROUP_EXAMPLE_OPTIONS)
+        dynamic = Volume(claim, created.volume_id, dict(created.volume_context), FSGROUP_EXAMPLE_OPTIONS)
         volumes[claim] = dynamic
         self.check(f"CreateVolume made bucket {dynamic.bucket}", self.bucket_exists(dynamic.bucket))
 

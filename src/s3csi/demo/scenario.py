@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 BUCKET = "my-bucket"
 # The PV's and the StorageClass's mountOptions of the fsGroup example (docs/mount-options.md).
-SEED_MOUNT_OPTIONS = ("uid=1001", "gid=1001", "allow-other")
+FSGROUP_EXAMPLE_OPTIONS = ("uid=1001", "gid=1001", "allow-other")
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Pod:
 def static_volumes() -> list[Volume]:
     return [
         # The fsGroup example's static PV.
-        Volume("s3-pv", "s3-csi-fsgroup-example", {"bucketName": BUCKET}, SEED_MOUNT_OPTIONS),
+        Volume("s3-pv", "s3-csi-fsgroup-example", {"bucketName": BUCKET}, FSGROUP_EXAMPLE_OPTIONS),
         # A home-directory volume with a pod-level owner (fsUser): owner-only files.
         Volume("s3-pv-home", "s3-csi-home", {"bucketName": BUCKET, "prefix": "home/", "fsUser": "1005"}, ()),
     ]
