@@ -1,4 +1,4 @@
-"""effective_mount: the fsGroup examples, overrides in both directions, read-only, conflicts and bad values."""
+"""effective_mount: fsGroup examples, overrides in both directions, read-only, conflicts and bad values."""
 
 from __future__ import annotations
 
