@@ -24,6 +24,9 @@ from dataclasses import dataclass
 
 # Pages of (up to) 1000 keys a lookup may list before it calls the directory too large for that.
 LOOKUP_LIST_PAGES = 4
+# The most names a complete listing (of a lookup or of readdir) is kept for. A larger directory is
+# streamed by readdir without being kept, and counts as too large: its lookups ask S3 for the one name.
+LISTING_CACHE_NAMES = LOOKUP_LIST_PAGES * 1000
 
 
 class LookupSource(enum.Enum):
@@ -47,6 +50,9 @@ class DirectoryKnowledge:
     asked_by_name: bool = False
     # The names of the last complete listing, sorted (for reading ahead across files).
     names: tuple[str, ...] = ()
+
+
+NOT_LISTED = DirectoryKnowledge()
 
 
 def lookup_source(

@@ -26,13 +26,14 @@ from s3csi.fs.allocator import release_free_memory, worth_releasing
 from s3csi.fs.cache import DiskCache
 from s3csi.fs.errors import fail, fuse_errors
 from s3csi.fs.inodes import ROOT_INODE, Inode, InodeTable, Kind, State
+from s3csi.fs.listing import DirectoryRead, DirectoryWins, Entry
 from s3csi.fs.lookups import LOOKUP_LIST_PAGES, DirectoryKnowledge, LookupSource, lookup_source
-from s3csi.fs.names import child_name, fits_in_key, is_visible_name
+from s3csi.fs.names import fits_in_key, is_visible_name
 from s3csi.fs.prefetch import PrefetchPolicy
 from s3csi.fs.reader import ObjectReader
 from s3csi.fs.settings import FsSettings
 from s3csi.fs.siblings import SIBLINGS_AHEAD, SiblingReadAhead, siblings_to_fetch
-from s3csi.fs.writer import ObjectWriter
+from s3csi.fs.writer import ObjectWriter, flush_deadline
 from s3csi.s3.client import ObjectInfo, S3Client, WriteOptions
 from s3csi.s3.errors import S3Error
 
@@ -45,14 +46,6 @@ BLOCK_SIZE = 1024 * 1024
 # statfs: S3 has no capacity; report a large, fixed one so tools that check free space proceed.
 STATFS_BLOCKS = 2**40
 STATFS_FILES = 2**32
-
-
-@dataclass
-class Listing:
-    """One directory read: a snapshot taken at the first readdir, so offsets stay stable."""
-
-    ino: int
-    entries: list[tuple[str, Kind, ObjectInfo | None]] | None = None
 
 
 @dataclass
@@ -76,7 +69,7 @@ class S3Operations(pyfuse3.Operations):
         self.read_policy = PrefetchPolicy.for_part_size(settings.read_part_size)
         self.write_options = WriteOptions(settings.storage_class, settings.sse, settings.sse_kms_key_id)
         self.files: dict[int, OpenFile] = {}
-        self.listings: dict[int, Listing] = {}
+        self.listings: dict[int, DirectoryRead] = {}
         self._lookup_listings: dict[int, asyncio.Task[bool]] = {}
         self.read_ahead = SiblingReadAhead()
         self._next_fh = 1
@@ -147,7 +140,9 @@ class S3Operations(pyfuse3.Operations):
     def _expiry(self) -> float:
         return time.monotonic() + self.settings.metadata_ttl_s
 
-    def _object_inode(self, parent: Inode, name: str, info: ObjectInfo) -> Inode:
+    def _object_inode(
+        self, parent: Inode, name: str, info: ObjectInfo, valid_until: float | None = None
+    ) -> Inode:
         return self.table.upsert(
             parent.ino,
             name,
@@ -156,17 +151,19 @@ class S3Operations(pyfuse3.Operations):
             size=info.size,
             etag=info.etag,
             mtime_ns=int(info.last_modified * 1e9),
-            valid_until=self._expiry(),
+            valid_until=self._expiry() if valid_until is None else valid_until,
         )
 
-    def _dir_inode(self, parent: Inode, name: str, *, state: State = State.REMOTE) -> Inode:
+    def _dir_inode(
+        self, parent: Inode, name: str, *, state: State = State.REMOTE, valid_until: float | None = None
+    ) -> Inode:
         return self.table.upsert(
             parent.ino,
             name,
             Kind.DIRECTORY,
             key=f"{parent.key}{name}/",
             mtime_ns=time.time_ns() if state is State.LOCAL else parent.mtime_ns,
-            valid_until=self._expiry(),
+            valid_until=self._expiry() if valid_until is None else valid_until,
             state=state,
         )
 
@@ -265,61 +262,44 @@ class S3Operations(pyfuse3.Operations):
 
     async def _list_into_table(self, directory: Inode) -> bool:
         started = time.monotonic()
-        children = await self._list_children(directory, max_pages=LOOKUP_LIST_PAGES)
-        if children is None:
+        entries = await self._list_children(directory, max_pages=LOOKUP_LIST_PAGES)
+        if entries is None:
             directory.listing = DirectoryKnowledge(too_large_until=started + self.settings.metadata_ttl_s)
             return False
-        self._record_listing(directory, *children, started=started)
+        valid_until = self._expiry()
+        for entry in entries:
+            self._entry_inode(directory, entry, valid_until)
+        self._record_listing(directory, {entry.name for entry in entries}, started=started)
         return True
 
-    async def _list_children(
-        self, directory: Inode, max_pages: int | None = None
-    ) -> tuple[dict[str, ObjectInfo], set[str]] | None:
-        """The objects and sub-prefixes directly in ``directory`` by name, or None when there are more
-        than ``max_pages`` pages of them."""
-        objects: dict[str, ObjectInfo] = {}
-        prefixes: set[str] = set()
+    async def _list_children(self, directory: Inode, max_pages: int) -> list[Entry] | None:
+        """The entries directly in ``directory``, or None when there are more than ``max_pages`` pages."""
+        order = DirectoryWins(directory.key)
+        entries: list[Entry] = []
         token: str | None = None
-        pages = 0
-        while True:
-            if max_pages is not None and pages == max_pages:
-                return None
+        for _ in range(max_pages):
             async with self.requests:
                 page = await self.client.list_objects_v2(
                     self.settings.bucket, prefix=directory.key, delimiter="/", continuation_token=token
                 )
-            pages += 1
-            for info in page.objects:
-                name = child_name(directory.key, info.key)
-                if name is not None:
-                    objects[name] = info
-            for prefix in page.common_prefixes:
-                name = child_name(directory.key, prefix)
-                if name is not None:
-                    prefixes.add(name)
+            entries += order.page(page.objects, page.common_prefixes)
             token = page.next_continuation_token
             if token is None:
-                return objects, prefixes
+                return entries + order.end()
+        return None
 
-    def _record_listing(
-        self, directory: Inode, objects: dict[str, ObjectInfo], prefixes: set[str], *, started: float
-    ) -> None:
-        """A complete listing of ``directory``, begun at ``started``: every child into the table, the
-        remote children it lacks out of it, and the directory marked as listed."""
-        for name, info in objects.items():
-            if name not in prefixes:  # the directory wins
-                self._entry_inode(directory, name, Kind.FILE, info)
-        for name in prefixes:
-            self._entry_inode(directory, name, Kind.DIRECTORY, None)
-        for stale in [i for i in self.table.children(directory.ino) if i.state is State.REMOTE]:
+    def _record_listing(self, directory: Inode, names: set[str], *, started: float) -> None:
+        """A complete listing of ``directory``, begun at ``started``, whose entries are in the table: the
+        remote children it lacks out of the table, and the directory marked as listed."""
+        for stale in self.table.children(directory.ino):
             # A child refreshed after the listing began (an upload completed meanwhile) is newer than it.
             refreshed_since = stale.valid_until > started + self.settings.metadata_ttl_s
-            if stale.name not in objects and stale.name not in prefixes and not refreshed_since:
+            if stale.state is State.REMOTE and stale.name not in names and not refreshed_since:
                 self.table.unlink(directory.ino, stale.name)
         directory.listing = DirectoryKnowledge(
             listed_until=started + self.settings.metadata_ttl_s,
             absent_until=started + self.settings.negative_metadata_ttl_s,
-            names=tuple(sorted(objects.keys() | prefixes)),
+            names=tuple(sorted(names)),
         )
 
     def _mark_ancestors_remote(self, inode: Inode) -> None:
@@ -384,53 +364,70 @@ class S3Operations(pyfuse3.Operations):
 
     @fuse_errors
     async def opendir(self, inode: int, ctx: Any) -> int:
-        self._directory(inode)
+        directory = self._directory(inode)
         fh = self._new_fh()
-        self.listings[fh] = Listing(inode)
+        self.listings[fh] = DirectoryRead(inode, directory.key)
         return fh
-
-    async def _list(self, directory: Inode) -> list[tuple[str, Kind, ObjectInfo | None]]:
-        started = time.monotonic()
-        children = await self._list_children(directory)
-        assert children is not None  # no page limit
-        objects, prefixes = children
-        self._record_listing(directory, objects, prefixes, started=started)
-        entries: dict[str, tuple[str, Kind, ObjectInfo | None]] = {
-            name: (name, Kind.FILE, info) for name, info in objects.items()
-        }
-        entries.update((name, (name, Kind.DIRECTORY, None)) for name in prefixes)  # the directory wins
-        for name in list(directory.local_children):
-            local = self.table.child(directory.ino, name)
-            if local is not None and name not in entries:
-                entries[name] = (name, local.kind, None)
-        return sorted(entries.values())
 
     @fuse_errors
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
-        listing = self.listings.get(fh)
-        if listing is None:
+        """Entries from offset ``start_id`` until the reply is full, listing S3 a page at a time as the
+        read gets past what it has (s3csi.fs.listing)."""
+        read = self.listings.get(fh)
+        if read is None:
             raise fail(errno.EBADF)
-        parent = self._directory(listing.ino)
-        if listing.entries is None:
-            listing.entries = await self._list(parent)
-        for offset in range(start_id, len(listing.entries)):
-            name, kind, info = listing.entries[offset]
-            inode = self._entry_inode(parent, name, kind, info)
-            if inode is None:
-                continue
-            if not pyfuse3.readdir_reply(token, os.fsencode(name), self.attributes(inode), offset + 1):
+        parent = self._directory(read.ino)
+        if not read.begun:
+            local = [
+                name for name in self.table.local_children(parent.ino) if self.table.child(parent.ino, name)
+            ]
+            read.begin(local, time.monotonic())
+        offset = start_id
+        while True:
+            while offset < len(read.names):
+                name = read.names[offset]
+                offset += 1
+                inode = self.table.child(parent.ino, name)
+                if inode is None:
+                    # Forgotten by the kernel (or deleted) since this read showed it: ask S3 again.
+                    inode = await self._resolve(parent, name)
+                    if inode is None:
+                        continue
+                if not pyfuse3.readdir_reply(token, os.fsencode(name), self.attributes(inode), offset):
+                    return
+                self.table.remember(inode)
+            if not read.needs_page(offset):
                 return
-            self.table.remember(inode)
+            await self._read_page(parent, read)
 
-    def _entry_inode(self, parent: Inode, name: str, kind: Kind, info: ObjectInfo | None) -> Inode | None:
-        if info is not None:
-            return self._object_inode(parent, name, info)
-        if kind is Kind.DIRECTORY:
-            known = self.table.child(parent.ino, name)
-            if known is not None and known.is_dir and known.state is State.LOCAL:
-                return known
-            return self._dir_inode(parent, name)
-        return self.table.child(parent.ino, name)  # a local file being written
+    async def _read_page(self, directory: Inode, read: DirectoryRead) -> None:
+        """The next page of S3's listing into ``read`` and the table; at the end of a small directory,
+        the listing cache (s3csi.fs.lookups)."""
+        async with self.requests:
+            page = await self.client.list_objects_v2(
+                self.settings.bucket, prefix=directory.key, delimiter="/", continuation_token=read.token
+            )
+        valid_until = self._expiry()
+        for entry in read.take_page(page.objects, page.common_prefixes, page.next_continuation_token):
+            inode = self._entry_inode(directory, entry, valid_until)
+            if inode is not None:
+                read.shown(inode.name)
+        if not read.complete:
+            return
+        if read.remote is not None:
+            self._record_listing(directory, set(read.remote), started=read.listed_at)
+        else:
+            directory.listing = DirectoryKnowledge(
+                too_large_until=read.listed_at + self.settings.metadata_ttl_s
+            )
+
+    def _entry_inode(self, parent: Inode, entry: Entry, valid_until: float) -> Inode | None:
+        if entry.info is not None:
+            return self._object_inode(parent, entry.name, entry.info, valid_until)
+        known = self.table.child(parent.ino, entry.name)
+        if known is not None and known.is_dir and known.state is State.LOCAL:
+            return known
+        return self._dir_inode(parent, entry.name, valid_until=valid_until)
 
     @fuse_errors
     async def releasedir(self, fh: int) -> None:
@@ -459,7 +456,7 @@ class S3Operations(pyfuse3.Operations):
             raise fail(errno.ENOENT)
         if not inode.is_dir:
             raise fail(errno.ENOTDIR)
-        if inode.local_children or await self._has_objects(inode.key):
+        if self.table.local_children(inode.ino) or await self._has_objects(inode.key):
             raise fail(errno.ENOTEMPTY)
         # Nothing in S3 to delete: directories are prefixes, and this one holds no object.
         self.table.unlink(parent.ino, text)
@@ -534,6 +531,7 @@ class S3Operations(pyfuse3.Operations):
             self.settings.write_part_size,
             self.write_options,
             self.requests,
+            flush_deadline_s=flush_deadline(self.client.settings.request_timeout_s),
         )
         self.read_ahead.drop(inode.key)
         inode.size, inode.mtime_ns = 0, time.time_ns()
