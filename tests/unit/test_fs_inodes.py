@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from s3csi.fs.inodes import ROOT_INODE, InodeTable, Kind, State
+from s3csi.fs.lookups import DirectoryKnowledge
 
 
 def table() -> InodeTable:
@@ -29,17 +30,77 @@ def test_a_name_that_changes_kind_gets_a_new_inode_and_the_old_lives_until_forgo
     assert t.get(new.ino) is new
 
 
-def test_forget_keeps_linked_inodes_and_never_the_root() -> None:
+def test_forget_drops_what_s3_backs_once_the_kernel_holds_none_and_never_the_root() -> None:
     t = table()
     inode = t.upsert(ROOT_INODE, "f", Kind.FILE, key="pre/f", valid_until=1)
     t.remember(inode)
     t.remember(inode)
-    t.forget(inode.ino, 2)
-    assert t.get(inode.ino) is inode  # still named
-    t.unlink(ROOT_INODE, "f")
-    assert t.get(inode.ino) is None  # no name, no lookups
+    t.forget(inode.ino, 1)
+    assert t.get(inode.ino) is inode and t.child(ROOT_INODE, "f") is inode  # one reference left
+    t.forget(inode.ino, 1)
+    assert t.get(inode.ino) is None and t.child(ROOT_INODE, "f") is None  # S3 has it: ask again
+    assert len(t) == 1
     t.forget(ROOT_INODE, 100)
     assert t.get(ROOT_INODE) is not None
+
+
+def test_forget_keeps_entries_only_this_mount_knows() -> None:
+    t = table()
+    made = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, key="pre/d/", valid_until=1, state=State.LOCAL)
+    writing = t.upsert(ROOT_INODE, "w", Kind.FILE, key="pre/w", valid_until=0, state=State.WRITING)
+    remote_dir = t.upsert(ROOT_INODE, "r", Kind.DIRECTORY, key="pre/r/", valid_until=1)
+    inside = t.upsert(remote_dir.ino, "new", Kind.FILE, key="pre/r/new", valid_until=0, state=State.WRITING)
+    for inode in (made, writing, remote_dir, inside):
+        t.remember(inode)
+        t.forget(inode.ino, 1)
+    assert [t.child(ROOT_INODE, n) for n in ("d", "w", "r")] == [made, writing, remote_dir]
+    assert t.child(remote_dir.ino, "new") is inside  # its directory stays for it
+
+
+def test_a_forgotten_directory_takes_the_children_nobody_holds_with_it() -> None:
+    t = table()
+    directory = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, key="pre/d/", valid_until=1)
+    listed = [t.upsert(directory.ino, f"f{i}", Kind.FILE, key=f"pre/d/f{i}", valid_until=1) for i in range(3)]
+    t.remember(directory)
+    t.forget(directory.ino, 1)
+    assert t.get(directory.ino) is None and all(t.get(i.ino) is None for i in listed)
+    assert len(t) == 1
+
+
+def test_a_directory_whose_child_the_kernel_holds_stays() -> None:
+    t = table()
+    directory = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, key="pre/d/", valid_until=1)
+    held = t.upsert(directory.ino, "f", Kind.FILE, key="pre/d/f", valid_until=1)
+    t.remember(directory)
+    t.remember(held)
+    t.forget(directory.ino, 1)
+    assert t.child(ROOT_INODE, "d") is directory and t.child(directory.ino, "f") is held
+
+
+def test_forgetting_a_listed_child_withdraws_the_listing_s_answers() -> None:
+    t = table()
+    directory = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, key="pre/d/", valid_until=1)
+    child = t.upsert(directory.ino, "f", Kind.FILE, key="pre/d/f", valid_until=1)
+    directory.listing = DirectoryKnowledge(listed_until=9.0, absent_until=9.0, names=("f",))
+    t.remember(child)
+    t.forget(child.ino, 1)
+    # "f" is no longer in the table, so the listing may not answer "no such entry" for it.
+    assert directory.listing == DirectoryKnowledge(names=("f",))
+
+
+def test_listing_100_000_entries_and_forgetting_them_leaves_the_table_as_it_was() -> None:
+    t = table()
+    directory = t.upsert(ROOT_INODE, "big", Kind.DIRECTORY, key="pre/big/", valid_until=1)
+    t.remember(directory)
+    inos = []
+    for i in range(100_000):
+        inode = t.upsert(directory.ino, f"f{i:06d}", Kind.FILE, key=f"pre/big/f{i:06d}", valid_until=1)
+        t.remember(inode)
+        inos.append(inode.ino)
+    assert len(t) == 100_002
+    for ino in inos:
+        t.forget(ino, 1)
+    assert len(t) == 2 and t.children(directory.ino) == []
 
 
 def test_negative_entries_expire() -> None:
@@ -55,11 +116,11 @@ def test_negative_entries_expire() -> None:
 def test_local_children_follow_the_state() -> None:
     t = table()
     directory = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, key="pre/d/", valid_until=1, state=State.LOCAL)
-    assert t.get(ROOT_INODE).local_children == {"d"}  # type: ignore[union-attr]
+    assert t.local_children(ROOT_INODE) == {"d"}
     writing = t.upsert(directory.ino, "f", Kind.FILE, key="pre/d/f", valid_until=0, state=State.WRITING)
-    assert directory.local_children == {"f"}
+    assert t.local_children(directory.ino) == {"f"}
     t.set_state(writing, State.REMOTE)
-    assert directory.local_children == set()
+    assert t.local_children(directory.ino) == set()
 
 
 def test_a_listing_does_not_overwrite_a_file_being_written() -> None:

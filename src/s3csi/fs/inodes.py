@@ -2,10 +2,17 @@
 about it until when.
 
 An inode is named by (parent inode, name). The kernel holds *lookup counts*: every successful lookup,
-create, mkdir or readdirplus entry adds one, ``forget`` takes them away. An inode leaves the table only
-when the kernel has forgotten it entirely and it no longer stands for a name; so a name re-used for an
-entry of another kind (a file replaced by a directory) gets a fresh inode number, while the kernel may
-still talk about the old one.
+create, mkdir or readdirplus entry adds one, ``forget`` takes them away. A name re-used for an entry of
+another kind (a file replaced by a directory) gets a fresh inode number, while the kernel may still talk
+about the old one: an inode that no longer stands for a name leaves the table when the kernel forgets it.
+
+The table keeps what the kernel holds, and little more: when the kernel forgets an entry backed by S3
+(its lookup count back to 0), the entry leaves the table, name and all, and the next lookup asks S3 (or a
+listing) again. Listing a directory of 100,000 objects hands the kernel 100,000 entries; the kernel
+forgets them as it reclaims its caches, and the table shrinks with it. Entries only this mount knows
+(directories made by mkdir that hold no object yet, files being written) stay until they are gone.
+Each entry is kept small (slots, no per-file sets) for the same reason: a listed directory costs one
+``Inode`` per entry for as long as the kernel holds it.
 
 Times are ``time.monotonic()`` seconds, passed in by the caller so the table is testable with plain numbers.
 """
@@ -13,10 +20,9 @@ Times are ``time.monotonic()`` seconds, passed in by the caller so the table is 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
-from s3csi.fs.lookups import DirectoryKnowledge
+from s3csi.fs.lookups import NOT_LISTED, DirectoryKnowledge
 
 ROOT_INODE = 1
 # Negative entries are a cache: past this many, the oldest knowledge is dropped wholesale.
@@ -34,7 +40,7 @@ class State(enum.Enum):
     WRITING = "writing"  # a new file whose upload has not finished
 
 
-@dataclass
+@dataclass(slots=True)
 class Inode:
     ino: int
     parent: int
@@ -51,10 +57,8 @@ class Inode:
     lookups: int = 0
     # Whether (parent, name) still leads to this inode.
     linked: bool = True
-    # Local children (mkdir'd directories, files being written) are shown by readdir even before S3 has them.
-    local_children: set[str] = field(default_factory=set)
     # Directories: what the last listing said about the children as a whole (s3csi.fs.lookups).
-    listing: DirectoryKnowledge = field(default_factory=DirectoryKnowledge)
+    listing: DirectoryKnowledge = NOT_LISTED
 
     @property
     def is_dir(self) -> bool:
@@ -68,22 +72,30 @@ class InodeTable:
         root.lookups = 1  # the kernel never forgets the root
         root.valid_until = float("inf")
         self._inodes: dict[int, Inode] = {ROOT_INODE: root}
-        self._names: dict[tuple[int, str], int] = {}
+        # Directory inode → its named children (one dict per directory: a listing walks its own only).
+        self._children: dict[int, dict[str, Inode]] = {}
+        # Directory inode → its local children (mkdir'd directories, files being written), which readdir
+        # shows even before S3 has them.
+        self._local: dict[int, set[str]] = {}
         # (parent, name) → until when "no such entry" may be answered without asking S3.
         self._negative: dict[tuple[int, str], float] = {}
+
+    def __len__(self) -> int:
+        return len(self._inodes)
 
     def get(self, ino: int) -> Inode | None:
         return self._inodes.get(ino)
 
     def child(self, parent: int, name: str) -> Inode | None:
-        ino = self._names.get((parent, name))
-        return self._inodes[ino] if ino is not None else None
+        named = self._children.get(parent)
+        return named.get(name) if named is not None else None
 
-    def children(self, parent: int) -> Iterator[Inode]:
+    def children(self, parent: int) -> list[Inode]:
         """Inodes currently linked under ``parent`` (the table's knowledge, not a listing)."""
-        for (dir_ino, _name), ino in self._names.items():
-            if dir_ino == parent:
-                yield self._inodes[ino]
+        return list(self._children.get(parent, {}).values())
+
+    def local_children(self, parent: int) -> frozenset[str]:
+        return frozenset(self._local.get(parent, ()))
 
     def upsert(
         self,
@@ -105,64 +117,74 @@ class InodeTable:
             if current.state is State.WRITING and state is State.REMOTE:
                 return current  # the local upload in progress is newer than any listing
             current.key, current.size, current.mtime_ns, current.etag = key, size, mtime_ns, etag
-            current.valid_until, current.state = valid_until, state
+            current.valid_until = valid_until
+            self.set_state(current, state)
             return current
         if current is not None:
             self.unlink(parent, name)
         inode = Inode(self._next, parent, name, kind, key, state, size, mtime_ns, etag, valid_until)
         self._next += 1
         self._inodes[inode.ino] = inode
-        self._names[(parent, name)] = inode.ino
+        self._children.setdefault(parent, {})[name] = inode
         if state is not State.REMOTE:
-            self._parent_of(inode).local_children.add(name)
+            self._local.setdefault(parent, set()).add(name)
         return inode
 
     def unlink(self, parent: int, name: str) -> None:
         """(parent, name) no longer leads anywhere; the inode lives on while the kernel remembers it."""
-        ino = self._names.pop((parent, name), None)
-        dir_inode = self._inodes.get(parent)
-        if dir_inode is not None:
-            dir_inode.local_children.discard(name)
-        if ino is None:
+        self._discard_local(parent, name)
+        inode = self._pop_name(parent, name)
+        if inode is None:
             return
-        inode = self._inodes[ino]
         inode.linked = False
         if inode.lookups == 0:
-            del self._inodes[ino]
+            self._drop(inode)
 
     def move(self, inode: Inode, new_parent: int, new_name: str, new_key: str) -> None:
         """After a rename: the kernel keeps using the source's inode under its new name."""
-        self._names.pop((inode.parent, inode.name), None)
-        old_parent = self._inodes.get(inode.parent)
-        if old_parent is not None:
-            old_parent.local_children.discard(inode.name)
-        if (new_parent, new_name) in self._names:
+        self._pop_name(inode.parent, inode.name)
+        self._discard_local(inode.parent, inode.name)
+        if self.child(new_parent, new_name) is not None:
             self.unlink(new_parent, new_name)
         self._negative.pop((new_parent, new_name), None)
         inode.parent, inode.name, inode.key, inode.linked = new_parent, new_name, new_key, True
-        self._names[(new_parent, new_name)] = inode.ino
+        self._children.setdefault(new_parent, {})[new_name] = inode
+        if inode.state is not State.REMOTE:
+            self._local.setdefault(new_parent, set()).add(new_name)
 
     def set_state(self, inode: Inode, state: State) -> None:
         inode.state = state
-        parent = self._inodes.get(inode.parent)
-        if parent is None or not inode.linked:
+        if not inode.linked or inode.parent not in self._inodes:
             return
         if state is State.REMOTE:
-            parent.local_children.discard(inode.name)
+            self._discard_local(inode.parent, inode.name)
         else:
-            parent.local_children.add(inode.name)
+            self._local.setdefault(inode.parent, set()).add(inode.name)
 
     def remember(self, inode: Inode) -> None:
         """The kernel was handed this inode once more (lookup, create, readdirplus)."""
         inode.lookups += 1
 
     def forget(self, ino: int, count: int) -> None:
+        """The kernel dropped ``count`` of its references. Once it holds none, an inode leaves the table
+        if it no longer has a name, or if S3 backs it (and, for a directory, everything the table holds
+        under it is the same): the next lookup asks again."""
         inode = self._inodes.get(ino)
         if inode is None or ino == ROOT_INODE:
             return
         inode.lookups = max(0, inode.lookups - count)
-        if inode.lookups == 0 and not inode.linked:
-            del self._inodes[ino]
+        if inode.lookups > 0:
+            return
+        if not inode.linked:
+            self._drop(inode)
+        elif self._evictable(inode):
+            self._pop_name(inode.parent, inode.name)
+            inode.linked = False
+            self._drop(inode)
+            parent = self._inodes.get(inode.parent)
+            if parent is not None and parent.listing.absent_until > 0:
+                # Its last listing no longer stands for the directory: the table lacks this name now.
+                parent.listing = replace(parent.listing, listed_until=0.0, absent_until=0.0)
 
     def set_negative(self, parent: int, name: str, until: float) -> None:
         if len(self._negative) >= MAX_NEGATIVE_ENTRIES:
@@ -178,5 +200,33 @@ class InodeTable:
             return False
         return True
 
-    def _parent_of(self, inode: Inode) -> Inode:
-        return self._inodes[inode.parent]
+    def _evictable(self, inode: Inode) -> bool:
+        """Nothing but S3's knowledge is lost by dropping ``inode`` and everything under it."""
+        if inode.lookups > 0 or inode.state is not State.REMOTE or inode.ino == ROOT_INODE:
+            return False
+        return all(self._evictable(child) for child in self._children.get(inode.ino, {}).values())
+
+    def _drop(self, inode: Inode) -> None:
+        """``inode`` (no name, no lookups) out of the table, with the children it still names."""
+        self._inodes.pop(inode.ino, None)
+        self._local.pop(inode.ino, None)
+        for child in self._children.pop(inode.ino, {}).values():
+            child.linked = False
+            if child.lookups == 0:
+                self._drop(child)
+
+    def _pop_name(self, parent: int, name: str) -> Inode | None:
+        named = self._children.get(parent)
+        if named is None:
+            return None
+        inode = named.pop(name, None)
+        if not named:
+            del self._children[parent]
+        return inode
+
+    def _discard_local(self, parent: int, name: str) -> None:
+        local = self._local.get(parent)
+        if local is not None:
+            local.discard(name)
+            if not local:
+                del self._local[parent]
