@@ -80,3 +80,27 @@ def test_lazy_unmount_lets_an_open_file_finish(s3_server: EmbeddedS3Server, s3: 
             f.write(b"second half")
         assert fs.process.wait(timeout=60) == 0
     assert s3.get_object(Bucket=bucket, Key="finishing")["Body"].read() == b"first half, second half"
+
+
+def test_close_returns_an_error_when_the_server_is_frozen() -> None:
+    """A server that accepts connections and never answers (SIGSTOPped): close() fails with EIO after
+    the flush deadline (2 request timeouts, docs/filesystem.md) instead of waiting through every retry,
+    and the file is reported as not stored."""
+    own_server = EmbeddedS3Server.start()
+    try:
+        s3 = boto3_client("s3", own_server)
+        s3.create_bucket(Bucket="freezing")
+        with mounted(own_server, "freezing") as fs:
+            fd = os.open(fs.path / "frozen.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.write(fd, b"never answered")
+            own_server.process.send_signal(signal.SIGSTOP)
+            try:
+                with pytest.raises(OSError) as excinfo:
+                    os.close(fd)  # pytest's timeout (300 s) is the generous bound on this wait
+            finally:
+                own_server.process.send_signal(signal.SIGCONT)
+            assert excinfo.value.errno == errno.EIO
+    finally:
+        own_server.stop()
+    assert "upload of s3://freezing/frozen.txt not completed within 120 s" in fs.final_log
+    assert "upload of s3://freezing/frozen.txt failed: the file was not stored" in fs.final_log

@@ -122,3 +122,75 @@ def test_empty_object_can_be_replaced_from_offset_zero() -> None:
         return client.calls
 
     assert asyncio.run(scenario()) == [("put", b""), ("put", b"late")]
+
+
+class FrozenClient(RecordingClient):
+    """A server that accepts requests and never answers them (until ``thaw``), as one SIGSTOPped would."""
+
+    def __init__(self, *, freeze: set[str]) -> None:
+        super().__init__()
+        self.freeze = freeze
+        self.thawed = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def _hang(self, call: str) -> None:
+        if call in self.freeze:
+            self.waiting.set()
+            await self.thawed.wait()
+
+    async def put_object(self, bucket: str, key: str, body: bytes, options: WriteOptions) -> str:
+        await self._hang("put")
+        return await super().put_object(bucket, key, body, options)
+
+    async def complete_multipart_upload(self, bucket: str, key: str, upload_id: str, parts: Any) -> str:
+        await self._hang("complete")
+        return await super().complete_multipart_upload(bucket, key, upload_id, parts)
+
+    async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        await self._hang("abort")
+        await super().abort_multipart_upload(bucket, key, upload_id)
+
+
+@pytest.mark.parametrize(("size", "frozen"), [(5, {"put"}), (25, {"complete", "abort"})])
+def test_completion_without_an_answer_fails_at_the_flush_deadline(size: int, frozen: set[str]) -> None:
+    async def scenario() -> None:
+        client = FrozenClient(freeze=frozen)
+        w = ObjectWriter(
+            client,  # type: ignore[arg-type]
+            "b",
+            "k",
+            PART,
+            WriteOptions(),
+            asyncio.Semaphore(4),
+            flush_deadline_s=0.05,
+        )
+        await w.write(0, b"x" * size)
+        with pytest.raises(S3Unavailable) as excinfo:
+            await w.complete()  # returns although the server never answers (and its abort hangs too)
+        assert "not completed within 0.05 s" in str(excinfo.value)
+        assert excinfo.value.errno == errno.EIO
+        assert not any(c[0] in ("put", "complete") for c in client.calls)
+        client.thawed.set()
+        await w.abort()  # the abort started at the deadline goes on, and finishes once S3 answers
+        assert (("abort",) in client.calls) == ("abort" in frozen)
+
+    asyncio.run(scenario())
+
+
+def test_abort_goes_on_when_its_caller_is_cancelled() -> None:
+    async def scenario() -> list[tuple[Any, ...]]:
+        client = FrozenClient(freeze={"abort"})
+        w = writer(client)
+        await w.write(0, b"y" * 25)  # a multipart upload with two parts
+        caller = asyncio.create_task(w.abort())
+        await client.waiting.wait()  # the abort request is on its way
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        client.thawed.set()
+        aborting = w.start_abort()  # the same abort, not a new one
+        assert aborting is not None
+        await aborting
+        return client.calls
+
+    assert ("abort",) in asyncio.run(scenario())

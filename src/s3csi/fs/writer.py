@@ -4,6 +4,11 @@ makes the object durable. A small file is one PutObject.
 
 Memory is bounded: at most ``max_parts_in_flight`` parts are being uploaded, plus the part being
 filled; a writer that outruns S3 waits in ``write``.
+
+Time is bounded too: completing the upload (what ``close`` and ``fsync`` wait for) fails after
+:func:`flush_deadline`, however many retries the client would still make against a server that
+accepts connections but never answers. An upload that fails is aborted by a task of its own, which
+neither the caller's cancellation nor its deadline stops.
 """
 
 from __future__ import annotations
@@ -15,13 +20,25 @@ from dataclasses import dataclass, field
 
 from s3csi.fs.errors import fail
 from s3csi.s3.client import S3Client, WriteOptions
-from s3csi.s3.errors import S3Error
+from s3csi.s3.errors import TIMEOUT, S3Error, S3Unavailable
+from s3csi.s3.settings import S3Settings
+from s3csi.tasks import background
 
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 # Part uploads in flight per file: enough to keep a link busy, small enough to bound memory.
 UPLOAD_BYTES_IN_FLIGHT = 64 * MiB
+# A flush waits for S3 at most this many request timeouts: one attempt that got no answer and one
+# whole retry on a fresh connection (what heals a connection that died silently). Quick failures
+# (throttling, 5xx) are still retried within it: their backoffs add up to seconds, not minutes. A
+# server that has not answered for that long is taken as gone.
+FLUSH_REQUEST_TIMEOUTS = 2
+
+
+def flush_deadline(request_timeout_s: float) -> float:
+    """How long completing an upload may take, the abort of a failed one included."""
+    return FLUSH_REQUEST_TIMEOUTS * request_timeout_s
 
 
 @dataclass
@@ -38,6 +55,8 @@ class ObjectWriter:
     part_size: int
     options: WriteOptions
     requests: asyncio.Semaphore
+    # flush_deadline() of the client's request timeout (the default's when not given).
+    flush_deadline_s: float = flush_deadline(S3Settings.request_timeout_s)
     size: int = 0
     completed: Completed | None = None
     failure: BaseException | None = None
@@ -49,6 +68,7 @@ class ObjectWriter:
     _upload_id: str | None = None
     _parts: list[asyncio.Task[tuple[int, str]]] = field(default_factory=list)
     _completing: asyncio.Task[Completed] | None = None
+    _aborting: asyncio.Task[None] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -104,43 +124,78 @@ class ObjectWriter:
         return await asyncio.shield(self._completing)
 
     async def abort(self) -> None:
+        """Stop the parts and abort the multipart upload, waiting for the abort. Cancelling the caller
+        does not stop the abort: it runs in a task of its own (:meth:`start_abort`)."""
+        aborting = self.start_abort()
+        if aborting is not None:
+            await asyncio.shield(aborting)
+
+    def start_abort(self) -> asyncio.Task[None] | None:
+        """Stop the parts and start aborting the multipart upload, if there is one; the task that aborts
+        (the same one to every caller), or None when there is nothing to abort."""
         for task in self._parts:
             task.cancel()
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None
-            try:
-                await self.client.abort_multipart_upload(self.bucket, self.key, upload_id)
-            except S3Error as exc:
-                log.warning("could not abort the upload of s3://%s/%s: %s", self.bucket, self.key, exc)
+            self._aborting = background(self._abort_upload(upload_id), name=f"abort upload of {self.key}")
+        return self._aborting
+
+    async def _abort_upload(self, upload_id: str) -> None:
+        try:
+            await self.client.abort_multipart_upload(self.bucket, self.key, upload_id)
+        except S3Error as exc:
+            log.warning("could not abort the upload of s3://%s/%s: %s", self.bucket, self.key, exc)
 
     async def _complete(self) -> Completed:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.flush_deadline_s
         try:
             if self.failure is not None:
                 raise self.failure
-            async with self._lock:  # full parts a cancelled write left waiting for a slot
-                while self._full:
-                    await self._upload_full_part()
-            last = memoryview(self._part)[: self._filled] if self._part is not None else memoryview(b"")
-            self._part, self._filled = None, 0
-            if self._upload_id is None:
-                async with self.requests:
-                    etag = await self.client.put_object(self.bucket, self.key, last, self.options)
-            else:
-                upload_id = self._upload_id
-                if last:
-                    self._start_part(upload_id, last)
-                parts = await asyncio.gather(*self._parts)
-                async with self.requests:
-                    etag = await self.client.complete_multipart_upload(
-                        self.bucket, self.key, upload_id, sorted(parts)
-                    )
-                self._upload_id = None
+            timeout = asyncio.timeout_at(deadline)
+            try:
+                async with timeout:
+                    etag = await self._upload_rest()
+            except TimeoutError:
+                if not timeout.expired():
+                    raise
+                where = f"s3://{self.bucket}/{self.key}"
+                raise S3Unavailable(
+                    f"upload of {where} not completed within {self.flush_deadline_s:g} s (S3 did not answer)",
+                    code=TIMEOUT,
+                    bucket=self.bucket,
+                    key=self.key,
+                ) from None
         except BaseException as exc:
             self.failure = self.failure or exc
-            await self.abort()
+            aborting = self.start_abort()
+            if aborting is not None:
+                # Within what is left of the deadline; an abort still running then carries on alone.
+                await asyncio.wait([aborting], timeout=max(0.0, deadline - loop.time()))
             raise
         self.completed = Completed(self.size, etag)
         return self.completed
+
+    async def _upload_rest(self) -> str:
+        """Upload what is still buffered and finish the upload; the object's ETag."""
+        async with self._lock:  # full parts a cancelled write left waiting for a slot
+            while self._full:
+                await self._upload_full_part()
+        last = memoryview(self._part)[: self._filled] if self._part is not None else memoryview(b"")
+        self._part, self._filled = None, 0
+        if self._upload_id is None:
+            async with self.requests:
+                return await self.client.put_object(self.bucket, self.key, last, self.options)
+        upload_id = self._upload_id
+        if last:
+            self._start_part(upload_id, last)
+        parts = await asyncio.gather(*self._parts)
+        async with self.requests:
+            etag = await self.client.complete_multipart_upload(
+                self.bucket, self.key, upload_id, sorted(parts)
+            )
+        self._upload_id = None
+        return etag
 
     async def _upload_full_part(self) -> None:
         if self._upload_id is None:
