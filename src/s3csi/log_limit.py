@@ -67,4 +67,4 @@ class RepeatLimiter:
         if dropped:
             message += " (and %d more times since it was last logged)"
             args = (*args, dropped)
-        logger.log(level, message, *args, exc_info=exc_info)
+        logger.log(level, message, *args, exc_info=exc_info, stacklevel=2)  # the caller's line

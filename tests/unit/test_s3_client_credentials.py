@@ -12,7 +12,7 @@ import pytest
 from s3csi import errors as categories
 from s3csi.s3 import errors
 from s3csi.s3.client import S3Client
-from s3csi.s3.credentials import Credentials, SharedCredentialsFile
+from s3csi.s3.credentials import CredentialChain, Credentials, SharedCredentialsFile
 from s3csi.s3.settings import S3Settings
 
 # Port 9 (discard) on the loopback: nothing listens, and nothing is sent anyway.
@@ -69,7 +69,7 @@ def test_garbled_credentials_file_names_the_file_never_its_content(tmp_path: Pat
     files = SharedCredentialsFile(str(path), str(tmp_path / "config"), "default")
 
     async def scenario() -> errors.S3Error:
-        async with S3Client(SETTINGS, files) as s3:
+        async with S3Client(SETTINGS, CredentialChain([files])) as s3:
             with pytest.raises(errors.CredentialsInvalid) as excinfo:
                 await s3.get_object("bucket", "key")
             return excinfo.value
