@@ -23,6 +23,7 @@ from s3csi.errors import InvalidArgument, PermissionDenied
 from s3csi.s3.credentials import Credentials
 from s3csi.volume.context import (
     ROLE_ARN,
+    ROLE_ARN_ANNOTATION,
     SERVICE_ACCOUNT_TOKENS,
     STS_REGION,
     AuthenticationSource,
@@ -41,8 +42,6 @@ SECRET_KEYS = (ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN)
 MAX_LENGTH = {ACCESS_KEY_ID: 128, SECRET_ACCESS_KEY: 1024, SESSION_TOKEN: 8192}
 
 DEFAULT_AUDIENCE = "sts.amazonaws.com"
-ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
-"""The service account annotation naming the role its pods assume (IRSA)."""
 SECRET_SOURCE = "node-publish secret"
 POD_SOURCE = "pod service account"
 

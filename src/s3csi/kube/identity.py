@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from s3csi.credentials.plan import ROLE_ARN_ANNOTATION
 from s3csi.errors import Aborted, FailedPrecondition
 from s3csi.kube.objects import Pod, ServiceAccount
-from s3csi.volume.context import FS_USER_ANNOTATION
+from s3csi.volume.context import FS_USER_ANNOTATION, ROLE_ARN_ANNOTATION
 
 DEFAULT_SERVICE_ACCOUNT = "default"
 """The service account of a pod whose spec names none."""

@@ -1,4 +1,4 @@
-"""Volume attributes: the one home of the volume-context keys and their parsing.
+"""Volume attributes: the one home of the volume-context keys, the annotation keys, and their parsing.
 
 A volume context reaches NodePublishVolume from a static PV's ``volumeAttributes`` or from what CreateVolume
 returned, plus the ``csi.storage.k8s.io/*`` keys kubelet adds when the CSIDriver asks for pod info. Keys this
@@ -34,6 +34,9 @@ FS_USER_ANNOTATION = "s3csi.io/fs-user"
 """The pod annotation carrying the pod-level file owner uid (fsUser: docs/mount-options.md)."""
 
 # AWS general-purpose bucket naming rules, which S3-compatible stores follow for new buckets.
+ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
+"""The service account annotation naming the role its pods assume (IRSA)."""
+
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _IPV4_LIKE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
 _ROLE_ARN = re.compile(r"arn:[a-z0-9-]+:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
