@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from s3csi.mountflags import MAX_ID
 from tests.conftest import MOUNTER_UID, run_as
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("privileged")]
@@ -64,10 +65,11 @@ def test_apply_then_on_root_mismatch_skips(volume: Path) -> None:
     [
         (
             ["--fs-group", "staff"],
-            "argument --fs-group: must be a numeric ID from 0 to 4294967294, not 'staff'",
+            f"argument --fs-group: must be a numeric ID from 0 to {MAX_ID}, not 'staff'",
         ),
         (["--fs-group", "-5"], "argument --fs-group: must be a numeric ID"),
         (["--fs-group", "4294967295"], "argument --fs-group: must be a numeric ID"),
+        (["--fs-group", str(MAX_ID + 1)], "argument --fs-group: must be a numeric ID"),
         (["--fs-group", "1", "--fs-user", "x"], "argument --fs-user: must be a numeric ID"),
         (["--fs-group", "1", "--policy", "Never"], "argument --policy: invalid choice: 'Never'"),
         ([], "the following arguments are required: --fs-group"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,22 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from s3csi.errors import InvalidArgument
-from s3csi.fs.settings import (
-    CACHED_METADATA_TTL_S,
-    INDEFINITE_TTL_S,
-    MINIMAL_TTL_S,
-    FsFlags,
-    build_settings,
-    parse_mode,
-    parse_ttl,
-)
-
-MiB = 1024 * 1024
-BASE = FsFlags(bucket="bucket", directory="/mnt/s3")
+from s3csi.fs.settings import FsFlags, build_settings, parse_mode, parse_ttl
+from s3csi.mountflags import CACHED_METADATA_TTL_S, INDEFINITE_TTL_S, MINIMAL_TTL_S, MiB
 
 
 def build(**changes: Any) -> Any:
-    return build_settings(replace(BASE, **changes), default_uid=1000, default_gid=2000)
+    """Settings from BUCKET, DIR and flags named as keywords (``dir_mode="0770"``, ``allow_other=True``)."""
+    bucket, directory = changes.pop("bucket", "bucket"), changes.pop("directory", "/mnt/s3")
+    flags = FsFlags(bucket, directory, {name.replace("_", "-"): value for name, value in changes.items()})
+    return build_settings(flags, default_uid=1000, default_gid=2000)
 
 
 def test_defaults_match_mount_s3() -> None:
@@ -84,6 +76,10 @@ def test_fuse_options_follow_the_flags(changes: dict[str, bool], option: str) ->
         ({"bucket": "-bad"}, "BUCKET"),
         ({"uid": "x"}, "--uid"),
         ({"uid": str(2**32)}, "--uid"),
+        ({"uid": "2147483648"}, "--uid"),
+        ({"gid": "4294967294"}, "--gid"),
+        ({"region": "-"}, "--region"),
+        ({"region": "-eu"}, "--region"),
         ({"gid": "-5"}, "--gid"),
         ({"dir_mode": "8"}, "--dir-mode"),
         ({"file_mode": "4755"}, "--file-mode"),
@@ -117,6 +113,19 @@ def test_bad_values_are_refused_by_name(changes: dict[str, Any], named: str) -> 
     with pytest.raises(InvalidArgument) as excinfo:
         build(**changes)
     assert named in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ({"no-such-flag": "1"}, "--no-such-flag: not a flag of s3csi mount"),
+        ({"uid": True}, "--uid: needs a value"),
+        ({"allow-other": "yes"}, "--allow-other: takes no value"),
+    ],
+)
+def test_flags_must_be_the_specs(given: dict[str, str | bool], problem: str) -> None:
+    with pytest.raises(InvalidArgument, match=problem):
+        FsFlags("bucket", "/mnt/s3", given)
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from s3csi.errors import InvalidArgument
+from s3csi.mountflags import ValueKind
 from s3csi.volume.options import (
     ALLOWED_OPTIONS,
     DENIED_OPTIONS,
     DROPPED_OPTIONS,
     MountOptions,
-    ValueKind,
 )
 from tests.unit.volume_strategies import any_entries, option_name, valid_entries
 

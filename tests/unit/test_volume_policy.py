@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from s3csi.errors import InvalidArgument
 from s3csi.fs import cli as fs_cli
 from s3csi.fs.settings import build_settings
-from s3csi.volume.options import MAX_ID, MountOptions
+from s3csi.mountflags import KMS_SSE_TYPES, MAX_ID
+from s3csi.volume.options import MountOptions
 from s3csi.volume.policy import (
     SUPPORTED_ACCESS_MODES,
     AccessMode,
@@ -342,7 +343,7 @@ _REQUESTS = st.builds(
 
 def _kms_key_without_kms_sse(policy_input: PolicyInput) -> bool:
     options = MountOptions.parse(policy_input.mount_flags)
-    return options.has("sse-kms-key-id") and options.get("sse") not in ("aws:kms", "aws:kms:dsse")
+    return options.has("sse-kms-key-id") and options.get("sse") not in KMS_SSE_TYPES
 
 
 @given(_REQUESTS)

@@ -6,24 +6,22 @@ import re
 
 from hypothesis import strategies as st
 
-from s3csi.volume.options import (
-    ALLOWED_OPTIONS,
-    DENIED_OPTIONS,
-    DROPPED_OPTIONS,
+from s3csi.mountflags import (
     MAX_ID,
     MAX_PART_SIZE,
     MAX_THREADS,
     MAX_TTL_S,
-    MIN_PART_SIZE,
     MIN_READ_PART_SIZE,
+    MIN_WRITE_PART_SIZE,
     ValueKind,
 )
+from s3csi.volume.options import ALLOWED_OPTIONS, DENIED_OPTIONS, DROPPED_OPTIONS
 
 _VALID_VALUES: dict[ValueKind, st.SearchStrategy[str]] = {
     ValueKind.ID: st.integers(0, MAX_ID).flatmap(lambda n: st.sampled_from([str(n), f"{n:05d}"])),
     ValueKind.MODE: st.integers(0, 0o777).flatmap(lambda m: st.sampled_from([f"{m:03o}", f"{m:04o}"])),
     ValueKind.TTL: st.one_of(st.sampled_from(["indefinite", "minimal"]), st.integers(0, MAX_TTL_S).map(str)),
-    ValueKind.PART_SIZE: st.integers(MIN_PART_SIZE, MAX_PART_SIZE).map(str),
+    ValueKind.PART_SIZE: st.integers(MIN_WRITE_PART_SIZE, MAX_PART_SIZE).map(str),
     ValueKind.READ_PART_SIZE: st.integers(MIN_READ_PART_SIZE, MAX_PART_SIZE).map(str),
     ValueKind.THREADS: st.integers(1, MAX_THREADS).map(str),
     ValueKind.REGION: st.from_regex(r"[a-z][a-z0-9-]{0,15}[a-z0-9]", fullmatch=True),

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from s3csi.errors import InvalidArgument, PermissionDenied
+from s3csi.mountflags import REGION_PATTERN
 from s3csi.s3.credentials import Credentials
 from s3csi.volume.context import (
     ROLE_ARN,
@@ -29,7 +30,6 @@ from s3csi.volume.context import (
     AuthenticationSource,
     is_role_arn,
 )
-from s3csi.volume.options import REGION_PATTERN
 from s3csi.volume.publisher import PublishSpec
 
 # The keys of a provisioner or node-publish secret (docs/credentials.md).

@@ -1,6 +1,7 @@
 """``s3csi mount BUCKET DIR [flags]``: mount-s3's command line, same flag names and meanings, plus
-``--allow-rename``. Without ``--foreground`` the command returns once the mount works (status 0), or
-fails with the reason (non-zero) and leaves nothing mounted."""
+``--allow-rename``; the flags, their help and defaults come from :mod:`s3csi.mountflags`. Without
+``--foreground`` the command returns once the mount works (status 0), or fails with the reason (non-zero)
+and leaves nothing mounted."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import sys
 from s3csi.errors import S3csiError, Unavailable
 from s3csi.fs.settings import FsFlags, FsSettings, build_settings, check_cache_dir, check_mountpoint
 from s3csi.logs import configure_logging
+from s3csi.mountflags import FLAGS, ValueKind
 
 SYSLOG_SOCKET = "/dev/log"
 # The daemon's report to the waiting parent: this, or the error text.
@@ -21,49 +23,30 @@ READY = b"\0ready"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """BUCKET, DIR and one argument per flag spec (:data:`s3csi.mountflags.FLAGS`)."""
     parser.add_argument("bucket", metavar="BUCKET", help="name of the bucket to mount")
     parser.add_argument(
         "directory", metavar="DIR", help="mount point, or /dev/fd/N: a mounted /dev/fuse descriptor"
     )
-    flag = parser.add_argument
-    flag("--prefix", help="key prefix to mount, ending in '/' [default: the whole bucket]")
-    flag("--region", help="AWS region of the bucket [default: AWS_REGION, else us-east-1]")
-    flag("--endpoint-url", help="S3 endpoint URL [default: AWS_ENDPOINT_URL, else AWS]")
-    flag("--force-path-style", action="store_true", help="address buckets as ENDPOINT/BUCKET/KEY")
-    flag("--read-only", action="store_true", help="mount read-only: every change fails with EROFS")
-    flag("--allow-delete", action="store_true", help="allow unlink (deletes the object)")
-    flag("--allow-overwrite", action="store_true", help="allow replacing existing files (open with O_TRUNC)")
-    flag("--allow-rename", action="store_true", help="allow renaming files (copy + delete: NOT atomic)")
-    flag("--allow-other", action="store_true", help="allow other users, including root, to access the mount")
-    flag("--allow-root", action="store_true", help="allow root to access the mount")
-    flag("--uid", help="owner of every file and directory [default: the caller's uid]")
-    flag("--gid", help="group of every file and directory [default: the caller's gid]")
-    flag("--dir-mode", help="permission bits of directories, octal [default: 0755]")
-    flag("--file-mode", help="permission bits of files, octal [default: 0644]")
-    flag("-f", "--foreground", action="store_true", help="stay in the foreground")
-    flag("--auto-unmount", action="store_true", help="unmount when the process exits, even if killed")
-    flag("--metadata-ttl", help="seconds to cache metadata, or 'minimal' (1 s) or 'indefinite'")
-    flag("--negative-metadata-ttl", help="seconds to cache 'no such file' [default: --metadata-ttl]")
-    flag("--cache", metavar="DIR", help="keep read parts in a cache in DIR")
-    flag("--max-cache-size", metavar="MiB", help="bound of the --cache [default: leave 5%% of the disk free]")
-    flag(
-        "--part-size", metavar="BYTES", help="part size of ranged GETs and multipart uploads [default: 8 MiB]"
-    )
-    flag("--read-part-size", metavar="BYTES", help="part size of ranged GETs [default: --part-size]")
-    flag("--write-part-size", metavar="BYTES", help="part size of multipart uploads [default: --part-size]")
-    flag("--max-threads", metavar="N", help="most S3 requests in flight at once [default: 16]")
-    flag("--storage-class", help="storage class of new objects, e.g. STANDARD_IA")
-    flag("--sse", help="server-side encryption of new objects: aws:kms, aws:kms:dsse or AES256")
-    flag("--sse-kms-key-id", help="KMS key for --sse aws:kms / aws:kms:dsse")
-    flag("--no-sign-request", action="store_true", help="send anonymous requests (public buckets)")
-    flag("--user-agent-prefix", help="put this in front of the User-Agent of every request")
-    flag("-d", "--debug", action="store_true", help="log at DEBUG")
+    for spec in FLAGS:
+        names = (f"-{spec.short}", spec.option) if spec.short else (spec.option,)
+        # argparse %-formats help texts.
+        text = spec.help if spec.default_help is None else f"{spec.help} [default: {spec.default_help}]"
+        text = text.replace("%", "%%")
+        if spec.kind is ValueKind.FLAG:
+            parser.add_argument(*names, action="store_true", help=text)
+        else:
+            parser.add_argument(*names, metavar=spec.metavar, help=text)
 
 
 def flags_from(args: argparse.Namespace) -> FsFlags:
-    values = vars(args)
-    names = FsFlags.__dataclass_fields__
-    return FsFlags(**{name: values[name] for name in names if name in values})
+    """The flags argparse found: switches that are on, and the text of each value given."""
+    given: dict[str, str | bool] = {}
+    for spec in FLAGS:
+        value = getattr(args, spec.dest, None)
+        if value is not None and value is not False:
+            given[spec.name] = value
+    return FsFlags(bucket=args.bucket, directory=args.directory, given=given)
 
 
 def run(args: argparse.Namespace) -> int:

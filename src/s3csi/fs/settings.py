@@ -1,8 +1,9 @@
 """The file system's configuration: mount-s3's flags (same names, same meanings) as one frozen value.
 
-Every flag's value is parsed and checked here, once, when the settings are built; a bad value raises
-``InvalidArgument`` naming the flag. Nothing in this module does I/O except :func:`check_mountpoint` and
-:func:`check_cache_dir`, which look at the paths the command was given.
+Every flag's value is parsed and checked here, once, when the settings are built, against the flag's range,
+pattern and default in :mod:`s3csi.mountflags`; a bad value raises ``InvalidArgument`` naming the flag.
+Nothing in this module does I/O except :func:`check_mountpoint` and :func:`check_cache_dir`, which look at
+the paths the command was given.
 """
 
 from __future__ import annotations
@@ -10,40 +11,35 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from s3csi.errors import InvalidArgument
+from s3csi.mountflags import (
+    BY_NAME,
+    CACHED_METADATA_TTL_S,
+    DEFAULT_DIR_MODE,
+    DEFAULT_FILE_MODE,
+    DEFAULT_MAX_THREADS,
+    DEFAULT_PART_SIZE,
+    KMS_SSE_TYPES,
+    MINIMAL_TTL_S,
+    PATTERNS,
+    RANGES,
+    SSE_TYPES,
+    TTL_WORDS,
+    FlagSpec,
+    MiB,
+    ValueKind,
+)
 from s3csi.s3.addressing import refuse_userinfo
 
-KiB = 1024
-MiB = 1024 * KiB
-GiB = 1024 * MiB
-
-DEFAULT_PART_SIZE = 8 * MiB
-# S3 refuses multipart parts under 5 MiB (the last excepted) and over 5 GiB.
-MIN_WRITE_PART_SIZE = 5 * MiB
-MAX_PART_SIZE = 5 * GiB
-MIN_READ_PART_SIZE = 64 * KiB
-DEFAULT_MAX_THREADS = 16
-# "minimal" is mount-s3's default: metadata is re-validated after one second.
-MINIMAL_TTL_S = 1.0
-# "indefinite": the kernel takes entry/attr timeouts as seconds; a century is forever for a mount.
-INDEFINITE_TTL_S = 100 * 365 * 24 * 3600.0
-# With --cache, mount-s3 keeps metadata for a minute unless --metadata-ttl says otherwise.
-CACHED_METADATA_TTL_S = 60.0
-SSE_TYPES = ("aws:kms", "aws:kms:dsse", "AES256")
-MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to the kernel
-
 _BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
-_STORAGE_CLASS = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 # The kernel's read-ahead on a mount (KiB), set by whoever mounts it once INIT is answered. Its default,
 # 128, turns every big read into 128 KiB FUSE requests; with 4 MiB they are 1 MiB (libfuse's largest),
 # several in flight.
 READ_AHEAD_KIB = 4096
 _FD_PATH = re.compile(r"/dev/fd/(\d+)")
-
-SseType = Literal["aws:kms", "aws:kms:dsse", "AES256"]
 
 
 @dataclass(frozen=True)
@@ -71,8 +67,8 @@ class FsSettings:
     foreground: bool = False
     uid: int = 0
     gid: int = 0
-    dir_mode: int = 0o755
-    file_mode: int = 0o644
+    dir_mode: int = DEFAULT_DIR_MODE
+    file_mode: int = DEFAULT_FILE_MODE
     metadata_ttl_s: float = MINIMAL_TTL_S
     negative_metadata_ttl_s: float = MINIMAL_TTL_S
     cache_dir: str | None = None
@@ -82,7 +78,7 @@ class FsSettings:
     # Most S3 requests in flight at once (reads, part uploads, listings together).
     max_threads: int = DEFAULT_MAX_THREADS
     storage_class: str | None = None
-    sse: SseType | None = None
+    sse: str | None = None  # one of mountflags.SSE_TYPES
     sse_kms_key_id: str | None = None
     debug: bool = False
 
@@ -103,78 +99,31 @@ class FsSettings:
 
 @dataclass(frozen=True)
 class FsFlags:
-    """The command line as given (strings where the user typed text), before validation."""
+    """The command line as given, before validation: BUCKET, DIR and the flags that were given, by their
+    names in :data:`s3csi.mountflags.FLAGS` (``{"uid": "1001", "allow-other": True}``)."""
 
     bucket: str
     directory: str
-    prefix: str | None = None
-    region: str | None = None
-    endpoint_url: str | None = None
-    force_path_style: bool = False
-    no_sign_request: bool = False
-    user_agent_prefix: str | None = None
-    read_only: bool = False
-    allow_delete: bool = False
-    allow_overwrite: bool = False
-    allow_rename: bool = False
-    allow_other: bool = False
-    allow_root: bool = False
-    auto_unmount: bool = False
-    foreground: bool = False
-    uid: str | None = None
-    gid: str | None = None
-    dir_mode: str | None = None
-    file_mode: str | None = None
-    metadata_ttl: str | None = None
-    negative_metadata_ttl: str | None = None
-    cache: str | None = None
-    max_cache_size: str | None = None
-    part_size: str | None = None
-    read_part_size: str | None = None
-    write_part_size: str | None = None
-    max_threads: str | None = None
-    storage_class: str | None = None
-    sse: str | None = None
-    sse_kms_key_id: str | None = None
-    debug: bool = False
+    given: Mapping[str, str | bool] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for name, value in self.given.items():
+            spec = BY_NAME.get(name)
+            if spec is None:
+                raise InvalidArgument(f"--{name}: not a flag of s3csi mount")
+            if isinstance(value, bool) is not (spec.kind is ValueKind.FLAG):
+                raise InvalidArgument(
+                    f"--{name}: takes no value" if spec.kind is ValueKind.FLAG else f"--{name}: needs a value"
+                )
 
-def parse_id(flag: str, text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise InvalidArgument(f"{flag}: {text!r} is not a number") from None
-    if not 0 <= value <= MAX_ID:
-        raise InvalidArgument(f"{flag}: {value} is out of range 0..{MAX_ID}")
-    return value
+    def on(self, name: str) -> bool:
+        """Was the switch ``--name`` given?"""
+        return self.given.get(name) is True
 
-
-def parse_mode(flag: str, text: str) -> int:
-    """Octal permission bits, ``755`` or ``0755`` (like mount-s3); no file type, no setuid bits."""
-    try:
-        value = int(text, 8)
-    except ValueError:
-        raise InvalidArgument(f"{flag}: {text!r} is not an octal mode such as 0755") from None
-    if not 0 <= value <= 0o777:
-        raise InvalidArgument(f"{flag}: {text!r} is out of range 0000..0777")
-    return value
-
-
-def parse_ttl(flag: str, text: str) -> float:
-    """Seconds, or ``minimal`` (one second) or ``indefinite`` (never re-validated)."""
-    if text == "minimal":
-        return MINIMAL_TTL_S
-    if text == "indefinite":
-        return INDEFINITE_TTL_S
-    try:
-        value = float(text)
-    except ValueError:
-        raise InvalidArgument(
-            f"{flag}: {text!r} is not a number of seconds, 'minimal' or 'indefinite'"
-        ) from None
-    if not 0 <= value <= INDEFINITE_TTL_S:
-        raise InvalidArgument(f"{flag}: {text!r} must be between 0 and {INDEFINITE_TTL_S:.0f} seconds")
-    return value
+    def text(self, name: str) -> str | None:
+        """The text given for ``--name``, or None when it was not given."""
+        value = self.given.get(name)
+        return value if isinstance(value, str) else None
 
 
 def parse_int(flag: str, text: str, *, low: int, high: int) -> int:
@@ -184,6 +133,34 @@ def parse_int(flag: str, text: str, *, low: int, high: int) -> int:
         raise InvalidArgument(f"{flag}: {text!r} is not a whole number") from None
     if not low <= value <= high:
         raise InvalidArgument(f"{flag}: {value} is out of range {low}..{high}")
+    return value
+
+
+def parse_mode(flag: str, text: str) -> int:
+    """Octal permission bits, ``755`` or ``0755`` (like mount-s3); no file type, no setuid bits."""
+    low, high = RANGES[ValueKind.MODE]
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise InvalidArgument(f"{flag}: {text!r} is not an octal mode such as 0755") from None
+    if not low <= value <= high:
+        raise InvalidArgument(f"{flag}: {text!r} is out of range {low:04o}..{high:04o}")
+    return value
+
+
+def parse_ttl(flag: str, text: str) -> float:
+    """Seconds, or ``minimal`` (one second) or ``indefinite`` (never re-validated)."""
+    if text in TTL_WORDS:
+        return TTL_WORDS[text]
+    low, high = RANGES[ValueKind.TTL]
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidArgument(
+            f"{flag}: {text!r} is not a number of seconds, {' or '.join(map(repr, TTL_WORDS))}"
+        ) from None
+    if not low <= value <= high:
+        raise InvalidArgument(f"{flag}: {text!r} must be between {low} and {high} seconds")
     return value
 
 
@@ -197,6 +174,39 @@ def parse_prefix(text: str) -> str:
     return text
 
 
+def parse_number(spec: FlagSpec, text: str) -> int:
+    """A numeric flag's value, within its range: octal for modes, decimal for the rest."""
+    if spec.kind is ValueKind.MODE:
+        return parse_mode(spec.option, text)
+    if spec.range is None:
+        raise TypeError(f"{spec.option} is not a numeric flag")
+    low, high = spec.range
+    return parse_int(spec.option, text, low=low, high=high)
+
+
+def parse_text(spec: FlagSpec, text: str) -> str:
+    """A textual flag's value, checked against its kind: InvalidArgument naming the flag otherwise."""
+    kind, flag = spec.kind, spec.option
+    pattern = PATTERNS.get(kind)
+    if pattern is not None and not pattern.fullmatch(text):
+        raise InvalidArgument(f"{flag}: {text!r} is not {kind.value}")
+    if kind is ValueKind.PREFIX:
+        return parse_prefix(text)
+    if kind is ValueKind.SSE and text not in SSE_TYPES:
+        raise InvalidArgument(f"{flag}: {text!r} must be one of {', '.join(SSE_TYPES)}")
+    if kind is ValueKind.KMS_KEY_ID and not text.strip():
+        raise InvalidArgument(f"{flag} must not be empty")
+    if kind is ValueKind.USER_AGENT_PREFIX and not text.isprintable():
+        raise InvalidArgument(f"{flag} must be printable text")
+    if kind is ValueKind.URL:
+        refuse_userinfo(text, flag)
+        if not text.startswith(("http://", "https://")):
+            raise InvalidArgument(f"{flag}: {text!r} must start with http:// or https://")
+    if kind is ValueKind.DIRECTORY and not text:
+        raise InvalidArgument(f"{flag}: the directory must not be empty")
+    return text
+
+
 def parse_fd_path(directory: str) -> int | None:
     """The descriptor number of a ``/dev/fd/N`` mount point, else None."""
     match = _FD_PATH.fullmatch(directory)
@@ -206,6 +216,7 @@ def parse_fd_path(directory: str) -> int | None:
 def build_settings(flags: FsFlags, *, default_uid: int, default_gid: int) -> FsSettings:
     """Validate the flags and build the settings. Raises ``InvalidArgument`` naming the bad flag.
 
+    Each value is checked against its spec (:mod:`s3csi.mountflags`); the rules between flags are here.
     The mount point itself is only looked at by :func:`check_mountpoint` (I/O).
     """
     if not _BUCKET_NAME.fullmatch(flags.bucket):
@@ -213,102 +224,74 @@ def build_settings(flags: FsFlags, *, default_uid: int, default_gid: int) -> FsS
     if not flags.directory:
         raise InvalidArgument("DIRECTORY: must not be empty")
     fuse_fd = parse_fd_path(flags.directory)
-    if flags.allow_other and flags.allow_root:
+    on = flags.on
+    if on("allow-other") and on("allow-root"):
         raise InvalidArgument("--allow-other and --allow-root cannot be used together")
-    if flags.auto_unmount and fuse_fd is not None:
+    if on("auto-unmount") and fuse_fd is not None:
         raise InvalidArgument("--auto-unmount: a /dev/fd/N mount is unmounted by the parent that mounted it")
-    if flags.read_only and (flags.allow_delete or flags.allow_overwrite or flags.allow_rename):
+    if on("read-only") and (on("allow-delete") or on("allow-overwrite") or on("allow-rename")):
         raise InvalidArgument(
             "--read-only cannot be combined with --allow-delete, --allow-overwrite or --allow-rename"
         )
-    if flags.max_cache_size is not None and flags.cache is None:
+    cache = _text(flags, "cache")
+    if flags.text("max-cache-size") is not None and cache is None:
         raise InvalidArgument("--max-cache-size needs --cache")
-    if flags.cache is not None and not flags.cache:
-        raise InvalidArgument("--cache: the directory must not be empty")
-    if flags.sse is not None and flags.sse not in SSE_TYPES:
-        raise InvalidArgument(f"--sse: {flags.sse!r} must be one of {', '.join(SSE_TYPES)}")
-    if flags.sse_kms_key_id is not None and flags.sse not in ("aws:kms", "aws:kms:dsse"):
-        raise InvalidArgument("--sse-kms-key-id needs --sse aws:kms or --sse aws:kms:dsse")
-    if flags.sse_kms_key_id is not None and not flags.sse_kms_key_id.strip():
-        raise InvalidArgument("--sse-kms-key-id must not be empty")
-    if flags.storage_class is not None and not _STORAGE_CLASS.fullmatch(flags.storage_class):
-        raise InvalidArgument(
-            f"--storage-class: {flags.storage_class!r} is not a storage class such as STANDARD_IA"
-        )
-    if flags.endpoint_url is not None:
-        refuse_userinfo(flags.endpoint_url, "--endpoint-url")
-    if flags.endpoint_url is not None and not flags.endpoint_url.startswith(("http://", "https://")):
-        raise InvalidArgument(f"--endpoint-url: {flags.endpoint_url!r} must start with http:// or https://")
-    if flags.region is not None and not re.fullmatch(r"[a-z0-9-]{1,64}", flags.region):
-        raise InvalidArgument(f"--region: {flags.region!r} is not a region name such as eu-west-1")
-    if flags.user_agent_prefix is not None and not flags.user_agent_prefix.isprintable():
-        raise InvalidArgument("--user-agent-prefix must be printable text")
+    sse = _text(flags, "sse")
+    if flags.text("sse-kms-key-id") is not None and sse not in KMS_SSE_TYPES:
+        raise InvalidArgument(f"--sse-kms-key-id needs --sse {' or --sse '.join(KMS_SSE_TYPES)}")
 
-    part_size = (
-        parse_int("--part-size", flags.part_size, low=MIN_WRITE_PART_SIZE, high=MAX_PART_SIZE)
-        if flags.part_size is not None
-        else DEFAULT_PART_SIZE
-    )
-    read_part_size = (
-        parse_int("--read-part-size", flags.read_part_size, low=MIN_READ_PART_SIZE, high=MAX_PART_SIZE)
-        if flags.read_part_size is not None
-        else part_size
-    )
-    write_part_size = (
-        parse_int("--write-part-size", flags.write_part_size, low=MIN_WRITE_PART_SIZE, high=MAX_PART_SIZE)
-        if flags.write_part_size is not None
-        else part_size
-    )
-    metadata_ttl = (
-        parse_ttl("--metadata-ttl", flags.metadata_ttl)
-        if flags.metadata_ttl is not None
-        else (CACHED_METADATA_TTL_S if flags.cache is not None else MINIMAL_TTL_S)
-    )
-    negative_ttl = (
-        parse_ttl("--negative-metadata-ttl", flags.negative_metadata_ttl)
-        if flags.negative_metadata_ttl is not None
-        else metadata_ttl
-    )
+    part_size = _number(flags, "part-size", DEFAULT_PART_SIZE)
+    metadata_ttl = _ttl(flags, "metadata-ttl", CACHED_METADATA_TTL_S if cache is not None else MINIMAL_TTL_S)
+    max_cache_size = _number(flags, "max-cache-size", 0)
     return FsSettings(
         bucket=flags.bucket,
         mountpoint=flags.directory,
         fuse_fd=fuse_fd,
-        prefix=parse_prefix(flags.prefix) if flags.prefix is not None else "",
-        region=flags.region,
-        endpoint_url=flags.endpoint_url,
-        force_path_style=flags.force_path_style,
-        no_sign_request=flags.no_sign_request,
-        user_agent_prefix=flags.user_agent_prefix,
-        read_only=flags.read_only,
-        allow_delete=flags.allow_delete,
-        allow_overwrite=flags.allow_overwrite,
-        allow_rename=flags.allow_rename,
-        allow_other=flags.allow_other,
-        allow_root=flags.allow_root,
-        auto_unmount=flags.auto_unmount,
-        foreground=flags.foreground,
-        uid=parse_id("--uid", flags.uid) if flags.uid is not None else default_uid,
-        gid=parse_id("--gid", flags.gid) if flags.gid is not None else default_gid,
-        dir_mode=parse_mode("--dir-mode", flags.dir_mode) if flags.dir_mode is not None else 0o755,
-        file_mode=parse_mode("--file-mode", flags.file_mode) if flags.file_mode is not None else 0o644,
+        prefix=_text(flags, "prefix") or "",
+        region=_text(flags, "region"),
+        endpoint_url=_text(flags, "endpoint-url"),
+        force_path_style=on("force-path-style"),
+        no_sign_request=on("no-sign-request"),
+        user_agent_prefix=_text(flags, "user-agent-prefix"),
+        read_only=on("read-only"),
+        allow_delete=on("allow-delete"),
+        allow_overwrite=on("allow-overwrite"),
+        allow_rename=on("allow-rename"),
+        allow_other=on("allow-other"),
+        allow_root=on("allow-root"),
+        auto_unmount=on("auto-unmount"),
+        foreground=on("foreground"),
+        uid=_number(flags, "uid", default_uid),
+        gid=_number(flags, "gid", default_gid),
+        dir_mode=_number(flags, "dir-mode", DEFAULT_DIR_MODE),
+        file_mode=_number(flags, "file-mode", DEFAULT_FILE_MODE),
         metadata_ttl_s=metadata_ttl,
-        negative_metadata_ttl_s=negative_ttl,
-        cache_dir=flags.cache,
-        max_cache_size=(
-            parse_int("--max-cache-size", flags.max_cache_size, low=1, high=2**40) * MiB
-            if flags.max_cache_size is not None
-            else None
-        ),
-        read_part_size=read_part_size,
-        write_part_size=write_part_size,
-        max_threads=parse_int("--max-threads", flags.max_threads, low=1, high=1024)
-        if flags.max_threads is not None
-        else DEFAULT_MAX_THREADS,
-        storage_class=flags.storage_class,
-        sse=flags.sse,  # type: ignore[arg-type]  # checked against SSE_TYPES above
-        sse_kms_key_id=flags.sse_kms_key_id,
-        debug=flags.debug,
+        negative_metadata_ttl_s=_ttl(flags, "negative-metadata-ttl", metadata_ttl),
+        cache_dir=cache,
+        max_cache_size=max_cache_size * MiB if max_cache_size else None,
+        read_part_size=_number(flags, "read-part-size", part_size),
+        write_part_size=_number(flags, "write-part-size", part_size),
+        max_threads=_number(flags, "max-threads", DEFAULT_MAX_THREADS),
+        storage_class=_text(flags, "storage-class"),
+        sse=sse,
+        sse_kms_key_id=_text(flags, "sse-kms-key-id"),
+        debug=on("debug"),
     )
+
+
+def _number(flags: FsFlags, name: str, default: int) -> int:
+    text = flags.text(name)
+    return default if text is None else parse_number(BY_NAME[name], text)
+
+
+def _ttl(flags: FsFlags, name: str, default: float) -> float:
+    text = flags.text(name)
+    return default if text is None else parse_ttl(BY_NAME[name].option, text)
+
+
+def _text(flags: FsFlags, name: str) -> str | None:
+    text = flags.text(name)
+    return None if text is None else parse_text(BY_NAME[name], text)
 
 
 def check_mountpoint(settings: FsSettings) -> None:

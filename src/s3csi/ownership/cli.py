@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from s3csi.ownership.policy import MAX_ID, FsGroupChangePolicy
+from s3csi.mountflags import MAX_ID
+from s3csi.ownership.policy import FsGroupChangePolicy
 from s3csi.ownership.walk import OwnershipReport, set_volume_ownership
 
 EXIT_ENTRY_ERRORS = 1

@@ -23,12 +23,11 @@ import stat
 from dataclasses import dataclass
 
 from s3csi.errors import InvalidArgument
+from s3csi.mountflags import MAX_ID
 
 RW_MASK = 0o660
 RO_MASK = 0o440
 EXEC_MASK = 0o110
-# chown(2) takes (uid_t)-1 to mean "leave unchanged", so it can never be an owner.
-MAX_ID = 2**32 - 2
 
 
 class FsGroupChangePolicy(enum.StrEnum):

@@ -26,6 +26,7 @@ from multidict import CIMultiDictProxy
 
 from s3csi import __version__
 from s3csi.errors import InvalidArgument, S3csiError
+from s3csi.mountflags import KMS_SSE_TYPES, SSE_TYPES, STORAGE_CLASS_PATTERN
 from s3csi.s3 import http1, wire
 from s3csi.s3.addressing import Endpoint, copy_source
 from s3csi.s3.credentials import CredentialProvider, default_credential_provider
@@ -57,26 +58,21 @@ COPY_PART_BYTES = 512 * 1024**2
 MAX_PARTS = 10_000
 COPY_PART_CONCURRENCY = 8
 
-SSE_ALGORITHMS = frozenset({"AES256", "aws:kms", "aws:kms:dsse"})
-
-
 @dataclass(frozen=True)
 class WriteOptions:
     """How new objects are stored (mount-s3's ``--storage-class``, ``--sse``, ``--sse-kms-key-id``)."""
 
     storage_class: str | None = None
-    # "AES256" | "aws:kms" | "aws:kms:dsse"; None leaves the bucket's default encryption.
+    # One of mountflags.SSE_TYPES; None leaves the bucket's default encryption.
     sse: str | None = None
     sse_kms_key_id: str | None = None
 
     def __post_init__(self) -> None:
-        if self.sse is not None and self.sse not in SSE_ALGORITHMS:
-            raise InvalidArgument(
-                f"--sse must be one of {', '.join(sorted(SSE_ALGORITHMS))}, not {self.sse!r}"
-            )
-        if self.sse_kms_key_id is not None and self.sse not in ("aws:kms", "aws:kms:dsse"):
+        if self.sse is not None and self.sse not in SSE_TYPES:
+            raise InvalidArgument(f"--sse must be one of {', '.join(SSE_TYPES)}, not {self.sse!r}")
+        if self.sse_kms_key_id is not None and self.sse not in KMS_SSE_TYPES:
             raise InvalidArgument("--sse-kms-key-id needs --sse aws:kms or aws:kms:dsse")
-        if self.storage_class is not None and not self.storage_class.replace("_", "").isalnum():
+        if self.storage_class is not None and not STORAGE_CLASS_PATTERN.fullmatch(self.storage_class):
             raise InvalidArgument(f"--storage-class is not a storage class name: {self.storage_class!r}")
 
     def headers(self) -> dict[str, str]:

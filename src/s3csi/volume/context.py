@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from s3csi.errors import InvalidArgument
-from s3csi.volume.options import REGION_PATTERN, ValueKind, normalise_prefix, parse_id
+from s3csi.mountflags import REGION_PATTERN, ValueKind
+from s3csi.volume.options import normalise_prefix, parse_id
 
 BUCKET_NAME = "bucketName"
 PREFIX = "prefix"

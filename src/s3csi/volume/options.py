@@ -13,8 +13,10 @@ people in several spellings. :meth:`MountOptions.parse` accepts them all and kee
   and hash equal; that matters for the sharing key.
 
 Every ``MountOptions`` holds only allowed keys with valid values: :meth:`set` validates like :meth:`parse`.
-Everything a PV author writes is untrusted: values are checked against a per-kind character set, which also
-keeps shell and option-injection characters (``;``, ``$``, spaces, …) out of argv and the mount table.
+Which options are allowed, denied (and why) or dropped, and each value's range, come from the flag specs in
+:mod:`s3csi.mountflags`, so a value accepted here is one ``s3csi mount`` accepts. Everything a PV author
+writes is untrusted: values are also checked against a per-kind character set (``PV_SYNTAX``), which keeps
+shell and option-injection characters (``;``, ``$``, spaces, …) out of argv and the mount table.
 """
 
 from __future__ import annotations
@@ -22,98 +24,48 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 
 from s3csi.errors import InvalidArgument
-
-MAX_ID = 2**31 - 1
-"""The largest uid/gid accepted: Kubernetes' own limit for runAsUser/fsGroup (int32, non-negative)."""
-
-# The ranges ``s3csi mount`` accepts (fs/settings.py; tests/unit/test_volume_policy.py checks they agree),
-# so a bad value fails NodePublishVolume with INVALID_ARGUMENT, not later inside the Mountpoint Pod.
-MIN_PART_SIZE = 5 * 2**20  # S3's smallest multipart-upload part
-MIN_READ_PART_SIZE = 64 * 2**10
-MAX_PART_SIZE = 5 * 2**30  # S3's largest part
-MAX_THREADS = 1024
-MAX_TTL_S = 100 * 365 * 24 * 3600  # what "indefinite" means to s3csi mount
-
-
-class ValueKind(Enum):
-    """What an option's value must look like."""
-
-    FLAG = "no value"
-    ID = f"a decimal id in 0..{MAX_ID}"
-    MODE = "an octal mode of 3-4 digits, at most 0777"
-    TTL = f"a whole number of seconds up to {MAX_TTL_S}, 'indefinite' or 'minimal'"
-    PART_SIZE = f"a size in bytes from {MIN_PART_SIZE} (5 MiB) to {MAX_PART_SIZE} (5 GiB)"
-    READ_PART_SIZE = f"a size in bytes from {MIN_READ_PART_SIZE} (64 KiB) to {MAX_PART_SIZE} (5 GiB)"
-    THREADS = f"a whole number from 1 to {MAX_THREADS}"
-    REGION = "a region name of lowercase letters, digits and '-', such as eu-west-1"
-    PREFIX = "an S3 key prefix (letters, digits and ._~=+@:/-, no '.' or '..' segments)"
-    STORAGE_CLASS = "an S3 storage class such as STANDARD"
-    SSE = "one of aws:kms, aws:kms:dsse, AES256"
-    KMS_KEY_ID = "a KMS key id, alias or ARN"
-    USER_AGENT_PREFIX = "letters, digits and ._~/=+@:- (at most 256 characters)"
-
+from s3csi.mountflags import (
+    COMMAND_WORDS,
+    FLAGS,
+    MAX_ID,
+    MAX_PREFIX_LENGTH,
+    MOUNT_S3_ONLY,
+    PATTERNS,
+    PV_SYNTAX,
+    RANGES,
+    SSE_TYPES,
+    TTL_WORDS,
+    PvStance,
+    ValueKind,
+)
 
 ALLOWED_OPTIONS: Mapping[str, ValueKind] = {
-    # The one table of what a PV or StorageClass may ask for: the flags of ``s3csi mount`` (mount-s3's, plus
-    # our ``allow-rename``) minus DENIED_OPTIONS. Keys are option names without the leading "--".
-    "prefix": ValueKind.PREFIX,
-    "region": ValueKind.REGION,
-    "read-only": ValueKind.FLAG,
-    "allow-delete": ValueKind.FLAG,
-    "allow-overwrite": ValueKind.FLAG,
-    "allow-rename": ValueKind.FLAG,
-    "allow-other": ValueKind.FLAG,
-    "allow-root": ValueKind.FLAG,
-    "uid": ValueKind.ID,
-    "gid": ValueKind.ID,
-    "dir-mode": ValueKind.MODE,
-    "file-mode": ValueKind.MODE,
-    "metadata-ttl": ValueKind.TTL,
-    "negative-metadata-ttl": ValueKind.TTL,
-    "part-size": ValueKind.PART_SIZE,
-    "read-part-size": ValueKind.READ_PART_SIZE,
-    "write-part-size": ValueKind.PART_SIZE,
-    "max-threads": ValueKind.THREADS,
-    "storage-class": ValueKind.STORAGE_CLASS,
-    "sse": ValueKind.SSE,
-    "sse-kms-key-id": ValueKind.KMS_KEY_ID,
-    "no-sign-request": ValueKind.FLAG,
-    "user-agent-prefix": ValueKind.USER_AGENT_PREFIX,
-    "debug": ValueKind.FLAG,
-    "force-path-style": ValueKind.FLAG,
+    spec.name: spec.kind for spec in FLAGS if spec.pv is PvStance.ALLOWED
 }
+"""What a PV or StorageClass may ask for: the flags of ``s3csi mount`` a flag spec allows in a volume. Keys
+are option names without the leading "--"."""
 
 DENIED_OPTIONS: Mapping[str, str] = {
-    # Options that would let a PV author escape the driver's control. The reason is part of the error.
-    "endpoint-url": "the S3 endpoint is driver configuration (--s3-endpoint-url); "
-    "a volume cannot choose where the driver sends its credentials",
-    "profile": "credentials come from the volume's authenticationSource, not from an AWS config profile",
-    "cache": "a cache directory is a path on the node; a volume cannot choose one",
-    "max-cache-size": "it only bounds --cache, which a volume cannot set",
-    "auto-unmount": "the node plugin mounts and unmounts the Mountpoint Pod's file system itself",
-    "log-directory": "log files are managed by the driver; a volume cannot choose a host path",
-    "ca-bundle": "the trusted certificate authorities are driver configuration",
-    "o": "fstab-style '-o a,b' strings are not parsed; give each option as its own mountOptions entry",
+    **{spec.name: spec.why for spec in FLAGS if spec.pv is PvStance.DENIED},
+    **MOUNT_S3_ONLY,
 }
+"""Options that would let a PV author escape the driver's control, each with its reason (part of the
+error)."""
 
-DROPPED_OPTIONS: frozenset[str] = frozenset({"foreground", "help", "version"})
+DROPPED_OPTIONS: frozenset[str] = frozenset(
+    {spec.name for spec in FLAGS if spec.pv is PvStance.DROPPED} | set(COMMAND_WORDS)
+)
 """Accepted and dropped without effect: they would stop the file system from serving, never grant anything."""
 
-_SHORT_OPTIONS: Mapping[str, str] = {"f": "foreground", "h": "help", "V": "version", "d": "debug", "o": "o"}
+_SHORT_OPTIONS: Mapping[str, str] = {
+    **{spec.short: spec.name for spec in FLAGS if spec.short},
+    **{short: name for name, short in COMMAND_WORDS.items() if short},
+    "o": "o",  # mount(8)'s "-o a,b", refused by name
+}
 
 _NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_DECIMAL = re.compile(r"[0-9]{1,19}")
-_OCTAL_MODE = re.compile(r"[0-7]{3,4}")
-REGION_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
-_PREFIX_CHARS = re.compile(r"[A-Za-z0-9._~=+@:/-]+")
-_STORAGE_CLASS = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
-_KMS_KEY_ID = re.compile(r"[A-Za-z0-9:/_.-]{1,2048}")
-_USER_AGENT_PREFIX = re.compile(r"[A-Za-z0-9._~/=+@:-]{1,256}")
-_SSE_VALUES = frozenset({"aws:kms", "aws:kms:dsse", "AES256"})
-_MAX_PREFIX_LENGTH = 1024  # an S3 key is at most 1024 bytes; the prefix is ASCII by its character set
 
 
 def _describe(text: str) -> str:
@@ -122,8 +74,8 @@ def _describe(text: str) -> str:
 
 
 def parse_id(value: str) -> int:
-    """A uid or gid: decimal digits only (no sign, no spaces), at most :data:`MAX_ID`."""
-    if not _DECIMAL.fullmatch(value) or int(value) > MAX_ID:
+    """A uid or gid: decimal digits only (no sign, no spaces), at most :data:`~s3csi.mountflags.MAX_ID`."""
+    if not PV_SYNTAX[ValueKind.ID].fullmatch(value) or int(value) > MAX_ID:
         raise ValueError(ValueKind.ID.value)
     return int(value)
 
@@ -137,7 +89,7 @@ def normalise_prefix(value: str) -> str:
     prefix = value.lstrip("/")
     if not prefix:
         return ""
-    if len(prefix) > _MAX_PREFIX_LENGTH or not _PREFIX_CHARS.fullmatch(prefix):
+    if len(prefix) > MAX_PREFIX_LENGTH or not PV_SYNTAX[ValueKind.PREFIX].fullmatch(prefix):
         raise ValueError(ValueKind.PREFIX.value)
     if not prefix.endswith("/"):
         prefix += "/"
@@ -146,9 +98,12 @@ def normalise_prefix(value: str) -> str:
     return prefix
 
 
-def _canonical_int(low: int, high: int) -> Callable[[str], str]:
+def _canonical_int(kind: ValueKind) -> Callable[[str], str]:
+    """Decimal digits within the kind's range, without leading zeros."""
+    low, high = RANGES[kind]
+
     def canonical(value: str) -> str:
-        if not _DECIMAL.fullmatch(value) or not low <= int(value) <= high:
+        if not PV_SYNTAX[kind].fullmatch(value) or not low <= int(value) <= high:
             raise ValueError
         return str(int(value))
 
@@ -156,15 +111,16 @@ def _canonical_int(low: int, high: int) -> Callable[[str], str]:
 
 
 def _canonical_mode(value: str) -> str:
-    if not _OCTAL_MODE.fullmatch(value) or int(value, 8) > 0o777:
+    low, high = RANGES[ValueKind.MODE]
+    if not PV_SYNTAX[ValueKind.MODE].fullmatch(value) or not low <= int(value, 8) <= high:
         raise ValueError
     return f"{int(value, 8):03o}"
 
 
 def _canonical_ttl(value: str) -> str:
-    if value in ("indefinite", "minimal"):
+    if value in TTL_WORDS:
         return value
-    return _canonical_int(0, MAX_TTL_S)(value)
+    return _canonical_int(ValueKind.TTL)(value)
 
 
 def _matching(pattern: re.Pattern[str]) -> Callable[[str], str]:
@@ -193,18 +149,19 @@ def _canonical_prefix(value: str) -> str:
 
 
 _CANONICAL: Mapping[ValueKind, Callable[[str], str]] = {
+    # One canonical form per kind a volume may use (ALLOWED_OPTIONS); test_mountflags.py checks the cover.
     ValueKind.ID: lambda value: str(parse_id(value)),
     ValueKind.MODE: _canonical_mode,
     ValueKind.TTL: _canonical_ttl,
-    ValueKind.PART_SIZE: _canonical_int(MIN_PART_SIZE, MAX_PART_SIZE),
-    ValueKind.READ_PART_SIZE: _canonical_int(MIN_READ_PART_SIZE, MAX_PART_SIZE),
-    ValueKind.THREADS: _canonical_int(1, MAX_THREADS),
-    ValueKind.REGION: _matching(REGION_PATTERN),
+    ValueKind.PART_SIZE: _canonical_int(ValueKind.PART_SIZE),
+    ValueKind.READ_PART_SIZE: _canonical_int(ValueKind.READ_PART_SIZE),
+    ValueKind.THREADS: _canonical_int(ValueKind.THREADS),
+    ValueKind.REGION: _matching(PATTERNS[ValueKind.REGION]),
     ValueKind.PREFIX: _canonical_prefix,
-    ValueKind.STORAGE_CLASS: _matching(_STORAGE_CLASS),
-    ValueKind.SSE: _one_of(_SSE_VALUES),
-    ValueKind.KMS_KEY_ID: _matching(_KMS_KEY_ID),
-    ValueKind.USER_AGENT_PREFIX: _matching(_USER_AGENT_PREFIX),
+    ValueKind.STORAGE_CLASS: _matching(PATTERNS[ValueKind.STORAGE_CLASS]),
+    ValueKind.SSE: _one_of(frozenset(SSE_TYPES)),
+    ValueKind.KMS_KEY_ID: _matching(PV_SYNTAX[ValueKind.KMS_KEY_ID]),
+    ValueKind.USER_AGENT_PREFIX: _matching(PV_SYNTAX[ValueKind.USER_AGENT_PREFIX]),
 }
 
 

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 from s3csi.errors import InvalidArgument
+from s3csi.mountflags import KMS_SSE_TYPES, MAX_ID, ValueKind
 from s3csi.volume.context import FS_USER, FS_USER_ANNOTATION
-from s3csi.volume.options import MAX_ID, MountOptions, ValueKind, parse_id
+from s3csi.volume.options import MountOptions, parse_id
 
 
 class AccessMode(Enum):
@@ -78,7 +79,6 @@ _DEFAULT_MODES = {  # keyed by "has an fsGroup"
     True: (FS_GROUP_DIR_MODE, FS_GROUP_FILE_MODE),
     False: (FS_USER_DIR_MODE, FS_USER_FILE_MODE),
 }
-_KMS_SSE = ("aws:kms", "aws:kms:dsse")
 _WRITE_PERMISSIONS = ("allow-delete", "allow-overwrite", "allow-rename")
 
 
@@ -144,7 +144,7 @@ def effective_mount(request: PolicyInput) -> EffectiveMount:
     if request.access_mode not in SUPPORTED_ACCESS_MODES:
         raise InvalidArgument(f"volume capability access mode {request.access_mode.name} is not supported")
     options = MountOptions.parse(request.mount_flags)
-    if options.has("sse-kms-key-id") and options.get("sse") not in _KMS_SSE:
+    if options.has("sse-kms-key-id") and options.get("sse") not in KMS_SSE_TYPES:
         raise InvalidArgument("mount option --sse-kms-key-id needs --sse=aws:kms or --sse=aws:kms:dsse")
     fs_group = _fs_group(request.volume_mount_group)
     fs_user = _fs_user(request.fs_user_annotation, request.volume_fs_user)

@@ -1,0 +1,323 @@
+"""The flags of ``s3csi mount`` (mount-s3's names and meanings, plus ``--allow-rename``): the one place each
+flag's name, value, range, default, help text and stance in a PersistentVolume is written.
+
+Three consumers derive from :data:`FLAGS` and nothing else:
+
+- ``s3csi mount``'s command line (``fs/cli.py``) adds one argparse argument per spec, with its help text;
+- the file system's settings (``fs/settings.py``) parse each value against its kind's range and pattern and
+  fall back to the spec's default;
+- the volume policy (``volume/options.py``) lets a PV or StorageClass use exactly the specs marked
+  :attr:`PvStance.ALLOWED`, refuses the :attr:`PvStance.DENIED` ones with their reason, and drops the
+  :attr:`PvStance.DROPPED` ones.
+
+``tests/unit/test_mountflags.py`` checks that the three agree and that no other module writes a range, a
+default or one of these patterns. The module is pure and imports nothing from s3csi, so every layer may
+use it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+MAX_ID = 2**31 - 1
+"""The largest uid or gid, for ``--uid``/``--gid``, fsGroup, fsUser and the ownership walk alike.
+
+Linux ids are 32-bit and ``(uid_t)-1`` means "no change" to chown(2), so the kernel alone would allow up
+to 2**32-2. But Kubernetes refuses ``runAsUser``, ``runAsGroup`` and ``fsGroup`` above 2**31-1
+(apimachinery's ``IsValidUserID``/``IsValidGroupID``), and systemd tells distributions never to allocate
+ids from 2**31 up, because tools that keep ``uid_t`` in a signed int turn them negative. No pod can run as
+such an id, so a mount reporting one would show files owned by an id nobody holds: 0..2**31-1 it is.
+"""
+
+# S3 refuses multipart parts under 5 MiB (the last excepted) and over 5 GiB.
+MIN_WRITE_PART_SIZE = 5 * MiB
+MAX_PART_SIZE = 5 * GiB
+# A ranged GET may be smaller; below 64 KiB the request overhead dominates.
+MIN_READ_PART_SIZE = 64 * KiB
+DEFAULT_PART_SIZE = 8 * MiB
+MAX_THREADS = 1024
+DEFAULT_MAX_THREADS = 16
+MAX_CACHE_SIZE_MIB = 2**40
+DEFAULT_DIR_MODE = 0o755
+DEFAULT_FILE_MODE = 0o644
+MAX_MODE = 0o777  # permission bits only: no setuid, setgid or sticky bit
+# "minimal" is mount-s3's default: metadata is re-validated after one second.
+MINIMAL_TTL_S = 1.0
+# "indefinite": the kernel takes entry/attr timeouts as seconds; a century is forever for a mount.
+MAX_TTL_S = 100 * 365 * 24 * 3600
+INDEFINITE_TTL_S = float(MAX_TTL_S)
+# With --cache, mount-s3 keeps metadata for a minute unless --metadata-ttl says otherwise.
+CACHED_METADATA_TTL_S = 60.0
+TTL_WORDS: Mapping[str, float] = {"minimal": MINIMAL_TTL_S, "indefinite": INDEFINITE_TTL_S}
+
+SSE_TYPES = ("aws:kms", "aws:kms:dsse", "AES256")
+KMS_SSE_TYPES = ("aws:kms", "aws:kms:dsse")  # the ones --sse-kms-key-id applies to
+REGION_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+STORAGE_CLASS_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+MAX_PREFIX_LENGTH = 1024  # an S3 key is at most 1024 bytes
+
+
+class ValueKind(Enum):
+    """What a flag's value must be. The text is the volume policy's "must be …", so it describes the stricter
+    spelling a PV must use (:data:`PV_SYNTAX`); the ranges are everyone's."""
+
+    FLAG = "no value"
+    ID = f"a decimal id in 0..{MAX_ID}"
+    MODE = "an octal mode of 3-4 digits, at most 0777"
+    TTL = f"a whole number of seconds up to {MAX_TTL_S}, 'indefinite' or 'minimal'"
+    PART_SIZE = f"a size in bytes from {MIN_WRITE_PART_SIZE} (5 MiB) to {MAX_PART_SIZE} (5 GiB)"
+    READ_PART_SIZE = f"a size in bytes from {MIN_READ_PART_SIZE} (64 KiB) to {MAX_PART_SIZE} (5 GiB)"
+    THREADS = f"a whole number from 1 to {MAX_THREADS}"
+    CACHE_SIZE = f"a size in MiB from 1 to {MAX_CACHE_SIZE_MIB}"
+    REGION = "a region name of lowercase letters, digits and '-', such as eu-west-1"
+    PREFIX = "an S3 key prefix (letters, digits and ._~=+@:/-, no '.' or '..' segments)"
+    STORAGE_CLASS = "an S3 storage class such as STANDARD"
+    SSE = f"one of {', '.join(SSE_TYPES)}"
+    KMS_KEY_ID = "a KMS key id, alias or ARN"
+    USER_AGENT_PREFIX = "letters, digits and ._~/=+@:- (at most 256 characters)"
+    URL = "an http:// or https:// URL without a user name or password"
+    DIRECTORY = "a directory"
+
+
+RANGES: Mapping[ValueKind, tuple[int, int]] = {
+    # Inclusive bounds of the numeric kinds (MODE's are the value of the octal text; TTL's in whole seconds).
+    ValueKind.ID: (0, MAX_ID),
+    ValueKind.MODE: (0, MAX_MODE),
+    ValueKind.TTL: (0, MAX_TTL_S),
+    ValueKind.PART_SIZE: (MIN_WRITE_PART_SIZE, MAX_PART_SIZE),
+    ValueKind.READ_PART_SIZE: (MIN_READ_PART_SIZE, MAX_PART_SIZE),
+    ValueKind.THREADS: (1, MAX_THREADS),
+    ValueKind.CACHE_SIZE: (1, MAX_CACHE_SIZE_MIB),
+}
+
+PATTERNS: Mapping[ValueKind, re.Pattern[str]] = {
+    # Values every consumer checks the same way.
+    ValueKind.REGION: REGION_PATTERN,
+    ValueKind.STORAGE_CLASS: STORAGE_CLASS_PATTERN,
+}
+
+_DECIMAL = re.compile(r"[0-9]{1,19}")  # ASCII digits only: no sign, no spaces, no "1_000"
+PV_SYNTAX: Mapping[ValueKind, re.Pattern[str]] = {
+    # What a value written in a PV or StorageClass may look like, on top of its range: everything there is
+    # untrusted, so the characters are listed, which keeps shell and option-injection characters (`;`, `$`,
+    # spaces, commas, newlines) out of argv and the mount table. `s3csi mount` run by hand takes any spelling
+    # Python's int() reads and any printable --user-agent-prefix.
+    ValueKind.ID: _DECIMAL,
+    ValueKind.MODE: re.compile(r"[0-7]{3,4}"),
+    ValueKind.TTL: _DECIMAL,
+    ValueKind.PART_SIZE: _DECIMAL,
+    ValueKind.READ_PART_SIZE: _DECIMAL,
+    ValueKind.THREADS: _DECIMAL,
+    ValueKind.PREFIX: re.compile(r"[A-Za-z0-9._~=+@:/-]+"),
+    ValueKind.KMS_KEY_ID: re.compile(r"[A-Za-z0-9:/_.-]{1,2048}"),
+    ValueKind.USER_AGENT_PREFIX: re.compile(r"[A-Za-z0-9._~/=+@:-]{1,256}"),
+}
+
+
+class PvStance(Enum):
+    """What the volume policy does with the flag in a PV's or StorageClass's ``mountOptions``."""
+
+    ALLOWED = "allowed"
+    DENIED = "denied"  # refused with the spec's reason
+    DROPPED = "dropped"  # accepted and left out: it never grants anything
+
+
+@dataclass(frozen=True)
+class FlagSpec:
+    """One flag of ``s3csi mount``."""
+
+    name: str
+    """The long name without its dashes: ``allow-other``."""
+    kind: ValueKind
+    help: str
+    pv: PvStance = PvStance.ALLOWED
+    why: str = ""
+    """Why a PV may not set it (DENIED, DROPPED): the operator reads this in the refusal."""
+    default: int | float | str | None = None
+    """The value when the flag is absent, or None when it is absent from the settings or computed."""
+    default_help: str | None = None
+    """The default as ``--help`` shows it, when there is one."""
+    default_from: str | None = None
+    """The flag whose value this one takes when absent (``read-part-size`` takes ``part-size``'s)."""
+    metavar: str | None = None
+    short: str | None = None
+    """The one-letter alias without its dash: ``f`` for ``--foreground``."""
+
+    @property
+    def option(self) -> str:
+        return f"--{self.name}"
+
+    @property
+    def dest(self) -> str:
+        """The attribute argparse stores the value under."""
+        return self.name.replace("-", "_")
+
+    @property
+    def range(self) -> tuple[int, int] | None:
+        return RANGES.get(self.kind)
+
+
+def _switch(
+    name: str, help: str, *, pv: PvStance = PvStance.ALLOWED, why: str = "", short: str | None = None
+) -> FlagSpec:
+    """A flag without a value: on when given."""
+    return FlagSpec(name, ValueKind.FLAG, help, pv=pv, why=why, short=short)
+
+
+_NOT_FROM_A_VOLUME = "the node plugin mounts and unmounts the Mountpoint Pod's file system itself"
+
+FLAGS: tuple[FlagSpec, ...] = (
+    FlagSpec(
+        "prefix",
+        ValueKind.PREFIX,
+        "key prefix to mount, ending in '/'",
+        default="",
+        default_help="the whole bucket",
+    ),
+    FlagSpec(
+        "region", ValueKind.REGION, "AWS region of the bucket", default_help="AWS_REGION, else us-east-1"
+    ),
+    FlagSpec(
+        "endpoint-url",
+        ValueKind.URL,
+        "S3 endpoint URL",
+        pv=PvStance.DENIED,
+        why="the S3 endpoint is driver configuration (--s3-endpoint-url); "
+        "a volume cannot choose where the driver sends its credentials",
+        default_help="AWS_ENDPOINT_URL, else AWS",
+    ),
+    _switch("force-path-style", "address buckets as ENDPOINT/BUCKET/KEY"),
+    _switch("read-only", "mount read-only: every change fails with EROFS"),
+    _switch("allow-delete", "allow unlink (deletes the object)"),
+    _switch("allow-overwrite", "allow replacing existing files (open with O_TRUNC)"),
+    _switch("allow-rename", "allow renaming files (copy + delete: NOT atomic)"),
+    _switch("allow-other", "allow other users, including root, to access the mount"),
+    _switch("allow-root", "allow root to access the mount"),
+    FlagSpec("uid", ValueKind.ID, "owner of every file and directory", default_help="the caller's uid"),
+    FlagSpec("gid", ValueKind.ID, "group of every file and directory", default_help="the caller's gid"),
+    FlagSpec(
+        "dir-mode",
+        ValueKind.MODE,
+        "permission bits of directories, octal",
+        default=DEFAULT_DIR_MODE,
+        default_help=f"{DEFAULT_DIR_MODE:04o}",
+    ),
+    FlagSpec(
+        "file-mode",
+        ValueKind.MODE,
+        "permission bits of files, octal",
+        default=DEFAULT_FILE_MODE,
+        default_help=f"{DEFAULT_FILE_MODE:04o}",
+    ),
+    _switch(
+        "foreground",
+        "stay in the foreground",
+        pv=PvStance.DROPPED,
+        why="the Mountpoint Pod always runs the file system in the foreground",
+        short="f",
+    ),
+    _switch(
+        "auto-unmount",
+        "unmount when the process exits, even if killed",
+        pv=PvStance.DENIED,
+        why=_NOT_FROM_A_VOLUME,
+    ),
+    FlagSpec(
+        "metadata-ttl",
+        ValueKind.TTL,
+        "seconds to cache metadata, or 'minimal' (1 s) or 'indefinite'",
+        default=MINIMAL_TTL_S,
+        default_help=f"minimal; {CACHED_METADATA_TTL_S:.0f} s with --cache",
+    ),
+    FlagSpec(
+        "negative-metadata-ttl",
+        ValueKind.TTL,
+        "seconds to cache 'no such file'",
+        default_help="--metadata-ttl",
+        default_from="metadata-ttl",
+    ),
+    FlagSpec(
+        "cache",
+        ValueKind.DIRECTORY,
+        "keep read parts in a cache in DIR",
+        pv=PvStance.DENIED,
+        why="a cache directory is a path on the node; a volume cannot choose one",
+        metavar="DIR",
+    ),
+    FlagSpec(
+        "max-cache-size",
+        ValueKind.CACHE_SIZE,
+        "bound of the --cache",
+        pv=PvStance.DENIED,
+        why="it only bounds --cache, which a volume cannot set",
+        default_help="leave 5% of the disk free",
+        metavar="MiB",
+    ),
+    FlagSpec(
+        "part-size",
+        ValueKind.PART_SIZE,
+        "part size of ranged GETs and multipart uploads",
+        default=DEFAULT_PART_SIZE,
+        default_help=f"{DEFAULT_PART_SIZE // MiB} MiB",
+        metavar="BYTES",
+    ),
+    FlagSpec(
+        "read-part-size",
+        ValueKind.READ_PART_SIZE,
+        "part size of ranged GETs",
+        default_help="--part-size",
+        default_from="part-size",
+        metavar="BYTES",
+    ),
+    FlagSpec(
+        "write-part-size",
+        ValueKind.PART_SIZE,
+        "part size of multipart uploads",
+        default_help="--part-size",
+        default_from="part-size",
+        metavar="BYTES",
+    ),
+    FlagSpec(
+        "max-threads",
+        ValueKind.THREADS,
+        "most S3 requests in flight at once",
+        default=DEFAULT_MAX_THREADS,
+        default_help=str(DEFAULT_MAX_THREADS),
+        metavar="N",
+    ),
+    FlagSpec("storage-class", ValueKind.STORAGE_CLASS, "storage class of new objects, e.g. STANDARD_IA"),
+    FlagSpec("sse", ValueKind.SSE, f"server-side encryption of new objects: {', '.join(SSE_TYPES)}"),
+    FlagSpec("sse-kms-key-id", ValueKind.KMS_KEY_ID, "KMS key for --sse aws:kms / aws:kms:dsse"),
+    _switch("no-sign-request", "send anonymous requests (public buckets)"),
+    FlagSpec(
+        "user-agent-prefix",
+        ValueKind.USER_AGENT_PREFIX,
+        "put this in front of the User-Agent of every request",
+    ),
+    _switch("debug", "log at DEBUG", short="d"),
+)
+
+BY_NAME: Mapping[str, FlagSpec] = {spec.name: spec for spec in FLAGS}
+
+MOUNT_S3_ONLY: Mapping[str, str] = {
+    # mount-s3 flags (and its fstab form) that `s3csi mount` does not have, each with why a PV may not use it
+    # either: the volume policy refuses them with this reason rather than as unknown.
+    "profile": "credentials come from the volume's authenticationSource, not from an AWS config profile",
+    "log-directory": "log files are managed by the driver; a volume cannot choose a host path",
+    "ca-bundle": "the trusted certificate authorities are driver configuration",
+    "o": "fstab-style '-o a,b' strings are not parsed; give each option as its own mountOptions entry",
+}
+
+COMMAND_WORDS: Mapping[str, str | None] = {
+    # Words of any command line that never change a mount: a PV may hold them, the policy drops them.
+    # name → its one-letter alias.
+    "help": "h",
+    "version": "V",
+}
