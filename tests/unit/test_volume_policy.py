@@ -78,8 +78,8 @@ CASES = [
     ),
     pytest.param(
         request(fs_group="3000"),
-        ("--allow-other", "--dir-mode=770", "--file-mode=660", "--gid=3000"),
-        id="fsgroup-alone-adds-gid-allow-other-and-modes",
+        ("--allow-other", "--dir-mode=770", "--file-mode=660", "--gid=3000", "--uid=0"),
+        id="fsgroup-alone-adds-gid-allow-other-modes-and-root-owner",
     ),
     pytest.param(
         request("uid=2000", fs_group="3000"),
@@ -88,12 +88,12 @@ CASES = [
     ),
     pytest.param(
         request("dir-mode=750", fs_group="3000"),
-        ("--allow-other", "--dir-mode=750", "--file-mode=660", "--gid=3000"),
+        ("--allow-other", "--dir-mode=750", "--file-mode=660", "--gid=3000", "--uid=0"),
         id="fsgroup-keeps-pv-dir-mode",
     ),
     pytest.param(
         request("file-mode=640", "dir-mode=0750", fs_group="3000"),
-        ("--allow-other", "--dir-mode=750", "--file-mode=640", "--gid=3000"),
+        ("--allow-other", "--dir-mode=750", "--file-mode=640", "--gid=3000", "--uid=0"),
         id="fsgroup-keeps-pv-modes",
     ),
     pytest.param(
@@ -135,13 +135,23 @@ CASES = [
     pytest.param(request(fs_group=""), ("--allow-root",), id="empty-volume-mount-group-is-no-fsgroup"),
     pytest.param(
         request("allow-root", "allow-other"),
-        ("--allow-other",),
+        ("--allow-other", "--uid=0"),
         id="conflict-allow-other-replaces-allow-root",
     ),
     pytest.param(
         request("allow-root", fs_group="1001"),
-        ("--allow-other", "--dir-mode=770", "--file-mode=660", "--gid=1001"),
+        ("--allow-other", "--dir-mode=770", "--file-mode=660", "--gid=1001", "--uid=0"),
         id="conflict-fsgroup-allow-other-replaces-pv-allow-root",
+    ),
+    pytest.param(
+        request("allow-other", "dir-mode=770", "file-mode=660"),
+        ("--allow-other", "--dir-mode=770", "--file-mode=660", "--uid=0"),
+        id="default-owner-with-allow-other-is-root-not-the-mounters-1000",
+    ),
+    pytest.param(
+        request("allow-other", "uid=1000", fs_group="1001"),
+        ("--allow-other", "--dir-mode=770", "--file-mode=660", "--gid=1001", "--uid=1000"),
+        id="a-pv-uid-is-never-replaced-by-the-default-owner",
     ),
     pytest.param(
         request("allow-root"),
@@ -362,6 +372,8 @@ def test_effective_mount_is_idempotent_and_keeps_its_promises(policy_input: Poli
         assert mount.gid == mount.fs_group and mount.allow_other
     if mount.fs_user is not None:
         assert mount.uid == mount.fs_user and mount.allow_other
+    if mount.allow_other:  # other users get in: the owner is never left to the Mountpoint Pod's uid
+        assert mount.uid is not None
 
 
 @given(_REQUESTS)

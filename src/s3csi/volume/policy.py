@@ -18,6 +18,11 @@ mount-s3 argument list. The rules, in the order they apply:
 6. ``--allow-other`` lets every uid in, root included, so it replaces ``--allow-root`` (FUSE refuses both);
    without ``--allow-other``, ``--allow-root`` is added because the Mountpoint Pod runs as uid 1000 and a
    workload running as root must still reach its volume.
+7. **Default owner.** With ``--allow-other`` and no ``--uid`` (an fsGroup alone, say), the files would belong
+   to the Mountpoint Pod's uid, 1000 — a uid workload images commonly run as, which would then get the
+   owner's rights on every file. ``--uid=0`` is set instead: root passes the kernel's permission checks
+   anyway, so owning the files grants nobody anything new. Without ``--allow-other`` the kernel lets only
+   the uid that mounted the FUSE session (the node plugin's, root) in, and the owner is left as it is.
 
 The function is idempotent: feeding its arguments back in as mount flags, with the same request, gives the
 same arguments.
@@ -69,6 +74,9 @@ SUPPORTED_ACCESS_MODES: frozenset[AccessMode] = frozenset(
 READER_ONLY_ACCESS_MODES: frozenset[AccessMode] = frozenset(
     {AccessMode.SINGLE_NODE_READER_ONLY, AccessMode.MULTI_NODE_READER_ONLY}
 )
+
+DEFAULT_OWNER_UID = 0
+"""The file owner of a mount that lets other users in when neither the mount options nor fsUser name one."""
 
 FS_GROUP_DIR_MODE = "770"
 FS_GROUP_FILE_MODE = "660"
@@ -167,6 +175,8 @@ def effective_mount(request: PolicyInput) -> EffectiveMount:
 
     allow_other = options.has("allow-other")
     options = options.remove("allow-root") if allow_other else options.set("allow-root")
+    if allow_other:
+        options = options.set_if_absent("uid", str(DEFAULT_OWNER_UID))
 
     uid, gid = options.get("uid"), options.get("gid")
     return EffectiveMount(
