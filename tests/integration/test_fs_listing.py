@@ -152,3 +152,19 @@ def test_reads_split_interleaved_and_resumed_at_earlier_offsets_miss_and_repeat_
             assert again == head + tail
         finally:
             handle.close()
+
+
+def test_entries_the_kernel_forgot_are_asked_of_s3_again(
+    s3_server: EmbeddedS3Server, many: str, proxy: RecordingProxy
+) -> None:
+    with mounted(s3_server, many, "--endpoint-url", proxy.endpoint_url, "--metadata-ttl", "300") as fs:
+        directory = fs.path / "many"
+        assert sorted(os.listdir(directory)) == expected()
+        proxy.reset()
+        assert (directory / "f00008").stat().st_size == 1
+        assert proxy.heads() == []  # the kernel holds every listed entry
+        drop_kernel_caches()
+        proxy.reset()
+        assert (directory / "f00009").stat().st_size == 1
+        # Within the metadata TTL, yet asked of S3: the mount let go of what the kernel forgot.
+        assert proxy.heads() != []

@@ -12,17 +12,17 @@ def table() -> InodeTable:
 
 def test_the_same_name_keeps_its_inode_number() -> None:
     t = table()
-    first = t.upsert(ROOT_INODE, "f", Kind.FILE, key="pre/f", valid_until=10, size=1)
-    again = t.upsert(ROOT_INODE, "f", Kind.FILE, key="pre/f", valid_until=20, size=2)
+    first = t.upsert(ROOT_INODE, "f", Kind.FILE, valid_until=10, size=1)
+    again = t.upsert(ROOT_INODE, "f", Kind.FILE, valid_until=20, size=2)
     assert first is again and again.size == 2 and again.valid_until == 20
     assert t.child(ROOT_INODE, "f") is first
 
 
 def test_a_name_that_changes_kind_gets_a_new_inode_and_the_old_lives_until_forgotten() -> None:
     t = table()
-    old = t.upsert(ROOT_INODE, "x", Kind.FILE, key="pre/x", valid_until=1)
+    old = t.upsert(ROOT_INODE, "x", Kind.FILE, valid_until=1)
     t.remember(old)
-    new = t.upsert(ROOT_INODE, "x", Kind.DIRECTORY, key="pre/x/", valid_until=1)
+    new = t.upsert(ROOT_INODE, "x", Kind.DIRECTORY, valid_until=1)
     assert new.ino != old.ino and not old.linked
     assert t.get(old.ino) is old
     t.forget(old.ino, 1)
@@ -32,7 +32,7 @@ def test_a_name_that_changes_kind_gets_a_new_inode_and_the_old_lives_until_forgo
 
 def test_forget_drops_what_s3_backs_once_the_kernel_holds_none_and_never_the_root() -> None:
     t = table()
-    inode = t.upsert(ROOT_INODE, "f", Kind.FILE, key="pre/f", valid_until=1)
+    inode = t.upsert(ROOT_INODE, "f", Kind.FILE, valid_until=1)
     t.remember(inode)
     t.remember(inode)
     t.forget(inode.ino, 1)
@@ -46,10 +46,10 @@ def test_forget_drops_what_s3_backs_once_the_kernel_holds_none_and_never_the_roo
 
 def test_forget_keeps_entries_only_this_mount_knows() -> None:
     t = table()
-    made = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, key="pre/d/", valid_until=1, state=State.LOCAL)
-    writing = t.upsert(ROOT_INODE, "w", Kind.FILE, key="pre/w", valid_until=0, state=State.WRITING)
-    remote_dir = t.upsert(ROOT_INODE, "r", Kind.DIRECTORY, key="pre/r/", valid_until=1)
-    inside = t.upsert(remote_dir.ino, "new", Kind.FILE, key="pre/r/new", valid_until=0, state=State.WRITING)
+    made = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, valid_until=1, state=State.LOCAL)
+    writing = t.upsert(ROOT_INODE, "w", Kind.FILE, valid_until=0, state=State.WRITING)
+    remote_dir = t.upsert(ROOT_INODE, "r", Kind.DIRECTORY, valid_until=1)
+    inside = t.upsert(remote_dir.ino, "new", Kind.FILE, valid_until=0, state=State.WRITING)
     for inode in (made, writing, remote_dir, inside):
         t.remember(inode)
         t.forget(inode.ino, 1)
@@ -59,8 +59,8 @@ def test_forget_keeps_entries_only_this_mount_knows() -> None:
 
 def test_a_forgotten_directory_takes_the_children_nobody_holds_with_it() -> None:
     t = table()
-    directory = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, key="pre/d/", valid_until=1)
-    listed = [t.upsert(directory.ino, f"f{i}", Kind.FILE, key=f"pre/d/f{i}", valid_until=1) for i in range(3)]
+    directory = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, valid_until=1)
+    listed = [t.upsert(directory.ino, f"f{i}", Kind.FILE, valid_until=1) for i in range(3)]
     t.remember(directory)
     t.forget(directory.ino, 1)
     assert t.get(directory.ino) is None and all(t.get(i.ino) is None for i in listed)
@@ -69,8 +69,8 @@ def test_a_forgotten_directory_takes_the_children_nobody_holds_with_it() -> None
 
 def test_a_directory_whose_child_the_kernel_holds_stays() -> None:
     t = table()
-    directory = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, key="pre/d/", valid_until=1)
-    held = t.upsert(directory.ino, "f", Kind.FILE, key="pre/d/f", valid_until=1)
+    directory = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, valid_until=1)
+    held = t.upsert(directory.ino, "f", Kind.FILE, valid_until=1)
     t.remember(directory)
     t.remember(held)
     t.forget(directory.ino, 1)
@@ -79,8 +79,8 @@ def test_a_directory_whose_child_the_kernel_holds_stays() -> None:
 
 def test_forgetting_a_listed_child_withdraws_the_listing_s_answers() -> None:
     t = table()
-    directory = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, key="pre/d/", valid_until=1)
-    child = t.upsert(directory.ino, "f", Kind.FILE, key="pre/d/f", valid_until=1)
+    directory = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, valid_until=1)
+    child = t.upsert(directory.ino, "f", Kind.FILE, valid_until=1)
     directory.listing = DirectoryKnowledge(listed_until=9.0, absent_until=9.0, names=("f",))
     t.remember(child)
     t.forget(child.ino, 1)
@@ -90,11 +90,11 @@ def test_forgetting_a_listed_child_withdraws_the_listing_s_answers() -> None:
 
 def test_listing_100_000_entries_and_forgetting_them_leaves_the_table_as_it_was() -> None:
     t = table()
-    directory = t.upsert(ROOT_INODE, "big", Kind.DIRECTORY, key="pre/big/", valid_until=1)
+    directory = t.upsert(ROOT_INODE, "big", Kind.DIRECTORY, valid_until=1)
     t.remember(directory)
     inos = []
     for i in range(100_000):
-        inode = t.upsert(directory.ino, f"f{i:06d}", Kind.FILE, key=f"pre/big/f{i:06d}", valid_until=1)
+        inode = t.upsert(directory.ino, f"f{i:06d}", Kind.FILE, valid_until=1)
         t.remember(inode)
         inos.append(inode.ino)
     assert len(t) == 100_002
@@ -109,15 +109,15 @@ def test_negative_entries_expire() -> None:
     assert t.is_negative(ROOT_INODE, "gone", now=4.0)
     assert not t.is_negative(ROOT_INODE, "gone", now=5.0)
     t.set_negative(ROOT_INODE, "gone", until=5.0)
-    t.upsert(ROOT_INODE, "gone", Kind.FILE, key="pre/gone", valid_until=1)
+    t.upsert(ROOT_INODE, "gone", Kind.FILE, valid_until=1)
     assert not t.is_negative(ROOT_INODE, "gone", now=1.0)
 
 
 def test_local_children_follow_the_state() -> None:
     t = table()
-    directory = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, key="pre/d/", valid_until=1, state=State.LOCAL)
+    directory = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, valid_until=1, state=State.LOCAL)
     assert t.local_children(ROOT_INODE) == {"d"}
-    writing = t.upsert(directory.ino, "f", Kind.FILE, key="pre/d/f", valid_until=0, state=State.WRITING)
+    writing = t.upsert(directory.ino, "f", Kind.FILE, valid_until=0, state=State.WRITING)
     assert t.local_children(directory.ino) == {"f"}
     t.set_state(writing, State.REMOTE)
     assert t.local_children(directory.ino) == set()
@@ -125,17 +125,17 @@ def test_local_children_follow_the_state() -> None:
 
 def test_a_listing_does_not_overwrite_a_file_being_written() -> None:
     t = table()
-    writing = t.upsert(ROOT_INODE, "f", Kind.FILE, key="pre/f", valid_until=0, state=State.WRITING)
-    listed = t.upsert(ROOT_INODE, "f", Kind.FILE, key="pre/f", valid_until=9, size=123)
+    writing = t.upsert(ROOT_INODE, "f", Kind.FILE, valid_until=0, state=State.WRITING)
+    listed = t.upsert(ROOT_INODE, "f", Kind.FILE, valid_until=9, size=123)
     assert listed is writing and writing.state is State.WRITING and writing.size == 0
 
 
 def test_move_keeps_the_inode_under_its_new_name() -> None:
     t = table()
-    d = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, key="pre/d/", valid_until=1)
-    source = t.upsert(ROOT_INODE, "a", Kind.FILE, key="pre/a", valid_until=1)
-    target = t.upsert(d.ino, "b", Kind.FILE, key="pre/d/b", valid_until=1)
-    t.move(source, d.ino, "b", "pre/d/b")
+    d = t.upsert(ROOT_INODE, "d", Kind.DIRECTORY, valid_until=1)
+    source = t.upsert(ROOT_INODE, "a", Kind.FILE, valid_until=1)
+    target = t.upsert(d.ino, "b", Kind.FILE, valid_until=1)
+    t.move(source, d.ino, "b")
     assert t.child(d.ino, "b") is source and source.key == "pre/d/b"
     assert t.child(ROOT_INODE, "a") is None
     assert not target.linked and t.get(target.ino) is None

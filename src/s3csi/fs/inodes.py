@@ -46,8 +46,9 @@ class Inode:
     parent: int
     name: str
     kind: Kind
-    # Objects: the whole key. Directories: the prefix, ending in "/" ("" for the bucket's root).
-    key: str
+    # The key of the directory it is in: one string shared by every child of that directory (a
+    # listed directory holds one per entry). The root's is the mount's prefix.
+    dir_key: str
     state: State = State.REMOTE
     size: int = 0
     mtime_ns: int = 0
@@ -64,6 +65,13 @@ class Inode:
     def is_dir(self) -> bool:
         return self.kind is Kind.DIRECTORY
 
+    @property
+    def key(self) -> str:
+        """Objects: the whole key. Directories: the prefix, ending in "/" ("" for the bucket's root)."""
+        if self.is_dir and self.name:
+            return f"{self.dir_key}{self.name}/"
+        return self.dir_key + self.name
+
 
 class InodeTable:
     def __init__(self, root_prefix: str, *, mtime_ns: int) -> None:
@@ -72,6 +80,8 @@ class InodeTable:
         root.lookups = 1  # the kernel never forgets the root
         root.valid_until = float("inf")
         self._inodes: dict[int, Inode] = {ROOT_INODE: root}
+        # Directory inode → its key, the one string its children share as their ``dir_key``.
+        self._dir_keys: dict[int, str] = {}
         # Directory inode → its named children (one dict per directory: a listing walks its own only).
         self._children: dict[int, dict[str, Inode]] = {}
         # Directory inode → its local children (mkdir'd directories, files being written), which readdir
@@ -103,26 +113,27 @@ class InodeTable:
         name: str,
         kind: Kind,
         *,
-        key: str,
         valid_until: float,
         size: int = 0,
         mtime_ns: int = 0,
         etag: str | None = None,
         state: State = State.REMOTE,
     ) -> Inode:
-        """The inode for (parent, name), refreshed with what S3 (or the caller) just said about it."""
+        """The inode for (parent, name), refreshed with what S3 (or the caller) just said about it; its
+        key is the directory's key followed by the name (and "/" for a directory)."""
         self._negative.pop((parent, name), None)
         current = self.child(parent, name)
         if current is not None and current.kind is kind:
             if current.state is State.WRITING and state is State.REMOTE:
                 return current  # the local upload in progress is newer than any listing
-            current.key, current.size, current.mtime_ns, current.etag = key, size, mtime_ns, etag
+            current.size, current.mtime_ns, current.etag = size, mtime_ns, etag
             current.valid_until = valid_until
             self.set_state(current, state)
             return current
         if current is not None:
             self.unlink(parent, name)
-        inode = Inode(self._next, parent, name, kind, key, state, size, mtime_ns, etag, valid_until)
+        dir_key = self._dir_key(parent)
+        inode = Inode(self._next, parent, name, kind, dir_key, state, size, mtime_ns, etag, valid_until)
         self._next += 1
         self._inodes[inode.ino] = inode
         self._children.setdefault(parent, {})[name] = inode
@@ -140,14 +151,19 @@ class InodeTable:
         if inode.lookups == 0:
             self._drop(inode)
 
-    def move(self, inode: Inode, new_parent: int, new_name: str, new_key: str) -> None:
+    def move(self, inode: Inode, new_parent: int, new_name: str) -> None:
         """After a rename: the kernel keeps using the source's inode under its new name."""
         self._pop_name(inode.parent, inode.name)
         self._discard_local(inode.parent, inode.name)
         if self.child(new_parent, new_name) is not None:
             self.unlink(new_parent, new_name)
         self._negative.pop((new_parent, new_name), None)
-        inode.parent, inode.name, inode.key, inode.linked = new_parent, new_name, new_key, True
+        inode.parent, inode.name, inode.dir_key, inode.linked = (
+            new_parent,
+            new_name,
+            self._dir_key(new_parent),
+            True,
+        )
         self._children.setdefault(new_parent, {})[new_name] = inode
         if inode.state is not State.REMOTE:
             self._local.setdefault(new_parent, set()).add(new_name)
@@ -206,10 +222,17 @@ class InodeTable:
             return False
         return all(self._evictable(child) for child in self._children.get(inode.ino, {}).values())
 
+    def _dir_key(self, directory: int) -> str:
+        key = self._dir_keys.get(directory)
+        if key is None:
+            key = self._dir_keys[directory] = self._inodes[directory].key
+        return key
+
     def _drop(self, inode: Inode) -> None:
         """``inode`` (no name, no lookups) out of the table, with the children it still names."""
         self._inodes.pop(inode.ino, None)
         self._local.pop(inode.ino, None)
+        self._dir_keys.pop(inode.ino, None)
         for child in self._children.pop(inode.ino, {}).values():
             child.linked = False
             if child.lookups == 0:

@@ -147,7 +147,6 @@ class S3Operations(pyfuse3.Operations):
             parent.ino,
             name,
             Kind.FILE,
-            key=info.key,
             size=info.size,
             etag=info.etag,
             mtime_ns=int(info.last_modified * 1e9),
@@ -161,7 +160,6 @@ class S3Operations(pyfuse3.Operations):
             parent.ino,
             name,
             Kind.DIRECTORY,
-            key=f"{parent.key}{name}/",
             mtime_ns=time.time_ns() if state is State.LOCAL else parent.mtime_ns,
             valid_until=self._expiry() if valid_until is None else valid_until,
             state=state,
@@ -553,9 +551,7 @@ class S3Operations(pyfuse3.Operations):
         if not self.settings.allow_overwrite and await self._head(parent.key + text) is not None:
             # The kernel believed the name free (a cached negative entry), but S3 has it now.
             raise fail(errno.EEXIST)
-        inode = self.table.upsert(
-            parent.ino, text, Kind.FILE, key=parent.key + text, valid_until=0.0, state=State.WRITING
-        )
+        inode = self.table.upsert(parent.ino, text, Kind.FILE, valid_until=0.0, state=State.WRITING)
         fh = self._new_fh()
         self._start_writing(fh, inode)
         self.table.remember(inode)
@@ -687,7 +683,7 @@ class S3Operations(pyfuse3.Operations):
             await self.client.copy_object(self.settings.bucket, source.key, new_key, self.write_options)
         async with self.requests:
             await self.client.delete_object(self.settings.bucket, source.key)
-        self.table.move(source, new_parent.ino, new_name, new_key)
+        self.table.move(source, new_parent.ino, new_name)
         source.valid_until = 0.0  # the copy's ETag and time are S3's: ask on next use
         self._mark_ancestors_remote(source)
 
