@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from s3csi.errors import InvalidArgument
@@ -26,6 +29,31 @@ def test_wire_strings_of_the_keys() -> None:
     assert context.SERVICE_ACCOUNT_TOKENS == "csi.storage.k8s.io/serviceAccount.tokens"
     assert context.EPHEMERAL == "csi.storage.k8s.io/ephemeral"
     assert context.FS_USER_ANNOTATION == "s3csi.io/fs-user"
+    assert context.ROLE_ARN_ANNOTATION == "eks.amazonaws.com/role-arn"
+    assert context.CO_KEY_PREFIX == "csi.storage.k8s.io/"
+
+
+def test_the_keys_are_written_only_in_volume_context() -> None:
+    # One home each: every other module imports the volume-context and annotation keys from volume/context.py.
+    src = Path(__file__).resolve().parents[2] / "src" / "s3csi"
+    keys = re.compile(
+        r"\"(?:bucketName|authenticationSource|stsRegion|fsUser|roleArn|csi\.storage\.k8s\.io/[^\"]*"
+        r"|s3csi\.io/[^\"]*|eks\.amazonaws\.com/[^\"]*)\""
+    )
+    # Strings equal to a key that are not one: a field of the sharing key's JSON, a name in an error.
+    not_keys = {
+        ("volume/sharing.py", '"fsUser": mount.fs_user,'),
+        ("volume/sharing.py", '"authenticationSource": authentication_source.value,'),
+        ("ownership/policy.py", 'check_id("fsUser", self.fs_user)'),
+    }
+    found = [
+        f"{path.relative_to(src)}:{number}: {line.strip()}"
+        for path in sorted(src.rglob("*.py"))
+        if path != src / "volume" / "context.py" and "proto" not in path.parts
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if keys.search(line) and (str(path.relative_to(src)), line.strip()) not in not_keys
+    ]
+    assert found == []
 
 
 VALID = [

@@ -14,6 +14,7 @@ from s3csi.kube.settings import KubeApiFlags, KubeApiMode, kube_api_settings
 from s3csi.logs import configure_logging
 from s3csi.s3 import S3Settings
 from s3csi.s3.sts import sts_endpoint_override
+from s3csi.volume.context import FS_USER_ANNOTATION, ROLE_ARN_ANNOTATION
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--kube-api",
         choices=[m.value for m in KubeApiMode],
         default=KubeApiMode.AUTO.value,
-        help="read the pod's s3csi.io/fs-user and its service account's eks.amazonaws.com/role-arn "
+        help=f"read the pod's {FS_USER_ANNOTATION} and its service account's {ROLE_ARN_ANNOTATION} "
         "annotations from the Kubernetes API (node mode); auto (default): in-cluster config when "
         "KUBERNETES_SERVICE_HOST is set, else off",
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from s3csi.volume.context import BUCKET_NAME, FS_USER, PREFIX
+
 BUCKET = "my-bucket"
 # The PV's and the StorageClass's mountOptions of the fsGroup example (docs/mount-options.md).
 FSGROUP_EXAMPLE_OPTIONS = ("uid=1001", "gid=1001", "allow-other")
@@ -19,11 +21,11 @@ class Volume:
 
     @property
     def bucket(self) -> str:
-        return self.volume_context["bucketName"]
+        return self.volume_context[BUCKET_NAME]
 
     @property
     def prefix(self) -> str:
-        return self.volume_context.get("prefix", "")
+        return self.volume_context.get(PREFIX, "")
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,9 @@ class Pod:
 def static_volumes() -> list[Volume]:
     return [
         # The fsGroup example's static PV.
-        Volume("s3-pv", "s3-csi-fsgroup-example", {"bucketName": BUCKET}, FSGROUP_EXAMPLE_OPTIONS),
+        Volume("s3-pv", "s3-csi-fsgroup-example", {BUCKET_NAME: BUCKET}, FSGROUP_EXAMPLE_OPTIONS),
         # A home-directory volume with a pod-level owner (fsUser): owner-only files.
-        Volume("s3-pv-home", "s3-csi-home", {"bucketName": BUCKET, "prefix": "home/", "fsUser": "1005"}, ()),
+        Volume("s3-pv-home", "s3-csi-home", {BUCKET_NAME: BUCKET, PREFIX: "home/", FS_USER: "1005"}, ()),
     ]
 
 

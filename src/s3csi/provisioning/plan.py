@@ -26,7 +26,6 @@ from s3csi.volume.context import VolumeContext, validate_bucket_name
 PROVISIONING_MODE = "provisioningMode"
 BUCKET_NAME = context.BUCKET_NAME
 _ATTRIBUTES = (context.AUTHENTICATION_SOURCE, context.STS_REGION, context.FS_USER, context.ROLE_ARN)
-_CO_PREFIX = "csi.storage.k8s.io/"
 MARKER_PREFIX = ".s3csi-volumes/"
 """Where each volume's record lives in its bucket: ``.s3csi-volumes/<bucket or leaf>.json``."""
 
@@ -72,7 +71,7 @@ def marker_key(volume_id: VolumeId) -> str:
 
 def plan_volume(name: str, parameters: Mapping[str, str], capacity: CapacityRange) -> VolumePlan:
     """Raises InvalidArgument naming the parameter at fault."""
-    own = {k: v for k, v in parameters.items() if not k.startswith(_CO_PREFIX)}
+    own = {k: v for k, v in parameters.items() if not k.startswith(context.CO_KEY_PREFIX)}
     unknown = sorted(set(own) - {PROVISIONING_MODE, BUCKET_NAME, *_ATTRIBUTES})
     if unknown:
         raise InvalidArgument(f"unknown StorageClass parameter(s): {', '.join(unknown)}")
