@@ -190,6 +190,21 @@ def test_other_controller_rpcs_are_unimplemented(driver: DriverProcess, method: 
             "volume_content_source",
         ),
         ({"mutable_parameters": {"iops": "3000"}}, "mutable_parameters"),
+        # StorageClass mountOptions every publish would refuse are refused now, naming the option.
+        (
+            {"volume_capabilities": [capability(mount_flags=("endpoint-url=http://evil.example",))]},
+            "mount_flags (the StorageClass's mountOptions): mount option --endpoint-url is not allowed",
+        ),
+        ({"volume_capabilities": [capability(mount_flags=("uid=1;rm",))]}, "--uid must be"),
+        ({"volume_capabilities": [capability(), capability(mount_flags=("cache=/",))]}, "[1].mount"),
+        ({"volume_capabilities": [capability(mount_flags=("sse-kms-key-id=alias/k",))]}, "--sse-kms-key-id"),
+        (
+            {
+                "parameters": {"provisioningMode": "prefix-per-volume", "bucketName": "some-bucket"},
+                "volume_capabilities": [capability(mount_flags=("prefix=elsewhere/",))],
+            },
+            "--prefix cannot be set for a prefix-per-volume",
+        ),
         ({"secrets": {"access_key_id": "AKID"}}, "secret_access_key is required"),
         ({"secrets": {**SECRETS, "acess_key": SECRET_KEY_VALUE}}, "acess_key"),
         ({"secrets": {**SECRETS, "session_token": "tok en"}}, "session_token"),

@@ -9,13 +9,14 @@ import re
 import grpc
 
 from s3csi.csi.proto import csi_pb2, csi_pb2_grpc
-from s3csi.csi.requests import required, secret_credentials, volume_capabilities
+from s3csi.csi.requests import MountCapability, required, secret_credentials, volume_capabilities
 from s3csi.csi.unimplemented import unimplemented
 from s3csi.errors import InvalidArgument, NotFound
 from s3csi.provisioning.naming import VolumeId
 from s3csi.provisioning.plan import CapacityRange, plan_volume
 from s3csi.provisioning.provisioner import Provisioner
 from s3csi.volume.context import VolumeContext
+from s3csi.volume.policy import PolicyInput, effective_mount
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,32 @@ def _volume_name(name: str) -> str:
     return name
 
 
+def check_mount_options(capabilities: tuple[MountCapability, ...], volume: VolumeContext) -> None:
+    """Refuse now the StorageClass ``mountOptions`` (each capability's ``mount_flags``) that every
+    NodePublishVolume of the volume would refuse, by the same policy: a volume nobody can mount is no
+    use, and the error belongs to whoever wrote the StorageClass, not to each pod."""
+    for index, capability in enumerate(capabilities):
+        field = f"volume_capabilities[{index}].mount.mount_flags (the StorageClass's mountOptions)"
+        try:
+            mount = effective_mount(
+                PolicyInput(
+                    mount_flags=capability.mount_flags,
+                    volume_mount_group=capability.volume_mount_group or None,
+                    fs_user_annotation=None,
+                    volume_fs_user=volume.fs_user,
+                    readonly=False,
+                    access_mode=capability.access_mode,
+                )
+            )
+        except InvalidArgument as refused:
+            raise InvalidArgument(f"{field}: {refused}") from None
+        if volume.prefix and any(arg.startswith("--prefix=") for arg in mount.args):
+            raise InvalidArgument(
+                f"{field}: --prefix cannot be set for a prefix-per-volume volume, "
+                "which has a prefix of its own"
+            )
+
+
 class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     def __init__(self, provisioner: Provisioner) -> None:
         self._provisioner = provisioner
@@ -50,7 +77,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         self, request: csi_pb2.CreateVolumeRequest, context: grpc.aio.ServicerContext
     ) -> csi_pb2.CreateVolumeResponse:
         name = _volume_name(request.name)
-        volume_capabilities(request.volume_capabilities)
+        capabilities = volume_capabilities(request.volume_capabilities)
         if request.HasField("volume_content_source"):
             raise InvalidArgument(
                 "volume_content_source: creating a volume from a snapshot or another volume is not supported"
@@ -61,6 +88,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise InvalidArgument("mutable_parameters: this driver cannot modify volumes")
         capacity = CapacityRange(request.capacity_range.required_bytes, request.capacity_range.limit_bytes)
         plan = plan_volume(name, request.parameters, capacity)
+        check_mount_options(capabilities, VolumeContext.parse(plan.volume_context))
         await self._provisioner.create_volume(plan, secret_credentials(request.secrets))
         return csi_pb2.CreateVolumeResponse(
             volume=csi_pb2.Volume(
