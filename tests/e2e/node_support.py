@@ -36,6 +36,8 @@ class Node:
     """Flags added to every driver this node starts."""
     drivers: list[DriverProcess] = field(default_factory=list)
     pod_counter: int = 0
+    published: dict[str, str] = field(default_factory=dict)
+    """target path → the volume id last published there, which unpublish names by default."""
 
     @property
     def kubelet_dir(self) -> Path:
@@ -117,9 +119,15 @@ class Node:
         return csi_pb2.NodePublishVolumeRequest(**request)
 
     def publish(self, request: csi_pb2.NodePublishVolumeRequest) -> tuple[grpc.StatusCode, str]:
-        return code_of(lambda: rpc(self.driver.socket_path, "Node", "NodePublishVolume", request))
+        result = code_of(lambda: rpc(self.driver.socket_path, "Node", "NodePublishVolume", request))
+        if result[0] == grpc.StatusCode.OK:
+            self.published[request.target_path] = request.volume_id
+        return result
 
-    def unpublish(self, target: str, volume_id: str = "v") -> tuple[grpc.StatusCode, str]:
+    def unpublish(self, target: str, volume_id: str | None = None) -> tuple[grpc.StatusCode, str]:
+        """NodeUnpublishVolume naming ``volume_id``, by default the volume published at ``target``."""
+        if volume_id is None:
+            volume_id = self.published.get(target, "v")
         request = csi_pb2.NodeUnpublishVolumeRequest(volume_id=volume_id, target_path=target)
         return code_of(lambda: rpc(self.driver.socket_path, "Node", "NodeUnpublishVolume", request))
 

@@ -2,9 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from s3csi.errors import AlreadyExists
+from s3csi.errors import AlreadyExists, FailedPrecondition
 from s3csi.kernel.mountinfo import parse_line
-from s3csi.podmounter.targets import TargetAction, is_within, publish_action, targets_of
+from s3csi.podmounter.targets import (
+    TargetAction,
+    check_unpublish,
+    group_change,
+    is_within,
+    publish_action,
+    targets_of,
+)
 
 SOURCE = parse_line("100 1 0:50 / /state/sources/s3csi-mp-a rw,nosuid,nodev - fuse.s3csi s3csi rw")
 OTHER_SOURCE = parse_line("101 1 0:51 / /state/sources/s3csi-mp-b rw,nosuid,nodev - fuse.s3csi s3csi rw")
@@ -65,3 +72,38 @@ def test_publish_action(target: object, source: object, read_only: bool, expecte
 def test_incompatible_targets_already_exist(target: object, source: object, read_only: bool) -> None:
     with pytest.raises(AlreadyExists, match="already published"):
         publish_action(target, source, read_only=read_only)  # type: ignore[arg-type]
+
+
+FS_GROUP_1001 = ("--allow-other", "--dir-mode=770", "--file-mode=660", "--gid=1001", "--uid=0")
+
+
+@pytest.mark.parametrize(
+    ("published", "requested", "expected"),
+    [
+        (FS_GROUP_1001, FS_GROUP_1001, None),
+        (FS_GROUP_1001, ("--allow-other", "--gid=1001", "--uid=1005"), None),  # an fs-user edit: kept
+        (FS_GROUP_1001, ("--allow-other", "--gid=1002", "--uid=0"), ("1001", "1002")),
+        (FS_GROUP_1001, ("--allow-root",), ("1001", "none")),
+        (("--allow-root",), FS_GROUP_1001, ("none", "1001")),
+        (("--allow-root",), ("--allow-root", "--read-only"), None),
+    ],
+)
+def test_group_change(published: tuple[str, ...], requested: tuple[str, ...], expected: object) -> None:
+    assert group_change(published, requested) == expected
+
+
+@pytest.mark.parametrize(
+    ("requested", "published", "refused"),
+    [
+        ("bucket:a", "bucket:a", False),
+        ("bucket:a", None, False),  # nothing recorded: nothing to hold against the request
+        ("bucket:b", "bucket:a", True),
+        ("", "bucket:a", True),
+    ],
+)
+def test_check_unpublish(requested: str, published: str | None, refused: bool) -> None:
+    if refused:
+        with pytest.raises(FailedPrecondition, match="holds volume 'bucket:a'"):
+            check_unpublish("/k/t", requested, published)
+    else:
+        check_unpublish("/k/t", requested, published)

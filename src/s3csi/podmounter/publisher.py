@@ -8,7 +8,8 @@ last target leaving unmounts the source and retires the Mountpoint Pod.
 State under ``--state-dir`` (root only)::
 
     sources/<mountpoint pod>/        the source mount points
-    targets/<digest of target>.json  who a target was published for (volume, pod): for log lines
+    targets/<digest of target>.json  what a target was published with: volume, pod, mount arguments,
+                                     and whether the driver created the target directory
     pods/…                           the runtime's (runtime/local.py)
 
 Nothing is kept in memory but the per-key locks: every call reads the mount table and the state
@@ -26,7 +27,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from s3csi.credentials.files import (
     credentials_file_name,
@@ -35,7 +36,7 @@ from s3csi.credentials.files import (
 )
 from s3csi.credentials.plan import DEFAULT_AUDIENCE, CredentialPlan, UseSecret, inputs_for
 from s3csi.credentials.resolver import CredentialResolver
-from s3csi.errors import FailedPrecondition, Unavailable
+from s3csi.errors import AlreadyExists, FailedPrecondition, Unavailable
 from s3csi.fs.settings import READ_AHEAD_KIB
 from s3csi.kernel.fuse import FUSE_FSTYPE, mount_fuse, open_fuse_device, set_read_ahead
 from s3csi.kernel.mount import MountInfo, bind_mount, find_mount, mountinfo, unmount
@@ -51,6 +52,8 @@ from s3csi.podmounter.runtime import (
 )
 from s3csi.podmounter.targets import (
     TargetAction,
+    check_unpublish,
+    group_change,
     publish_action,
     resolve_target,
     targets_of,
@@ -85,10 +88,16 @@ class PublisherSettings:
 
 
 class TargetRecord(TypedDict):
+    """Written before the bind and removed after the unmount, so a bind always has its record: the
+    volume NodeUnpublishVolume must name, the mount arguments a republish must keep, and whether the
+    target directory is the driver's to remove (kubelet makes only its parent)."""
+
     target: str
     volume_id: str
     pod: str
     mountpoint_pod: str
+    created: NotRequired[bool]
+    args: NotRequired[list[str]]
 
 
 class PodMounterPublisher:
@@ -190,17 +199,38 @@ class PodMounterPublisher:
             await self._mount_source(key, source, request, spec, credentials)
         else:
             await self._refresh(key, spec, credentials)
+        created = self._make_target(target)
+        record = TargetRecord(
+            target=target,
+            volume_id=spec.volume_id,
+            pod=spec.pod_label,
+            mountpoint_pod=name,
+            created=created,
+            args=list(spec.mount.args),
+        )
+        self._write_record(record)
         try:
-            _bind(source, target, read_only=spec.mount.read_only)
+            bind_mount(source, target, read_only=spec.mount.read_only)
         except BaseException:
+            self._delete_record(target)
+            if created:
+                with contextlib.suppress(OSError):
+                    os.rmdir(target)
             if fresh:
                 await self._retire(key)
             raise
-        record = TargetRecord(
-            target=target, volume_id=spec.volume_id, pod=spec.pod_label, mountpoint_pod=name
-        )
-        self._write_record(record)
         log.info("volume published", extra=_context(spec, target, name))
+
+    def _make_target(self, target: str) -> bool:
+        """Make the target directory (kubelet makes its parent); whether it is the driver's: made now,
+        or by an earlier publish of this target whose record says so."""
+        previous = self._record(target)
+        os.makedirs(os.path.dirname(target), mode=0o750, exist_ok=True)
+        try:
+            os.mkdir(target, mode=0o750)
+        except FileExistsError:
+            return previous is not None and previous.get("created", False)
+        return True
 
     async def _mount_source(
         self, key: str, source: str, request: MountRequest, spec: PublishSpec, credentials: Credentials
@@ -249,6 +279,13 @@ class PodMounterPublisher:
             return None
         if record["volume_id"] != spec.volume_id or record["mountpoint_pod"] != served:
             return None
+        changed = group_change(record.get("args", list(spec.mount.args)), spec.mount.args)
+        if changed is not None:
+            # CSI's "published with incompatible capabilities": the group cannot change under a pod.
+            raise AlreadyExists(
+                f"target_path {target} is already published with group {changed[0]}; "
+                f"this request asks for group {changed[1]} (another fsGroup): unpublish it first"
+            )
         key = served[len(_POD_NAME_PREFIX) :]
         pod = self.runtime.find(key)
         if pod is None or not self.runtime.running(pod):
@@ -259,12 +296,19 @@ class PodMounterPublisher:
 
     async def unpublish(self, volume_id: str, target_path: str) -> None:
         target = resolve_target(self.settings.kubelet_dir, target_path)
+        record = self._record(target)
+        check_unpublish(target, volume_id, record["volume_id"] if record else None)
         table = mountinfo()
         mounted = find_mount(target, table)
         if mounted is None:
-            self._remove_target_dir(target)
+            self._remove_created_target(target, record)
             self._delete_record(target)
             return
+        if record is None:
+            log.warning(
+                "unpublishing a target without a record: its volume id cannot be checked",
+                extra={"volume_id": volume_id, "target_path": target},
+            )
         name = self._source_name(mounted, table)
         if name is None:
             if mounted.fstype != FUSE_FSTYPE:
@@ -273,20 +317,20 @@ class PodMounterPublisher:
                 )
             # A target of a Mountpoint Pod that died and whose source is already gone.
             unmount(target, lazy=True)
-            self._remove_target_dir(target)
+            self._remove_created_target(target, record)
             self._delete_record(target)
             return
         key = name[len(_POD_NAME_PREFIX) :]
         async with self._locks.hold(key):
-            await self._unpublish(key, target, volume_id)
+            await self._unpublish(key, target, volume_id, record)
 
-    async def _unpublish(self, key: str, target: str, volume_id: str) -> None:
+    async def _unpublish(self, key: str, target: str, volume_id: str, record: TargetRecord | None) -> None:
         if find_mount(target) is not None:
             try:
                 unmount(target)
             except FailedPrecondition:  # EBUSY: kubelet stopped the containers; a straggler must not block
                 unmount(target, lazy=True)
-        self._remove_target_dir(target)
+        self._remove_created_target(target, record)
         self._delete_record(target)
         log.info("volume unpublished", extra={"volume_id": volume_id, "target_path": target})
         source = find_mount(str(self.sources_dir / pod_name(key)))
@@ -357,7 +401,11 @@ class PodMounterPublisher:
                 },
             )
 
-    def _remove_target_dir(self, target: str) -> None:
+    def _remove_created_target(self, target: str, record: TargetRecord | None) -> None:
+        """Remove the target directory if the driver made it (the spec: the SP deletes what it created
+        at the target path); a directory someone else made stays."""
+        if record is None or not record.get("created", False):
+            return
         try:
             os.rmdir(target)
         except FileNotFoundError:
@@ -425,8 +473,3 @@ async def _first_answer(source: str) -> None:
         ) from None
     except OSError as exc:
         raise Unavailable(f"the file system at {source} failed: {exc.strerror}") from exc
-
-
-def _bind(source: str, target: str, *, read_only: bool) -> None:
-    os.makedirs(target, mode=0o750, exist_ok=True)
-    bind_mount(source, target, read_only=read_only)

@@ -11,8 +11,9 @@ import enum
 import errno
 import os
 import stat
+from collections.abc import Sequence
 
-from s3csi.errors import AlreadyExists, InvalidArgument
+from s3csi.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from s3csi.kernel.mountinfo import MountInfo
 
 
@@ -69,3 +70,29 @@ def publish_action(target: MountInfo | None, source: MountInfo | None, *, read_o
     raise AlreadyExists(
         f"target_path {target.mount_point} is already published with other options or another volume"
     )
+
+
+def group_change(published: Sequence[str], requested: Sequence[str]) -> tuple[str, str] | None:
+    """The ``--gid`` a target was published with and the one a new publish of it asks for, when they
+    differ ("none" for an absent one); None when they agree.
+
+    A pod's fsGroup cannot change while it runs (its securityContext is immutable), so kubelet's periodic
+    republish always asks for the group the target has: another one is a conflicting request, and
+    answering OK would leave the old group showing. What may change under a running pod (the
+    ``s3csi.io/fs-user`` annotation, a PV's other mount options) keeps the mount as it is."""
+    before, after = _gid(published), _gid(requested)
+    return None if before == after else (before, after)
+
+
+def _gid(args: Sequence[str]) -> str:
+    return next((arg.removeprefix("--gid=") for arg in args if arg.startswith("--gid=")), "none")
+
+
+def check_unpublish(target: str, volume_id: str, published_volume_id: str | None) -> None:
+    """NodeUnpublishVolume must not remove what another volume published at ``target``: the CO named
+    the wrong volume, and retrying with it will not help. ``published_volume_id`` None: nothing known."""
+    if published_volume_id is not None and published_volume_id != volume_id:
+        raise FailedPrecondition(
+            f"target_path {target} holds volume {published_volume_id!r}, not {volume_id!r}: "
+            "nothing unpublished"
+        )
