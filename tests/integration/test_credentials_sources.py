@@ -390,6 +390,7 @@ def test_rotation_through_the_credentials_file_needs_no_new_client(world: World,
     name = f"rotating-{uuid.uuid4().hex[:6]}"
     old = world.iam.user(name, bucket_policy(world.bucket, READ))
     directory = tmp_path / "comm" / "credentials"
+    directory.parent.mkdir()  # the comm dir: the runtime makes it, the credentials dir is made inside
     file_name = credentials_file_name("vol-1", "sharing-key-1")
     path = write_shared_credentials(str(directory), old, gid=MOUNTER_GID, name=file_name)
     # The chain a mounter builds (podmounter/mounter.py points these variables at its comm dir).

@@ -22,6 +22,8 @@ import contextlib
 import json
 import os
 import socket
+import stat
+import struct
 from collections.abc import Iterator
 from typing import Literal, TypedDict, cast
 
@@ -37,6 +39,7 @@ from s3csi.errors import (
     S3csiError,
     Unavailable,
 )
+from s3csi.kernel.dirfd import open_beneath, open_directory
 
 VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -214,22 +217,34 @@ def error_reply(error: S3csiError) -> MountReply:
 
 
 def request_mount(
-    socket_path: str, request: MountRequest, fd: int, *, reply_timeout: float = REPLY_TIMEOUT
+    socket_path: str,
+    request: MountRequest,
+    fd: int,
+    *,
+    reply_timeout: float = REPLY_TIMEOUT,
+    mounter_uid: int | None = None,
 ) -> None:
     """Send ``request`` with the FUSE fd to the mounter on ``socket_path`` and wait for ``ready``.
 
-    Blocking (call it in a thread). Raises ``Unavailable`` when the mounter cannot be reached or does
-    not answer in time; when it refuses, the error class of its reply's ``reason`` with its text.
+    Blocking (call it in a thread). The directory of ``socket_path`` is trusted; its ``mount.sock``
+    is not — the mounter writes that directory — so it is opened without following a symlink and
+    must be a socket, and with ``mounter_uid`` the process listening on it must run as that uid:
+    a planted link or a hard link to another service's socket never gets the request or the fd.
+    Raises ``Unavailable`` when the mounter cannot be reached or does not answer in time; when it
+    refuses, the error class of its reply's ``reason`` with its text.
     """
     data = encode(request)
     with (
         socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC) as sock,
-        _directory(socket_path) as directory,
+        _socket_entry(socket_path) as entry,
     ):
         sock.settimeout(SEND_TIMEOUT)
         try:
-            # Through the directory's fd: a unix socket path is limited to 107 bytes, a state dir is not.
-            sock.connect(f"/proc/self/fd/{directory}/{os.path.basename(socket_path)}")
+            # Through the socket's own fd: no path is resolved again, and a unix socket path's limit
+            # of 107 bytes never meets a deep state dir.
+            sock.connect(f"/proc/self/fd/{entry}")
+            if mounter_uid is not None:
+                _check_peer(sock, mounter_uid, socket_path)
             socket.send_fds(sock, [data], [fd])
             sock.settimeout(reply_timeout)
             answer = sock.recv(MAX_MESSAGE_BYTES + 1)
@@ -248,16 +263,36 @@ def request_mount(
         raise REASONS[reply["reason"]](f"Mountpoint Pod refused the mount: {reply['message']}")
 
 
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+def _check_peer(sock: socket.socket, uid: int, socket_path: str) -> None:
+    _, peer_uid, _ = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+    if peer_uid != uid:
+        raise Unavailable(
+            f"{socket_path} is served by uid {peer_uid}, not by the Mountpoint Pod's uid {uid}: refusing it"
+        )
+
+
 @contextlib.contextmanager
-def _directory(socket_path: str) -> Iterator[int]:
+def _socket_entry(socket_path: str) -> Iterator[int]:
+    """An ``O_PATH`` fd of ``socket_path``'s socket, found without following a symlink."""
     try:
-        fd = os.open(os.path.dirname(socket_path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        directory = open_directory(os.path.dirname(socket_path))
+    except S3csiError as exc:
+        raise Unavailable(f"cannot reach the Mountpoint Pod: {exc}") from None
+    try:
+        entry = open_beneath(directory, os.path.basename(socket_path), os.O_PATH | os.O_NOFOLLOW)
     except OSError as exc:
         raise Unavailable(f"cannot reach the Mountpoint Pod at {socket_path}: {exc.strerror}") from exc
-    try:
-        yield fd
     finally:
-        os.close(fd)
+        os.close(directory)
+    try:
+        if not stat.S_ISSOCK(os.fstat(entry).st_mode):
+            raise Unavailable(f"{socket_path} is not a socket: refusing to connect through it")
+        yield entry
+    finally:
+        os.close(entry)
 
 
 # ---- mounter side -----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -46,6 +47,7 @@ from s3csi.podmounter.request import build_mount_request
 from s3csi.podmounter.runtime import (
     CREDENTIALS_DIR,
     MOUNTER_GID,
+    MOUNTER_UID,
     MountpointPod,
     MountpointPodRuntime,
     pod_name,
@@ -243,7 +245,9 @@ class PodMounterPublisher:
             )
             fd = _mount_fuse_source(source, spec)
             try:
-                await asyncio.to_thread(request_mount, pod.socket_path, request, fd)
+                await asyncio.to_thread(
+                    functools.partial(request_mount, pod.socket_path, request, fd, mounter_uid=MOUNTER_UID)
+                )
             finally:
                 os.close(fd)
             await _first_answer(source)

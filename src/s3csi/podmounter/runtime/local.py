@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from s3csi.errors import Internal, Unavailable
+from s3csi.kernel.dirfd import open_directory, remove_tree
 from s3csi.ownership.shared_dir import prepare_shared_dir
 from s3csi.podmounter.runtime import MOUNTER_GID, MOUNTER_UID, MountpointPod, pod_name
 
@@ -238,10 +239,19 @@ class LocalRuntime:
         pid = self.pid(pod)
         if pid is not None:
             await self._stop(pod, pid, process_start_time(pid))
-        pod_dir = self.pods_dir / pod.name
-        if pod_dir.exists():
-            shutil.rmtree(pod_dir)
+        if await asyncio.to_thread(self._remove_pod_dir, pod):
             log.info("retired Mountpoint Pod", extra={"mountpoint_pod": pod.name})
+
+    def _remove_pod_dir(self, pod: MountpointPod) -> bool:
+        """The comm dir inside is the mounter's to write: removed through fds, never following a link."""
+        if not os.path.lexists(self.pods_dir / pod.name):
+            return False
+        pods_fd = open_directory(str(self.pods_dir))
+        try:
+            remove_tree(pods_fd, pod.name, where=str(self.pods_dir))
+        finally:
+            os.close(pods_fd)
+        return True
 
     async def _stop(self, pod: MountpointPod, pid: int, start_time: int | None) -> None:
         # A mounter still listening serves no mount: nothing to wait for. One that serves exits by
