@@ -23,6 +23,7 @@ import socket
 from s3csi.errors import FailedPrecondition, Internal, InvalidArgument, S3csiError
 from s3csi.fs import cli as fs_cli
 from s3csi.fs.settings import FsSettings, build_settings, check_mountpoint
+from s3csi.kernel.process import make_non_dumpable
 from s3csi.logs import configure_logging
 from s3csi.podmounter import protocol
 from s3csi.podmounter.protocol import MountRequest, ProtocolError
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    seal()
     configure_logging(debug=args.debug, log_format=args.log_format)
     if os.geteuid() == 0:
         raise FailedPrecondition(
@@ -54,6 +56,20 @@ def run(args: argparse.Namespace) -> int:
         conn, request, fd = accept_request(listener)
     with conn:
         return serve_request(conn, request, fd)
+
+
+def seal() -> None:
+    """Before anything else: no other process of this uid may reach into this one.
+
+    Other Mountpoint Pods run as the same uid; while this process is dumpable they could read its
+    credentials through ``/proc/PID/cwd``, its memory, or take its FUSE fd with ``pidfd_getfd``. The
+    local runtime starts it with a real gid other than its effective gid, which makes the kernel start
+    it non-dumpable; that gid is dropped here (changing only the real and saved gid leaves the flag
+    as it is), and the flag is cleared in any case, for a start that did not do so (a Pod).
+    """
+    gid = os.getegid()
+    os.setresgid(gid, gid, gid)
+    make_non_dumpable()
 
 
 def accept_request(listener: socket.socket) -> tuple[socket.socket, MountRequest, int]:

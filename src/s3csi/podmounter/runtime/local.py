@@ -8,10 +8,10 @@ State, under the driver's ``--state-dir`` (root only), one directory per Mountpo
     pods/<name>/comm/         root:1000, mode 2770 — mount.sock, credentials/ (an fsGroup emptyDir)
 
 The mounter runs as uid 1000, gid 1000, supplementary group 1000, without capabilities and with
-no_new_privs, in its own session (a driver that is killed does not take it along) and with its comm
-dir as working directory: it uses only relative
-names there, so the state dir's parents need not be searchable by uid 1000 — as in a Pod, where the
-comm dir is simply mounted at /comm.
+no_new_privs, non-dumpable from its first instruction (see ``mounter_command``), in its own session
+(a driver that is killed does not take it along) and with its comm dir as working directory: it
+uses only relative names there, so the state dir's parents need not be searchable by uid 1000 — as
+in a Pod, where the comm dir is simply mounted at /comm.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import TypedDict
 
 from s3csi.errors import Internal, Unavailable
 from s3csi.kernel.dirfd import open_directory, remove_tree
+from s3csi.kernel.process import check_suid_dumpable, read_suid_dumpable
 from s3csi.ownership.shared_dir import prepare_shared_dir
 from s3csi.podmounter.runtime import MOUNTER_GID, MOUNTER_UID, MountpointPod, pod_name
 
@@ -40,6 +41,9 @@ PODS_DIR = "pods"
 RECORD = "pod.json"
 LOG_FILE = "mounter.log"
 COMM_DIR = "comm"
+# The mounter's real gid from exec until its first statement drops it: nogroup, which owns nothing
+# (what makes the kernel start it non-dumpable is only that it differs from the effective gid).
+STARTING_REAL_GID = 65534
 # Seconds. A mounter starts a Python interpreter and imports pyfuse3 and the S3 client.
 STARTUP_TIMEOUT = 30.0
 # Seconds a mounter whose FUSE mount is gone gets to exit by itself, then after SIGTERM.
@@ -82,6 +86,11 @@ def mounter_command() -> list[str]:
     setpriv changes the user rather than subprocess's ``user=``: that would make Python fork()
     instead of vfork(), and a fork of the multi-threaded gRPC server can crash the child.
     setpriv also clears the bounding and inheritable capability sets and sets no_new_privs.
+
+    The real gid differs from the effective gid at exec, so the kernel makes the mounter
+    non-dumpable (``fs.suid_dumpable``, checked by ``check_suid_dumpable``) from its first
+    instruction: no other uid-1000 process can ptrace it or read its /proc entries, even before
+    its own ``prctl``. The mounter then drops that real gid (``mounter.seal``).
     """
     setpriv = shutil.which("setpriv")
     if setpriv is None:
@@ -89,7 +98,8 @@ def mounter_command() -> list[str]:
     return [
         setpriv,
         f"--reuid={MOUNTER_UID}",
-        f"--regid={MOUNTER_GID}",
+        f"--rgid={STARTING_REAL_GID}",
+        f"--egid={MOUNTER_GID}",
         f"--groups={MOUNTER_GID}",
         "--inh-caps=-all",
         "--bounding-set=-all",
@@ -195,6 +205,7 @@ class LocalRuntime:
         return pod
 
     def _spawn(self, pod: MountpointPod) -> subprocess.Popen[bytes]:
+        check_suid_dumpable(read_suid_dumpable())
         self.pods_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         pod_dir = self.pods_dir / pod.name
         pod_dir.mkdir(mode=0o700)
