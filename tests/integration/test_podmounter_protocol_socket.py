@@ -179,3 +179,82 @@ def test_mounter_times_out_when_the_client_sends_nothing(sock_path: str) -> None
 def test_no_mounter_listening_is_unavailable(sock_path: str) -> None:
     with pytest.raises(Unavailable, match="cannot reach the Mountpoint Pod"):
         protocol.request_mount(sock_path, REQUEST, 0)
+
+
+class Accepting:
+    """``protocol.accept_request`` in a thread, as the mounter runs it."""
+
+    def __init__(self, path: str, *, timeout: float, max_connections: int = protocol.MAX_CONNECTIONS) -> None:
+        self.listener = protocol.listen(path)
+        self.path = path
+        self.accepted: tuple[socket.socket, MountRequest, int] | None = None
+        self.thread = threading.Thread(target=self._accept, args=(timeout, max_connections), daemon=True)
+        self.thread.start()
+
+    def _accept(self, timeout: float, max_connections: int) -> None:
+        self.accepted = protocol.accept_request(
+            self.listener, timeout=timeout, max_connections=max_connections
+        )
+
+    def idle_client(self) -> socket.socket:
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        client.settimeout(30)
+        client.connect(self.path)
+        return client
+
+    def close(self) -> None:
+        self.thread.join(30)
+        if self.accepted is not None:
+            conn, _, fd = self.accepted
+            conn.close()
+            os.close(fd)
+        self.listener.close()
+
+
+def refusal(client: socket.socket) -> str:
+    """The error a waiting client was sent, once the mounter closed its connection."""
+    answer = json.loads(client.recv(protocol.MAX_MESSAGE_BYTES))
+    assert client.recv(protocol.MAX_MESSAGE_BYTES) == b""  # closed
+    client.close()
+    assert answer["status"] == "error"
+    return str(answer["message"])
+
+
+def test_idle_clients_do_not_delay_a_request_nor_fill_the_backlog(sock_path: str, tmp_path: Path) -> None:
+    accepting = Accepting(sock_path, timeout=60)
+    try:
+        # More than the old backlog of 4: each is accepted at once and waits on its own.
+        idle = [accepting.idle_client() for _ in range(protocol.MAX_CONNECTIONS - 1)]
+        with (
+            open(tmp_path / "fuse-stand-in", "w") as file,
+            socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock,
+        ):
+            sock.connect(sock_path)
+            socket.send_fds(sock, [GOOD], [file.fileno()])
+            accepting.thread.join(30)  # the request is taken although every idle client waits 60 s
+            assert accepting.accepted is not None
+            _, request, fd = accepting.accepted
+            assert request == REQUEST and os.fstat(fd).st_ino == os.fstat(file.fileno()).st_ino
+        assert {refusal(client) for client in idle} == {"this Mountpoint Pod took another mount request"}
+    finally:
+        accepting.close()
+
+
+def test_idle_clients_are_closed_at_their_deadline_and_the_oldest_give_way(
+    sock_path: str, tmp_path: Path
+) -> None:
+    accepting = Accepting(sock_path, timeout=0.5, max_connections=2)
+    try:
+        first, second, third = (accepting.idle_client() for _ in range(3))
+        assert refusal(first) == "more than 2 connections wait without a request"
+        assert refusal(second) == refusal(third) == "no mount request within 0.5s"
+        assert accepting.thread.is_alive()  # still listening
+        with open(tmp_path / "fuse-stand-in", "w") as file:
+            raw = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            with raw:
+                raw.connect(sock_path)
+                socket.send_fds(raw, [GOOD], [file.fileno()])
+                accepting.thread.join(30)
+        assert accepting.accepted is not None and accepting.accepted[1] == REQUEST
+    finally:
+        accepting.close()

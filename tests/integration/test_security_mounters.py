@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -207,3 +208,55 @@ def test_one_mounter_cannot_read_another_mounters_credentials(
     assert fingerprint(one_keys) == before
     for one in (first, second):
         asyncio.run(the_publisher.unpublish(one.volume_id, one.target_path))
+
+
+class IdleClients:
+    """A runtime that, once a Mountpoint Pod listens, opens ``count`` connections to its mount.sock
+    that never send anything: what a stuck or hostile client of the comm dir does."""
+
+    def __init__(self, runtime: LocalRuntime, count: int) -> None:
+        self.runtime = runtime
+        self.count = count
+        self.clients: list[socket.socket] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.runtime, name)
+
+    async def start(self, key: str) -> MountpointPod:
+        pod = await self.runtime.start(key)
+        comm = os.open(pod.comm_dir, os.O_PATH | os.O_DIRECTORY)
+        try:
+            for _ in range(self.count):
+                client = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                client.settimeout(30)
+                client.connect(f"/proc/self/fd/{comm}/mount.sock")  # a socket path is limited to 107 bytes
+                self.clients.append(client)
+        finally:
+            os.close(comm)
+        return pod
+
+
+def test_idle_clients_on_mount_sock_do_not_delay_a_publish(
+    state: Path,  # noqa: F811 (the fixture)
+    s3_server: EmbeddedS3Server,
+    s3: Any,
+    bucket: str,
+) -> None:
+    s3.put_object(Bucket=bucket, Key="seen", Body=b"served")
+    the_publisher = publisher(state, s3_server)
+    assert isinstance(the_publisher.runtime, LocalRuntime)
+    idle = IdleClients(the_publisher.runtime, 6)
+    the_publisher.runtime = idle
+    one = spec(state, bucket, "p")
+
+    # Generous: one idle client used to hold the mounter for 10 s, six filled its backlog.
+    asyncio.run(asyncio.wait_for(the_publisher.publish(one), 60))
+
+    assert len(idle.clients) == 6
+    assert Path(one.target_path, "seen").read_bytes() == b"served"
+    for client in idle.clients:  # told that the mounter took another request, then closed
+        answer = client.recv(65536)
+        assert b"took another mount request" in answer
+        assert client.recv(65536) == b""
+        client.close()
+    asyncio.run(the_publisher.unpublish(one.volume_id, one.target_path))

@@ -26,7 +26,7 @@ from s3csi.fs.settings import FsSettings, build_settings, check_mountpoint
 from s3csi.kernel.process import make_non_dumpable
 from s3csi.logs import configure_logging
 from s3csi.podmounter import protocol
-from s3csi.podmounter.protocol import MountRequest, ProtocolError
+from s3csi.podmounter.protocol import MountRequest
 from s3csi.podmounter.request import mount_argv
 from s3csi.podmounter.runtime import CREDENTIALS_DIR
 
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     listener = protocol.listen(protocol.SOCKET_NAME)
     log.info("listening on mount.sock", extra={"uid": os.getuid(), "gid": os.getgid()})
     with listener:
-        conn, request, fd = accept_request(listener)
+        conn, request, fd = protocol.accept_request(listener)
     with conn:
         return serve_request(conn, request, fd)
 
@@ -70,20 +70,6 @@ def seal() -> None:
     gid = os.getegid()
     os.setresgid(gid, gid, gid)
     make_non_dumpable()
-
-
-def accept_request(listener: socket.socket) -> tuple[socket.socket, MountRequest, int]:
-    """The first valid request; malformed ones are answered with their error and waited past."""
-    while True:
-        conn, _ = listener.accept()
-        try:
-            request, fd = protocol.receive_request(conn)
-        except ProtocolError as exc:
-            log.warning("refused a mount.sock request: %s", exc)
-            _reply(conn, protocol.error_reply(exc))
-            conn.close()
-            continue
-        return conn, request, fd
 
 
 def serve_request(conn: socket.socket, request: MountRequest, fd: int) -> int:

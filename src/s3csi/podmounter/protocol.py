@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import selectors
 import socket
 import stat
 import struct
+import time
 from collections.abc import Iterator
 from typing import Literal, TypedDict, cast
 
@@ -48,6 +51,12 @@ SOCKET_NAME = "mount.sock"
 SEND_TIMEOUT = 10.0
 REPLY_TIMEOUT = 60.0
 RECEIVE_TIMEOUT = 10.0
+# Connections the mounter keeps waiting for their request at once, and the listen(2) backlog: a
+# connection is accepted as soon as it arrives, so the backlog only has to absorb a burst.
+MAX_CONNECTIONS = 16
+BACKLOG = 16
+
+log = logging.getLogger(__name__)
 
 
 class MountEnv(TypedDict):
@@ -310,7 +319,7 @@ def listen(socket_path: str) -> socket.socket:
     server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     try:
         server.bind(temporary)
-        server.listen(4)
+        server.listen(BACKLOG)
         os.replace(temporary, socket_path)
     except BaseException:
         server.close()
@@ -318,17 +327,97 @@ def listen(socket_path: str) -> socket.socket:
     return server
 
 
-def receive_request(conn: socket.socket, *, timeout: float = RECEIVE_TIMEOUT) -> tuple[MountRequest, int]:
-    """Read one request and its fd from an accepted connection.
+def accept_request(
+    listener: socket.socket, *, timeout: float = RECEIVE_TIMEOUT, max_connections: int = MAX_CONNECTIONS
+) -> tuple[socket.socket, MountRequest, int]:
+    """The first valid request on ``listener``: its connection, the request and its fd.
+
+    Every connection is handled on its own: accepted at once, read when its message has arrived,
+    and closed ``timeout`` seconds after it was accepted if none has; so clients that connect and send
+    nothing never delay the node plugin's request nor fill the backlog. At most ``max_connections``
+    wait at a time (the oldest is dropped). A refused request is answered with its error and closed;
+    the connections still waiting when a valid request arrives are told the mounter took another.
+    """
+    waiting: dict[socket.socket, float] = {}  # connection → its deadline (monotonic), oldest first
+    with selectors.DefaultSelector() as selector:
+        listener.setblocking(False)
+        selector.register(listener, selectors.EVENT_READ)
+        try:
+            while True:
+                now = time.monotonic()
+                for conn, deadline in list(waiting.items()):
+                    if deadline <= now:
+                        selector.unregister(conn)
+                        del waiting[conn]
+                        _refuse(conn, ProtocolError(f"no mount request within {timeout:g}s"))
+                wait = min(waiting.values()) - now if waiting else None
+                for key, _ in selector.select(None if wait is None else max(wait, 0)):
+                    if key.fileobj is listener:
+                        _accept_all(listener, selector, waiting, now + timeout, max_connections)
+                        continue
+                    conn = cast(socket.socket, key.fileobj)
+                    selector.unregister(conn)
+                    del waiting[conn]
+                    try:
+                        request, fd = read_request(conn)
+                    except ProtocolError as exc:
+                        _refuse(conn, exc)
+                        continue
+                    conn.setblocking(True)
+                    return conn, request, fd
+        finally:
+            for conn in waiting:
+                _refuse(conn, Unavailable("this Mountpoint Pod took another mount request"))
+
+
+def _accept_all(
+    listener: socket.socket,
+    selector: selectors.BaseSelector,
+    waiting: dict[socket.socket, float],
+    deadline: float,
+    max_connections: int,
+) -> None:
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # EMFILE, ECONNABORTED: this one is lost, the others are served
+            log.warning("mount.sock: accept failed: %s", exc.strerror or exc)
+            return
+        conn.setblocking(False)
+        if len(waiting) >= max_connections:
+            oldest = next(iter(waiting))
+            selector.unregister(oldest)
+            del waiting[oldest]
+            _refuse(oldest, ProtocolError(f"more than {max_connections} connections wait without a request"))
+        selector.register(conn, selectors.EVENT_READ)
+        waiting[conn] = deadline
+
+
+def _refuse(conn: socket.socket, error: S3csiError) -> None:
+    """Answer ``error`` if the peer still listens (never blocking on it), and close."""
+    log.warning("refused a mount.sock connection: %s", error)
+    with contextlib.suppress(OSError, ProtocolError):
+        conn.send(encode(error_reply(error)), socket.MSG_DONTWAIT)
+    conn.close()
+
+
+def read_request(conn: socket.socket) -> tuple[MountRequest, int]:
+    """Read one request and its fd from an accepted connection whose message has arrived (or
+    that blocks, or has a timeout, until it does).
 
     On any refusal every fd received is closed and ``ProtocolError`` says why; the caller replies
     with that text.
     """
-    conn.settimeout(timeout)
     try:
         data, fds, flags, _ = socket.recv_fds(conn, MAX_MESSAGE_BYTES + 1, 4)
     except TimeoutError as exc:
-        raise ProtocolError(f"no mount request within {timeout:g}s") from exc
+        raise ProtocolError(f"no mount request within {conn.gettimeout() or 0:g}s") from exc
+    except BlockingIOError as exc:
+        raise ProtocolError("no mount request") from exc
+    except OSError as exc:
+        raise ProtocolError(f"mount request could not be read: {exc.strerror or exc}") from exc
     try:
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(data) > MAX_MESSAGE_BYTES:
             raise ProtocolError(f"mount request exceeds {MAX_MESSAGE_BYTES} bytes or 4 fds")
@@ -339,6 +428,12 @@ def receive_request(conn: socket.socket, *, timeout: float = RECEIVE_TIMEOUT) ->
         for fd in fds:
             os.close(fd)
         raise
+
+
+def receive_request(conn: socket.socket, *, timeout: float = RECEIVE_TIMEOUT) -> tuple[MountRequest, int]:
+    """``read_request`` waiting at most ``timeout`` seconds for the message."""
+    conn.settimeout(timeout)
+    return read_request(conn)
 
 
 def send_reply(conn: socket.socket, reply: MountReply) -> None:
