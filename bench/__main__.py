@@ -28,7 +28,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from bench import report
+from bench import big_directory, report
 from bench.mounts import Mount, Profiler, cpu_seconds, py_spy
 from bench.proxy import CountingProxy
 from bench.servers import ACCESS_KEY, REGION, SECRET_KEY, S3rver
@@ -72,6 +72,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="also write the samples, medians and verdicts to this file")
     parser.add_argument(
+        "--big-directory",
+        type=int,
+        default=big_directory.COUNT,
+        metavar="N",
+        help=f"objects in the directory s3csi lists once (default {big_directory.COUNT:,}; 0 skips it)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -90,6 +97,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.repetitions = 1 if args.quick else 5
     if args.repetitions < 1:
         parser.error("--repetitions must be at least 1")
+    if args.big_directory < 0:
+        parser.error("--big-directory must be 0 (skip) or more")
     if args.profile is not None:
         if py_spy() is None:
             parser.error("--profile needs py-spy (pip install py-spy)")
@@ -344,7 +353,7 @@ def versions() -> dict[str, str]:
     }
 
 
-def run(args: argparse.Namespace) -> tuple[Samples, list[str]]:
+def run(args: argparse.Namespace) -> tuple[Samples, big_directory.BigDirectory | None, list[str]]:
     sizes = QUICK if args.quick else FULL
     samples: Samples = {system: {metric.key: [] for metric in report.METRICS} for system in args.systems}
     failures: list[str] = []
@@ -367,7 +376,15 @@ def run(args: argparse.Namespace) -> tuple[Samples, list[str]]:
                     failed.add(system)
                     failures.append(f"{system}: {error}")
                     print(f"{system}: FAILED: {error}", file=sys.stderr)
-    return samples, failures
+    big = None
+    if report.S3CSI in args.systems and args.big_directory:
+        print(f"s3csi: listing a directory of {args.big_directory:,} objects", file=sys.stderr)
+        try:
+            big = big_directory.measure(args.big_directory)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+            failures.append(f"s3csi, big directory: {error}")
+            print(f"s3csi, big directory: FAILED: {error}", file=sys.stderr)
+    return samples, big, failures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -380,9 +397,11 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so every mount is unmounted and the server stopped.
     signal.signal(signal.SIGTERM, _raise_exit)
     started = datetime.datetime.now(datetime.UTC)
-    samples, failures = run(args)
+    samples, big, failures = run(args)
     figures = report.medians(samples)
     verdicts = report.verdicts(figures)
+    if report.S3CSI in args.systems and args.big_directory:
+        verdicts.append(big_directory.verdict(big))
     sizes = QUICK if args.quick else FULL
     machine = versions()
     print(
@@ -394,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{sizes.small_count} x {sizes.small_size // 1024} KiB, write {sizes.write // MiB} MiB; MB = 10^6 B\n"
     )
     print(report.format_table(figures))
+    if big is not None:
+        print()
+        print(big_directory.format_result(big))
     print()
     print(report.format_verdicts(verdicts))
     for failure in failures:
@@ -411,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
                     "verdicts": [
                         {"target": v.target, "measured": v.measured, "result": v.word} for v in verdicts
                     ],
+                    "big_directory": asdict(big) if big is not None else None,
                     "failures": failures,
                 },
                 indent=2,
