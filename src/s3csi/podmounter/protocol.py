@@ -148,8 +148,10 @@ def _relative_path(value: str, where: str) -> str:
 def _parse_json_object(data: bytes, what: str) -> dict[str, object]:
     try:
         obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSONDecodeError, an int of > 4300 digits
         raise ProtocolError(f"{what} is not UTF-8 JSON: {exc}") from exc
+    except RecursionError:
+        raise ProtocolError(f"{what} is nested too deeply") from None
     if not isinstance(obj, dict):
         raise ProtocolError(f"{what} must be a JSON object, not {type(obj).__name__}")
     version = _require(obj, "version", int, what)
