@@ -12,9 +12,11 @@ for the directory:
 - names it lacks ("no such entry"), until ``--negative-metadata-ttl`` after it;
 - when it has expired, the next lookup that needs S3 lists the directory again, once.
 
-A directory with more entries than those pages is *too large*: until ``--metadata-ttl`` later, its
-lookups ask S3 for the one name instead. Names created through this mount are in the table the moment
-they exist, so they are found whatever the listing said.
+A directory with more entries than those pages (or than ``LISTING_CACHE_NAMES``, when readdir listed
+it) is *too large*: until ``--metadata-ttl`` later, its lookups ask S3 for the one name instead. A
+listing stops answering "no such entry" once the kernel forgets one of its entries (the inode table
+drops it). Names created through this mount are in the table the moment they exist, so they are found
+whatever the listing said.
 """
 
 from __future__ import annotations
