@@ -5,6 +5,9 @@
 # /usr/bin/python3, so that the unprivileged Mountpoint Pod process (uid 1000) can execute it.
 # The package is installed non-editable for the same reason: the checkout may sit in a directory
 # uid 1000 cannot enter.
+#
+# Every Python package comes from requirements.lock (exact versions and sha256 hashes, transitive ones and
+# the build requirements included) with hash checking; `make lock` rewrites it. See DEVELOPERS.md.
 
 SHELL := /bin/bash
 VENV ?= /opt/s3csi/venv
@@ -17,8 +20,14 @@ BENCH_APT_PACKAGES := s3fs rclone nodejs $(if $(shell command -v npm 2>/dev/null
 # The npm package s3rver (the benchmark's S3 server) goes here; `make bench BENCH_ARGS=--quick` for a fast check.
 BENCH_NODE ?= /opt/s3csi/bench-node
 PYTEST_ARGS ?=
+LOCK := requirements.lock
+# The lock's own tool (uv), installed with hash checking from requirements/tools.lock.
+TOOLS_VENV ?= /opt/s3csi/lock-tools
+TOOLS_LOCK := requirements/tools.lock
+# `make lock LOCK_ARGS=--upgrade` (or `--upgrade-package NAME`): without it, the versions already locked stay.
+LOCK_ARGS ?=
 
-.PHONY: all system venv install demo test lint unit bench clean-venv
+.PHONY: all system venv install demo test lint unit bench clean-venv lock
 
 all: test
 
@@ -31,14 +40,38 @@ system:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The venv holds exactly the lock (pip itself included): it is built anew when it is missing or differs from
+# the lock in any package (the lock changed, or something was installed by hand; the differences are printed),
+# so that an old venv cannot go on passing with other versions.
 venv: system
-	@if [ ! -x $(PYTHON) ]; then \
-		umask 022; mkdir -p $(dir $(VENV)); chmod 755 $(dir $(VENV)); \
-		$(SYSTEM_PYTHON) -m venv $(VENV) && $(PYTHON) -m pip install -q --upgrade pip setuptools wheel; \
+	@if ! [ -x $(PYTHON) ] || ! $(PYTHON) -m tests.lock_support $(LOCK); then \
+		echo "building $(VENV) from $(LOCK)"; \
+		umask 022; rm -rf $(VENV); mkdir -p $(dir $(VENV)); chmod 755 $(dir $(VENV)); \
+		$(SYSTEM_PYTHON) -m venv $(VENV) \
+		&& $(PYTHON) -m pip install -q --require-hashes --no-deps -r $(LOCK); \
 	fi
 
+# s3csi itself, built by the locked setuptools and grpcio-tools (no build isolation) without touching the
+# dependencies; then the venv is checked against the lock, version for version (tests/lock_support.py).
 install: venv
-	umask 022; $(PYTHON) -m pip install -q --upgrade '.[test]'
+	umask 022; $(PYTHON) -m pip install -q --no-deps --no-build-isolation --force-reinstall .
+	$(PYTHON) -m tests.lock_support $(LOCK)
+
+# Rewrites requirements.lock from pyproject.toml: the runtime dependencies, the `test` and `demo` extras, the
+# build requirements ([build-system] requires) and pip, resolved for $(SYSTEM_PYTHON) with every hash.
+lock:
+	@if [ ! -x $(TOOLS_VENV)/bin/uv ] || [ "$$(cat $(TOOLS_VENV)/tools-lock.sha256 2>/dev/null)" != "$$(sha256sum < $(TOOLS_LOCK))" ]; then \
+		umask 022; rm -rf $(TOOLS_VENV); mkdir -p $(dir $(TOOLS_VENV)); \
+		$(SYSTEM_PYTHON) -m venv $(TOOLS_VENV) \
+		&& $(TOOLS_VENV)/bin/pip install -q --require-hashes --no-deps -r $(TOOLS_LOCK) \
+		&& sha256sum < $(TOOLS_LOCK) > $(TOOLS_VENV)/tools-lock.sha256; \
+	fi
+	$(TOOLS_VENV)/bin/uv pip compile -q requirements/tools.in --generate-hashes --python $(SYSTEM_PYTHON) \
+		--custom-compile-command "make lock" -o $(TOOLS_LOCK)
+	{ $(SYSTEM_PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")'; \
+	  echo pip; } \
+	| $(TOOLS_VENV)/bin/uv pip compile -q pyproject.toml - --extra test --extra demo --generate-hashes \
+		--python $(SYSTEM_PYTHON) --custom-compile-command "make lock" $(LOCK_ARGS) -o $(LOCK)
 
 # ruff and mypy read the checkout, so the CSI stubs are generated there too (setup.py; git ignores them).
 lint: install
