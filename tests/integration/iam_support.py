@@ -2,7 +2,9 @@
 
 - :class:`IamWorld`: moto's server with IAM enforcement (signatures, access keys, user and role policies are
   checked on every S3 call). An admin user is made while enforcement is off; everything else goes through
-  IAM with the admin's keys, as an operator would.
+  IAM with the admin's keys, as an operator would. Before a world is handed out, :func:`check_aws_behaviour`
+  makes sure this moto release evaluates policies as AWS does where the tests depend on it, and otherwise
+  fails naming the difference (not a bare AccessDenied in some test's publish).
 - :class:`WebIdentityFront`: the STS endpoint the code under test calls. moto's
   ``AssumeRoleWithWebIdentity`` accepts any token and, with enforcement on, cannot take the unsigned call at
   all (it fails with HTTP 500). So this front does what STS does with the token — it checks it against the
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import importlib.metadata
 import json
 import os
 import secrets
@@ -30,9 +33,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
+from botocore.exceptions import ClientError
 
 from s3csi.demo.s3server import EmbeddedS3Server
 from s3csi.s3 import Credentials
@@ -135,7 +140,51 @@ def iam_world() -> Iterator[IamWorld]:
         server.allow_unauthenticated_calls(0)
         world = IamWorld(server, Credentials(key["AccessKeyId"], key["SecretAccessKey"]))
         world.secret_values.add(key["SecretAccessKey"])
+        check_aws_behaviour(world)
         yield world
+
+
+def list_bucket_mismatch(moto_version: str, error_code: str, error_message: str) -> str:
+    """What to say when a user allowed ``s3:ListBucket`` was refused ListObjectsV2."""
+    if error_code == "AccessDenied":
+        behaviour = (
+            "evaluates ListObjectsV2 as the IAM action s3:ListObjectsV2, not s3:ListBucket as AWS does"
+        )
+    else:
+        behaviour = f"refuses ListObjectsV2 by a user allowed s3:ListBucket ({error_code}: {error_message})"
+    return (
+        f"the embedded S3 server (moto {moto_version}) {behaviour}, so every IAM-enforcing test would fail: "
+        "pin moto[server] in pyproject.toml's demo extra to a release that behaves like AWS "
+        "and run `make lock`"
+    )
+
+
+def check_aws_behaviour(world: IamWorld) -> None:
+    """A user whose policy allows only ``s3:ListBucket`` on a bucket lists it (ListObjectsV2), as on AWS.
+
+    The probe's user and bucket are deleted again: the world is handed out as it was."""
+    iam, name = world.client("iam"), "aws-behaviour-probe"
+    bucket = world.bucket(name)
+    iam.create_user(UserName=name)
+    iam.put_user_policy(
+        UserName=name, PolicyName="s3", PolicyDocument=bucket_policy(bucket, ["s3:ListBucket"])
+    )
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    probe = Credentials(key["AccessKeyId"], key["SecretAccessKey"], source="iam")
+    refusal: dict[str, str] | None = None
+    try:
+        world.client("s3", probe).list_objects_v2(Bucket=bucket)
+    except ClientError as exc:
+        refusal = exc.response.get("Error", {})
+    finally:
+        iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+        iam.delete_user_policy(UserName=name, PolicyName="s3")
+        iam.delete_user(UserName=name)
+        world.client("s3").delete_bucket(Bucket=bucket)
+    if refusal is not None:
+        version = importlib.metadata.version("moto")
+        message = list_bucket_mismatch(version, refusal.get("Code", "?"), refusal.get("Message", ""))
+        pytest.fail(message, pytrace=False)
 
 
 @dataclass(frozen=True)
