@@ -5,6 +5,8 @@ splits and resumes the read."""
 from __future__ import annotations
 
 import asyncio
+import errno
+from typing import Any
 
 import pyfuse3
 import pytest
@@ -14,7 +16,8 @@ from s3csi.fs.listing import DirectoryRead, DirectoryWins, Entry
 from s3csi.fs.lookups import DirectoryKnowledge
 from s3csi.fs.operations import S3Operations
 from s3csi.fs.settings import FsSettings
-from s3csi.s3.wire import ObjectInfo
+from s3csi.s3.errors import S3Unavailable
+from s3csi.s3.wire import ListPage, ObjectInfo
 from tests.unit.test_fs_lookup_listing import ListingClient
 
 
@@ -240,5 +243,40 @@ def test_names_made_through_the_mount_are_shown_once(monkeypatch: pytest.MonkeyP
         fh = await ops.opendir(d, None)
         listed = [name for name, _, _ in await read_all(ops, fh, 10, monkeypatch)]
         assert listed == ["empty", "made", "a", "z"]
+
+    asyncio.run(scenario())
+
+
+class FailingPages(ListingClient):
+    """The listing stand-in, failing every page after the first while ``failing`` is set."""
+
+    failing = True
+
+    async def list_objects_v2(self, bucket: str, **query: Any) -> ListPage:
+        if self.failing and query.get("continuation_token"):
+            raise S3Unavailable("ListObjectsV2: connection refused", code="ConnectionError")
+        return await super().list_objects_v2(bucket, **query)
+
+
+def test_a_page_that_fails_loses_no_entry_already_in_the_reply(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = [f"d/f{i:04d}" for i in range(1500)]
+
+    async def scenario() -> None:
+        ops, _ = mount(keys)
+        client = FailingPages(keys)
+        ops.client = client  # type: ignore[assignment]
+        d = await lookup_ino(ops, 1, "d")
+        fh = await ops.opendir(d, None)
+        first = await readdir(ops, fh, 0, 5000, monkeypatch)
+        # What the first page decided (its last object waits for the next page), not an error for all.
+        assert len(first) == 999
+        with pytest.raises(pyfuse3.FUSEError) as failed:
+            await readdir(ops, fh, 999, 5000, monkeypatch)
+        assert failed.value.errno == errno.EIO
+        client.failing = False
+        rest = await readdir(ops, fh, 999, 5000, monkeypatch)
+        assert [name for name, _, _ in first + rest] == [k[2:] for k in keys]
+        # Each entry handed to the kernel once holds one lookup count, whatever failed in between.
+        assert {ops.table.child(d, k[2:]).lookups for k in keys} == {1}  # type: ignore[union-attr]
 
     asyncio.run(scenario())

@@ -380,21 +380,28 @@ class S3Operations(pyfuse3.Operations):
                 name for name in self.table.local_children(parent.ino) if self.table.child(parent.ino, name)
             ]
             read.begin(local, time.monotonic())
-        offset = start_id
+        # S3 is asked only while this reply is still empty: a failure then fails the call without
+        # losing entries already put in the reply, whose lookup counts are taken (the kernel resumes
+        # after them and asks again).
+        offset, replied = start_id, False
         while True:
             while offset < len(read.names):
                 name = read.names[offset]
-                offset += 1
                 inode = self.table.child(parent.ino, name)
                 if inode is None:
+                    if replied:
+                        return
                     # Forgotten by the kernel (or deleted) since this read showed it: ask S3 again.
                     inode = await self._resolve(parent, name)
-                    if inode is None:
-                        continue
-                if not pyfuse3.readdir_reply(token, os.fsencode(name), self.attributes(inode), offset):
-                    return
-                self.table.remember(inode)
-            if not read.needs_page(offset):
+                if inode is not None:
+                    if not pyfuse3.readdir_reply(
+                        token, os.fsencode(name), self.attributes(inode), offset + 1
+                    ):
+                        return
+                    self.table.remember(inode)
+                    replied = True
+                offset += 1
+            if replied or not read.needs_page(offset):
                 return
             await self._read_page(parent, read)
 
