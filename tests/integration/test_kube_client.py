@@ -60,10 +60,18 @@ def failure(api: FakeKubeApi, call: Callable[[KubeClient], Awaitable[Any]], **ov
 
 
 def test_found_objects_come_back_as_the_server_sent_them(api: FakeKubeApi) -> None:
-    the_pod = api.add(pod("team-a", "web-0", annotations={"s3csi.io/fs-user": "1005"}))
-    account = api.add(service_account("team-a", "reader", {"eks.amazonaws.com/role-arn": ROLE}))
-    assert with_client(api, lambda c: c.get_pod("team-a", "web-0")) == the_pod
-    assert with_client(api, lambda c: c.get_service_account("team-a", "reader")) == account
+    the_pod = api.add(
+        pod("team-a", "web-0", annotations={"s3csi.io/fs-user": "1005"}, service_account="reader")
+    )
+    api.add(service_account("team-a", "reader", {"eks.amazonaws.com/role-arn": ROLE}))
+    found = with_client(api, lambda c: c.get_pod("team-a", "web-0"))
+    assert (found.metadata.uid, found.metadata.annotations) == (
+        the_pod["metadata"]["uid"],
+        {"s3csi.io/fs-user": "1005"},
+    )
+    assert found.spec.service_account_name == "reader"
+    account = with_client(api, lambda c: c.get_service_account("team-a", "reader"))
+    assert account.metadata.annotations == {"eks.amazonaws.com/role-arn": ROLE}
     assert api.seen == [
         ("/api/v1/namespaces/team-a/pods/web-0", True),
         ("/api/v1/namespaces/team-a/serviceaccounts/reader", True),
@@ -117,9 +125,9 @@ def test_the_token_file_is_read_again_when_kubelet_rotates_it(api: FakeKubeApi) 
     api.add(pod("team-a", "web-0"))
 
     async def across_a_rotation(client: KubeClient) -> list[str]:
-        names = [(await client.get_pod("team-a", "web-0"))["metadata"]["name"]]
+        names = [(await client.get_pod("team-a", "web-0")).metadata.name]
         api.rotate_token()  # the old token is refused from now on
-        names.append((await client.get_pod("team-a", "web-0"))["metadata"]["name"])
+        names.append((await client.get_pod("team-a", "web-0")).metadata.name)
         return names
 
     assert with_client(api, across_a_rotation) == ["web-0", "web-0"]

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import pytest
+from kubernetes_asyncio.client import V1ObjectMeta, V1Pod, V1PodSpec, V1ServiceAccount
 
 from s3csi.csi.node import publish_spec
 from s3csi.csi.proto import csi_pb2
@@ -29,27 +30,21 @@ from s3csi.kube.identity import (
     pod_identity_inputs,
     service_account_name,
 )
-from s3csi.kube.objects import Pod, ServiceAccount
 
 ROLE = "arn:aws:iam::123456789012:role/team-a"
 FS_USER = "s3csi.io/fs-user"
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 
 
-def a_pod(annotations: dict[str, str] | None = None, uid: str = "u-1", account: str | None = None) -> Pod:
-    the_pod: Pod = {"kind": "Pod", "metadata": {"name": "web-0", "namespace": "team-a", "uid": uid}}
-    if annotations is not None:
-        the_pod["metadata"]["annotations"] = annotations
-    if account is not None:
-        the_pod["spec"] = {"serviceAccountName": account}
-    return the_pod
+def a_pod(annotations: dict[str, str] | None = None, uid: str = "u-1", account: str | None = None) -> V1Pod:
+    metadata = V1ObjectMeta(name="web-0", namespace="team-a", uid=uid, annotations=annotations)
+    spec = None if account is None else V1PodSpec(containers=[], service_account_name=account)
+    return V1Pod(kind="Pod", metadata=metadata, spec=spec)
 
 
-def an_account(annotations: dict[str, str] | None) -> ServiceAccount:
-    account: ServiceAccount = {"kind": "ServiceAccount", "metadata": {"name": "sa", "namespace": "team-a"}}
-    if annotations is not None:
-        account["metadata"]["annotations"] = annotations
-    return account
+def an_account(annotations: dict[str, str] | None) -> V1ServiceAccount:
+    metadata = V1ObjectMeta(name="sa", namespace="team-a", annotations=annotations)
+    return V1ServiceAccount(kind="ServiceAccount", metadata=metadata)
 
 
 @pytest.mark.parametrize(
@@ -64,7 +59,7 @@ def an_account(annotations: dict[str, str] | None) -> ServiceAccount:
         (a_pod({FS_USER: "uid=1;rm"}), an_account({ROLE_ANNOTATION: "team-a"}), ("uid=1;rm", "team-a")),
     ],
 )
-def test_pod_identity_inputs(pod: Pod, account: ServiceAccount | None, expected: tuple[Any, Any]) -> None:
+def test_pod_identity_inputs(pod: V1Pod, account: V1ServiceAccount | None, expected: tuple[Any, Any]) -> None:
     assert pod_identity_inputs(pod, account) == expected
 
 
@@ -73,7 +68,7 @@ def test_only_the_pod_kubelet_mounts_for_lends_its_annotations() -> None:
     with pytest.raises(Aborted, match="recreated"):
         check_pod_uid(a_pod(uid="u-2"), "u-1")
     with pytest.raises(Aborted):
-        check_pod_uid({"kind": "Pod"}, "u-1")
+        check_pod_uid(V1Pod(kind="Pod"), "u-1")
 
 
 @pytest.mark.parametrize(

@@ -116,8 +116,7 @@ def run(args: argparse.Namespace) -> int:
         serves_node=settings.mode.serves_node,
     )
     if kube_settings is not None:
-        kube_settings.check_token_file()
-    # Built now so a bad CA file fails the start, naming its flag; it connects on first use.
+        kube_settings.check_files()
     kube = None if kube_settings is None else KubeClient(kube_settings)
     configure_logging(debug=settings.debug, log_format=settings.log_format)
     if kube_settings is not None:

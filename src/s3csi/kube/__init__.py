@@ -3,5 +3,6 @@
 kubelet does not send pod annotations to CSI drivers, so the annotations s3csi reads (``s3csi.io/fs-user``
 on the pod, ``eks.amazonaws.com/role-arn`` on its service account) are fetched from the API server with
 ``get`` (RBAC in deploy/node-rbac.yaml). :mod:`~s3csi.kube.identity` holds the pure decisions,
-:mod:`~s3csi.kube.client` the HTTP, :mod:`~s3csi.kube.settings` where the API server is.
+:mod:`~s3csi.kube.client` the calls (through kubernetes-asyncio, docs/kubernetes.md),
+:mod:`~s3csi.kube.settings` where the API server is.
 """

@@ -1,28 +1,34 @@
-"""An async client for the two GETs the node plugin makes: a pod and a service account.
+"""The node plugin's Kubernetes API calls, through kubernetes-asyncio (docs/kubernetes.md, "The Kubernetes
+client"): a pod and a service account, by name.
 
 Every call has a timeout (:class:`~s3csi.kube.settings.KubeApiSettings`); its failures are translated once,
 here, into :mod:`s3csi.errors` (:func:`api_error`). The bearer token is read from its file and read again
-when the file changes (kubelet rotates bound service-account tokens); it is sent in a header only and never
-appears in a log line or an error.
+when the file changes (kubelet rotates bound service-account tokens): the library asks for it before each
+request. It is sent in a header only and never appears in a log line or an error.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import re
-from typing import Any, cast
-from urllib.parse import quote
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import aiohttp
+from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api, V1Pod, V1ServiceAccount
+from kubernetes_asyncio.client.exceptions import ApiException
 
-from s3csi.errors import Internal, InvalidArgument, NotFound, PermissionDenied, S3csiError, Unavailable
-from s3csi.kube.objects import Pod, ServiceAccount
+from s3csi.errors import Internal, NotFound, PermissionDenied, S3csiError, Unavailable
 from s3csi.kube.settings import KubeApiSettings
 
-# RFC 1123 subdomain: pod and service-account names; namespaces are labels, a subset.
-_OBJECT_NAME = re.compile(r"[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?")
 RBAC_MANIFEST = "deploy/node-rbac.yaml"
+_TOKEN_KEY = "BearerToken"  # the library's name for the bearer-token credential
+T = TypeVar("T")
+
+# The library logs every response body at DEBUG; `s3csi driver --debug` must not print a Secret's data.
+logging.getLogger("kubernetes_asyncio").setLevel(logging.INFO)
 
 
 class TokenFile:
@@ -49,8 +55,23 @@ class TokenFile:
         return self._token
 
 
-def api_error(status: int, body: bytes, resource: str, what: str) -> S3csiError:
-    """The error for a non-200 answer to ``get`` of ``resource`` (``what`` names the object)."""
+def api_configuration(settings: KubeApiSettings) -> Configuration:
+    """The library's configuration: the server, its CA, and the token from ``settings.token_file``, looked at
+    again before every request (the library calls ``refresh_api_key_hook`` each time it builds headers)."""
+    configuration = Configuration(host=settings.base_url, api_key_prefix={_TOKEN_KEY: "Bearer"})
+    configuration.ssl_ca_cert = settings.ca_file
+    token = TokenFile(settings.token_file)
+
+    def refresh(config: Configuration) -> None:
+        config.api_key[_TOKEN_KEY] = token.read()
+
+    configuration.refresh_api_key_hook = refresh
+    configuration.api_key[_TOKEN_KEY] = ""  # declares the credential; `refresh` fills it per request
+    return configuration
+
+
+def api_error(status: int, body: str | bytes | None, resource: str, what: str) -> S3csiError:
+    """The error for a non-2xx answer to ``get`` of ``resource`` (``what`` names the object)."""
     reason = _status_message(body)
     if status == 404:
         return NotFound(f"Kubernetes API: {what} not found")
@@ -65,61 +86,72 @@ def api_error(status: int, body: bytes, resource: str, what: str) -> S3csiError:
     return Internal(f"Kubernetes API: get {what}: unexpected HTTP {status}{reason}")
 
 
-def _status_message(body: bytes) -> str:
+def _status_message(body: str | bytes | None) -> str:
     """``: message`` of a Kubernetes Status body, trimmed; "" when there is none."""
     try:
-        status: Any = json.loads(body)
+        status: Any = json.loads(body or b"")
     except ValueError:
         return ""
     message = status.get("message") if isinstance(status, dict) else None
     return f": {message[:200]}" if isinstance(message, str) and message else ""
 
 
-def _object_name(kind: str, name: str) -> str:
-    if not _OBJECT_NAME.fullmatch(name):
-        raise InvalidArgument(f"{kind} {name[:80]!r} is not a Kubernetes object name")
-    return quote(name, safe="")
-
-
 class KubeClient:
-    """``get_pod`` and ``get_service_account`` against one API server; ``close()`` when done."""
+    """``get_pod`` and ``get_service_account`` against one API server; ``close()`` when done.
+
+    The library's HTTP session needs a running event loop: it is made on the first call."""
 
     def __init__(self, settings: KubeApiSettings) -> None:
         self.settings = settings
-        self._token = TokenFile(settings.token_file)
-        self._ssl = settings.ssl_context()
-        self._session: aiohttp.ClientSession | None = None
+        self._api: ApiClient | None = None
 
-    async def get_pod(self, namespace: str, name: str) -> Pod:
-        return cast(Pod, await self._get("pods", "Pod", namespace, name))
+    async def get_pod(self, namespace: str, name: str) -> V1Pod:
+        return await self._get(
+            V1Pod,
+            "pods",
+            f"{namespace}/{name}",
+            lambda core, kw: core.read_namespaced_pod(name, namespace, **kw),
+        )
 
-    async def get_service_account(self, namespace: str, name: str) -> ServiceAccount:
-        return cast(ServiceAccount, await self._get("serviceaccounts", "ServiceAccount", namespace, name))
+    async def get_service_account(self, namespace: str, name: str) -> V1ServiceAccount:
+        return await self._get(
+            V1ServiceAccount,
+            "serviceaccounts",
+            f"{namespace}/{name}",
+            lambda core, kw: core.read_namespaced_service_account(name, namespace, **kw),
+        )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._api is not None:
+            await self._api.close()
+            self._api = None
 
-    def _client_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            timeout = aiohttp.ClientTimeout(
-                total=self.settings.request_timeout_s, connect=self.settings.connect_timeout_s
-            )
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self._ssl), timeout=timeout, trust_env=False
-            )
-        return self._session
+    def _api_client(self) -> ApiClient:
+        if self._api is None:
+            try:
+                self._api = ApiClient(api_configuration(self.settings))
+            except (OSError, ssl.SSLError) as exc:
+                raise Unavailable(
+                    f"the Kubernetes API CA file {self.settings.ca_file} cannot be used "
+                    f"({exc.__class__.__name__})"
+                ) from None
+        return self._api
 
-    async def _get(self, resource: str, kind: str, namespace: str, name: str) -> dict[str, Any]:
-        path = (
-            f"/api/v1/namespaces/{_object_name('namespace', namespace)}/{resource}/{_object_name(kind, name)}"
+    async def _get(
+        self,
+        kind: type[T],
+        resource: str,
+        name: str,
+        call: Callable[[CoreV1Api, dict[str, Any]], Awaitable[Any]],
+    ) -> T:
+        what = f"{resource} {name}"
+        timeout = aiohttp.ClientTimeout(
+            total=self.settings.request_timeout_s, connect=self.settings.connect_timeout_s
         )
-        what = f"{resource} {namespace}/{name}"
-        headers = {"Authorization": f"Bearer {self._token.read()}", "Accept": "application/json"}
         try:
-            async with self._client_session().get(self.settings.base_url + path, headers=headers) as reply:
-                status, body = reply.status, await reply.read()
+            found = await call(CoreV1Api(self._api_client()), {"_request_timeout": timeout})
+        except ApiException as exc:
+            raise api_error(exc.status or 0, exc.body, resource, what) from None
         except TimeoutError:
             raise Unavailable(
                 f"Kubernetes API: get {what} timed out after {self.settings.request_timeout_s:g} s"
@@ -129,12 +161,6 @@ class KubeClient:
                 f"Kubernetes API at {self.settings.base_url} unreachable for get {what}: "
                 f"{exc.__class__.__name__}: {str(exc)[:200]}"
             ) from None
-        if status != 200:
-            raise api_error(status, body, resource, what)
-        try:
-            found: Any = json.loads(body)
-        except ValueError:
-            raise Unavailable(f"Kubernetes API: get {what}: the answer is not JSON") from None
-        if not isinstance(found, dict) or found.get("kind") != kind:
-            raise Unavailable(f"Kubernetes API: get {what}: the answer is not a {kind}")
+        if not isinstance(found, kind):  # the library hands back what it could not decode as it came
+            raise Unavailable(f"Kubernetes API: get {what}: the answer is not a {kind.__name__[2:]}")
         return found

@@ -71,16 +71,7 @@ class KubeApiSettings:
     def base_url(self) -> str:
         return self.server.rstrip("/")
 
-    def ssl_context(self) -> ssl.SSLContext:
-        """The TLS context trusting only ``ca_file``; InvalidArgument naming the file when it is unusable."""
-        try:
-            return ssl.create_default_context(cafile=self.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise InvalidArgument(
-                f"--kube-ca-file {self.ca_file}: not a readable PEM CA bundle ({exc.__class__.__name__})"
-            ) from None
-
-    def check_token_file(self) -> None:
+    def check_files(self) -> None:
         """Fail at start, naming the flag, rather than on the first NodePublishVolume."""
         try:
             token = Path(self.token_file).read_text().strip()
@@ -90,6 +81,12 @@ class KubeApiSettings:
             ) from None
         if not token:
             raise InvalidArgument(f"--kube-token-file {self.token_file} is empty")
+        try:
+            ssl.create_default_context(cafile=self.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidArgument(
+                f"--kube-ca-file {self.ca_file}: not a readable PEM CA bundle ({exc.__class__.__name__})"
+            ) from None
 
 
 def kube_api_settings(
