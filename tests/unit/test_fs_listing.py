@@ -280,3 +280,33 @@ def test_a_page_that_fails_loses_no_entry_already_in_the_reply(monkeypatch: pyte
         assert {ops.table.child(d, k[2:]).lookups for k in keys} == {1}  # type: ignore[union-attr]
 
     asyncio.run(scenario())
+
+
+def test_a_directory_forgotten_while_a_lookup_lists_it_leaves_nothing_behind() -> None:
+    async def scenario() -> None:
+        ops, client = mount([f"d/f{i}" for i in range(10)])
+        d = await lookup_ino(ops, 1, "d")
+        f1 = await lookup_ino(ops, d, "f1")  # the first lookup by name; the next lists the directory
+        await ops.forget([(f1, 1)])
+        gate = asyncio.Event()
+        listed = client.list_objects_v2
+
+        async def held(bucket: str, **query: Any) -> ListPage:
+            await gate.wait()
+            return await listed(bucket, **query)
+
+        client.list_objects_v2 = held  # type: ignore[method-assign]
+        lookup = asyncio.create_task(ops.lookup(d, b"f2"))
+        for _ in range(100):  # a few turns of the loop until the lookup has started the listing
+            if d in ops._lookup_listings:
+                break
+            await asyncio.sleep(0)
+        listing = ops._lookup_listings[d]
+        lookup.cancel()  # the request interrupted; the kernel then forgets the directory
+        await ops.forget([(d, 1)])
+        assert ops.table.get(d) is None
+        gate.set()
+        assert await listing is False
+        assert len(ops.table) == 1  # the root: no children of the forgotten directory
+
+    asyncio.run(scenario())

@@ -261,6 +261,8 @@ class S3Operations(pyfuse3.Operations):
     async def _list_into_table(self, directory: Inode) -> bool:
         started = time.monotonic()
         entries = await self._list_children(directory, max_pages=LOOKUP_LIST_PAGES)
+        if self.table.get(directory.ino) is not directory:
+            return False  # forgotten while it was listed (the lookups waiting for it were interrupted)
         if entries is None:
             directory.listing = DirectoryKnowledge(too_large_until=started + self.settings.metadata_ttl_s)
             return False
