@@ -45,6 +45,13 @@ def test_the_keys_are_written_only_in_volume_context() -> None:
         ("volume/sharing.py", '"fsUser": mount.fs_user,'),
         ("volume/sharing.py", '"authenticationSource": authentication_source.value,'),
         ("ownership/policy.py", 'check_id("fsUser", self.fs_user)'),
+        # Fields of the MountpointPodAttachment spec (deploy/crds/), named like the attributes they record.
+        ("podmounter/attachment.py", 'spec["fsUser"] = inputs.mount.fs_user'),
+        ("podmounter/attachment.py", 'fs_user=spec.get("fsUser"),'),
+        (
+            "podmounter/attachment.py",
+            'authentication_source=AuthenticationSource(spec["authenticationSource"]),',
+        ),
     }
     found = [
         f"{path.relative_to(src)}:{number}: {line.strip()}"

@@ -40,6 +40,16 @@ FS_USER_ANNOTATION = "s3csi.io/fs-user"
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 """The service account annotation naming the role its pods assume (IRSA)."""
 
+# Labels and annotations s3csi puts on the Mountpoint Pods it creates (docs/kubernetes.md#names).
+SHARING_KEY_LABEL = "s3csi.io/sharing-key"
+"""Label: the sharing key (volume/sharing.py) the Mountpoint Pod serves; also its attachment's name."""
+VOLUME_ID_DIGEST_LABEL = "s3csi.io/volume-id-digest"
+"""Label: a digest of the volume id, which may not fit a label value."""
+DRIVER_VERSION_KEY = "s3csi.io/driver-version"
+"""Label (the version made label-safe) and annotation (as is): the s3csi version that built the pod."""
+VOLUME_ID_ANNOTATION = "s3csi.io/volume-id"
+PERSISTENT_VOLUME_NAME_ANNOTATION = "s3csi.io/persistent-volume-name"
+
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _IPV4_LIKE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
 _ROLE_ARN = re.compile(r"arn:[a-z0-9-]+:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
