@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
 import socket
 import ssl
@@ -111,6 +112,9 @@ NO_SPEC, _ = review_body({"apiVersion": "v1", "kind": "Pod", "metadata": {"name"
 NO_OBJECT, _ = review_body(None)
 UPDATE, _ = review_body(pod(), operation="UPDATE")
 NAMESPACE_WITHOUT_METADATA, _ = review_body({"kind": "Namespace"}, "Namespace")
+DEEP_OBJECT = VALID.replace(b'"spec": {', b'"spec": {"x": ' + b"[" * 5000 + b"]" * 5000 + b", ", 1)
+GZIP_BOMB = gzip.compress(b"0" * 20_000_000, compresslevel=9)
+HUGE_INTEGER = VALID.replace(b'"spec": {', b'"spec": {"x": ' + b"7" * 5000 + b", ", 1)
 
 
 @pytest.mark.parametrize(
@@ -133,6 +137,14 @@ NAMESPACE_WITHOUT_METADATA, _ = review_body({"kind": "Namespace"}, "Namespace")
         ),
         (("POST", "/validate-namespaces"), "application/json", b"[1, 2]", (400, "not list")),
         (("POST", "/validate-namespaces"), "application/json", b"{}", (400, "expected apiVersion")),
+        # Hostile bodies: each once raised out of json.loads and was answered 500.
+        (("POST", FSGROUP_PATH), "application/json", b"[" * 100_000, (400, "more than 100 deep")),
+        (("POST", FSGROUP_PATH), "application/json", b'{"a":' * 50_000, (400, "more than 100 deep")),
+        (("POST", FSGROUP_PATH), "application/json", DEEP_OBJECT, (400, "more than 100 deep")),
+        (("POST", FSGROUP_PATH), "application/json", HUGE_INTEGER, (400, "an integer of 5000 digits")),
+        (("POST", FSGROUP_PATH), "application/json", b"\xff\xfe{}", (400, "not UTF-8")),
+        (("POST", FSGROUP_PATH), "application/json", VALID.decode().encode("utf-16"), (400, "not UTF-8")),
+        (("POST", FSGROUP_PATH), "application/json", VALID[: len(VALID) // 2], (400, "not JSON")),
     ],
 )
 def test_a_bad_request_gets_a_clear_4xx(
@@ -357,3 +369,222 @@ def test_a_bug_in_a_decision_fails_open_with_a_warning_not_500() -> None:
     response = asyncio.run(scenario())["response"]
     assert response["allowed"] is True and "patch" not in response
     assert response["warnings"] == ["s3csi webhook internal error: request allowed unchanged"]
+
+
+# Hostile clients, played as an attacker would: raw TLS sockets, requests written byte by byte.
+
+READ_TIMEOUT = 2.0
+# How long a hostile connection may stay open before the test calls the server's deadline broken: far
+# longer than READ_TIMEOUT, so a loaded machine cannot fail the test, far shorter than never.
+GIVE_UP = 60.0
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory: pytest.TempPathFactory, ca: CertificateAuthority) -> Iterator[WebhookProcess]:
+    """A webhook with a short read deadline, so the tests of its deadline take seconds."""
+    process = WebhookProcess(tmp_path_factory.mktemp("impatient"), ca, "--read-timeout", str(READ_TIMEOUT))
+    try:
+        yield process
+    finally:
+        assert process.terminate() == 0, process.log()
+
+
+def tls_socket(webhook: WebhookProcess) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", webhook.port), timeout=GIVE_UP)
+    return webhook.ca.client_context().wrap_socket(raw, server_hostname="localhost")
+
+
+def request_head(path: str, length: int | None, *headers: str) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: s3csi-webhook.s3csi.svc", "Content-Type: application/json"]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    return ("\r\n".join([*lines, *headers]) + "\r\n\r\n").encode()
+
+
+def until_closed(sock: ssl.SSLSocket) -> bytes:
+    """Everything the server sends until it closes the connection; fails if it keeps it open."""
+    received = b""
+    deadline = time.monotonic() + GIVE_UP
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionError, ssl.SSLError):
+            return received
+        except TimeoutError:
+            break
+        if not chunk:
+            return received
+        received += chunk
+    raise AssertionError(f"the server kept the connection open for {GIVE_UP}s; received {received[:200]!r}")
+
+
+def status_of(reply: bytes) -> int:
+    assert reply.startswith(b"HTTP/1."), reply[:200]
+    return int(reply.split(b" ", 2)[1])
+
+
+def first_reply(sock: ssl.SSLSocket) -> bytes:
+    """The first response on ``sock``: its head and the Content-Length bytes of body that follow."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed without a full response: {received[:200]!r}"
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+        )
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed in the middle of the response: {received[:200]!r}"
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def assert_still_serving(webhook: WebhookProcess) -> None:
+    assert call(webhook, FSGROUP_PATH, pod())["allowed"] is True
+    assert "Traceback" not in webhook.log(), webhook.log()
+
+
+def wait_for_log(webhook: WebhookProcess, text: str, before: int) -> None:
+    """Wait until ``text`` is in the log more than the ``before`` times it was."""
+    deadline = time.monotonic() + GIVE_UP
+    while webhook.log().count(text) <= before:
+        assert time.monotonic() < deadline, f"{text!r} not logged again:\n{webhook.log()}"
+        time.sleep(0.05)
+
+
+CUT = "did not arrive whole"
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "body"),
+    [
+        ("a Content-Length of 1 TB, no body sent", request_head(FSGROUP_PATH, 10**12), b""),
+        (
+            "4 MiB in chunks",
+            request_head(FSGROUP_PATH, None, "Transfer-Encoding: chunked"),
+            b"".join(b"10000\r\n" + b"x" * 0x10000 + b"\r\n" for _ in range(64)) + b"0\r\n\r\n",
+        ),
+        (
+            "a gzip bomb: 20 KB that inflate to 20 MB",
+            request_head(FSGROUP_PATH, len(GZIP_BOMB), "Content-Encoding: gzip"),
+            GZIP_BOMB,
+        ),
+    ],
+)
+def test_a_body_beyond_the_limit_gets_413(
+    webhook: WebhookProcess, name: str, head: bytes, body: bytes
+) -> None:
+    with tls_socket(webhook) as sock:
+        sock.sendall(head)
+        try:
+            sock.sendall(body)
+        except (ConnectionError, ssl.SSLError):
+            pass  # The server may answer and close before the client has sent it all.
+        reply = first_reply(sock)
+    assert status_of(reply) == 413, (name, reply[:300])
+    assert b"Connection: close" in reply and b"3145728" in reply
+    assert_still_serving(webhook)
+
+
+@pytest.mark.parametrize(
+    ("name", "request_bytes", "status"),
+    [
+        ("33 header fields", request_head(FSGROUP_PATH, 2, *[f"X-{i}: y" for i in range(33)]) + b"{}", 400),
+        ("a header field of 9000 bytes", request_head(FSGROUP_PATH, 2, "X: " + "y" * 9000) + b"{}", 400),
+        ("a request line of 9000 bytes", request_head(FSGROUP_PATH + "?" + "a" * 9000, 2) + b"{}", 400),
+        ("two Content-Lengths", request_head(FSGROUP_PATH, 2, "Content-Length: 3") + b"{}", 400),
+        ("not HTTP", b"\x16\x03\x01 hello\r\n\r\n", 400),
+    ],
+)
+def test_a_malformed_http_request_gets_400_without_a_traceback(
+    webhook: WebhookProcess, name: str, request_bytes: bytes, status: int
+) -> None:
+    with tls_socket(webhook) as sock:
+        sock.sendall(request_bytes)
+        reply = until_closed(sock)
+    assert status_of(reply) == status, (name, reply[:300])
+    assert_still_serving(webhook)
+
+
+def test_a_truncated_body_is_dropped_without_an_error(impatient: WebhookProcess) -> None:
+    """The client announces the whole review, sends half of it, and closes its side (TLS close_notify)."""
+    dropped = f'"POST {FSGROUP_PATH}" 408'
+    before = impatient.log().count(dropped)
+    with tls_socket(impatient) as sock:
+        sock.sendall(request_head(FSGROUP_PATH, len(VALID)) + VALID[: len(VALID) // 2])
+        sock.unwrap()
+    wait_for_log(impatient, dropped, before)
+    assert_still_serving(impatient)
+
+
+@pytest.mark.parametrize(
+    ("name", "head"),
+    [
+        ("no byte after the TLS handshake", b""),
+        ("headers and no body", request_head(FSGROUP_PATH, len(VALID))),
+        ("half the headers", request_head(FSGROUP_PATH, len(VALID))[:40]),
+    ],
+)
+def test_a_request_that_never_arrives_is_closed_at_the_deadline(
+    impatient: WebhookProcess, name: str, head: bytes
+) -> None:
+    before = impatient.log().count(CUT)
+    with tls_socket(impatient) as sock:
+        sock.sendall(head)
+        assert until_closed(sock) == b"", name
+    wait_for_log(impatient, CUT, before)
+    assert_still_serving(impatient)
+
+
+def test_no_tls_handshake_is_closed_at_the_deadline(impatient: WebhookProcess) -> None:
+    with socket.create_connection(("127.0.0.1", impatient.port), timeout=GIVE_UP) as raw:
+        raw.sendall(b"\x16\x03\x01")  # the start of a ClientHello, and nothing more
+        try:
+            assert raw.recv(1024) == b""
+        except ConnectionResetError:
+            pass
+    assert_still_serving(impatient)
+
+
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_a_slow_loris_is_cut_at_the_deadline_while_others_are_served(
+    impatient: WebhookProcess, part: str
+) -> None:
+    """One byte a second, forever: the connection is closed, and meanwhile other clients get answers."""
+    head = request_head(FSGROUP_PATH, len(VALID))
+    slow = head + VALID if part == "headers" else VALID
+    served = 0
+    before = impatient.log().count(CUT)
+    with tls_socket(impatient) as sock:
+        if part == "body":
+            sock.sendall(head)
+        deadline = time.monotonic() + GIVE_UP
+        try:
+            for byte in slow:
+                assert time.monotonic() < deadline, f"still reading the slow {part} after {GIVE_UP}s"
+                sock.sendall(bytes([byte]))
+                assert call(impatient, FSGROUP_PATH, pod())["allowed"] is True
+                served += 1
+                time.sleep(1.0)
+            raise AssertionError(f"the whole request was read one byte a second ({len(slow)} s)")
+        except (ConnectionError, ssl.SSLError):
+            pass
+        assert until_closed(sock) == b""
+    assert served >= 1
+    wait_for_log(impatient, CUT, before)
+    assert_still_serving(impatient)
+
+
+def test_an_idle_keep_alive_connection_is_not_cut_by_the_read_deadline(impatient: WebhookProcess) -> None:
+    """The deadline bounds each request from its first byte, not the connection's life."""
+    conn = impatient.connect()
+    try:
+        assert post(conn, FSGROUP_PATH, VALID).review()["response"]["allowed"] is True
+        time.sleep(2 * READ_TIMEOUT)  # idle between reviews, as the API server's pooled connections are
+        assert post(conn, FSGROUP_PATH, VALID).review()["response"]["allowed"] is True
+    finally:
+        conn.close()

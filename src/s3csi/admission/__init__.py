@@ -9,6 +9,7 @@ A namespace label ``storage.openshift.io/fsgroup-change-policy: OnRootMismatch``
     pods.py        the pod decision: a JSON Patch, or nothing and a warning
     namespaces.py  the namespace decision: allowed, or refused naming the label and the allowed values
     server.py      HTTPS server (aiohttp) with certificate reloading; no decision lives there
+    connections.py a deadline for reading each request on a connection (a slow client is cut)
     cli.py         ``s3csi webhook``
 
 The webhook needs no Kubernetes API access: which label value a namespace carries is told by the path the

@@ -48,6 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how often to check --cert/--key for a rotated certificate (default %(default)s)",
     )
+    parser.add_argument(
+        "--read-timeout",
+        type=_seconds,
+        default=defaults.read_timeout,
+        metavar="SECONDS",
+        help="close a connection whose TLS handshake, or any request (headers and body), takes longer "
+        "(default %(default)s)",
+    )
     parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
 
@@ -60,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         cert_reload_interval=args.cert_reload_interval,
+        read_timeout=args.read_timeout,
     )
     asyncio.run(serve(settings))
     return 0

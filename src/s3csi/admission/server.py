@@ -2,7 +2,9 @@
 
 No decision lives here: a route maps a path to a pure function from AdmissionRequest to AdmissionResponse
 (pods.py, namespaces.py). This module only turns HTTP into those calls and never answers 500: the API
-server would then apply the webhook's failurePolicy to every pod (docs/admission.md).
+server would then apply the webhook's failurePolicy to every pod. Anyone who reaches the port can send
+anything, so each request is bounded in size and in time before a decision sees it (docs/admission.md,
+"Limits").
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from pathlib import Path
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
+from s3csi.admission.connections import ReadDeadlines
 from s3csi.admission.labels import HEALTHZ_PATH, MUTATE_PATHS, VALIDATE_NAMESPACES_PATH
 from s3csi.admission.namespaces import validate_namespace
 from s3csi.admission.pods import default_pod
@@ -37,8 +41,20 @@ from s3csi.tasks import background
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("s3csi.admission.access")
+# aiohttp's per-connection messages (its own default is the "aiohttp.server" logger).
+http_log = logging.getLogger("s3csi.admission.http")
 
 Decide = Callable[[AdmissionRequest], AdmissionResponse]
+
+# Header fields a request may have; the API server sends about ten. With aiohttp's limit of 8190 bytes for
+# the request line and for each field, the headers of a request are at most about 270 KB.
+MAX_HEADERS = 32
+# Seconds an idle keep-alive connection stays open: longer than the 90 s after which Go's HTTP client (the
+# API server's) closes its idle connections, so that the client, not the webhook, normally closes one and
+# never sends a review on a connection the webhook is closing.
+IDLE_TIMEOUT = 120.0
+# How much of a malformed request's description a log line shows (aiohttp quotes the offending bytes).
+_SHOWN_ERROR_CHARS = 200
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -56,6 +72,24 @@ class AccessLogger(AbstractAccessLogger):
         )
 
 
+class OneLineRequestErrors(logging.Filter):
+    """A request aiohttp cannot parse (bad request line, too many or too long headers) becomes one warning
+    line instead of an error with a traceback: any client can send such requests in a loop, and they say
+    nothing about the webhook. The access log has a 400 line for each as well."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            problem = " ".join(str(error.message).split())[:_SHOWN_ERROR_CHARS]
+            record.msg, record.args = "%s: %s", (record.getMessage(), problem)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        return True
+
+
+http_log.addFilter(OneLineRequestErrors())
+
+
 @dataclass(frozen=True)
 class WebhookSettings:
     cert_file: Path
@@ -69,6 +103,9 @@ class WebhookSettings:
     """Seconds between checks of the two files for a rotated certificate (cert-manager)."""
     shutdown_timeout: float = 10.0
     """Seconds in-flight reviews get to finish after SIGTERM; below the pod's 30 s grace period."""
+    read_timeout: float = 10.0
+    """Seconds the TLS handshake may take, and each request from its first byte to the end of its body;
+    then the connection is closed. The API server itself gives up on a call after at most 30 s."""
 
 
 def default_routes() -> dict[str, Decide]:
@@ -80,25 +117,54 @@ def default_routes() -> dict[str, Decide]:
     return routes
 
 
-def make_app(routes: Mapping[str, Decide]) -> web.Application:
+def make_app(routes: Mapping[str, Decide], read_deadlines: ReadDeadlines | None = None) -> web.Application:
+    """The routes; with ``read_deadlines``, each request's deadline stops once its body has been read."""
     # client_max_size makes aiohttp answer 413 before reading more than the API server could ever send.
     app = web.Application(client_max_size=MAX_REVIEW_BYTES)
     for path, decide in routes.items():
-        app.router.add_post(path, functools.partial(_review, decide=decide))
-    app.router.add_get(HEALTHZ_PATH, _healthz)
+        app.router.add_post(path, functools.partial(_review, decide=decide, read_deadlines=read_deadlines))
+    app.router.add_get(HEALTHZ_PATH, functools.partial(_healthz, read_deadlines=read_deadlines))
     return app
 
 
-async def _healthz(_: web.Request) -> web.Response:
+async def _read_whole_request(request: web.Request, read_deadlines: ReadDeadlines | None) -> bytes:
+    """The body; every handler reads it first, so that its read deadline stops only once the body is in.
+
+    A request no handler takes (404, 405) keeps its deadline: aiohttp answers, discards the rest of its body
+    for a moment, and closes the connection.
+    """
+    try:
+        if request.content_length is not None and request.content_length > MAX_REVIEW_BYTES:
+            # Refused from the header, without waiting for a body that would be refused anyway.
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_REVIEW_BYTES, actual_size=request.content_length)
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        # The rest of the body is not wanted: aiohttp discards what still comes for a moment (so that the
+        # client sees the answer), then closes instead of waiting for the next request.
+        exc.force_close()
+        raise
+    except ConnectionResetError:
+        # The read deadline closed the connection (or the client left): nothing can be sent any more, the
+        # 408 is for the access log.
+        raise web.HTTPRequestTimeout() from None
+    if read_deadlines is not None:
+        read_deadlines.read(request.transport)
+    return body
+
+
+async def _healthz(request: web.Request, *, read_deadlines: ReadDeadlines | None) -> web.Response:
+    await _read_whole_request(request, read_deadlines)
     return web.Response(text="ok\n")
 
 
-async def _review(request: web.Request, *, decide: Decide) -> web.Response:
+async def _review(
+    request: web.Request, *, decide: Decide, read_deadlines: ReadDeadlines | None
+) -> web.Response:
+    body = await _read_whole_request(request, read_deadlines)
     if request.content_type != "application/json":
         raise web.HTTPUnsupportedMediaType(
             text=f"Content-Type must be application/json, not {request.content_type!r}\n"
         )
-    body = await request.read()
     try:
         admission_request = parse_review(body)
     except InvalidArgument as exc:
@@ -189,27 +255,44 @@ async def serve(settings: WebhookSettings) -> None:
     """Serve until SIGTERM or SIGINT, then let in-flight reviews finish and return."""
     reloader = CertificateReloader(settings.cert_file, settings.key_file)
     sock = _listen(settings.host, settings.port)
+    read_deadlines = ReadDeadlines(settings.read_timeout)
     runner = web.AppRunner(
-        make_app(default_routes()),
+        make_app(default_routes(), read_deadlines),
         access_log=access_log,
         access_log_class=AccessLogger,
         handle_signals=False,
         shutdown_timeout=settings.shutdown_timeout,
+        keepalive_timeout=IDLE_TIMEOUT,
+        max_headers=MAX_HEADERS,
+        logger=http_log,
     )
     await runner.setup()
+    assert runner.server is not None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     watcher = background(reloader.watch(settings.cert_reload_interval), name="certificate-reloader")
+    listener: asyncio.Server | None = None
     try:
-        await web.SockSite(runner, sock, ssl_context=reloader.listener_context).start()
+        # Not web.SockSite: the protocol of each connection is wrapped with its read deadline, and the TLS
+        # handshake gets the same bound. runner.cleanup() still finishes the connections gracefully.
+        listener = await loop.create_server(
+            read_deadlines.wrap(runner.server),
+            sock=sock,
+            ssl=reloader.listener_context,
+            ssl_handshake_timeout=settings.read_timeout,
+        )
         host, port = sock.getsockname()[:2]
         log.info("s3csi webhook listening on https://%s:%d", host, port)
         await stop.wait()
         log.info("stopping: letting in-flight reviews finish (at most %ss)", settings.shutdown_timeout)
     finally:
         watcher.cancel()
+        if listener is not None:
+            listener.close()
+        else:
+            sock.close()
         await runner.cleanup()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
