@@ -8,7 +8,8 @@ to list that many keys). The mounter's resident set is read once it is mounted a
 (``VmHWM``) is reset to the current size (``echo 5 > /proc/PID/clear_refs``) before each listing and
 read after it:
 
-1. ``os.scandir`` of the directory, counted, in a child process (a fresh open: the mount lists S3);
+1. ``os.scandir`` of the directory, counted, in a child process (a fresh open: the mount lists S3),
+   and how long its first entry took (one listing page, as the mount streams);
 2. ``ls -f`` of it (another open: listed again, the kernel still holding the first listing's entries);
 3. the kernel's caches dropped (``echo 2 > /proc/sys/vm/drop_caches``): it forgets the entries and the
    mount's inode table lets go of them; then ``os.scandir`` again. Its peak shows that listing after
@@ -43,6 +44,14 @@ SERVER_TIMEOUT = 30.0
 LIST_TIMEOUT = 600.0
 # After dropping the kernel's caches: how long to wait for its FORGETs to reach the mount.
 FORGET_SETTLE = 2.0
+# Prints the number of entries and the seconds until the first one came.
+SCANDIR = """import os, sys, time
+started = time.perf_counter()
+with os.scandir(sys.argv[1]) as entries:
+    first = next(entries, None)
+    first_s = time.perf_counter() - started
+    print(sum(1 for _ in entries) + (first is not None), first_s)
+"""
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ class BigDirectory:
     count: int
     idle_rss_mib: float
     scandir_s: float
+    scandir_first_entry_s: float
     scandir_peak_mib: float  # above idle
     ls_s: float
     ls_peak_mib: float  # above idle
@@ -123,16 +133,17 @@ def _reset_peak(pid: int) -> None:
             continue
 
 
-def _listed(argv: list[str], count: int) -> float:
+def _listed(argv: list[str], count: int) -> tuple[float, list[str]]:
+    """Seconds the listing command took, and what it printed after the count."""
     started = time.perf_counter()
     completed = subprocess.run(argv, capture_output=True, text=True, timeout=LIST_TIMEOUT, check=False)
     seconds = time.perf_counter() - started
     if completed.returncode != 0:
         raise RuntimeError(f"{argv[-2:]} failed: {completed.stderr.strip().splitlines()[-1:]}")
-    found = int(completed.stdout.split()[0])
-    if found != count:
+    found, *rest = completed.stdout.split()
+    if int(found) != count:
         raise RuntimeError(f"{' '.join(argv[:3])} listed {found} entries, not {count}")
-    return seconds
+    return seconds, rest
 
 
 def measure(count: int) -> BigDirectory:
@@ -148,24 +159,25 @@ def measure(count: int) -> BigDirectory:
         time.sleep(1.0)  # let start-up settle before taking the idle figure
         idle = _status_kib(pid, "VmRSS")
 
-        def peak_above_idle(argv: list[str]) -> tuple[float, float]:
+        def peak_above_idle(argv: list[str]) -> tuple[float, float, list[str]]:
             _reset_peak(pid)
-            seconds = _listed(argv, count)
-            return seconds, (_status_kib(pid, "VmHWM") - idle) / 1024
+            seconds, printed = _listed(argv, count)
+            return seconds, (_status_kib(pid, "VmHWM") - idle) / 1024, printed
 
-        python = [sys.executable, "-c", "import os, sys; print(sum(1 for _ in os.scandir(sys.argv[1])))"]
-        scandir_s, scandir_peak = peak_above_idle([*python, str(directory)])
+        python = [sys.executable, "-c", SCANDIR, str(directory)]
+        scandir_s, scandir_peak, (first_entry,) = peak_above_idle(python)
         # ls -f prints . and .. too.
         ls = ["sh", "-c", 'ls -f "$1" | grep -vcxE "\\.|\\.\\."', "ls", str(directory)]
-        ls_s, ls_peak = peak_above_idle(ls)
+        ls_s, ls_peak, _ = peak_above_idle(ls)
         after = (_status_kib(pid, "VmRSS") - idle) / 1024
         Path("/proc/sys/vm/drop_caches").write_text("2\n")
         time.sleep(FORGET_SETTLE)
-        relist_s, relist_peak = peak_above_idle([*python, str(directory)])
+        relist_s, relist_peak, _ = peak_above_idle(python)
         return BigDirectory(
             count=count,
             idle_rss_mib=idle / 1024,
             scandir_s=scandir_s,
+            scandir_first_entry_s=float(first_entry),
             scandir_peak_mib=scandir_peak,
             ls_s=ls_s,
             ls_peak_mib=ls_peak,
@@ -187,6 +199,7 @@ def format_result(result: BigDirectory) -> str:
     rows = [
         ("idle mount, resident (MiB)", f"{result.idle_rss_mib:.0f}"),
         ("os.scandir: time (s)", f"{result.scandir_s:.2f}"),
+        ("os.scandir: first entry after (s)", f"{result.scandir_first_entry_s:.2f}"),
         ("os.scandir: peak above idle (MiB)", f"{result.scandir_peak_mib:.1f}"),
         ("ls -f: time (s)", f"{result.ls_s:.2f}"),
         ("ls -f: peak above idle (MiB)", f"{result.ls_peak_mib:.1f}"),

@@ -44,7 +44,7 @@ def test_the_listing_server_s_body_reads_as_s3_s() -> None:
 
 
 def result(peak: float) -> BigDirectory:
-    return BigDirectory(100_000, 50.0, 4.0, peak, 5.0, peak - 1, peak, 4.0, peak - 2)
+    return BigDirectory(100_000, 50.0, 4.0, 0.1, peak, 5.0, peak - 1, peak, 4.0, peak - 2)
 
 
 @pytest.mark.parametrize(("peak", "passed"), [(GOAL_MIB - 0.5, True), (GOAL_MIB + 0.5, False)])
