@@ -329,6 +329,11 @@ def test_a_rotated_certificate_is_served_without_restart(tmp_path: Path, ca: Cer
         (["--cert", "{cert}", "--key", "{cert}", "--port", "65536"], 2, "--port: port 65536 is out of range"),
         (["--cert", "{cert}", "--key", "{cert}", "--cert-reload-interval", "0"], 2, "--cert-reload-interval"),
         (
+            ["--cert", "{cert}", "--key", "{cert}", "--read-timeout", "-1"],
+            2,
+            "--read-timeout: must be a positive",
+        ),
+        (
             ["--cert", "{cert}", "--key", "{key}", "--host", "127.0.0.1", "--port", "{busy}"],
             1,
             "cannot listen",
