@@ -8,8 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from tests.integration.fs_helpers import (
     unmount_and_remove,
     world_readable_dir,
 )
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("privileged")]
 
@@ -274,9 +273,8 @@ def test_auto_unmount_when_the_process_is_killed(
     with mounted(s3_server, bucket, *flags) as fs:
         fs.process.send_signal(signal.SIGKILL)
         fs.process.wait(10)
-        deadline = time.monotonic() + 10
-        while auto_unmount and is_mounted(fs.path) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        if auto_unmount:
+            assert wait_until(lambda: not is_mounted(fs.path)), "still mounted after the process was killed"
         assert is_mounted(fs.path) is not auto_unmount
         if not auto_unmount:
             with pytest.raises(OSError) as excinfo:
@@ -296,15 +294,6 @@ def test_debug_logs_at_debug_level(s3_server: EmbeddedS3Server, bucket: str) -> 
 
 def cached_bytes(directory: Path) -> int:
     return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file() and not f.name.endswith(".tmp"))
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 # ---- caching -----------------------------------------------------------------------------------------
@@ -357,7 +346,7 @@ def test_cache_serves_a_second_read_from_disk(
         with mounted(s3_server, bucket, *flags) as fs:
             assert (fs.path / "cached").read_bytes() == data
             # Parts are written to disk in the background.
-            assert eventually(lambda: cached_bytes(cache_dir) == len(data))
+            assert wait_until(lambda: cached_bytes(cache_dir) == len(data)), cached_bytes(cache_dir)
             first = [t for m, t, _ in proxy.heads() if m == "GET" and t.endswith("/cached")]
             assert len(first) == 4
             proxy.reset()
@@ -376,7 +365,7 @@ def test_max_cache_size_bounds_the_cache(s3_server: EmbeddedS3Server, s3: Any, b
         flags = ("--cache", str(cache_dir), "--max-cache-size", "1", "--read-part-size", "262144")
         with mounted(s3_server, bucket, *flags) as fs:
             assert (fs.path / "big").read_bytes() == data
-            assert eventually(lambda: cached_bytes(cache_dir) > 0)
+            assert wait_until(lambda: cached_bytes(cache_dir) > 0), "nothing was cached"
             assert (fs.path / "big").read_bytes() == data  # evicting all the way
             assert 0 < cached_bytes(cache_dir) <= MiB
     finally:

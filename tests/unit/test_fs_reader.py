@@ -10,6 +10,7 @@ import pytest
 from s3csi.fs.prefetch import PrefetchPolicy
 from s3csi.fs.reader import ObjectReader, ShortRead
 from s3csi.s3.errors import S3Unavailable
+from tests.polling import wait_until_async
 
 PART = 100
 DATA = os.urandom(1_000)
@@ -173,8 +174,9 @@ def test_a_small_object_is_fetched_as_it_is_opened() -> None:
     async def scenario() -> RangeClient:
         client = RangeClient(DATA[:80])
         r = reader(client)
-        r.fetch_small_object()
-        await asyncio.sleep(0.01)  # no read yet
+        fetch = r.fetch_small_object()
+        assert fetch is not None
+        await fetch  # no read yet
         assert client.ranges == [(0, 80)]
         assert bytes(await r.read(0, 4096)) == DATA[:80]
         r.close()
@@ -187,8 +189,8 @@ def test_a_large_object_is_not_fetched_before_it_is_read() -> None:
     async def scenario() -> RangeClient:
         client = RangeClient()
         r = reader(client)
-        r.fetch_small_object()
-        await asyncio.sleep(0.01)
+        assert r.fetch_small_object() is None
+        assert asyncio.all_tasks() == {asyncio.current_task()}  # no GET started, not even a slow one
         r.close()
         return client
 
@@ -204,8 +206,8 @@ def test_a_streaming_reader_keeps_the_window_in_flight_as_gets_end() -> None:
             await r.read(offset, 50)
         # The reader now pauses in part 1: as the GETs in flight end, the held parts past the window
         # are fetched, two at a time, without another read.
-        await asyncio.sleep(0.05)
-        assert sorted(set(client.ranges)) == [(i, i + PART) for i in range(0, 500, PART)]
+        expected = [(i, i + PART) for i in range(0, 500, PART)]
+        assert await wait_until_async(lambda: sorted(set(client.ranges)) == expected), client.ranges
         r.close()
         return client
 
