@@ -23,6 +23,23 @@ from tests.boto_support import boto3_client
 MOUNTER_UID = 1000
 WORKLOAD_UID = 1001
 
+TESTS = Path(__file__).resolve().parent
+# The markers follow the directories: tests/integration/ uses real parts (root, /dev/fuse, servers,
+# processes), tests/e2e/ plays whole-system scenarios on the same parts. So `pytest -m "not integration"`
+# runs tests/unit/ alone, without root.
+MARKERS_BY_DIRECTORY = {
+    TESTS / "integration": ("integration",),
+    TESTS / "e2e": ("integration", "e2e"),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for directory, markers in MARKERS_BY_DIRECTORY.items():
+            if item.path.is_relative_to(directory):
+                for marker in markers:
+                    item.add_marker(marker)
+
 
 def require_root_and_fuse() -> None:
     if os.geteuid() != 0:
