@@ -593,3 +593,17 @@ def test_an_idle_keep_alive_connection_is_not_cut_by_the_read_deadline(impatient
         assert post(conn, FSGROUP_PATH, VALID).review()["response"]["allowed"] is True
     finally:
         conn.close()
+
+
+def test_a_pipelined_request_whose_body_never_arrives_is_closed_at_the_deadline(
+    impatient: WebhookProcess,
+) -> None:
+    """A whole review and, in the same write, the headers of a second one whose body never comes: the
+    second request's bytes arrived before the first was answered, and its deadline must still run."""
+    before = impatient.log().count(CUT)
+    with tls_socket(impatient) as sock:
+        sock.sendall(request_head(FSGROUP_PATH, len(VALID)) + VALID + request_head(FSGROUP_PATH, len(VALID)))
+        received = until_closed(sock)
+    assert status_of(received) == 200 and received.count(b"HTTP/1.1 ") == 1, received[:300]
+    wait_for_log(impatient, CUT, before)
+    assert_still_serving(impatient)

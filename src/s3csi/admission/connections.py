@@ -9,6 +9,9 @@ handshake), or the connection is closed. Other connections are not affected: eac
 
 The timer is armed by the first bytes received while none runs, and stopped by :meth:`ReadDeadlines.read`,
 which the server calls once a request's body has been read; the next bytes then start the next request's.
+A pipelined request whose bytes came before the previous one was read has none running when its handler
+starts: :meth:`ReadDeadlines.reading` arms one then. (A pipelined request that stops within its headers
+waits like an idle connection, closed by aiohttp's keep-alive timeout.)
 """
 
 from __future__ import annotations
@@ -30,6 +33,12 @@ class ReadDeadlines:
     def wrap(self, protocol_factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         """The listening socket's protocol factory: ``protocol_factory``'s protocols, each with a deadline."""
         return lambda: _Connection(protocol_factory(), self.timeout, self._connections)
+
+    def reading(self, transport: asyncio.BaseTransport | None) -> None:
+        """A request's body is about to be read on ``transport``: make sure its deadline runs."""
+        connection = self._connections.get(transport) if transport is not None else None
+        if connection is not None and not connection.running:
+            connection.start()
 
     def read(self, transport: asyncio.BaseTransport | None) -> None:
         """The request in progress on ``transport`` has been read whole: stop its deadline."""
@@ -57,12 +66,12 @@ class _Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         self._connections[transport] = self
-        self._start()
+        self.start()
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         if self._timer is None:
-            self._start()
+            self.start()
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -85,7 +94,11 @@ class _Connection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
 
-    def _start(self) -> None:
+    @property
+    def running(self) -> bool:
+        return self._timer is not None
+
+    def start(self) -> None:
         self._timer = asyncio.get_running_loop().call_later(self._timeout, self._expired)
 
     def _expired(self) -> None:

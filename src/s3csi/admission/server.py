@@ -133,6 +133,8 @@ async def _read_whole_request(request: web.Request, read_deadlines: ReadDeadline
     A request no handler takes (404, 405) keeps its deadline: aiohttp answers, discards the rest of its body
     for a moment, and closes the connection.
     """
+    if read_deadlines is not None:
+        read_deadlines.reading(request.transport)
     try:
         if request.content_length is not None and request.content_length > MAX_REVIEW_BYTES:
             # Refused from the header, without waiting for a body that would be refused anyway.
