@@ -12,12 +12,15 @@ import subprocess
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from s3csi.demo.s3server import EmbeddedS3Server
 from tests.boto_support import boto3_client
+
+if TYPE_CHECKING:
+    from tests.kube_fake import FakeKubeApi
 
 # The Mountpoint Pod's user (docs/architecture.md#parts) and the fsGroup example's workload user.
 MOUNTER_UID = 1000
@@ -92,3 +95,16 @@ def run_as(
     return subprocess.run(
         command, check=check, capture_output=True, env=env, input=input, cwd=cwd, timeout=timeout
     )
+
+
+@pytest.fixture
+def kube_api(tmp_path: Path) -> Iterator[FakeKubeApi]:
+    """An in-process fake Kubernetes API server over HTTPS (tests/kube_fake, docs/kubernetes.md), stopped
+    after the test; ``kube_api.settings()`` is how s3csi's client reaches it."""
+    from tests.kube_fake import FakeKubeApi  # aiohttp, the schemas and CEL load only for the tests using it
+
+    api = FakeKubeApi(tmp_path / "kube-api")
+    try:
+        yield api
+    finally:
+        api.stop()

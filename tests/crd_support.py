@@ -89,3 +89,9 @@ def validation_errors(obj: dict[str, Any], old: dict[str, Any] | None = None) ->
     if errors:  # CEL rules assume the schema's types
         return errors
     return _walk(schema, obj, old, "")
+
+
+def rule_errors(schema: dict[str, Any], obj: Any, old: Any = None) -> list[str]:
+    """The ``x-kubernetes-validations`` (and list-map key) errors of ``obj`` under any CRD version's
+    ``schema``: for callers that check the JSON schema part themselves (tests/kube_fake)."""
+    return _walk(schema, obj, old, "")

@@ -12,7 +12,6 @@ web-identity front; workloads are unprivileged processes on real FUSE.
 
 from __future__ import annotations
 
-import copy
 import errno
 import os
 import shutil
@@ -28,9 +27,11 @@ import grpc
 import pytest
 
 from tests.conftest import run_as
-from tests.e2e.node_support import Node, iam_node, wait_for
+from tests.e2e.node_support import Node, iam_node
 from tests.integration.iam_support import IamWorld, WebIdentityFront, bucket_policy, iam_world
-from tests.integration.kube_support import FakeKubeApi, pod, service_account
+from tests.kube_fake import FakeKubeApi
+from tests.kube_fake.objects import pod, service_account
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.usefixtures("privileged")
 OK = grpc.StatusCode.OK
@@ -120,7 +121,7 @@ def test_fs_user_annotation_gives_that_user_owner_only_files(cluster: Cluster, n
     # The annotation changed on the running pod: kubelet's periodic republish succeeds and remounts nothing;
     # the mount keeps the owner it was made with (a new pod gets the new one).
     name = os.path.basename(target.split("/volumes/", 1)[0])
-    edited = copy.deepcopy(cluster.api.objects[("pods", NAMESPACE, name)])
+    edited = cluster.api.get("Pod", NAMESPACE, name)
     edited["metadata"]["annotations"] = {FS_USER: "1006"}
     cluster.api.add(edited)
     request = node.publish_request(
@@ -136,7 +137,7 @@ def test_fs_user_annotation_gives_that_user_owner_only_files(cluster: Cluster, n
     assert node.publish(request) == (OK, "")
     assert ls_ln(target) == [("-rw-------", "1005")]
     assert node.unpublish(target) == (OK, "")
-    assert wait_for(lambda: not node.leftovers()), node.leftovers()
+    assert wait_until(lambda: not node.leftovers()), node.leftovers()
     log = node.driver.log()
     assert f"Kubernetes API at {cluster.api.url}" in log
     assert cluster.api.token not in log
@@ -153,7 +154,7 @@ def test_an_invalid_annotation_or_another_pods_uid_is_refused(cluster: Cluster, 
     )
     assert code == grpc.StatusCode.ABORTED and "recreated" in details, details
     assert not os.path.ismount(target) and not os.path.ismount(recreated)
-    assert wait_for(lambda: not node.leftovers()), node.leftovers()
+    assert wait_until(lambda: not node.leftovers()), node.leftovers()
 
 
 WRITE = """
@@ -206,7 +207,7 @@ def test_pod_role_comes_from_the_service_account_annotation(cluster: Cluster, no
     assert code == grpc.StatusCode.INVALID_ARGUMENT and ROLE_ANNOTATION in details, details
 
     assert node.unpublish(target) == (OK, "")
-    assert wait_for(lambda: not node.leftovers()), node.leftovers()
+    assert wait_until(lambda: not node.leftovers()), node.leftovers()
 
 
 def test_without_the_api_the_annotations_have_no_effect(cluster: Cluster) -> None:
@@ -223,4 +224,4 @@ def test_without_the_api_the_annotations_have_no_effect(cluster: Cluster) -> Non
         assert ls_ln(with_attribute) == [("-rw-------", "1005")]
         for each in (target, with_attribute):
             assert off_node.unpublish(each) == (OK, "")
-        assert wait_for(lambda: not off_node.leftovers()), off_node.leftovers()
+        assert wait_until(lambda: not off_node.leftovers()), off_node.leftovers()

@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +20,8 @@ from s3csi.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
 from s3csi.kube.client import KubeClient
 from s3csi.kube.lookup import lookup_pod_identity
 from s3csi.kube.settings import KubeApiSettings
-from tests.integration.kube_support import FakeKubeApi, pod, service_account
+from tests.kube_fake import FakeKubeApi
+from tests.kube_fake.objects import pod, service_account
 
 ROLE = "arn:aws:iam::123456789012:role/team-a"
 T = TypeVar("T")
@@ -28,17 +29,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[FakeKubeApi]:
-    fake = FakeKubeApi(tmp_path)
-    try:
-        yield fake
-    finally:
-        fake.stop()
+def api(kube_api: FakeKubeApi) -> FakeKubeApi:
+    return kube_api
 
 
 def settings(api: FakeKubeApi, **overrides: Any) -> KubeApiSettings:
-    base = KubeApiSettings(server=api.url, token_file=str(api.token_file), ca_file=str(api.ca_file))
-    return dataclasses.replace(base, **overrides)
+    return dataclasses.replace(api.settings(), **overrides)
 
 
 def with_client(api: FakeKubeApi, call: Callable[[KubeClient], Awaitable[T]], **overrides: Any) -> T:
@@ -72,9 +68,9 @@ def test_found_objects_come_back_as_the_server_sent_them(api: FakeKubeApi) -> No
     assert found.spec.service_account_name == "reader"
     account = with_client(api, lambda c: c.get_service_account("team-a", "reader"))
     assert account.metadata.annotations == {"eks.amazonaws.com/role-arn": ROLE}
-    assert api.seen == [
-        ("/api/v1/namespaces/team-a/pods/web-0", True),
-        ("/api/v1/namespaces/team-a/serviceaccounts/reader", True),
+    assert [(seen.method, seen.path, seen.accepted) for seen in api.seen] == [
+        ("GET", "/api/v1/namespaces/team-a/pods/web-0", True),
+        ("GET", "/api/v1/namespaces/team-a/serviceaccounts/reader", True),
     ]
 
 
@@ -131,7 +127,7 @@ def test_the_token_file_is_read_again_when_kubelet_rotates_it(api: FakeKubeApi) 
         return names
 
     assert with_client(api, across_a_rotation) == ["web-0", "web-0"]
-    assert [accepted for _, accepted in api.seen] == [True, True]
+    assert [seen.accepted for seen in api.seen] == [True, True]
 
 
 def test_lookup_reads_the_annotations_of_the_pod_kubelet_named(api: FakeKubeApi) -> None:
@@ -151,9 +147,9 @@ def test_lookup_reads_the_annotations_of_the_pod_kubelet_named(api: FakeKubeApi)
     # A pod recreated under the same name is another pod: kubelet retries, nothing is lent.
     assert isinstance(failure(api, lookup("another-uid", needs_role=True)), Aborted)
     assert isinstance(failure(api, lookup(uid, needs_role=True, account="writer")), FailedPrecondition)
-    api.remove("serviceaccounts", "team-a", "reader")
+    api.remove("ServiceAccount", "team-a", "reader")
     assert isinstance(failure(api, lookup(uid, needs_role=True)), FailedPrecondition)
-    api.remove("pods", "team-a", "web-0")
+    api.remove("Pod", "team-a", "web-0")
     assert isinstance(failure(api, lookup(uid, needs_role=False)), Aborted)
 
 
