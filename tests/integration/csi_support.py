@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from s3csi.csi.server import serve
 from s3csi.csi.settings import DriverSettings, Mode
 from s3csi.s3 import Credentials, S3Settings, StaticCredentials
 from s3csi.volume.publisher import PublishSpec
+from tests.polling import wait_until_async
 
 T = TypeVar("T")
 START_TIMEOUT_S = 30.0
@@ -71,18 +71,18 @@ def code_of(call: Callable[[], Awaitable[Any]]) -> tuple[grpc.StatusCode, str]:
 
 
 async def wait_ready(socket_path: str, process: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
+
+    async def ready() -> bool:
         if process is not None and process.poll() is not None:
             raise AssertionError(f"the driver exited with status {process.returncode} before serving")
         try:
             response = await rpc(socket_path, "Identity", "Probe", csi_pb2.ProbeRequest(), deadline_s=2)
-            if response.ready.value:
-                return
         except grpc.aio.AioRpcError:
-            pass  # not listening yet
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the driver did not serve on {socket_path} within {START_TIMEOUT_S:.0f} s")
+            return False  # not listening yet
+        return bool(response.ready.value)
+
+    if not await wait_until_async(ready, within=START_TIMEOUT_S):
+        raise AssertionError(f"the driver did not serve on {socket_path} within {START_TIMEOUT_S:.0f} s")
 
 
 @dataclass

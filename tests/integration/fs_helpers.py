@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from s3csi.demo.s3server import EmbeddedS3Server
+from tests.polling import wait_until
 
 MOUNT_TIMEOUT_S = 30.0
 
@@ -75,16 +76,11 @@ class MountedFs:
 
 
 def wait_mounted(path: Path, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + MOUNT_TIMEOUT_S
-    while not is_mounted(path):
-        if process.poll() is not None:
-            pytest.fail(
-                f"s3csi mount exited with {process.returncode}:\n{log_path.read_text()}", pytrace=False
-            )
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"s3csi mount did not mount within {MOUNT_TIMEOUT_S} s", pytrace=False)
-        time.sleep(0.05)
+    if not wait_until(lambda: is_mounted(path) or process.poll() is not None, within=MOUNT_TIMEOUT_S):
+        process.kill()
+        pytest.fail(f"s3csi mount did not mount within {MOUNT_TIMEOUT_S} s", pytrace=False)
+    if not is_mounted(path):
+        pytest.fail(f"s3csi mount exited with {process.returncode}:\n{log_path.read_text()}", pytrace=False)
 
 
 @contextlib.contextmanager
@@ -127,10 +123,7 @@ def mounted(
 def unmount_and_remove(path: Path, timeout: float = 10) -> None:
     """Unmount a daemonized mount (umount, then a lazy one if it lingers) and remove its directory."""
     subprocess.run(["umount", str(path)], capture_output=True, check=False)
-    deadline = time.monotonic() + timeout
-    while is_mounted(path) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if is_mounted(path):
+    if not wait_until(lambda: not is_mounted(path), within=timeout, interval=0.1):
         subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
     path.rmdir()
 

@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 
 from s3csi.csi.proto import csi_pb2
 from tests.integration.csi_support import DriverProcess, capability, driver_factory, rpc, run
+from tests.polling import wait_until_async
 
 pytestmark = pytest.mark.integration
 __all__ = ["driver_factory"]
@@ -116,10 +116,7 @@ def test_sigterm_drains_calls_in_flight_then_exits_0(driver_factory: Any, slow_s
         in_flight = asyncio.ensure_future(rpc(driver.socket_path, "Controller", "CreateVolume", request))
         assert await asyncio.to_thread(slow_s3.arrived.wait, 30)
         driver.process.send_signal(15)
-        deadline = time.monotonic() + 30
-        while "draining" not in driver.log():
-            assert time.monotonic() < deadline, "the driver did not start draining"
-            await asyncio.sleep(0.05)
+        assert await wait_until_async(lambda: "draining" in driver.log()), "the driver did not start draining"
         assert not in_flight.done()
         slow_s3.release.set()
         response: csi_pb2.CreateVolumeResponse = await in_flight

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,22 +16,24 @@ from s3csi.demo.s3server import EmbeddedS3Server
 from s3csi.kernel.fuse import mount_fuse, open_fuse_device
 from tests.conftest import MOUNTER_UID, WORKLOAD_UID, run_as
 from tests.integration.fs_helpers import is_mounted, mount_env, world_readable_dir
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("privileged")]
 
 
 def wait_served(path: Path, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def served() -> bool:
         if process.poll() is not None:
             pytest.fail(f"the file system exited with {process.returncode}", pytrace=False)
         try:
             os.statvfs(path)
-            return
         except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+            return False
+        return True
+
+    if not wait_until(served, within=timeout, interval=0.1):
+        os.statvfs(path)  # raises what the mount answers
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from s3csi.demo.s3server import EmbeddedS3Server
 from s3csi.fs.writer import ObjectWriter
 from s3csi.s3 import Credentials, S3Client, S3Settings, StaticCredentials, WriteOptions
+from tests.polling import wait_until_async
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +28,14 @@ def uploads(s3: Any, bucket: str) -> list[str]:
 async def wait_until_no_uploads(s3: Any, bucket: str) -> list[str]:
     """Poll the server (from a thread: the loop must go on running the abort) until no upload is left
     or the deadline passes; what is left."""
-    deadline = time.monotonic() + DEADLINE_S
-    left = await asyncio.to_thread(uploads, s3, bucket)
-    while left and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    left: list[str] = []
+
+    async def none_left() -> bool:
+        nonlocal left
         left = await asyncio.to_thread(uploads, s3, bucket)
+        return not left
+
+    await wait_until_async(none_left, within=DEADLINE_S)
     return left
 
 

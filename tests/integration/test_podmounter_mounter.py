@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from s3csi.podmounter import protocol
 from s3csi.podmounter.protocol import MountRequest
 from s3csi.podmounter.runtime.local import mounter_command, mounter_environment, prepare_comm_dir
 from s3csi.s3.credentials import Credentials
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.usefixtures("privileged")
 
@@ -41,11 +41,9 @@ class Mounter:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
-        while not (self.comm / protocol.SOCKET_NAME).exists():
-            assert self.process.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, "the mounter did not listen"
-            time.sleep(0.05)
+        listening = self.comm / protocol.SOCKET_NAME
+        assert wait_until(lambda: listening.exists() or self.process.poll() is not None), "did not listen"
+        assert self.process.poll() is None, self.log.read_text()
 
     @property
     def socket(self) -> str:

@@ -17,6 +17,7 @@ from s3csi.s3 import Credentials, S3Client, S3Settings, StaticCredentials
 from s3csi.s3.errors import S3Error
 from s3csi.s3.http1 import ConnectFailed, ConnectionLost, ConnectionPool, TLSFailed
 from tests.admission_support import CertificateAuthority
+from tests.polling import wait_until_async
 
 T = TypeVar("T")
 MIB = 1024 * 1024
@@ -35,6 +36,8 @@ class Script:
     most_open: int = 0
     # Connections that have ended, server side.
     closed: int = 0
+    # Responses written whole, server side.
+    answered: int = 0
     _closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -57,6 +60,7 @@ class Script:
                 await asyncio.sleep(0.01)  # so that concurrent requests overlap
                 writer.write(response)
                 await writer.drain()
+                self.answered += 1
                 if then == CLOSE:
                     return
         finally:
@@ -138,7 +142,8 @@ def test_connection_close_and_a_server_closing_an_idle_connection() -> None:
         first = await pool.get("/", {})
         second = await pool.get("/", {})
         await script.wait_closed(2)
-        await asyncio.sleep(0.05)  # for the client's side to see the end of the connection
+        # The client's side sees the end of the idle connection.
+        assert await wait_until_async(lambda: all(c.closed for c in pool._idle))
         third = await pool.get("/", {})  # on a new connection, without an error
         return [bytes(r.body) for r in (first, second, third)]
 
@@ -184,7 +189,7 @@ def test_cancelling_a_get_mid_body_drops_its_connection() -> None:
     async def scenario(script: Script, pool: ConnectionPool) -> None:
         script.responses = [(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial", KEEP)]
         get = asyncio.create_task(pool.get("/", {}))
-        await asyncio.sleep(0.2)
+        assert await wait_until_async(lambda: script.answered == 1)  # the head and part of the body sent
         get.cancel()
         with pytest.raises(asyncio.CancelledError):
             await get
