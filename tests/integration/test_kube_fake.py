@@ -18,6 +18,9 @@ import pytest
 from kubernetes_asyncio import watch
 from kubernetes_asyncio.client import ApiClient, CoordinationV1Api, CoreV1Api, CustomObjectsApi
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.leaderelection.electionconfig import Config as ElectionConfig
+from kubernetes_asyncio.leaderelection.leaderelection import LeaderElection
+from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
 
 from s3csi.kube.client import api_configuration
 from tests.kube_fake import FakeKubeApi
@@ -435,3 +438,38 @@ def test_a_wrong_token_is_401_and_every_request_is_recorded(api: FakeKubeApi) ->
         ("GET", f"/api/v1/namespaces/{NS}/pods/web-0", True),
         ("GET", f"/api/v1/namespaces/{NS}/pods/web-0", False),
     ]
+
+
+def test_the_librarys_lease_leader_election_works_against_the_fake(api: FakeKubeApi) -> None:
+    """Two candidates with kubernetes-asyncio's LeaderElection and LeaseLock: one leads; when it dies
+    without releasing (its task cancelled, as a killed process), the other takes over once the lease
+    expired. Only the order of events is checked, not how long it took."""
+
+    async def scenario(c: ApiClient) -> list[str]:
+        leading: list[str] = []
+        changed = asyncio.Event()
+
+        def candidate(identity: str) -> LeaderElection:
+            async def started() -> None:
+                leading.append(identity)
+                changed.set()
+
+            async def stopped() -> None:
+                pass
+
+            lock = LeaseLock("s3csi-controller", "kube-system", identity, c)
+            return LeaderElection(ElectionConfig(lock, 3, 2, 1, started, stopped))
+
+        first = asyncio.ensure_future(candidate("replica-a").run())
+        await changed.wait()
+        changed.clear()
+        second = asyncio.ensure_future(candidate("replica-b").run())
+        first.cancel()  # replica-a dies holding the lease
+        await changed.wait()
+        second.cancel()
+        await asyncio.gather(first, second, return_exceptions=True)
+        return leading
+
+    assert run(api, scenario) == ["replica-a", "replica-b"]
+    lease = api.get("Lease", "kube-system", "s3csi-controller")
+    assert lease["spec"]["holderIdentity"] == "replica-b" and lease["spec"]["leaseDurationSeconds"] == 3
