@@ -14,7 +14,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.polling import wait_until
 
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
@@ -116,16 +117,19 @@ class WebhookProcess:
         self.port = self._wait_until_listening()
 
     def _wait_until_listening(self) -> int:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
+        def port() -> int | None:
             match = re.search(r"listening on https://127\.0\.0\.1:(\d+)", self.log())
             if match:
                 return int(match.group(1))
             if self.process.poll() is not None:
                 raise AssertionError(f"s3csi webhook exited with {self.process.returncode}:\n{self.log()}")
-            time.sleep(0.05)
-        self.process.kill()
-        raise AssertionError(f"s3csi webhook did not listen within {STARTUP_TIMEOUT}s:\n{self.log()}")
+            return None
+
+        listening = wait_until(port, within=STARTUP_TIMEOUT)
+        if listening is None:
+            self.process.kill()
+            raise AssertionError(f"s3csi webhook did not listen within {STARTUP_TIMEOUT}s:\n{self.log()}")
+        return listening
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
