@@ -208,16 +208,4 @@ def iam_node(
     return node(world.server, env=env, driver_args=driver_args, prefix=prefix)
 
 
-def wait_for(condition: Any, timeout: float = 30) -> bool:
-    """Poll ``condition()`` until true (processes exit asynchronously); never a timing assertion."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return bool(condition())
-
-
-__all__ = ["MODE", "Node", "iam_node", "node", "run", "wait_for"]
+__all__ = ["MODE", "Node", "iam_node", "node", "run"]

@@ -28,8 +28,9 @@ import pytest
 from s3csi.credentials.files import CREDENTIALS_FILE
 from s3csi.s3 import Credentials
 from tests.conftest import run_as
-from tests.e2e.node_support import Node, iam_node, wait_for
+from tests.e2e.node_support import Node, iam_node
 from tests.integration.iam_support import IamWorld, WebIdentityFront, bucket_policy, every_argv, iam_world
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.usefixtures("privileged")
 OK = grpc.StatusCode.OK
@@ -167,7 +168,7 @@ def test_pods_with_their_own_roles_get_their_own_permissions(cluster: Cluster) -
     keep_logs(cluster)
     for target in (reader, writer, stolen):
         assert cluster.node.unpublish(target) == (OK, "")
-    assert wait_for(lambda: not cluster.node.leftovers()), cluster.node.leftovers()
+    assert wait_until(lambda: not cluster.node.leftovers()), cluster.node.leftovers()
 
 
 def test_secret_keys_rotate_on_republish_without_a_remount(cluster: Cluster) -> None:
@@ -201,7 +202,7 @@ def test_secret_keys_rotate_on_republish_without_a_remount(cluster: Cluster) -> 
 
     keep_logs(cluster)
     assert cluster.node.unpublish(target) == (OK, "")
-    assert wait_for(lambda: not cluster.node.leftovers()), cluster.node.leftovers()
+    assert wait_until(lambda: not cluster.node.leftovers()), cluster.node.leftovers()
     assert not credentials_file.exists()
 
 
@@ -217,7 +218,7 @@ def test_a_wrong_secret_fails_node_publish_with_permission_denied(cluster: Clust
     assert "SignatureDoesNotMatch" in details
     assert not os.path.ismount(target)
     keep_logs(cluster)
-    assert wait_for(lambda: not cluster.node.leftovers()), cluster.node.leftovers()
+    assert wait_until(lambda: not cluster.node.leftovers()), cluster.node.leftovers()
 
 
 def test_no_secret_value_in_logs_argv_mounts_or_errors(cluster: Cluster) -> None:

@@ -16,8 +16,9 @@ import pytest
 from s3csi.csi.proto import csi_pb2
 from s3csi.demo.s3server import EmbeddedS3Server
 from tests.conftest import run_as
-from tests.e2e.node_support import MODE, Node, node, wait_for
+from tests.e2e.node_support import MODE, Node, node
 from tests.integration.csi_support import capability, rpc, run
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.usefixtures("privileged")
 OK = grpc.StatusCode.OK
@@ -60,7 +61,7 @@ def test_publish_serves_the_pod_and_unpublish_leaves_nothing(the_node: Node, s3:
 
     assert the_node.unpublish(target) == (OK, "")
     assert the_node.unpublish(target) == (OK, "")  # repeated: succeeds
-    assert wait_for(lambda: not the_node.leftovers()), the_node.leftovers()
+    assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
 
 
 def test_read_only_publish_refuses_writers_with_erofs(the_node: Node, s3: Any, bucket: str) -> None:
@@ -79,7 +80,7 @@ def test_read_only_publish_refuses_writers_with_erofs(the_node: Node, s3: Any, b
     code, details = the_node.publish(the_node.publish_request(target, bucket, fs_group=1001))
     assert code == grpc.StatusCode.ALREADY_EXISTS and "already published" in details
     assert the_node.unpublish(target) == (OK, "")
-    assert wait_for(lambda: not the_node.leftovers()), the_node.leftovers()
+    assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
 
 
 def test_equal_keys_share_a_mountpoint_pod_and_any_difference_gets_its_own(
@@ -111,7 +112,7 @@ def test_equal_keys_share_a_mountpoint_pod_and_any_difference_gets_its_own(
         assert file.read() == b"x"
     for target in targets[1:]:
         assert the_node.unpublish(target) == (OK, "")
-    assert wait_for(lambda: not the_node.leftovers()), the_node.leftovers()
+    assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
 
 
 def test_fs_user_without_fs_group_gets_owner_only_files(the_node: Node, s3: Any, bucket: str) -> None:
@@ -125,7 +126,7 @@ def test_fs_user_without_fs_group_gets_owner_only_files(the_node: Node, s3: Any,
     )
     assert pod_sh(1006, 1005, [1005], f"cat {target}/id_rsa")[0] != 0  # group gets nothing
     assert the_node.unpublish(target) == (OK, "")
-    assert wait_for(lambda: not the_node.leftovers()), the_node.leftovers()
+    assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
 
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -190,7 +191,7 @@ def test_bad_publish_requests_get_their_code_and_leave_nothing(
     got, details = the_node.publish(request)
     assert got == code and message in details, details
     assert "S" not in details.split() and "AK" not in details.split()
-    assert wait_for(lambda: not the_node.leftovers()), the_node.leftovers()
+    assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
 
 
 def test_kill_9_of_the_driver_disturbs_no_mount_and_a_new_driver_cleans_up(
@@ -217,7 +218,7 @@ def test_kill_9_of_the_driver_disturbs_no_mount_and_a_new_driver_cleans_up(
     assert the_node.publish(the_node.publish_request(targets[1], bucket, fs_group=1001)) == (OK, "")
     for target in targets:
         assert the_node.unpublish(target) == (OK, "")
-    assert wait_for(lambda: not the_node.leftovers()), the_node.leftovers()
+    assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
 
 
 def test_a_dead_mountpoint_pod_is_replaced_for_the_next_pod(the_node: Node, s3: Any, bucket: str) -> None:
@@ -226,9 +227,9 @@ def test_a_dead_mountpoint_pod_is_replaced_for_the_next_pod(the_node: Node, s3: 
     assert the_node.publish(the_node.publish_request(abandoned, bucket, fs_group=1001)) == (OK, "")
     [dead] = the_node.mounters()
     os.kill(dead, signal.SIGKILL)
-    assert wait_for(lambda: dead not in the_node.mounters())
+    assert wait_until(lambda: dead not in the_node.mounters())
     # The old target fails (once the kernel's attribute cache of its root expires); nothing fakes it.
-    assert wait_for(lambda: stat_errno(old) == errno.ENOTCONN), stat_errno(old)
+    assert wait_until(lambda: stat_errno(old) == errno.ENOTCONN), stat_errno(old)
 
     assert the_node.publish(the_node.publish_request(new, bucket, fs_group=1001)) == (OK, "")
     [fresh] = the_node.mounters()
@@ -247,7 +248,7 @@ def test_a_dead_mountpoint_pod_is_replaced_for_the_next_pod(the_node: Node, s3: 
     assert stat_errno(abandoned) == errno.ENOTCONN
     for target in (old, new, abandoned):  # the abandoned one is a bind of a source long gone
         assert the_node.unpublish(target) == (OK, "")
-    assert wait_for(lambda: not the_node.leftovers()), the_node.leftovers()
+    assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
 
 
 def test_the_csi_sanity_node_workflow(the_node: Node, s3: Any) -> None:
@@ -281,4 +282,4 @@ def test_the_csi_sanity_node_workflow(the_node: Node, s3: Any) -> None:
     request = csi_pb2.DeleteVolumeRequest(volume_id=created.volume_id)
     run(rpc(the_node.driver.socket_path, "Controller", "DeleteVolume", request))
     assert created.volume_context["bucketName"] not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
-    assert wait_for(lambda: not the_node.leftovers()), the_node.leftovers()
+    assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()

@@ -14,7 +14,8 @@ import pytest
 
 from s3csi.demo.s3server import EmbeddedS3Server
 from tests.conftest import run_as
-from tests.e2e.node_support import Node, node, wait_for
+from tests.e2e.node_support import Node, node
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.usefixtures("privileged")
 OK = grpc.StatusCode.OK
@@ -48,7 +49,7 @@ def test_unpublish_naming_another_volume_unmounts_nothing(the_node: Node, s3: An
         for _ in range(2):
             assert the_node.unpublish(target) == (OK, "")
         assert not os.path.exists(target)  # made by the driver, so removed by it
-    assert wait_for(lambda: not the_node.leftovers()), the_node.leftovers()
+    assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
 
 
 def test_unpublish_never_removes_a_directory_the_driver_did_not_make(the_node: Node, bucket: str) -> None:
@@ -68,7 +69,7 @@ def test_unpublish_never_removes_a_directory_the_driver_did_not_make(the_node: N
     assert os.path.isdir(premade) and not os.path.ismount(premade) and not os.listdir(premade)
     os.rmdir(premade)
     os.rmdir(never_published)
-    assert wait_for(lambda: not the_node.leftovers()), the_node.leftovers()
+    assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
 
 
 def test_republish_with_another_fs_group_is_refused_and_the_old_group_stays(
@@ -88,4 +89,4 @@ def test_republish_with_another_fs_group_is_refused_and_the_old_group_stays(
     assert len(the_node.mounters()) == 1
     for _ in range(2):
         assert the_node.unpublish(target) == (OK, "")
-    assert wait_for(lambda: not the_node.leftovers()), the_node.leftovers()
+    assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()

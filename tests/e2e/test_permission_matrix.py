@@ -14,7 +14,8 @@ import pytest
 
 from s3csi.demo.s3server import EmbeddedS3Server
 from tests.conftest import run_as
-from tests.e2e.node_support import Node, node, wait_for
+from tests.e2e.node_support import Node, node
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.usefixtures("privileged")
 
@@ -113,4 +114,4 @@ def test_permission_matrix_through_the_kernel(the_node: Node, s3: Any, bucket: s
     assert created == {f"new-{uid}.txt" for uid in creators}
 
     assert the_node.unpublish(target, request.volume_id) == (grpc.StatusCode.OK, "")
-    assert wait_for(lambda: not the_node.leftovers()), the_node.leftovers()
+    assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
