@@ -39,6 +39,7 @@ from tests.admission_cases import (
     pod,
 )
 from tests.admission_support import CertificateAuthority, WebhookProcess, admission_review, post
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -248,9 +249,7 @@ def test_tls_1_2_or_newer_only(webhook: WebhookProcess, ca: CertificateAuthority
 def test_requests_are_logged_without_bodies(webhook: WebhookProcess) -> None:
     marker = "secret-marker-4d1f9e"
     call(webhook, FSGROUP_PATH, pod(annotations={"note": marker}))
-    deadline = time.monotonic() + 10
-    while f'"POST {FSGROUP_PATH}" 200' not in webhook.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: f'"POST {FSGROUP_PATH}" 200' in webhook.log())
     log = webhook.log()
     assert f'127.0.0.1 "POST {FSGROUP_PATH}" 200' in log
     assert marker not in log
@@ -286,10 +285,9 @@ def served_serial(webhook: WebhookProcess, server_name: str | None = "localhost"
 
 
 def wait_for_serial(webhook: WebhookProcess, serial: int) -> None:
-    deadline = time.monotonic() + 15
-    while served_serial(webhook) != serial:
-        assert time.monotonic() < deadline, f"certificate {serial} not served:\n{webhook.log()}"
-        time.sleep(0.05)
+    assert wait_until(lambda: served_serial(webhook) == serial), (
+        f"certificate {serial} not served:\n{webhook.log()}"
+    )
     assert served_serial(webhook, server_name=None) == serial
 
 
@@ -302,10 +300,7 @@ def test_a_rotated_certificate_is_served_without_restart(tmp_path: Path, ca: Cer
         other.mkdir()
         half = ca.issue(other / "tls.crt", other / "tls.key")
         (other / "tls.crt").replace(process.cert)
-        deadline = time.monotonic() + 15
-        while "does not load yet" not in process.log():
-            assert time.monotonic() < deadline, process.log()
-            time.sleep(0.05)
+        assert wait_until(lambda: "does not load yet" in process.log()), process.log()
         assert served_serial(process) == process.serial
         (other / "tls.key").replace(process.key)
         wait_for_serial(process, half)
@@ -455,10 +450,9 @@ def assert_still_serving(webhook: WebhookProcess) -> None:
 
 def wait_for_log(webhook: WebhookProcess, text: str, before: int) -> None:
     """Wait until ``text`` is in the log more than the ``before`` times it was."""
-    deadline = time.monotonic() + GIVE_UP
-    while webhook.log().count(text) <= before:
-        assert time.monotonic() < deadline, f"{text!r} not logged again:\n{webhook.log()}"
-        time.sleep(0.05)
+    assert wait_until(lambda: webhook.log().count(text) > before), (
+        f"{text!r} not logged again:\n{webhook.log()}"
+    )
 
 
 CUT = "did not arrive whole"
