@@ -312,27 +312,29 @@ def test_a_watch_from_a_compacted_version_is_410_gone(api: FakeKubeApi) -> None:
 
 
 def test_a_watch_from_now_lists_first_and_follows_selection_changes(api: FakeKubeApi) -> None:
-    api.add(pod(NS, "a", node="node-1"))
-    api.add(pod(NS, "b", node="node-2"))
+    api.add(pod(NS, "a", labels={"app": "web"}))
+    api.add(pod(NS, "b", labels={"app": "db"}))
 
-    async def scenario(c: ApiClient) -> list[tuple[str, str, str]]:
+    async def scenario(c: ApiClient) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
         core = CoreV1Api(c)
-        stream = watch.Watch()
-        watching = asyncio.ensure_future(
-            events(stream, core.list_namespaced_pod, 3, NS, label_selector="app=web")
-        )
-        await core.patch_namespaced_pod("a", NS, {"metadata": {"labels": {"app": "web"}}})  # joins
-        await core.patch_namespaced_pod("b", NS, {"metadata": {"labels": {"app": "db"}}})  # never in
+        # Without a resourceVersion: the objects selected now, as ADDED.
+        present = await events(watch.Watch(), core.list_namespaced_pod, 1, NS, label_selector="app=web")
+        start = (await core.list_namespaced_pod(NS)).metadata.resource_version
         await core.patch_namespaced_pod("a", NS, {"metadata": {"labels": {"app": "db"}}})  # leaves
-        await core.create_namespaced_pod(
-            NS, {**pod(NS, "c"), "metadata": {"name": "c", "labels": {"app": "web"}}}
+        await core.patch_namespaced_pod("b", NS, {"metadata": {"labels": {"app": "web"}}})  # joins
+        await core.patch_namespaced_pod("b", NS, {"metadata": {"annotations": {"x": "y"}}})  # stays in
+        await core.patch_namespaced_pod("a", NS, {"metadata": {"annotations": {"x": "y"}}})  # never seen
+        changes = await events(
+            watch.Watch(), core.list_namespaced_pod, 3, NS, label_selector="app=web", resource_version=start
         )
-        return await watching
+        return present, changes
 
-    assert [(kind, name) for kind, name, _ in run(api, scenario)] == [
-        ("ADDED", "a"),
+    present, changes = run(api, scenario)
+    assert [(kind, name) for kind, name, _ in present] == [("ADDED", "a")]
+    assert [(kind, name) for kind, name, _ in changes] == [
         ("DELETED", "a"),
-        ("ADDED", "c"),
+        ("ADDED", "b"),
+        ("MODIFIED", "b"),
     ]
 
 
@@ -473,3 +475,33 @@ def test_the_librarys_lease_leader_election_works_against_the_fake(api: FakeKube
     assert run(api, scenario) == ["replica-a", "replica-b"]
     lease = api.get("Lease", "kube-system", "s3csi-controller")
     assert lease["spec"]["holderIdentity"] == "replica-b" and lease["spec"]["leaseDurationSeconds"] == 3
+
+
+def test_a_watch_of_attachments_on_one_node(api: FakeKubeApi) -> None:
+    """What the node plugin does: watch the cluster-scoped attachments of its own node (a CRD field
+    selector), the objects as plain dicts."""
+
+    async def scenario(c: ApiClient) -> list[tuple[str, str, str]]:
+        objects = custom(c)
+        listed = await objects.list_cluster_custom_object("s3csi.io", "v1", "mountpointpodattachments")
+        await create_attachment(attachment(name="e" * 32, nodeName="node-2"))(c)
+        created = await create_attachment(attachment())(c)
+        created["spec"]["mountpointPods"] = {}
+        await objects.replace_cluster_custom_object(
+            "s3csi.io", "v1", "mountpointpodattachments", created["metadata"]["name"], created
+        )
+        return await events(
+            watch.Watch(),
+            objects.list_cluster_custom_object,
+            2,
+            "s3csi.io",
+            "v1",
+            "mountpointpodattachments",
+            field_selector="spec.nodeName=node-1",
+            resource_version=listed["metadata"]["resourceVersion"],
+        )
+
+    assert [(kind, name) for kind, name, _ in run(api, scenario)] == [
+        ("ADDED", "0123456789abcdef0123456789abcdef"),
+        ("MODIFIED", "0123456789abcdef0123456789abcdef"),
+    ]
