@@ -36,7 +36,7 @@ NAMESPACES = next(resource for resource in BUILTIN if resource.plural == "namesp
 
 @dataclass(frozen=True)
 class Request:
-    """One request as the server saw it: ``query`` without values that could be secrets (there are none)."""
+    """One request as the server saw it (the token itself is not kept)."""
 
     method: str
     path: str
@@ -282,10 +282,11 @@ class FakeKubeApi:
             )
             return web.json_response(updated)
         if method == "PATCH" and target.name:
-            with store.lock:
+            patch = await request.read()
+            with store.lock:  # read, patch and write as one step (no await inside: the lock is a thread's)
                 current = store.get(resource, target.namespace, target.name)
                 try:
-                    patched = apply_patch(current, request.content_type, await request.read())
+                    patched = apply_patch(current, request.content_type, patch)
                 except PatchError as exc:
                     reason = {400: "BadRequest", 415: "UnsupportedMediaType", 422: "Invalid"}[exc.code]
                     raise ApiError(exc.code, reason, str(exc)) from None
