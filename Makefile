@@ -68,6 +68,8 @@ lock:
 	fi
 	$(TOOLS_VENV)/bin/uv pip compile -q requirements/tools.in --generate-hashes --python $(SYSTEM_PYTHON) \
 		--custom-compile-command "make lock" -o $(TOOLS_LOCK)
+	$(TOOLS_VENV)/bin/uv pip compile -q requirements/bench-aiobotocore.in --generate-hashes \
+		--python $(SYSTEM_PYTHON) --custom-compile-command "make lock" -o requirements/bench-aiobotocore.lock
 	{ $(SYSTEM_PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")'; \
 	  echo pip; } \
 	| $(TOOLS_VENV)/bin/uv pip compile -q pyproject.toml - --extra test --extra demo --generate-hashes \

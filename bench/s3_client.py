@@ -7,8 +7,9 @@ Candidates, each in its own process so neither warms the other's interpreter:
                   body received from the socket straight into its buffer
   lean-aiohttp    the same client, but its ranged GETs through aiohttp with one ``read()`` (how GetObject was
                   sent before s3csi.s3.http1), the body joined from the chunks aiohttp's parser copied out
-  aiobotocore     aiobotocore's S3 client (installed on first use with ``pip --target`` into AIOBOTOCORE_PATH,
-                  because it pins an older botocore than the dev environment's)
+  aiobotocore     aiobotocore's S3 client (installed on first use with ``pip --target`` into AIOBOTOCORE_PATH
+                  from requirements/bench-aiobotocore.lock, with hash checking, because it pins an older
+                  botocore than the dev environment's)
 
 Workloads (medians over all rounds and repeats): 8 parallel 8 MiB ranged GETs of a 256 MiB object (MB/s),
 1000 GETs of 4 KiB objects with 32 in flight (s), listing 1000 keys in pages of 100 (s), and a
@@ -29,6 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import yarl
@@ -53,8 +55,9 @@ PART_SIZE = 8 * MIB
 PUT_PARALLEL = 8
 T = TypeVar("T")
 AIOBOTOCORE_PATH = os.environ.get("AIOBOTOCORE_PATH", "/opt/s3csi/bench-py")
-# The version measured in docs/performance.md; it brings its own (older) botocore into that directory.
-AIOBOTOCORE_REQUIREMENT = "aiobotocore==3.10.0"
+# The version measured in docs/performance.md with everything it pulls in (its own, older botocore), locked
+# with hashes by `make lock`.
+AIOBOTOCORE_LOCK = Path(__file__).resolve().parent.parent / "requirements" / "bench-aiobotocore.lock"
 
 CANDIDATES = ("lean", "lean-aiohttp", "aiobotocore")
 
@@ -336,20 +339,9 @@ def ensure_aiobotocore() -> None:
     """Install aiobotocore apart from the dev environment, whose botocore it would downgrade."""
     if os.path.isdir(os.path.join(AIOBOTOCORE_PATH, "aiobotocore")):
         return
-    print(f"installing {AIOBOTOCORE_REQUIREMENT} into {AIOBOTOCORE_PATH}", file=sys.stderr)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--target",
-            AIOBOTOCORE_PATH,
-            AIOBOTOCORE_REQUIREMENT,
-        ],
-        check=True,
-    )
+    print(f"installing {AIOBOTOCORE_LOCK} into {AIOBOTOCORE_PATH}", file=sys.stderr)
+    argv = [sys.executable, "-m", "pip", "install", "--quiet", "--require-hashes", "--no-deps"]
+    subprocess.run([*argv, "--target", AIOBOTOCORE_PATH, "-r", str(AIOBOTOCORE_LOCK)], check=True)
 
 
 def _run_worker_process(
