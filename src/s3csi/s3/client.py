@@ -58,6 +58,7 @@ COPY_PART_BYTES = 512 * 1024**2
 MAX_PARTS = 10_000
 COPY_PART_CONCURRENCY = 8
 
+
 @dataclass(frozen=True)
 class WriteOptions:
     """How new objects are stored (mount-s3's ``--storage-class``, ``--sse``, ``--sse-kms-key-id``)."""
