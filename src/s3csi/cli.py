@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("s3csi.demo.run", "the whole system on this machine, played as kubelet would"),
     "ownership": ("s3csi.ownership.cli", "give a directory tree a pod's fsGroup/fsUser, as kubelet does"),
     "webhook": ("s3csi.admission.cli", "admission webhook: namespace defaults for new pods (HTTPS)"),
+    "controller": ("s3csi.controller.cli", "Mountpoint Pods and attachments for workload pods"),
 }
 
 EXIT_FAILURE = 1

@@ -16,7 +16,7 @@ DEFAULT_KUBELET_DIR = "/var/lib/kubelet"
 UNIX_SCHEME = "unix://"
 
 # GetPluginInfo's name: domain-name notation, at most 63 characters (CSI spec).
-_DRIVER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,61}[A-Za-z0-9])?")
+DRIVER_NAME_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,61}[A-Za-z0-9])?")
 
 
 class Mode(StrEnum):
@@ -56,7 +56,7 @@ class DriverSettings:
     def __post_init__(self) -> None:
         if not self.node_id:
             raise InvalidArgument("--node-id must not be empty")
-        if not _DRIVER_NAME.fullmatch(self.driver_name):
+        if not DRIVER_NAME_PATTERN.fullmatch(self.driver_name):
             raise InvalidArgument(
                 f"--driver-name {self.driver_name[:80]!r} must be a domain name of at most 63 characters"
             )

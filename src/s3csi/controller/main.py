@@ -1,0 +1,344 @@
+"""The controller at work while it leads: watches, one reconcile pass after each batch of changes, and the
+API calls that carry out the pass's decisions (docs/kubernetes.md#the-controller).
+
+Each pass looks at everything (level-triggered, as Kubernetes controllers are): the workload pods scheduled
+to a node that use this driver's volumes, their sharing keys (:mod:`s3csi.controller.inputs`), the
+attachments and Mountpoint Pods that exist, and decides (:mod:`s3csi.controller.reconcile`). Every write
+carries the resourceVersion it was decided on; a conflict (409) re-reads the object and the next pass decides
+again, so a restart or a change of leader in the middle of a pass loses nothing and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from s3csi.controller.api import Api, ApiError, JsonObject, path_of
+from s3csi.controller.informer import Informer
+from s3csi.controller.inputs import Objects, Refused, SecretRef, Served, pod_label, pod_volumes, secret_refs
+from s3csi.controller.reconcile import (
+    CreateMountpointPod,
+    DeleteAttachment,
+    DeleteMountpointPod,
+    MountpointPodState,
+    Workload,
+    World,
+    WriteAttachment,
+    decide,
+    keeps_entry,
+)
+from s3csi.controller.settings import ControllerSettings
+from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION, MountpointPodAttachment, attachment_status
+from s3csi.podmounter.names import label_value
+from s3csi.podmounter.podspec import APP_COMPONENT_LABEL, APP_NAME, APP_NAME_LABEL, COMPONENT, mountpoint_pod
+from s3csi.volume.context import DRIVER_VERSION_KEY, SHARING_KEY_LABEL
+
+log = logging.getLogger(__name__)
+
+EVENT_REASON = "VolumeNotServed"
+COMPONENT_NAME = "s3csi-controller"
+MAX_EVENT_MESSAGE = 1024
+
+
+def event_for(pod: JsonObject, cause: str, *, instance: str, now: datetime) -> JsonObject:
+    """The Warning Event on ``pod`` saying why its volume is not served; named by the pod and the cause, so
+    the same cause is recorded once, by any replica."""
+    metadata = pod["metadata"]
+    digest = hashlib.sha256(f"{metadata['uid']}\0{cause}".encode()).hexdigest()[:16]
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{metadata['name'][:200]}.{digest}", "namespace": metadata["namespace"]},
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": metadata["name"],
+            "namespace": metadata["namespace"],
+            "uid": metadata["uid"],
+        },
+        "reason": EVENT_REASON,
+        "message": cause[:MAX_EVENT_MESSAGE],
+        "type": "Warning",
+        "source": {"component": COMPONENT_NAME},
+        "reportingComponent": COMPONENT_NAME,
+        "reportingInstance": instance[:128],
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+
+
+class Controller:
+    """One leader's work: :meth:`run` until cancelled (the Lease lost)."""
+
+    def __init__(
+        self,
+        settings: ControllerSettings,
+        api: Api,
+        leading: Callable[[], bool] = lambda: True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.api = api
+        self.leading = leading
+        self.clock = clock
+        self.passes = 0
+        self._dirty = asyncio.Event()
+        self._idle_since: dict[str, float] = {}
+        self._reported: set[tuple[str, str]] = set()
+        namespace = settings.mountpoint_pods.namespace
+        self._pods_path = path_of("", "v1", "pods")
+        self._mp_path = path_of("", "v1", "pods", namespace)
+        self._attachments_path = path_of(GROUP, VERSION, PLURAL)
+        self._version_label = label_value(settings.mountpoint_pods.driver_version)
+        timeout = settings.watch_timeout_s
+        changed = self._dirty.set
+        self.pods = Informer(
+            api, self._pods_path, changed, query={"fieldSelector": "spec.nodeName!="}, watch_timeout_s=timeout
+        )
+        self.claims = Informer(
+            api, path_of("", "v1", "persistentvolumeclaims"), changed, watch_timeout_s=timeout
+        )
+        self.volumes = Informer(api, path_of("", "v1", "persistentvolumes"), changed, watch_timeout_s=timeout)
+        selector = f"{APP_NAME_LABEL}={APP_NAME},{APP_COMPONENT_LABEL}={COMPONENT}"
+        self.mountpoint_pods = Informer(
+            api, self._mp_path, changed, query={"labelSelector": selector}, watch_timeout_s=timeout
+        )
+        self.attachments = Informer(api, self._attachments_path, changed, watch_timeout_s=timeout)
+        self.informers = (self.pods, self.claims, self.volumes, self.mountpoint_pods, self.attachments)
+
+    @property
+    def events(self) -> int:
+        return sum(informer.events for informer in self.informers)
+
+    async def run(self) -> None:
+        watches = [asyncio.create_task(informer.run()) for informer in self.informers]
+        try:
+            await asyncio.gather(*(informer.synced.wait() for informer in self.informers))
+            log.info(
+                "caches synced: %d pods, %d attachments",
+                len(self.pods.objects),
+                len(self.attachments.objects),
+            )
+            wake_at: float | None = None
+            while True:
+                timeout = self.settings.resync_s
+                if wake_at is not None:
+                    timeout = min(timeout, max(0.0, wake_at - self.clock()))
+                try:
+                    await asyncio.wait_for(self._dirty.wait(), timeout)
+                except TimeoutError:
+                    pass
+                self._dirty.clear()
+                wake_at = await self.reconcile_once()
+        finally:
+            for task in watches:
+                task.cancel()
+            await asyncio.gather(*watches, return_exceptions=True)
+
+    async def reconcile_once(self) -> float | None:
+        """One pass; returns when the next Mountpoint Pod's grace period ends, if one is waiting."""
+        self.passes += 1
+        pods = list(self.pods.objects.values())
+        objects = Objects(
+            claims=self.claims.objects,
+            volumes={name: pv for (_ns, name), pv in self.volumes.objects.items()},
+            secrets={},
+        )
+        refs: set[SecretRef] = set()
+        for pod in pods:
+            refs |= secret_refs(pod, objects, self.settings.driver_name)
+        if refs:
+            objects = Objects(objects.claims, objects.volumes, await self._read_secrets(refs))
+        workloads: list[Workload] = []
+        live: set[str] = set()
+        for pod in pods:
+            if not keeps_entry(pod):
+                continue
+            uid = str(pod["metadata"]["uid"])
+            live.add(uid)
+            for use in pod_volumes(pod, objects, self.settings.driver_name):
+                if isinstance(use, Served):
+                    workloads.append(Workload(uid, use.inputs, use.key))
+                else:
+                    await self._report(pod, use)
+        self._forget_reports(live)
+        decision = decide(
+            World(
+                workloads=workloads,
+                live_uids=frozenset(live),
+                attachments={
+                    name: cast(MountpointPodAttachment, obj)
+                    for (_ns, name), obj in self.attachments.objects.items()
+                },
+                mountpoint_pods=[self._state(pod) for pod in self.mountpoint_pods.objects.values()],
+                idle_since=self._idle_since,
+            ),
+            now=self.clock(),
+            wall_time=datetime.now(UTC),
+            grace_s=self.settings.idle_grace_s,
+        )
+        self._idle_since = decision.idle_since
+        for action in decision.actions:
+            if not self.leading():
+                return None  # the Lease is gone: not one more write
+            if isinstance(action, CreateMountpointPod):
+                await self._create_mountpoint_pod(action)
+            elif isinstance(action, WriteAttachment):
+                await self._write_attachment(action)
+            elif isinstance(action, DeleteAttachment):
+                await self._delete_attachment(action)
+            else:
+                await self._delete_mountpoint_pod(action)
+        return decision.next_retirement
+
+    def _state(self, pod: JsonObject) -> MountpointPodState:
+        metadata = pod.get("metadata") or {}
+        labels = metadata.get("labels") or {}
+        deleting = bool(metadata.get("deletionTimestamp"))
+        phase = (pod.get("status") or {}).get("phase")
+        return MountpointPodState(
+            name=str(metadata.get("name")),
+            key=str(labels.get(SHARING_KEY_LABEL, "")),
+            current_version=labels.get(DRIVER_VERSION_KEY) == self._version_label,
+            usable=not deleting and phase not in ("Failed", "Succeeded"),
+            deleting=deleting,
+            created=str(metadata.get("creationTimestamp") or ""),
+        )
+
+    async def _read_secrets(self, refs: set[SecretRef]) -> dict[SecretRef, JsonObject | None]:
+        """The node-publish secrets, read for this pass only: a rotated key is seen at the next pass."""
+        found: dict[SecretRef, JsonObject | None] = {}
+        for ref in sorted(refs, key=lambda r: (r.namespace, r.name)):
+            try:
+                found[ref] = await self.api.call("GET", path_of("", "v1", "secrets", ref.namespace, ref.name))
+            except ApiError as exc:
+                if exc.status != 404:
+                    # Not "missing": an API failure must not split or refuse workloads; retried next pass.
+                    log.warning("node-publish secret %s/%s cannot be read: %s", ref.namespace, ref.name, exc)
+                    raise
+                found[ref] = None
+        return found
+
+    async def _report(self, pod: JsonObject, refused: Refused) -> None:
+        uid = str(pod["metadata"]["uid"])
+        cause = f"volume {refused.volume}: {refused.cause}"
+        if (uid, cause) in self._reported:
+            return
+        self._reported.add((uid, cause))
+        log.warning("pod %s cannot be served: %s", pod_label(pod), cause)
+        if not self.leading():
+            return
+        event = event_for(pod, cause, instance=self.settings.lease.identity, now=datetime.now(UTC))
+        try:
+            await self.api.call(
+                "POST", path_of("", "v1", "events", event["metadata"]["namespace"]), body=event
+            )
+        except ApiError as exc:
+            if exc.status != 409:  # 409: already recorded (by this replica before a restart, or another)
+                log.warning("the Event for pod %s cannot be recorded: %s", pod_label(pod), exc)
+                self._reported.discard((uid, cause))
+
+    def _forget_reports(self, live: set[str]) -> None:
+        self._reported = {(uid, cause) for uid, cause in self._reported if uid in live}
+
+    async def _create_mountpoint_pod(self, action: CreateMountpointPod) -> None:
+        inputs = action.inputs
+        body = mountpoint_pod(
+            self.settings.mountpoint_pods,
+            node_name=inputs.node_name,
+            key=action.key,
+            volume_id=inputs.volume_id,
+            persistent_volume_name=inputs.persistent_volume_name,
+        )
+        try:
+            created = await self.api.call("POST", self._mp_path, body=body)
+        except ApiError as exc:
+            log.error(
+                "Mountpoint Pod for sharing key %s on node %s cannot be created: %s",
+                action.key,
+                inputs.node_name,
+                exc,
+            )
+            return
+        log.info(
+            "created Mountpoint Pod %s for sharing key %s on node %s",
+            created["metadata"]["name"],
+            action.key,
+            inputs.node_name,
+        )
+        self.mountpoint_pods.put(created)
+        self._dirty.set()  # its entries are written in the next pass
+
+    async def _delete_mountpoint_pod(self, action: DeleteMountpointPod) -> None:
+        path = path_of("", "v1", "pods", self.settings.mountpoint_pods.namespace, action.name)
+        try:
+            deleted = await self.api.call("DELETE", path)
+        except ApiError as exc:
+            if exc.status == 404:
+                self.mountpoint_pods.drop((self.settings.mountpoint_pods.namespace, action.name))
+                return
+            log.error("Mountpoint Pod %s cannot be deleted: %s", action.name, exc)
+            return
+        log.info(
+            "retired Mountpoint Pod %s (sharing key %s): it served nobody for the grace period",
+            action.name,
+            action.key,
+        )
+        self._idle_since.pop(action.name, None)
+        if deleted.get("kind") == "Pod":
+            self.mountpoint_pods.put(deleted)
+        self._dirty.set()
+
+    async def _write_attachment(self, action: WriteAttachment) -> None:
+        obj = action.obj
+        name = obj["metadata"]["name"]
+        try:
+            if action.create:
+                written = await self.api.call("POST", self._attachments_path, body=dict(obj))
+            else:
+                written = await self.api.call("PUT", f"{self._attachments_path}/{name}", body=dict(obj))
+        except ApiError as exc:
+            await self._after_refusal(name, exc, "written")
+            return
+        status: Any = attachment_status(obj)
+        if written.get("status") != status:
+            try:
+                written = await self.api.call(
+                    "PUT", f"{self._attachments_path}/{name}/status", body={**written, "status": status}
+                )
+            except ApiError as exc:  # the counts are for kubectl only; the next write sets them again
+                log.warning("status of attachment %s cannot be written: %s", name, exc)
+        self.attachments.put(written)
+
+    async def _delete_attachment(self, action: DeleteAttachment) -> None:
+        body: JsonObject = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if action.resource_version:
+            body["preconditions"] = {"resourceVersion": action.resource_version}
+        try:
+            await self.api.call("DELETE", f"{self._attachments_path}/{action.name}", body=body)
+        except ApiError as exc:
+            await self._after_refusal(action.name, exc, "deleted")
+            return
+        log.info("deleted attachment %s: it lists no Mountpoint Pod", action.name)
+        self.attachments.drop(("", action.name))
+
+    async def _after_refusal(self, name: str, exc: ApiError, verb: str) -> None:
+        """A write refused on a stale view (409, 404): read the object again and let the next pass decide."""
+        if exc.status not in (404, 409):
+            log.error("attachment %s cannot be %s: %s", name, verb, exc)
+            return
+        try:
+            self.attachments.put(await self.api.call("GET", f"{self._attachments_path}/{name}"))
+        except ApiError as again:
+            if again.status != 404:
+                log.error("attachment %s cannot be read: %s", name, again)
+                return
+            self.attachments.drop(("", name))
+        self._dirty.set()
