@@ -153,7 +153,7 @@ def pod(**status: Any) -> dict[str, Any]:
 
 
 TERMINATED = {"state": {"terminated": {"exitCode": 0}}}
-RUNNING = {"state": {"running": {}}}
+RUNNING: dict[str, Any] = {"state": {"running": {}}}
 
 
 def test_keeps_entry() -> None:
