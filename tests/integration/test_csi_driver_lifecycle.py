@@ -137,8 +137,8 @@ def test_sigterm_drains_calls_in_flight_then_exits_0(driver_factory: Any, slow_s
         (["--endpoint=unix:///tmp/x.sock", "--node-id=n", "--driver-name=-bad-"], "--driver-name"),
         (["--endpoint=unix:///tmp/x.sock", "--node-id=n", "--kubelet-dir=var/lib/kubelet"], "--kubelet-dir"),
         (
-            ["--endpoint=unix:///tmp/x.sock", "--node-id=n", "--runtime=kubernetes"],
-            "argument --runtime: invalid choice: 'kubernetes'",
+            ["--endpoint=unix:///tmp/x.sock", "--node-id=n", "--runtime=kubernetes", "--kube-api=off"],
+            "--runtime kubernetes needs the Kubernetes API",
         ),
         (
             ["--endpoint=unix:///tmp/x.sock", "--node-id=n", "--mode=controller", "--state-dir=/tmp/s"],

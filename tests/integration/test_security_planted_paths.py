@@ -199,8 +199,8 @@ class PlantingRuntime:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.runtime, name)
 
-    async def start(self, key: str) -> MountpointPod:
-        pod: MountpointPod = await self.runtime.start(key)
+    async def start(self, key: str, workload_uid: str | None = None) -> MountpointPod:
+        pod: MountpointPod = await self.runtime.start(key, workload_uid)
         self.plant(pod)
         return pod
 

@@ -44,8 +44,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--runtime",
-        choices=["local"],
-        help="where Mountpoint Pods run (node mode; local, the default, is the only runtime so far)",
+        choices=["local", "kubernetes"],
+        help="where Mountpoint Pods run (node mode): local (default) starts them as processes here; "
+        "kubernetes waits for the Pods s3csi controller creates (needs the Kubernetes API)",
+    )
+    parser.add_argument(
+        "--mountpoint-namespace",
+        help="namespace of the Mountpoint Pods (--runtime kubernetes; default s3csi-mounters)",
+    )
+    parser.add_argument(
+        "--mountpoint-pod-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long NodePublishVolume waits for its Mountpoint Pod (--runtime kubernetes; default 90, "
+        "under kubelet's 2-minute timeout)",
     )
     parser.add_argument(
         "--state-dir", help="the node plugin's runtime state (node mode; default /var/lib/s3csi)"
@@ -94,11 +106,24 @@ def build_settings(args: argparse.Namespace, env: os._Environ[str] | dict[str, s
 def run(args: argparse.Namespace) -> int:
     from s3csi.csi.server import serve  # grpc and the stubs load only for this command
     from s3csi.kube.client import KubeClient
-    from s3csi.podmounter.node import NodeRuntimeFlags, publisher_settings, start_publisher
+    from s3csi.podmounter.node import (
+        NodeRuntimeFlags,
+        kubernetes_runtime_settings,
+        publisher_settings,
+        start_publisher,
+        stop_publisher,
+    )
 
     settings = build_settings(args, os.environ)
+    runtime_flags = NodeRuntimeFlags(
+        runtime=args.runtime,
+        state_dir=args.state_dir,
+        sts_audience=args.sts_audience,
+        mountpoint_namespace=args.mountpoint_namespace,
+        mountpoint_pod_timeout=args.mountpoint_pod_timeout,
+    )
     node = publisher_settings(
-        NodeRuntimeFlags(runtime=args.runtime, state_dir=args.state_dir, sts_audience=args.sts_audience),
+        runtime_flags,
         serves_node=settings.mode.serves_node,
         node_id=settings.node_id,
         kubelet_dir=settings.kubelet_dir,
@@ -117,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if kube_settings is not None:
         kube_settings.check_files()
+    kubernetes = kubernetes_runtime_settings(runtime_flags, node, kube_settings)
     kube = None if kube_settings is None else KubeClient(kube_settings)
     configure_logging(debug=settings.debug, log_format=settings.log_format)
     if kube_settings is not None:
@@ -127,10 +153,14 @@ def run(args: argparse.Namespace) -> int:
     credentials = driver_credential_provider(os.environ)
 
     async def serve_with_publisher() -> None:
-        publisher = None if node is None else await start_publisher(node, credentials)
+        publisher = (
+            None if node is None else await start_publisher(node, credentials, kubernetes, kube_settings)
+        )
         try:
             await serve(settings, credentials, publisher, kube=kube)
         finally:
+            if publisher is not None:
+                await stop_publisher(publisher)
             if kube is not None:
                 await kube.close()
 

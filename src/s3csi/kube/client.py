@@ -72,7 +72,7 @@ def api_configuration(settings: KubeApiSettings) -> Configuration:
 
 def api_error(status: int, body: str | bytes | None, resource: str, what: str) -> S3csiError:
     """The error for a non-2xx answer to ``get`` of ``resource`` (``what`` names the object)."""
-    reason = _status_message(body)
+    reason = status_message(body)
     if status == 404:
         return NotFound(f"Kubernetes API: {what} not found")
     if status in (401, 403):
@@ -86,7 +86,7 @@ def api_error(status: int, body: str | bytes | None, resource: str, what: str) -
     return Internal(f"Kubernetes API: get {what}: unexpected HTTP {status}{reason}")
 
 
-def _status_message(body: str | bytes | None) -> str:
+def status_message(body: str | bytes | None) -> str:
     """``: message`` of a Kubernetes Status body, trimmed; "" when there is none."""
     try:
         status: Any = json.loads(body or b"")

@@ -200,6 +200,7 @@ class PodMounterPublisher:
         if fresh:
             await self._mount_source(key, source, request, spec, credentials)
         else:
+            await self.runtime.join(key, spec.pod.uid)
             await self._refresh(key, spec, credentials)
         created = self._make_target(target)
         record = TargetRecord(
@@ -237,7 +238,7 @@ class PodMounterPublisher:
     async def _mount_source(
         self, key: str, source: str, request: MountRequest, spec: PublishSpec, credentials: Credentials
     ) -> None:
-        pod = await self.runtime.start(key)
+        pod = await self.runtime.start(key, spec.pod.uid)
         try:
             await self._write_credentials(pod, spec.volume_id, credentials)
             log.info(
@@ -367,7 +368,8 @@ class PodMounterPublisher:
         """After a restart: retire what no target uses any more, clear sources whose mounter died."""
         self.prepare()
         table = mountinfo()
-        names = {pod.name: pod.key for pod in self.runtime.list()}
+        # Sources are named by the key; a runtime's pod names need not be (Kubernetes: mp-xxxxx).
+        names = {pod_name(pod.key): pod.key for pod in self.runtime.list()}
         for entry in self.sources_dir.iterdir():
             names[entry.name] = entry.name[len(_POD_NAME_PREFIX) :]
         for name, key in sorted(names.items()):

@@ -1,21 +1,26 @@
 """Where Mountpoint Pods run: the one interface the publisher needs, implemented by each runtime.
 
 ``local`` runs each Mountpoint Pod as an unprivileged process on this machine (tests, the demo, a
-laptop); a Kubernetes runtime will run them as Pods. The publisher does not know which it talks to.
+laptop); ``kubernetes`` uses the Pods ``s3csi controller`` creates. The publisher does not know which it
+talks to.
 
 Contract of a :class:`MountpointPodRuntime` — every method is idempotent and safe to call again
 after the driver restarted, because the runtime finds its Mountpoint Pods from durable state (the
 local state dir, or the API server), never from memory alone:
 
-- ``start(key)`` returns the running Mountpoint Pod of sharing key ``key``, starting one when none
-  runs; it returns only once the pod's mount.sock accepts connections, and raises ``Unavailable``
-  (with the pod's last log lines) when the pod does not get there. The pod's comm dir is group 1000,
-  setgid, mode 2770, so the node plugin (root) and the mounter (uid 1000) both use it.
+- ``start(key, workload_uid)`` returns the running Mountpoint Pod of sharing key ``key`` for a new FUSE
+  session, starting one when none runs (local) or waiting for the one the controller assigned to the
+  workload pod ``workload_uid`` (kubernetes); it returns only once the pod's mount.sock accepts
+  connections, and raises ``Unavailable`` (saying why) when the pod does not get there. The pod's comm
+  dir is group 1000 and setgid, so the node plugin (root) and the mounter (uid 1000) both use it.
+- ``join(key, workload_uid)`` returns once the workload may join the key's running Mountpoint Pod (at
+  once locally; in Kubernetes once the controller lists the workload), or raises ``Unavailable``.
 - ``find(key)`` returns the Mountpoint Pod of ``key`` if one is recorded, running or not.
 - ``running(pod)`` tells whether the pod's mounter process still runs.
 - ``list()`` returns every recorded Mountpoint Pod.
 - ``retire(pod)`` stops the mounter (it normally exits by itself once its FUSE mount is unmounted),
-  and removes the comm dir and every trace of the pod. Retiring an absent pod succeeds.
+  and removes the comm dir and every trace of the pod. Retiring an absent pod succeeds. In
+  Kubernetes the controller deletes Mountpoint Pods: there the node plugin only unmounts.
 
 Callers serialise calls for one key (the publisher's per-key lock); calls for different keys may run
 concurrently.
@@ -56,7 +61,9 @@ def pod_name(key: str) -> str:
 
 
 class MountpointPodRuntime(Protocol):
-    async def start(self, key: str) -> MountpointPod: ...
+    async def start(self, key: str, workload_uid: str | None = None) -> MountpointPod: ...
+
+    async def join(self, key: str, workload_uid: str | None = None) -> None: ...
 
     def find(self, key: str) -> MountpointPod | None: ...
 

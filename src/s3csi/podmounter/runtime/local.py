@@ -190,7 +190,8 @@ class LocalRuntime:
         """Running and listening: a mounter stops listening once it serves its mount."""
         return self.running(pod) and os.path.exists(pod.socket_path)
 
-    async def start(self, key: str) -> MountpointPod:
+    async def start(self, key: str, workload_uid: str | None = None) -> MountpointPod:
+        """``workload_uid`` does not matter here: one process serves every workload of the key."""
         pod = self._pod(key)
         if self.accepts_requests(pod):
             return pod
@@ -203,6 +204,9 @@ class LocalRuntime:
         log.info("started Mountpoint Pod", extra={"mountpoint_pod": pod.name, "pid": child.pid})
         await self._await_socket(pod, child)
         return pod
+
+    async def join(self, key: str, workload_uid: str | None = None) -> None:
+        """Locally a running Mountpoint Pod serves every workload of its key: nothing to wait for."""
 
     def _spawn(self, pod: MountpointPod) -> subprocess.Popen[bytes]:
         check_suid_dumpable(read_suid_dumpable())

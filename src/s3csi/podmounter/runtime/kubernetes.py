@@ -1,0 +1,369 @@
+"""The Kubernetes runtime: Mountpoint Pods are Pods that ``s3csi controller`` creates; the node plugin waits
+for them (docs/kubernetes.md, "The node plugin's Kubernetes runtime").
+
+The controller, not the node plugin, decides which Mountpoint Pod serves a workload: it writes the
+MountpointPodAttachment named by the sharing key, listing each workload pod's UID under the Mountpoint Pod
+that serves it. A NodePublishVolume waits, bounded by ``wait_timeout_s`` (default 90 s, under kubelet's
+2-minute operation timeout), until
+
+1. the attachment of its key exists and lists the workload's UID under a Mountpoint Pod,
+2. that pod runs on this node (phase Running, the mounter's container running),
+3. for a new FUSE session only: the pod's comm dir exists under the kubelet directory,
+   ``<kubelet-dir>/pods/<pod uid>/volumes/kubernetes.io~empty-dir/comm``, and holds the mounter's
+   ``mount.sock``.
+
+A wait that ends unmet answers UNAVAILABLE (kubelet retries the call) naming what was missing, which kubelet
+shows in the workload pod's events. Then the publisher does what it does with the local runtime: credentials
+into the comm dir, the FUSE fd over mount.sock, the bind mount.
+
+The comm dir is an emptyDir the mounter writes: below the kubelet directory's pod directories nothing is
+followed (``kernel/dirfd.py``: no symlink, no ``..``), the directory must be root's as kubelet makes it, and
+``mount.sock`` must be a socket; the publisher then works inside through directory fds as with the local
+runtime.
+
+``retire`` unmounts nothing and deletes nothing: the publisher has unmounted the FUSE session (the mounter
+then exits, and kubelet restarts it per ``restartPolicy: Always``); the controller deletes Mountpoint Pods
+that serve nobody, and kubelet removes their emptyDir.
+
+The runtime keeps two watches, narrowed to this node: the attachments (``spec.nodeName``) and the Mountpoint
+Pods in the mounter namespace (``spec.nodeName``). ``find``, ``running`` and ``list`` answer from them, so a
+restarted node plugin re-adopts its mounts from the API server and the kubelet directory: ``open`` lists both
+before the publisher's recovery runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import functools
+import logging
+import os
+import stat
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio.client import ApiClient, CoreV1Api, CustomObjectsApi
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from s3csi.errors import FailedPrecondition, InvalidArgument, Unavailable
+from s3csi.kernel.dirfd import open_beneath, open_directory
+from s3csi.kube.client import api_configuration
+from s3csi.kube.informer import Informer, watch_error
+from s3csi.kube.settings import KubeApiSettings
+from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION, is_pod_uid, mountpoint_pod_of
+from s3csi.podmounter.mountpoint_status import container_running, pod_problem
+from s3csi.podmounter.names import is_dns1123_label, is_dns1123_subdomain
+from s3csi.podmounter.podspec import APP_COMPONENT_LABEL, COMM_VOLUME, COMPONENT, DEFAULT_NAMESPACE
+from s3csi.podmounter.protocol import SOCKET_NAME
+from s3csi.podmounter.runtime import MountpointPod
+from s3csi.volume.context import SHARING_KEY_LABEL
+from s3csi.volume.sharing import SHARING_KEY_LENGTH
+
+log = logging.getLogger(__name__)
+
+JsonObject = dict[str, Any]
+
+DEFAULT_WAIT_TIMEOUT_S = 90.0
+DEFAULT_SYNC_TIMEOUT_S = 30.0
+EMPTY_DIR_PLUGIN = "kubernetes.io~empty-dir"
+# Seconds between looks at the comm dir while the mounter is starting to listen (the API says nothing of it).
+_COMM_DIR_POLL_S = 0.05
+# Seconds between looks at the caches when no event came: a safety net, events normally wake the wait.
+_CACHE_POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class KubernetesRuntimeSettings:
+    node_name: str  # --node-id: the Kubernetes node name
+    kubelet_dir: str  # --kubelet-dir
+    namespace: str = DEFAULT_NAMESPACE  # --mountpoint-namespace
+    wait_timeout_s: float = DEFAULT_WAIT_TIMEOUT_S  # --mountpoint-pod-timeout
+    sync_timeout_s: float = DEFAULT_SYNC_TIMEOUT_S  # the first list of both watches, at start
+
+    def __post_init__(self) -> None:
+        if not is_dns1123_subdomain(self.node_name):
+            raise InvalidArgument(
+                f"--node-id {self.node_name[:80]!r}: with --runtime kubernetes it is the node's name, a "
+                "DNS-1123 subdomain"
+            )
+        if not is_dns1123_label(self.namespace):
+            raise InvalidArgument(f"--mountpoint-namespace {self.namespace[:80]!r} is not a DNS-1123 label")
+        if not 0 < self.wait_timeout_s <= 3600:
+            raise InvalidArgument("--mountpoint-pod-timeout must be more than 0 and at most 3600 seconds")
+
+
+def comm_dir_of(kubelet_dir: str, pod_uid: str) -> str:
+    return f"{kubelet_dir}/pods/{pod_uid}/volumes/{EMPTY_DIR_PLUGIN}/{COMM_VOLUME}"
+
+
+def comm_dir_problem(kubelet_dir: str, pod_uid: str) -> str | None:
+    """What keeps the comm dir of pod ``pod_uid`` from taking a FUSE session, or None: it is root's
+    directory, reached without following a symlink, and the mounter's ``mount.sock`` is in it."""
+    relative = comm_dir_of("", pod_uid).lstrip("/")
+    shown = comm_dir_of(kubelet_dir, pod_uid)
+    kubelet_fd = open_directory(kubelet_dir)
+    try:
+        try:
+            comm_fd = open_beneath(kubelet_fd, relative)
+        except FileNotFoundError:
+            return f"its comm dir {shown} does not exist (kubelet has not set up the pod's volumes)"
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EXDEV):
+                return f"its comm dir {shown} is not a plain directory ({os.strerror(exc.errno)}): not used"
+            raise
+    finally:
+        os.close(kubelet_fd)
+    try:
+        info = os.fstat(comm_fd)
+        if info.st_uid != 0:
+            return (
+                f"its comm dir {shown} is owned by uid {info.st_uid}, not root as kubelet makes an emptyDir"
+            )
+        try:
+            socket_fd = open_beneath(comm_fd, SOCKET_NAME, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return f"its mounter does not listen on {shown}/{SOCKET_NAME} yet"
+        try:
+            if not stat.S_ISSOCK(os.fstat(socket_fd).st_mode):
+                return f"{shown}/{SOCKET_NAME} is not a socket"
+        finally:
+            os.close(socket_fd)
+    finally:
+        os.close(comm_fd)
+    return None
+
+
+class KubernetesRuntime:
+    """Mountpoint Pods of ``s3csi controller``; see the module docstring and ``runtime.MountpointPodRuntime``.
+
+    ``open()`` before use (it lists and starts watching), ``close()`` when done."""
+
+    def __init__(self, settings: KubernetesRuntimeSettings, api: KubeApiSettings) -> None:
+        self.settings = settings
+        self._api_settings = api
+        self._api: ApiClient | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        # The Mountpoint Pod each key's FUSE session was handed to by this process (the attachment may list
+        # more than one while an older driver version's pod still serves).
+        self._chosen: dict[str, str] = {}
+        self.attachments: Informer | None = None
+        self.pods: Informer | None = None
+
+    async def open(self) -> None:
+        self._api = ApiClient(api_configuration(self._api_settings))
+        node = f"spec.nodeName={self.settings.node_name}"
+        timeout = self._api_settings.request_timeout_s
+        custom = CustomObjectsApi(self._api)
+        self.attachments = Informer(
+            PLURAL,
+            functools.partial(custom.list_cluster_custom_object, GROUP, VERSION, PLURAL),
+            field_selector=node,
+            request_timeout_s=timeout,
+        )
+        self.pods = Informer(
+            "pods",
+            functools.partial(CoreV1Api(self._api).list_namespaced_pod, self.settings.namespace),
+            field_selector=node,
+            label_selector=f"{APP_COMPONENT_LABEL}={COMPONENT}",
+            request_timeout_s=timeout,
+        )
+        for informer in (self.attachments, self.pods):
+            self._tasks.append(asyncio.create_task(informer.run(), name=f"watch {informer.resource}"))
+        try:
+            async with asyncio.timeout(self.settings.sync_timeout_s):
+                await self.attachments.synced.wait()
+                await self.pods.synced.wait()
+        except TimeoutError:
+            problems = [
+                i.last_error or f"no answer listing {i.resource}" for i in (self.attachments, self.pods)
+            ]
+            await self.close()
+            raise Unavailable(
+                f"--runtime kubernetes: the Kubernetes API did not list this node's objects within "
+                f"{self.settings.sync_timeout_s:g} s: {'; '.join(problems)}"
+            ) from None
+        log.info(
+            "watching Mountpoint Pods and attachments of node %s",
+            self.settings.node_name,
+            extra={"namespace": self.settings.namespace},
+        )
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._api is not None:
+            await self._api.close()
+            self._api = None
+
+    # ---- the caches ---------------------------------------------------------------------------------
+
+    def _pod_objects(self) -> dict[str, JsonObject]:
+        if self.pods is None:
+            raise FailedPrecondition("the Kubernetes runtime is not open")
+        return self.pods.objects
+
+    def _attachment_objects(self) -> dict[str, JsonObject]:
+        if self.attachments is None:
+            raise FailedPrecondition("the Kubernetes runtime is not open")
+        return self.attachments.objects
+
+    def _mountpoint_pod(self, obj: JsonObject) -> MountpointPod | None:
+        uid = obj["metadata"].get("uid", "")
+        key = (obj["metadata"].get("labels") or {}).get(SHARING_KEY_LABEL, "")
+        if not is_pod_uid(uid) or len(key) != SHARING_KEY_LENGTH:
+            return None  # not one of ours, or a uid that must not become a path
+        return MountpointPod(
+            key=key, name=obj["metadata"]["name"], comm_dir=comm_dir_of(self.settings.kubelet_dir, uid)
+        )
+
+    def find(self, key: str) -> MountpointPod | None:
+        """The key's Mountpoint Pod on this node: the one this process handed the session to, else the
+        oldest whose mounter runs, else the oldest."""
+        candidates = sorted(
+            (obj for obj in self._pod_objects().values() if self._key_of(obj) == key),
+            key=lambda obj: (obj["metadata"].get("creationTimestamp", ""), obj["metadata"]["name"]),
+        )
+        chosen = [obj for obj in candidates if obj["metadata"]["name"] == self._chosen.get(key)]
+        running = [obj for obj in candidates if container_running(obj)]
+        for obj in chosen + running + candidates:
+            pod = self._mountpoint_pod(obj)
+            if pod is not None:
+                return pod
+        return None
+
+    @staticmethod
+    def _key_of(obj: JsonObject) -> str:
+        key: str = (obj["metadata"].get("labels") or {}).get(SHARING_KEY_LABEL, "")
+        return key
+
+    def running(self, pod: MountpointPod) -> bool:
+        obj = self._pod_objects().get(pod.name)
+        if obj is None or self._mountpoint_pod(obj) != pod:
+            return False
+        return container_running(obj)
+
+    def list(self) -> list[MountpointPod]:
+        pods = (self._mountpoint_pod(obj) for obj in self._pod_objects().values())
+        return sorted((pod for pod in pods if pod is not None), key=lambda pod: pod.name)
+
+    # ---- waiting for the controller's Mountpoint Pod ----------------------------------------------------
+
+    async def start(self, key: str, workload_uid: str | None = None) -> MountpointPod:
+        """The Mountpoint Pod the attachment names for this workload, once it runs and listens."""
+        pod = await self._wait(key, workload_uid, listening=True)
+        self._chosen[key] = pod.name
+        return pod
+
+    async def join(self, key: str, workload_uid: str | None = None) -> None:
+        """A workload joining the key's running FUSE session: served once the controller lists it."""
+        await self._wait(key, workload_uid, listening=False)
+
+    async def retire(self, pod: MountpointPod) -> None:
+        """Nothing to stop: the controller deletes Mountpoint Pods that serve nobody (module docstring)."""
+        self._chosen.pop(pod.key, None)
+        log.info("Mountpoint Pod left to the controller", extra={"mountpoint_pod": pod.name})
+
+    def _look(self, key: str, workload_uid: str) -> tuple[MountpointPod | None, str, str]:
+        """The workload's Mountpoint Pod and its uid if it runs on this node, else what is missing."""
+        attachment = self._attachment_objects().get(key)
+        if attachment is None:
+            return (
+                None,
+                "",
+                (
+                    f"no MountpointPodAttachment {key} for node {self.settings.node_name} yet (s3csi "
+                    "controller creates it for a pod using this volume: is it running?)"
+                ),
+            )
+        name = mountpoint_pod_of(attachment, workload_uid)  # type: ignore[arg-type]
+        if name is None:
+            return None, "", f"MountpointPodAttachment {key} lists no Mountpoint Pod for this pod yet"
+        where = f"Mountpoint Pod {self.settings.namespace}/{name}"
+        obj = self._pod_objects().get(name)
+        if obj is None:
+            return None, "", f"{where} is not on this node yet"
+        problem = pod_problem(obj)
+        if problem is not None:
+            return None, "", f"{where} {problem}"
+        pod = self._mountpoint_pod(obj)
+        if pod is None or pod.key != key:
+            return None, "", f"{where} is not labelled {SHARING_KEY_LABEL}={key}: not used"
+        return pod, obj["metadata"]["uid"], ""
+
+    async def _wait(self, key: str, workload_uid: str | None, *, listening: bool) -> MountpointPod:
+        if not workload_uid or not is_pod_uid(workload_uid):
+            raise FailedPrecondition(
+                "--runtime kubernetes needs the workload pod's UID in the volume context "
+                "(csi.storage.k8s.io/pod.uid: CSIDriver podInfoOnMount: true)"
+            )
+        assert self.attachments is not None and self.pods is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.wait_timeout_s
+        while True:
+            changes = (self.attachments.changed(), self.pods.changed())
+            pod, uid, problem = self._look(key, workload_uid)
+            interval = _CACHE_POLL_S
+            if pod is not None:
+                if not listening:
+                    return pod
+                found = await asyncio.to_thread(comm_dir_problem, self.settings.kubelet_dir, uid)
+                if found is None:
+                    return pod
+                problem = f"Mountpoint Pod {self.settings.namespace}/{pod.name}: {found}"
+                interval = _COMM_DIR_POLL_S
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise Unavailable(
+                    f"Mountpoint Pod not ready for pod {workload_uid} after "
+                    f"{self.settings.wait_timeout_s:g} s: {await self._explain(key, workload_uid, problem)}"
+                )
+            waiters = [asyncio.ensure_future(change.wait()) for change in changes]
+            try:
+                await asyncio.wait(
+                    waiters, timeout=min(remaining, interval), return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+
+    async def _explain(self, key: str, workload_uid: str, problem: str) -> str:
+        """``problem``, completed from the API for a pod this node's watch cannot see (not scheduled, or
+        scheduled elsewhere) and with the watches' own failure if they are failing."""
+        assert self.attachments is not None and self.pods is not None
+        failing = [i.last_error for i in (self.attachments, self.pods) if i.last_error]
+        attachment = self.attachments.objects.get(key)
+        name = mountpoint_pod_of(attachment, workload_uid) if attachment else None  # type: ignore[arg-type]
+        if name is not None and name not in self.pods.objects and self._api is not None:
+            problem = await self._describe_elsewhere(name)
+        return "; ".join([problem, *failing])
+
+    async def _describe_elsewhere(self, name: str) -> str:
+        where = f"Mountpoint Pod {self.settings.namespace}/{name}"
+        assert self._api is not None
+        try:
+            response: Any = await CoreV1Api(self._api).read_namespaced_pod(
+                name,
+                self.settings.namespace,
+                _preload_content=False,
+                _request_timeout=aiohttp.ClientTimeout(total=self._api_settings.request_timeout_s),
+            )
+            try:
+                obj: JsonObject = await response.json()
+            finally:
+                response.release()
+        except ApiException as exc:
+            if exc.status == 404:
+                return f"{where} does not exist"
+            return f"{where}: {watch_error(exc.status or 0, exc.body, 'pods')}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"{where}: the Kubernetes API did not answer ({exc.__class__.__name__})"
+        node = obj.get("spec", {}).get("nodeName")
+        if node and node != self.settings.node_name:
+            return f"{where} runs on node {node}, not {self.settings.node_name}"
+        return f"{where} {pod_problem(obj) or 'is not on this node'}"
