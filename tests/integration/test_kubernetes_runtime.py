@@ -1,0 +1,344 @@
+"""The node plugin's Kubernetes runtime (docs/kubernetes.md, "The node plugin's Kubernetes runtime"), end to
+end on one simulated node: the fake API server, the test kubelet (tests/kubelet_fake.py) running Mountpoint
+Pods as uid 1000 processes from their pod spec, ``s3csi driver --runtime kubernetes`` over its real CSI
+socket, real FUSE mounts and the embedded S3 server. Until ``s3csi controller`` exists the test plays its
+part with the same pure builders it uses: the Mountpoint Pod (podspec.py) and the attachment
+(attachment.py), keyed by the sharing key the node plugin computes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from kubernetes_asyncio.client import ApiClient, CoreV1Api, CustomObjectsApi
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from s3csi.csi.node import publish_spec
+from s3csi.csi.proto import csi_pb2
+from s3csi.demo.s3server import EmbeddedS3Server
+from s3csi.kernel.mount import find_mount, mountinfo
+from s3csi.kube.client import api_configuration
+from s3csi.podmounter import attachment as attachments
+from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION, SharingInputs
+from s3csi.podmounter.podspec import MountpointPodSettings, mountpoint_namespace, mountpoint_pod
+from tests.integration.csi_support import DriverProcess, code_of, rpc, start_driver
+from tests.kube_fake import FakeKubeApi
+from tests.kube_fake.objects import pod
+from tests.kubelet_fake import FakeKubelet, publish_request
+from tests.polling import wait_until
+
+NODE = "node-1"  # csi_support.start_driver's --node-id
+MOUNTERS = "s3csi-mounters"
+TEAM = "team-a"
+PV = "team-a-data"
+WAIT_S = "4"  # --mountpoint-pod-timeout of the tests that wait in vain
+
+
+@dataclass
+class Cluster:
+    api: FakeKubeApi
+    kubelet: FakeKubelet
+    base: Path
+    s3_server: EmbeddedS3Server
+    drivers: list[DriverProcess] = field(default_factory=list)
+
+    @property
+    def kubelet_dir(self) -> Path:
+        return self.kubelet.kubelet_dir
+
+    @property
+    def driver(self) -> DriverProcess:
+        return self.drivers[-1]
+
+    def start_driver(self, *args: str) -> DriverProcess:
+        driver = start_driver(
+            self.base,
+            self.s3_server.client_env(),
+            "--mode=node",
+            "--runtime=kubernetes",
+            f"--state-dir={self.base / 'state'}",
+            f"--kubelet-dir={self.kubelet_dir}",
+            f"--s3-endpoint-url={self.s3_server.endpoint_url}",
+            f"--s3-region={self.s3_server.region}",
+            *self.api.driver_args(),
+            *args,
+        )
+        self.drivers.append(driver)
+        return driver
+
+    def workload(self, name: str, fs_group: int | None = None) -> dict[str, Any]:
+        obj = pod(TEAM, name, uid=str(uuid.uuid4()), node=NODE)
+        if fs_group is not None:
+            obj["spec"]["securityContext"] = {"fsGroup": fs_group}
+        return self.api.add(obj)
+
+    def request(self, workload: dict[str, Any], bucket: str) -> csi_pb2.NodePublishVolumeRequest:
+        fs_group = workload["spec"].get("securityContext", {}).get("fsGroup")
+        return publish_request(
+            self.kubelet,
+            workload,
+            pv=PV,
+            volume_id=bucket,
+            attributes={"bucketName": bucket},
+            fs_group=fs_group,
+        )
+
+    def assign(self, request: csi_pb2.NodePublishVolumeRequest, workload: dict[str, Any]) -> tuple[str, str]:
+        """What s3csi controller does for a workload: the key's Mountpoint Pod (made once) and the
+        attachment listing the workload under it. The sharing key and the Mountpoint Pod's name."""
+        spec = publish_spec(request, str(self.kubelet_dir))
+        inputs = SharingInputs(
+            node_name=NODE,
+            persistent_volume_name=spec.pv_name,
+            volume_id=spec.volume_id,
+            mount=spec.mount,
+            authentication_source=spec.context.authentication_source,
+        )
+        key = inputs.sharing_key()
+        return key, asyncio.run(self._assign(inputs, key, workload["metadata"]["uid"]))
+
+    async def _assign(self, inputs: SharingInputs, key: str, workload_uid: str) -> str:
+        async with ApiClient(api_configuration(self.api.settings())) as client:
+            custom = CustomObjectsApi(client)
+            try:
+                current = await custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, key)
+            except ApiException as exc:
+                assert exc.status == 404
+                current = None
+            if current and current["spec"]["mountpointPods"]:
+                name = next(iter(current["spec"]["mountpointPods"]))
+            else:
+                created = await CoreV1Api(client).create_namespaced_pod(
+                    MOUNTERS,
+                    mountpoint_pod(
+                        MountpointPodSettings(image="s3csi:test"),
+                        node_name=NODE,
+                        key=key,
+                        volume_id=inputs.volume_id,
+                        persistent_volume_name=inputs.persistent_volume_name,
+                    ),
+                )
+                name = created.metadata.name
+            moment = datetime.now(UTC)
+            if current is None:
+                new = attachments.with_workload(attachments.attachment(inputs), name, workload_uid, moment)
+                await custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, new)
+            else:
+                new = attachments.with_workload(current, name, workload_uid, moment)
+                await custom.replace_cluster_custom_object(GROUP, VERSION, PLURAL, key, new)
+            return name
+
+    def publish(self, request: csi_pb2.NodePublishVolumeRequest) -> tuple[grpc.StatusCode, str]:
+        return code_of(lambda: rpc(self.driver.socket_path, "Node", "NodePublishVolume", request))
+
+    def unpublish(self, request: csi_pb2.NodePublishVolumeRequest) -> tuple[grpc.StatusCode, str]:
+        unpublish = csi_pb2.NodeUnpublishVolumeRequest(
+            volume_id=request.volume_id, target_path=request.target_path
+        )
+        return code_of(lambda: rpc(self.driver.socket_path, "Node", "NodeUnpublishVolume", unpublish))
+
+    def mountpoint_pod_uid(self, name: str) -> str:
+        uid: str = self.api.get("Pod", MOUNTERS, name)["metadata"]["uid"]
+        return uid
+
+    def mounts(self) -> list[str]:
+        """The FUSE sources and targets on this node (not the emptyDirs' tmpfs, which are kubelet's)."""
+        return [
+            m.mount_point
+            for m in mountinfo()
+            if m.mount_point.startswith(f"{self.base}/") and m.fstype != "tmpfs"
+        ]
+
+
+@pytest.fixture
+def cluster(kube_api: FakeKubeApi, s3_server: EmbeddedS3Server) -> Iterator[Cluster]:
+    kube_api.add(mountpoint_namespace(MOUNTERS))
+    kube_api.ensure_namespace(TEAM)
+    base = Path(tempfile.mkdtemp(prefix="s3csi-k8s-"))
+    base.chmod(0o755)  # workload uids reach the targets
+    (base / "kubelet").mkdir(mode=0o755)
+    kubelet = FakeKubelet(kube_api, NODE, base / "kubelet").start()
+    the_cluster = Cluster(kube_api, kubelet, base, s3_server)
+    try:
+        yield the_cluster
+    finally:
+        for driver in the_cluster.drivers:
+            driver.terminate()
+        for mount_point in reversed(the_cluster.mounts()):
+            subprocess.run(["umount", "-l", mount_point], check=False)
+        kubelet.tear_down()
+        subprocess.run(["rm", "-rf", "--one-file-system", str(base)], check=False)
+    assert not kubelet.errors, kubelet.errors
+
+
+def running_mounter(cluster: Cluster, name: str) -> int:
+    """The pid of the Mountpoint Pod's container, once the kubelet runs it."""
+    uid = cluster.mountpoint_pod_uid(name)
+    container = wait_until(lambda: cluster.kubelet.containers.get(uid))
+    assert container, f"the kubelet did not start Mountpoint Pod {name}"
+    return container.process.pid
+
+
+def test_a_publish_through_a_mountpoint_pod_reads_and_writes_s3(
+    cluster: Cluster, bucket: str, s3: Any
+) -> None:
+    s3.put_object(Bucket=bucket, Key="hello.txt", Body=b"hello from s3")
+    cluster.start_driver()
+    workload = cluster.workload("app-1", fs_group=2000)
+    request = cluster.request(workload, bucket)
+    _, name = cluster.assign(request, workload)
+
+    assert cluster.publish(request) == (grpc.StatusCode.OK, "")
+
+    target = Path(request.target_path)
+    assert (target / "hello.txt").read_bytes() == b"hello from s3"
+    (target / "new.txt").write_bytes(b"written through the target")
+    assert s3.get_object(Bucket=bucket, Key="new.txt")["Body"].read() == b"written through the target"
+    assert os.stat(target / "hello.txt").st_gid == 2000  # the workload's fsGroup
+    # The Mountpoint Pod ran as its spec says, and sealed itself: /proc of a non-dumpable process is root's.
+    pid = running_mounter(cluster, name)
+    status = Path(f"/proc/{pid}/status").read_text()
+    assert "\nUid:\t1000\t1000\t1000\t1000\n" in status and "\nCapEff:\t0000000000000000\n" in status
+    assert "\nNoNewPrivs:\t1\n" in status
+    assert os.stat(f"/proc/{pid}/environ").st_uid == 0
+    # Its comm dir is the emptyDir kubelet made (root:1000, 2777); the credentials went there, not the key.
+    comm = (
+        cluster.kubelet_dir
+        / "pods"
+        / cluster.mountpoint_pod_uid(name)
+        / "volumes/kubernetes.io~empty-dir/comm"
+    )
+    info = os.stat(comm)
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, 1000, 0o2777)
+    assert [p.name for p in (comm / "credentials").iterdir()]
+    assert not (comm / "mount.sock").exists()  # served: the mounter stopped listening
+
+    assert cluster.unpublish(request) == (grpc.StatusCode.OK, "")
+    assert not target.exists() and cluster.mounts() == []
+    assert list((comm / "credentials").iterdir()) == []
+    # restartPolicy Always: the mounter exits once unmounted and kubelet starts it again, listening.
+    assert wait_until((comm / "mount.sock").exists), cluster.kubelet.container_log(
+        cluster.mountpoint_pod_uid(name)
+    )
+
+
+def test_two_workloads_of_one_key_share_one_mountpoint_pod(cluster: Cluster, bucket: str) -> None:
+    cluster.start_driver()
+    first, second = cluster.workload("app-1", fs_group=2000), cluster.workload("app-2", fs_group=2000)
+    requests = [cluster.request(w, bucket) for w in (first, second)]
+    (key_1, name_1), (key_2, name_2) = (
+        cluster.assign(r, w) for r, w in zip(requests, (first, second), strict=True)
+    )
+    assert (key_1, name_1) == (key_2, name_2)
+
+    for request in requests:
+        assert cluster.publish(request) == (grpc.StatusCode.OK, "")
+    table = mountinfo()
+    devices = {find_mount(r.target_path, table).device for r in requests}  # type: ignore[union-attr]
+    assert len(devices) == 1
+    assert len(cluster.api.items("Pod", MOUNTERS)) == 1 and len(cluster.kubelet.containers) == 1
+
+    assert cluster.unpublish(requests[0]) == (grpc.StatusCode.OK, "")
+    assert os.listdir(requests[1].target_path) == []  # the other workload still reads the bucket
+    assert cluster.unpublish(requests[1]) == (grpc.StatusCode.OK, "")
+    assert cluster.mounts() == []
+
+
+def test_a_restarted_node_plugin_adopts_its_mounts(cluster: Cluster, bucket: str, s3: Any) -> None:
+    s3.put_object(Bucket=bucket, Key="kept.txt", Body=b"kept")
+    cluster.start_driver()
+    first = cluster.workload("app-1", fs_group=2000)
+    request = cluster.request(first, bucket)
+    _, name = cluster.assign(request, first)
+    assert cluster.publish(request) == (grpc.StatusCode.OK, "")
+    pid = running_mounter(cluster, name)
+
+    cluster.driver.process.kill()
+    cluster.driver.process.wait(30)
+    cluster.start_driver()
+
+    assert (Path(request.target_path) / "kept.txt").read_bytes() == b"kept"
+    assert "Mountpoint Pod in use" in cluster.driver.log()
+    second = cluster.workload("app-2", fs_group=2000)
+    joining = cluster.request(second, bucket)
+    assert cluster.assign(joining, second)[1] == name
+    assert cluster.publish(joining) == (grpc.StatusCode.OK, "")
+    assert running_mounter(cluster, name) == pid  # the same FUSE session serves both
+    assert cluster.unpublish(request) == (grpc.StatusCode.OK, "")
+    assert cluster.unpublish(joining) == (grpc.StatusCode.OK, "")
+    assert cluster.mounts() == []
+
+
+def test_a_publish_without_an_attachment_fails_naming_it(cluster: Cluster, bucket: str) -> None:
+    cluster.start_driver(f"--mountpoint-pod-timeout={WAIT_S}")
+    workload = cluster.workload("app-1")
+    request = cluster.request(workload, bucket)
+
+    code, message = cluster.publish(request)
+
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert "no MountpointPodAttachment" in message and f"after {WAIT_S} s" in message, message
+    assert cluster.mounts() == [] and not Path(request.target_path).exists()
+
+
+def test_a_pending_mountpoint_pod_is_named_with_its_reason(cluster: Cluster, bucket: str) -> None:
+    cluster.kubelet.pull_error = "pull access denied for s3csi, repository does not exist"
+    cluster.start_driver(f"--mountpoint-pod-timeout={WAIT_S}")
+    workload = cluster.workload("app-1")
+    request = cluster.request(workload, bucket)
+    _, name = cluster.assign(request, workload)
+
+    code, message = cluster.publish(request)
+
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert f"Mountpoint Pod {MOUNTERS}/{name} is Pending because its container mounter waiting" in message
+    assert "ErrImagePull: pull access denied for s3csi" in message, message
+    assert cluster.mounts() == []
+
+
+def test_a_mountpoint_pod_on_no_node_is_explained(cluster: Cluster, bucket: str) -> None:
+    cluster.kubelet.stop()  # nobody binds or runs it
+    cluster.start_driver(f"--mountpoint-pod-timeout={WAIT_S}")
+    workload = cluster.workload("app-1")
+    request = cluster.request(workload, bucket)
+    _, name = cluster.assign(request, workload)
+
+    code, message = cluster.publish(request)
+
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert f"Mountpoint Pod {MOUNTERS}/{name} is Pending: not scheduled to a node yet" in message, message
+
+
+def test_the_kubernetes_runtime_needs_the_api(tmp_path: Path) -> None:
+    process = subprocess.run(
+        [
+            *(sys.executable, "-m", "s3csi", "driver", f"--endpoint=unix://{tmp_path}/csi.sock"),
+            *(f"--node-id={NODE}", "--mode=node", "--runtime=kubernetes", "--kube-api=off"),
+            f"--state-dir={tmp_path}/state",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert process.returncode != 0
+    assert (
+        process.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "--runtime kubernetes needs the Kubernetes API: run in a cluster or give --kube-api-url "
+            "(not --kube-api off)"
+        )
+    ), process.stderr
