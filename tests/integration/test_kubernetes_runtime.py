@@ -1,9 +1,10 @@
 """The node plugin's Kubernetes runtime (docs/kubernetes.md, "The node plugin's Kubernetes runtime"), end to
 end on one simulated node: the fake API server, the test kubelet (tests/kubelet_fake.py) running Mountpoint
 Pods as uid 1000 processes from their pod spec, ``s3csi driver --runtime kubernetes`` over its real CSI
-socket, real FUSE mounts and the embedded S3 server. Until ``s3csi controller`` exists the test plays its
-part with the same pure builders it uses: the Mountpoint Pod (podspec.py) and the attachment
-(attachment.py), keyed by the sharing key the node plugin computes."""
+socket, real FUSE mounts and the embedded S3 server. Most tests play the controller's part with the pure
+builders it uses (the Mountpoint Pod of podspec.py, the attachment of attachment.py, keyed by the sharing
+key the node plugin computes), so that each can arrange exactly the state it needs; the last one runs
+``s3csi controller`` itself."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from s3csi.kube.client import api_configuration
 from s3csi.podmounter import attachment as attachments
 from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION, SharingInputs
 from s3csi.podmounter.podspec import MountpointPodSettings, mountpoint_namespace, mountpoint_pod
+from tests import controller_support
 from tests.integration.csi_support import DriverProcess, code_of, rpc, start_driver
 from tests.kube_fake import FakeKubeApi
 from tests.kube_fake.objects import pod
@@ -342,3 +344,37 @@ def test_the_kubernetes_runtime_needs_the_api(tmp_path: Path) -> None:
             "(not --kube-api off)"
         )
     ), process.stderr
+
+
+def test_the_controller_and_the_node_plugin_serve_a_static_pv_with_the_pods_fs_group(
+    cluster: Cluster, bucket: str, s3: Any
+) -> None:
+    """End to end: s3csi controller (in this process), the test kubelet, s3csi driver --runtime kubernetes.
+    A static PV and a pod with fsGroup 2000: the pod's files show group 2000."""
+    s3.put_object(Bucket=bucket, Key="report.csv", Body=b"a,b\n")
+    pv, claim = controller_support.volume(cluster.api, "static-data", namespace=TEAM, bucket=bucket)
+    workload = cluster.api.add(
+        controller_support.workload("app", claim, namespace=TEAM, node=NODE, fs_group=2000)
+    )
+    cluster.start_driver()
+    request = publish_request(
+        cluster.kubelet, workload, pv=pv, volume_id=bucket, attributes={"bucketName": bucket}, fs_group=2000
+    )
+
+    async def scenario() -> tuple[grpc.StatusCode, str]:
+        async with controller_support.controller(controller_support.settings(cluster.api)):
+            try:
+                await rpc(cluster.driver.socket_path, "Node", "NodePublishVolume", request, deadline_s=120)
+            except grpc.aio.AioRpcError as error:
+                return error.code(), error.details() or ""
+            return grpc.StatusCode.OK, ""
+
+    assert asyncio.run(scenario()) == (grpc.StatusCode.OK, ""), cluster.driver.log()[-2000:]
+    target = Path(request.target_path)
+    info = os.stat(target / "report.csv")
+    assert info.st_gid == 2000 and stat.S_IMODE(info.st_mode) == 0o660
+    assert (target / "report.csv").read_bytes() == b"a,b\n"
+    [mountpoint] = cluster.api.items("Pod", MOUNTERS)
+    assert mountpoint["status"]["phase"] == "Running"
+    assert cluster.unpublish(request) == (grpc.StatusCode.OK, "")
+    assert cluster.mounts() == []
