@@ -153,21 +153,36 @@ def test_lookup_reads_the_annotations_of_the_pod_kubelet_named(api: FakeKubeApi)
     assert isinstance(failure(api, lookup(uid, needs_role=False)), Aborted)
 
 
-def test_node_rbac_grants_get_on_pods_and_serviceaccounts_only() -> None:
+def test_node_rbac_grants_reads_only() -> None:
+    """get on pods and service accounts anywhere; get/list/watch on attachments; list/watch on pods only in
+    the Mountpoint Pods' namespace (the Kubernetes runtime); nothing that writes."""
     documents = list(yaml.safe_load_all((REPO / "deploy" / "node-rbac.yaml").read_text()))
     for document in documents:
         kubernetes_validate.validate(document, kubernetes_validate.latest_version(), strict=True)
     by_kind = {document["kind"]: document for document in documents}
-    assert sorted(by_kind) == ["ClusterRole", "ClusterRoleBinding", "ServiceAccount"]
+    assert sorted(by_kind) == ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount"]
     assert by_kind["ClusterRole"]["rules"] == [
-        {"apiGroups": [""], "resources": ["pods", "serviceaccounts"], "verbs": ["get"]}
+        {"apiGroups": [""], "resources": ["pods", "serviceaccounts"], "verbs": ["get"]},
+        {
+            "apiGroups": ["s3csi.io"],
+            "resources": ["mountpointpodattachments"],
+            "verbs": ["get", "list", "watch"],
+        },
+    ]
+    assert by_kind["Role"]["metadata"]["namespace"] == "s3csi-mounters"
+    assert by_kind["Role"]["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}
     ]
     account = by_kind["ServiceAccount"]["metadata"]
-    binding = by_kind["ClusterRoleBinding"]
-    assert binding["roleRef"]["name"] == by_kind["ClusterRole"]["metadata"]["name"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
-    ]
+    for binding, role in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
+        assert by_kind[binding]["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": role,
+            "name": by_kind[role]["metadata"]["name"],
+        }
+        assert by_kind[binding]["subjects"] == [
+            {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+        ]
 
 
 @pytest.mark.parametrize(
