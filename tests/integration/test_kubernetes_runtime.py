@@ -378,3 +378,24 @@ def test_the_controller_and_the_node_plugin_serve_a_static_pv_with_the_pods_fs_g
     assert mountpoint["status"]["phase"] == "Running"
     assert cluster.unpublish(request) == (grpc.StatusCode.OK, "")
     assert cluster.mounts() == []
+
+
+def test_a_node_plugin_the_api_refuses_exits_naming_the_rbac_rule(cluster: Cluster) -> None:
+    cluster.api.forbidden.add("mountpointpodattachments")
+    driver = start_driver(
+        cluster.base,
+        cluster.s3_server.client_env(),
+        "--mode=node",
+        "--runtime=kubernetes",
+        f"--state-dir={cluster.base / 'state'}",
+        f"--kubelet-dir={cluster.kubelet_dir}",
+        *cluster.api.driver_args(),
+        wait=False,
+    )
+    cluster.drivers.append(driver)
+
+    assert driver.process.wait(60) != 0
+    last = driver.log().strip().splitlines()[-1]
+    assert "list/watch mountpointpodattachments: forbidden (HTTP 403" in last, driver.log()
+    assert "needs RBAC verbs list and watch on mountpointpodattachments (deploy/node-rbac.yaml)" in last
+    assert cluster.api.token not in driver.log()

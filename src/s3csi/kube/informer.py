@@ -33,6 +33,21 @@ _FIRST_PAUSE_S = 0.5
 _LONGEST_PAUSE_S = 30.0
 
 
+async def read_json(response: Any) -> JsonObject:
+    """The JSON body of a response the library left raw (``_preload_content=False``); ApiException for a
+    status other than 2xx, which the library then does not raise itself."""
+    try:
+        data = await response.read()
+    finally:
+        response.release()
+    if not 200 <= response.status <= 299:
+        error = ApiException(status=response.status, reason=response.reason)
+        error.body = data
+        raise error
+    body: JsonObject = json.loads(data)
+    return body
+
+
 def watch_error(status: int, body: str | bytes | None, resource: str) -> str:
     """What a failed list or watch of ``resource`` means, naming the RBAC rule when access was refused."""
     reason = status_message(body)
@@ -64,6 +79,8 @@ class Informer:
         self.resource = resource
         self.objects: dict[str, JsonObject] = {}
         self.synced = asyncio.Event()
+        self.refused = asyncio.Event()
+        """Set while the API server refuses this client (401, 403): retries are futile until RBAC changes."""
         self.last_error = ""
         self._list_call = list_call
         self._selectors = {"field_selector": field_selector, "label_selector": label_selector}
@@ -91,6 +108,8 @@ class Informer:
                     log.info("%s: watch expired, listing again", self.resource)
                     continue
                 self._failed(watch_error(exc.status or 0, exc.body, self.resource))
+                if exc.status in (401, 403):
+                    self.refused.set()
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 self._failed(
                     f"Kubernetes API: watch {self.resource}: {exc.__class__.__name__}: {str(exc)[:200]}"
@@ -106,12 +125,10 @@ class Informer:
     async def _relist(self) -> str:
         timeout = aiohttp.ClientTimeout(total=self._request_timeout_s)
         response = await self._list_call(**self._selectors, _preload_content=False, _request_timeout=timeout)
-        try:
-            body: JsonObject = json.loads(await response.read())
-        finally:
-            response.release()
+        body: JsonObject = await read_json(response)
         self.objects = {item["metadata"]["name"]: item for item in body.get("items", [])}
         self.last_error = ""
+        self.refused.clear()
         self.synced.set()
         self._notify()
         version: str = body.get("metadata", {}).get("resourceVersion", "")

@@ -47,10 +47,10 @@ import aiohttp
 from kubernetes_asyncio.client import ApiClient, CoreV1Api, CustomObjectsApi
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from s3csi.errors import FailedPrecondition, InvalidArgument, Unavailable
+from s3csi.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
 from s3csi.kernel.dirfd import open_beneath, open_directory
 from s3csi.kube.client import api_configuration
-from s3csi.kube.informer import Informer, watch_error
+from s3csi.kube.informer import Informer, read_json, watch_error
 from s3csi.kube.settings import KubeApiSettings
 from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION, is_pod_uid, mountpoint_pod_of
 from s3csi.podmounter.mountpoint_status import container_running, pod_problem
@@ -135,6 +135,19 @@ def comm_dir_problem(kubelet_dir: str, pod_uid: str) -> str | None:
     return None
 
 
+async def _synced_or_refused(informer: Informer) -> None:
+    """Wait for the informer's first list; PermissionDenied at once when the API server refuses it (the
+    node plugin then exits naming the RBAC rule, rather than serving publishes that can only time out)."""
+    waits = [asyncio.ensure_future(informer.synced.wait()), asyncio.ensure_future(informer.refused.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+    if not informer.synced.is_set():
+        raise PermissionDenied(f"--runtime kubernetes: {informer.last_error}")
+
+
 class KubernetesRuntime:
     """Mountpoint Pods of ``s3csi controller``; see the module docstring and ``runtime.MountpointPodRuntime``.
 
@@ -173,8 +186,8 @@ class KubernetesRuntime:
             self._tasks.append(asyncio.create_task(informer.run(), name=f"watch {informer.resource}"))
         try:
             async with asyncio.timeout(self.settings.sync_timeout_s):
-                await self.attachments.synced.wait()
-                await self.pods.synced.wait()
+                for informer in (self.attachments, self.pods):
+                    await _synced_or_refused(informer)
         except TimeoutError:
             problems = [
                 i.last_error or f"no answer listing {i.resource}" for i in (self.attachments, self.pods)
@@ -184,6 +197,9 @@ class KubernetesRuntime:
                 f"--runtime kubernetes: the Kubernetes API did not list this node's objects within "
                 f"{self.settings.sync_timeout_s:g} s: {'; '.join(problems)}"
             ) from None
+        except PermissionDenied:
+            await self.close()
+            raise
         log.info(
             "watching Mountpoint Pods and attachments of node %s",
             self.settings.node_name,
@@ -353,10 +369,7 @@ class KubernetesRuntime:
                 _preload_content=False,
                 _request_timeout=aiohttp.ClientTimeout(total=self._api_settings.request_timeout_s),
             )
-            try:
-                obj: JsonObject = await response.json()
-            finally:
-                response.release()
+            obj = await read_json(response)
         except ApiException as exc:
             if exc.status == 404:
                 return f"{where} does not exist"
