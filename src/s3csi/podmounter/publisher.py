@@ -149,6 +149,10 @@ class PodMounterPublisher:
                 await self._refresh(other, spec, await self.resolver.act(plan))
             log.info("volume already published", extra=_context(spec, target, pod_name(other)))
             return
+        if find_mount(target) is None:
+            # Outside the key's lock: a workload still waiting for its Mountpoint Pod (Kubernetes: the
+            # controller's assignment) must not hold up the key's other publishes and unpublishes.
+            await self.runtime.join(key, spec.pod.uid)
         async with self._locks.hold(key):
             # Resolved before anything is mounted, so a refused role or a bad secret fails the call cleanly.
             credentials = await self.resolver.act(plan)
@@ -200,7 +204,6 @@ class PodMounterPublisher:
         if fresh:
             await self._mount_source(key, source, request, spec, credentials)
         else:
-            await self.runtime.join(key, spec.pod.uid)
             await self._refresh(key, spec, credentials)
         created = self._make_target(target)
         record = TargetRecord(

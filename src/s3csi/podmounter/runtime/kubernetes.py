@@ -277,7 +277,8 @@ class KubernetesRuntime:
         return pod
 
     async def join(self, key: str, workload_uid: str | None = None) -> None:
-        """A workload joining the key's running FUSE session: served once the controller lists it."""
+        """Once the controller lists the workload under a Mountpoint Pod of the key that runs on this node
+        (the publisher waits here before it takes the key's lock)."""
         await self._wait(key, workload_uid, listening=False)
 
     async def retire(self, pod: MountpointPod) -> None:
