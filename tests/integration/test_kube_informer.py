@@ -1,0 +1,109 @@
+"""kube/informer.py against the fake API server over HTTPS: the node plugin's cache of its node's objects
+follows the API (selectors applied), lists again after 410 Gone, and tells a refusal from an empty list."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from kubernetes_asyncio.client import ApiClient, CustomObjectsApi
+
+from s3csi.kube import informer as informer_module
+from s3csi.kube.client import api_configuration
+from s3csi.kube.informer import Informer
+from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION
+from tests.kube_fake import FakeKubeApi
+from tests.kube_fake.objects import pod
+from tests.polling import wait_until_async
+
+KEYS = [f"{n:032x}" for n in range(1, 5)]
+
+
+def attachment(key: str, node: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "MountpointPodAttachment",
+        "metadata": {"name": key},
+        "spec": {
+            "nodeName": node,
+            "persistentVolumeName": "pv",
+            "volumeID": "bucket",
+            "mountOptions": [],
+            "readOnly": False,
+            "authenticationSource": "driver",
+            "mountpointPods": {},
+        },
+    }
+
+
+def run(api: FakeKubeApi, scenario: Callable[[Informer], Awaitable[None]]) -> None:
+    async def main() -> None:
+        async with ApiClient(api_configuration(api.settings())) as client:
+            custom = CustomObjectsApi(client)
+            the_informer = Informer(
+                PLURAL,
+                functools.partial(custom.list_cluster_custom_object, GROUP, VERSION, PLURAL),
+                field_selector="spec.nodeName=node-1",
+            )
+            task = asyncio.create_task(the_informer.run())
+            try:
+                await scenario(the_informer)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+
+
+def test_the_cache_follows_the_nodes_objects(kube_api: FakeKubeApi) -> None:
+    kube_api.add(attachment(KEYS[0], "node-1"))
+    kube_api.add(attachment(KEYS[1], "node-2"))
+
+    async def scenario(cache: Informer) -> None:
+        await asyncio.wait_for(cache.synced.wait(), 10)
+        assert set(cache.objects) == {KEYS[0]}
+        changed = cache.changed()
+        kube_api.add(attachment(KEYS[2], "node-1"))
+        await asyncio.wait_for(changed.wait(), 10)
+        assert set(cache.objects) == {KEYS[0], KEYS[2]}
+        kube_api.add(attachment(KEYS[3], "node-2"))
+        kube_api.remove("MountpointPodAttachment", "", KEYS[0])
+        assert await wait_until_async(lambda: set(cache.objects) == {KEYS[2]}), cache.objects
+
+    run(kube_api, scenario)
+
+
+def test_a_compacted_watch_lists_again(
+    kube_api: FakeKubeApi, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(informer_module, "WATCH_TIMEOUT_S", 1)  # the watch is renewed from its old version
+
+    async def scenario(cache: Informer) -> None:
+        await asyncio.wait_for(cache.synced.wait(), 10)
+        kube_api.ensure_namespace("team-a")
+        kube_api.add(pod("team-a", "unrelated"))  # the revision moves on; this watch sees nothing of it
+        kube_api.store.compact()
+        with caplog.at_level(logging.INFO, logger=informer_module.__name__):
+            assert await wait_until_async(lambda: "watch expired, listing again" in caplog.text)
+        kube_api.add(attachment(KEYS[0], "node-1"))
+        assert await wait_until_async(lambda: set(cache.objects) == {KEYS[0]}), cache.objects
+
+    run(kube_api, scenario)
+
+
+def test_a_refused_list_is_not_an_empty_one(kube_api: FakeKubeApi) -> None:
+    kube_api.forbidden.add(PLURAL)
+
+    async def scenario(cache: Informer) -> None:
+        await asyncio.wait_for(cache.refused.wait(), 10)
+        assert not cache.synced.is_set()
+        assert "list/watch mountpointpodattachments: forbidden (HTTP 403" in cache.last_error
+        kube_api.forbidden.discard(PLURAL)  # RBAC granted: the next attempt lists
+        await asyncio.wait_for(cache.synced.wait(), 10)
+        assert not cache.refused.is_set() and cache.last_error == ""
+
+    run(kube_api, scenario)
