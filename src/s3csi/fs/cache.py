@@ -87,6 +87,10 @@ class DiskCache:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._executor, self._write, block, data, evicted)
+            if block not in self._sizes:
+                # Evicted by another put while its write was still running in another thread: that put's
+                # unlink came before this file existed, so it falls to this one to keep the bound.
+                await loop.run_in_executor(self._executor, self._unlink, block)
         except OSError as exc:
             log.warning("cache: cannot store a part in %s: %s", self.directory, exc)
             self._forget(block)
@@ -117,10 +121,13 @@ class DiskCache:
         except OSError:
             return None
 
+    def _unlink(self, block: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(block))
+
     def _write(self, block: str, data: bytes | bytearray, evicted: list[str]) -> None:
         for old in evicted:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._path(old))
+            self._unlink(old)
         temporary = self._path(block) + ".tmp"
         with open(temporary, "wb") as file:
             file.write(data)
