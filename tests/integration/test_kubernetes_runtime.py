@@ -9,7 +9,9 @@ key the node plugin computes), so that each can arrange exactly the state it nee
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -278,6 +280,41 @@ def test_a_restarted_node_plugin_adopts_its_mounts(cluster: Cluster, bucket: str
     assert cluster.assign(joining, second)[1] == name
     assert cluster.publish(joining) == (grpc.StatusCode.OK, "")
     assert running_mounter(cluster, name) == pid  # the same FUSE session serves both
+    assert cluster.unpublish(request) == (grpc.StatusCode.OK, "")
+    assert cluster.unpublish(joining) == (grpc.StatusCode.OK, "")
+    assert cluster.mounts() == []
+
+
+def test_a_mounter_restarted_by_kubelet_gets_a_new_session(cluster: Cluster, bucket: str, s3: Any) -> None:
+    """The mounter dies; kubelet restarts its container (restartCount 1). The next publish of the key sees
+    that the session went to the previous run and replaces it; a target kubelet publishes again works."""
+    s3.put_object(Bucket=bucket, Key="kept.txt", Body=b"kept")
+    cluster.start_driver()
+    first = cluster.workload("app-1", fs_group=2000)
+    request = cluster.request(first, bucket)
+    _, name = cluster.assign(request, first)
+    assert cluster.publish(request) == (grpc.StatusCode.OK, "")
+    uid = cluster.mountpoint_pod_uid(name)
+
+    os.kill(running_mounter(cluster, name), signal.SIGKILL)
+
+    def restarted() -> bool:
+        [status] = cluster.api.get("Pod", MOUNTERS, name)["status"]["containerStatuses"]
+        return status["restartCount"] == 1 and "running" in status["state"]
+
+    assert wait_until(restarted), cluster.kubelet.container_log(uid)
+    with pytest.raises(OSError) as broken:
+        os.listdir(request.target_path)
+    assert broken.value.errno == errno.ENOTCONN
+    second = cluster.workload("app-2", fs_group=2000)
+    joining = cluster.request(second, bucket)
+    assert cluster.assign(joining, second)[1] == name
+
+    assert cluster.publish(joining) == (grpc.StatusCode.OK, "")
+    assert (Path(joining.target_path) / "kept.txt").read_bytes() == b"kept"
+    assert "Mountpoint Pod is gone" in cluster.driver.log()
+    assert cluster.publish(request) == (grpc.StatusCode.OK, "")  # kubelet remounts the broken target
+    assert (Path(request.target_path) / "kept.txt").read_bytes() == b"kept"
     assert cluster.unpublish(request) == (grpc.StatusCode.OK, "")
     assert cluster.unpublish(joining) == (grpc.StatusCode.OK, "")
     assert cluster.mounts() == []

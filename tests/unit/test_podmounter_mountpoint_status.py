@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from s3csi.podmounter.mountpoint_status import container_running, pod_problem
+from s3csi.podmounter.mountpoint_status import container_running, pod_problem, restart_count
 
 
 def pod(
@@ -117,3 +117,11 @@ def test_a_long_message_is_cut() -> None:
 )
 def test_container_running(obj: dict[str, Any], running: bool) -> None:
     assert container_running(obj) is running
+
+
+def test_restart_count() -> None:
+    counted = pod("Running", RUNNING)
+    counted["status"]["containerStatuses"][0]["restartCount"] = 3
+    assert restart_count(counted) == 3
+    assert restart_count(pod("Running", RUNNING)) is None  # a status that does not say
+    assert restart_count({"metadata": {}, "spec": {}}) is None

@@ -37,6 +37,13 @@ def container_running(pod: JsonObject) -> bool:
     )
 
 
+def restart_count(pod: JsonObject) -> int | None:
+    """How often kubelet restarted the mounter's container: a new count is a new mounter process, which does
+    not serve the FUSE session handed to the one before. None when the status does not say."""
+    count = (_container_status(pod) or {}).get("restartCount")
+    return count if isinstance(count, int) else None
+
+
 def _reason(entry: JsonObject) -> str:
     reason, message = entry.get("reason"), entry.get("message")
     if reason and message:

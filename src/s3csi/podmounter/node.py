@@ -123,7 +123,7 @@ async def start_publisher(
     if kubernetes is not None:
         if kube is None:
             raise InvalidArgument(f"--runtime {KUBERNETES} needs the Kubernetes API")
-        runtime = KubernetesRuntime(kubernetes, kube)
+        runtime = KubernetesRuntime(kubernetes, kube, settings.state_dir)
         await runtime.open()  # lists this node's Mountpoint Pods and attachments: recovery reads them
     else:
         runtime = LocalRuntime(settings.state_dir)

@@ -25,6 +25,11 @@ runtime.
 then exits, and kubelet restarts it per ``restartPolicy: Always``); the controller deletes Mountpoint Pods
 that serve nobody, and kubelet removes their emptyDir.
 
+Which Mountpoint Pod, and which run of its container (``restartCount``), took a key's FUSE session is
+recorded in ``STATE/kubernetes/<key>.json``: a mounter that kubelet restarted serves no session, so
+``running`` is false for it and the publisher replaces the session on the key's next publish, as with a
+local mounter that died.
+
 The runtime keeps two watches, narrowed to this node: the attachments (``spec.nodeName``) and the Mountpoint
 Pods in the mounter namespace (``spec.nodeName``). ``find``, ``running`` and ``list`` answer from them, so a
 restarted node plugin re-adopts its mounts from the API server and the kubelet directory: ``open`` lists both
@@ -37,11 +42,13 @@ import asyncio
 import contextlib
 import errno
 import functools
+import json
 import logging
 import os
 import stat
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypedDict
 
 import aiohttp
 from kubernetes_asyncio.client import ApiClient, CoreV1Api, CustomObjectsApi
@@ -53,7 +60,7 @@ from s3csi.kube.client import api_configuration
 from s3csi.kube.informer import Informer, read_json, watch_error
 from s3csi.kube.settings import KubeApiSettings
 from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION, is_pod_uid, mountpoint_pod_of
-from s3csi.podmounter.mountpoint_status import container_running, pod_problem
+from s3csi.podmounter.mountpoint_status import container_running, pod_problem, restart_count
 from s3csi.podmounter.names import is_dns1123_label, is_dns1123_subdomain
 from s3csi.podmounter.podspec import APP_COMPONENT_LABEL, COMM_VOLUME, COMPONENT, DEFAULT_NAMESPACE
 from s3csi.podmounter.protocol import SOCKET_NAME
@@ -65,6 +72,7 @@ log = logging.getLogger(__name__)
 
 JsonObject = dict[str, Any]
 
+SESSIONS_DIR = "kubernetes"
 DEFAULT_WAIT_TIMEOUT_S = 90.0
 DEFAULT_SYNC_TIMEOUT_S = 30.0
 EMPTY_DIR_PLUGIN = "kubernetes.io~empty-dir"
@@ -72,6 +80,12 @@ EMPTY_DIR_PLUGIN = "kubernetes.io~empty-dir"
 _COMM_DIR_POLL_S = 0.05
 # Seconds between looks at the caches when no event came: a safety net, events normally wake the wait.
 _CACHE_POLL_S = 1.0
+
+
+class Session(TypedDict):
+    name: str  # the Mountpoint Pod
+    uid: str  # its uid (a pod recreated under the same name is another pod)
+    restart_count: int | None  # its container's restartCount when the session was handed over
 
 
 @dataclass(frozen=True)
@@ -153,14 +167,15 @@ class KubernetesRuntime:
 
     ``open()`` before use (it lists and starts watching), ``close()`` when done."""
 
-    def __init__(self, settings: KubernetesRuntimeSettings, api: KubeApiSettings) -> None:
+    def __init__(self, settings: KubernetesRuntimeSettings, api: KubeApiSettings, state_dir: str) -> None:
         self.settings = settings
         self._api_settings = api
         self._api: ApiClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        # The Mountpoint Pod each key's FUSE session was handed to by this process (the attachment may list
-        # more than one while an older driver version's pod still serves).
-        self._chosen: dict[str, str] = {}
+        # STATE/kubernetes/<key>.json: which Mountpoint Pod, and which run of its container, took the key's
+        # FUSE session. Kept on disk, so a restarted node plugin still tells a mounter that kubelet restarted
+        # (which serves no session) from the one that serves.
+        self.sessions_dir = Path(state_dir) / SESSIONS_DIR
         self.attachments: Informer | None = None
         self.pods: Informer | None = None
 
@@ -238,14 +253,32 @@ class KubernetesRuntime:
             key=key, name=obj["metadata"]["name"], comm_dir=comm_dir_of(self.settings.kubelet_dir, uid)
         )
 
+    def _session(self, key: str) -> Session | None:
+        try:
+            session: Session = json.loads((self.sessions_dir / f"{key}.json").read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return session
+
+    def _record_session(self, pod: MountpointPod, obj: JsonObject) -> None:
+        self.sessions_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        session = Session(name=pod.name, uid=obj["metadata"]["uid"], restart_count=restart_count(obj))
+        path = self.sessions_dir / f"{pod.key}.json"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(session), encoding="utf-8")
+        os.replace(temporary, path)
+
     def find(self, key: str) -> MountpointPod | None:
-        """The key's Mountpoint Pod on this node: the one this process handed the session to, else the
-        oldest whose mounter runs, else the oldest."""
+        """The key's Mountpoint Pod on this node: the one its FUSE session was handed to, else the oldest
+        whose mounter runs, else the oldest."""
         candidates = sorted(
             (obj for obj in self._pod_objects().values() if self._key_of(obj) == key),
             key=lambda obj: (obj["metadata"].get("creationTimestamp", ""), obj["metadata"]["name"]),
         )
-        chosen = [obj for obj in candidates if obj["metadata"]["name"] == self._chosen.get(key)]
+        session = self._session(key)
+        chosen = [
+            obj for obj in candidates if session is not None and obj["metadata"]["uid"] == session["uid"]
+        ]
         running = [obj for obj in candidates if container_running(obj)]
         for obj in chosen + running + candidates:
             pod = self._mountpoint_pod(obj)
@@ -259,10 +292,15 @@ class KubernetesRuntime:
         return key
 
     def running(self, pod: MountpointPod) -> bool:
+        """Its mounter's container runs, and is the run that took the key's session if one was handed over
+        (a container kubelet restarted since serves nothing: the publisher then replaces the session)."""
         obj = self._pod_objects().get(pod.name)
-        if obj is None or self._mountpoint_pod(obj) != pod:
+        if obj is None or self._mountpoint_pod(obj) != pod or not container_running(obj):
             return False
-        return container_running(obj)
+        session = self._session(pod.key)
+        if session is None or session["uid"] != obj["metadata"]["uid"]:
+            return True
+        return session["restart_count"] == restart_count(obj)
 
     def list(self) -> list[MountpointPod]:
         pods = (self._mountpoint_pod(obj) for obj in self._pod_objects().values())
@@ -273,7 +311,8 @@ class KubernetesRuntime:
     async def start(self, key: str, workload_uid: str | None = None) -> MountpointPod:
         """The Mountpoint Pod the attachment names for this workload, once it runs and listens."""
         pod = await self._wait(key, workload_uid, listening=True)
-        self._chosen[key] = pod.name
+        # The publisher hands this run of the container the session next (a failed handover retires it).
+        await asyncio.to_thread(self._record_session, pod, self._pod_objects()[pod.name])
         return pod
 
     async def join(self, key: str, workload_uid: str | None = None) -> None:
@@ -282,8 +321,10 @@ class KubernetesRuntime:
         await self._wait(key, workload_uid, listening=False)
 
     async def retire(self, pod: MountpointPod) -> None:
-        """Nothing to stop: the controller deletes Mountpoint Pods that serve nobody (module docstring)."""
-        self._chosen.pop(pod.key, None)
+        """Nothing to stop: the controller deletes Mountpoint Pods that serve nobody (module docstring). The
+        record of the key's session goes."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.sessions_dir / f"{pod.key}.json").unlink()
         log.info("Mountpoint Pod left to the controller", extra={"mountpoint_pod": pod.name})
 
     def _look(self, key: str, workload_uid: str) -> tuple[MountpointPod | None, str, str]:
