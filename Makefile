@@ -21,13 +21,33 @@ BENCH_APT_PACKAGES := s3fs rclone nodejs $(if $(shell command -v npm 2>/dev/null
 BENCH_NODE ?= /opt/s3csi/bench-node
 PYTEST_ARGS ?=
 LOCK := requirements.lock
+# What the image installs: the runtime dependencies, the build requirements and pip, at requirements.lock's
+# versions (it constrains the resolution); written by `make lock` after requirements.lock.
+RUNTIME_LOCK := requirements/runtime.lock
 # The lock's own tool (uv), installed with hash checking from requirements/tools.lock.
 TOOLS_VENV ?= /opt/s3csi/lock-tools
 TOOLS_LOCK := requirements/tools.lock
 # `make lock LOCK_ARGS=--upgrade` (or `--upgrade-package NAME`): without it, the versions already locked stay.
 LOCK_ARGS ?=
 
-.PHONY: all system venv install demo test lint unit bench clean-venv lock
+.PHONY: all system venv install demo test lint unit bench clean-venv lock image
+
+# `make image`: the container image (Containerfile), built without any image registry: each stage's base root
+# file system comes from Debian's packages (mmdebstrap --variant=minbase), imported with `podman import`. The
+# bases are kept (tarball in IMAGE_CACHE, image in podman's store) under a name derived from their package list,
+# so a second `make image` rebuilds only what changed. podman runs with runc (crun refuses hybrid cgroups) and
+# lowered limits (root here may only lower them). See docs/install.md, "Build the image".
+IMAGE_APT_PACKAGES := podman runc mmdebstrap uidmap
+IMAGE_CACHE ?= /var/cache/s3csi-image
+IMAGE_VERSION := $(shell $(SYSTEM_PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])' 2>/dev/null)
+IMAGE ?= localhost/s3csi:$(IMAGE_VERSION)
+DEBIAN_SUITE ?= bookworm
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+IMAGE_BASE_PACKAGES := python3,fuse3,libfuse3-3,ca-certificates,util-linux,mount
+IMAGE_BUILD_BASE_PACKAGES := gcc,libc6-dev,libfuse3-dev,pkg-config,python3,python3-dev,python3-venv,ca-certificates
+PODMAN_LIMITS := --ulimit nofile=1024:1024 --ulimit nproc=4096:4096
+# The host's CA bundle, mounted for pip during the build only (PyPI may be reached through a TLS-inspecting proxy).
+IMAGE_CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 
 all: test
 
@@ -58,7 +78,8 @@ install: venv
 	$(PYTHON) -m tests.lock_support $(LOCK)
 
 # Rewrites requirements.lock from pyproject.toml: the runtime dependencies, the `test` and `demo` extras, the
-# build requirements ([build-system] requires) and pip, resolved for $(SYSTEM_PYTHON) with every hash.
+# build requirements ([build-system] requires) and pip, resolved for $(SYSTEM_PYTHON) with every hash; then
+# $(RUNTIME_LOCK), the same without the extras.
 lock:
 	@if [ ! -x $(TOOLS_VENV)/bin/uv ] || [ "$$(cat $(TOOLS_VENV)/tools-lock.sha256 2>/dev/null)" != "$$(sha256sum < $(TOOLS_LOCK))" ]; then \
 		umask 022; rm -rf $(TOOLS_VENV); mkdir -p $(dir $(TOOLS_VENV)); \
@@ -74,6 +95,10 @@ lock:
 	  echo pip; } \
 	| $(TOOLS_VENV)/bin/uv pip compile -q pyproject.toml - --extra test --extra demo --generate-hashes \
 		--python $(SYSTEM_PYTHON) --custom-compile-command "make lock" $(LOCK_ARGS) -o $(LOCK)
+	{ $(SYSTEM_PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")'; \
+	  echo pip; } \
+	| $(TOOLS_VENV)/bin/uv pip compile -q pyproject.toml - -c $(LOCK) --generate-hashes \
+		--python $(SYSTEM_PYTHON) --custom-compile-command "make lock" -o $(RUNTIME_LOCK)
 
 # ruff and mypy read the checkout, so the CSI stubs are generated there too (setup.py; git ignores them).
 lint: install
@@ -94,6 +119,31 @@ bench:
 	@[ -f $(BENCH_NODE)/node_modules/s3rver/bin/s3rver.js ] || \
 		{ umask 022; npm install --no-audit --no-fund --prefix $(BENCH_NODE) s3rver@3 >/dev/null; }
 	S3RVER_JS=$(BENCH_NODE)/node_modules/s3rver/bin/s3rver.js $(PYTHON) -m bench $(BENCH_ARGS)
+
+image: EXTRA_APT = $(IMAGE_APT_PACKAGES)
+image: system
+	@set -euo pipefail; umask 022; mkdir -p $(IMAGE_CACHE); \
+	base() { \
+		key=$$(echo "$(DEBIAN_SUITE) $(DEBIAN_MIRROR) minbase $$2" | sha256sum | cut -c1-12); \
+		tag=localhost/s3csi-$$1:$(DEBIAN_SUITE)-$$key; tar=$(IMAGE_CACHE)/$$1-$$key.tar; \
+		if ! podman image exists $$tag; then \
+			if [ ! -f $$tar ]; then \
+				echo "mmdebstrap $$1 ($$2)" >&2; rm -f $(IMAGE_CACHE)/partial-$$1.tar; \
+				mmdebstrap -q --variant=minbase --include=$$2 $(DEBIAN_SUITE) $(IMAGE_CACHE)/partial-$$1.tar \
+					$(DEBIAN_MIRROR) </dev/null >&2; \
+				mv $(IMAGE_CACHE)/partial-$$1.tar $$tar; \
+			fi; \
+			podman import -q $$tar $$tag >/dev/null; \
+		fi; \
+		echo $$tag; \
+	}; \
+	build_base=$$(base build-base $(IMAGE_BUILD_BASE_PACKAGES)); \
+	run_base=$$(base base $(IMAGE_BASE_PACKAGES)); \
+	podman --runtime runc build -q $(PODMAN_LIMITS) --network host -f Containerfile \
+		$(if $(wildcard $(IMAGE_CA_BUNDLE)),-v $(IMAGE_CA_BUNDLE):/run/host-ca.crt:ro --build-arg PIP_CERT=/run/host-ca.crt) \
+		--build-arg BUILD_BASE_IMAGE=$$build_base --build-arg BASE_IMAGE=$$run_base -t $(IMAGE) . >/dev/null; \
+	podman --runtime runc run --rm $(PODMAN_LIMITS) --network none $(IMAGE) s3csi --version; \
+	echo "$(IMAGE): $$(podman image inspect --format '{{.Size}}' $(IMAGE) | numfmt --to=si)B"
 
 clean-venv:
 	rm -rf $(VENV)

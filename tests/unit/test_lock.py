@@ -72,3 +72,35 @@ def test_the_lock_holds_the_build_requirements_pip_and_the_pinned_moto() -> None
 def test_the_environment_running_the_tests_is_exactly_the_lock() -> None:
     """`make test` runs in a venv built from the lock: any drift (an upgraded or extra package) fails here."""
     assert check(LOCK.read_text(), freeze()) == []
+
+
+RUNTIME_LOCK = ROOT / "requirements" / "runtime.lock"
+
+
+def _hashes(text: str) -> dict[str, set[str]]:
+    """The sha256 hashes of each pinned package of a lock, by normalized name."""
+    found: dict[str, set[str]] = {}
+    for entry in re.split(r"\n(?=[A-Za-z])", text):
+        name = entry.split("==", 1)[0]
+        if "==" in entry.splitlines()[0]:
+            found[normalize(name)] = set(re.findall(r"--hash=sha256:([0-9a-f]{64})", entry))
+    return found
+
+
+def test_the_runtime_lock_has_the_versions_and_hashes_of_requirements_lock() -> None:
+    """The image installs requirements/runtime.lock: the same packages as the tests, at the same versions."""
+    runtime, full = pinned(RUNTIME_LOCK.read_text()), pinned(LOCK.read_text())
+    assert runtime.keys() <= full.keys()
+    assert {name: full[name] for name in runtime} == runtime
+    runtime_hashes, full_hashes = _hashes(RUNTIME_LOCK.read_text()), _hashes(LOCK.read_text())
+    assert runtime_hashes.keys() == runtime.keys()
+    for name, hashes in runtime_hashes.items():
+        assert hashes and hashes == full_hashes[name], name
+
+
+def test_the_runtime_lock_holds_the_dependencies_and_build_requirements_but_no_test_tool() -> None:
+    runtime = pinned(RUNTIME_LOCK.read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    requires = [*project["project"]["dependencies"], *project["build-system"]["requires"], "pip"]
+    assert {normalize(re.split(r"[<>=\[; ]", r, maxsplit=1)[0]) for r in requires} <= runtime.keys()
+    assert not {"moto", "pytest", "mypy", "ruff", "hypothesis", "boto3"} & runtime.keys()
