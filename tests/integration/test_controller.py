@@ -5,13 +5,16 @@ state with a deadline (tests/polling.py), never on a timing."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
 
-from s3csi.volume.context import DRIVER_VERSION_KEY
+from s3csi.podmounter.podspec import DEFAULT_NAMESPACE
+from s3csi.volume.context import DRIVER_VERSION_KEY, SHARING_KEY_LABEL
 from tests.controller_support import (
+    LEASE_NAME,
     attachments,
     controller,
     mountpoint_pods,
@@ -65,3 +68,208 @@ def test_static_and_dynamic_volumes_get_one_mountpoint_pod_each(api: FakeKubeApi
         assert pod["metadata"]["labels"][DRIVER_VERSION_KEY] == "1.0.0"
     for obj in attachments(api).values():
         assert obj["status"] == {"mountpointPods": 1, "workloadPods": 1}
+
+
+def test_sharing_matrix(api: FakeKubeApi) -> None:
+    """Same fsGroup shares; another fsGroup, an fsUser, read-only or another credentials identity (the
+    service account, for pod credentials) gets its own Mountpoint Pod."""
+    volume(api, "data")
+    volume(api, "by-pod", bucket="bucket-2", attributes={"authenticationSource": "pod"})
+    pods = {
+        "base": workload("base", "data", fs_group=2000),
+        "same": workload("same", "data", fs_group=2000),
+        "other-group": workload("other-group", "data", fs_group=3000),
+        "fs-user": workload("fs-user", "data", fs_group=2000, fs_user="1001"),
+        "read-only": workload("read-only", "data", fs_group=2000, read_only=True),
+        "reader": workload("reader", "by-pod", service_account="reader"),
+        "reader-2": workload("reader-2", "by-pod", service_account="reader"),
+        "writer": workload("writer", "by-pod", service_account="writer"),
+    }
+    uids = {name: uid(api.add(pod)) for name, pod in pods.items()}
+
+    async def scenario() -> bool:
+        async with controller(settings(api)):
+            return await wait_until_async(lambda: settled(api, set(uids.values())))
+
+    assert run(scenario), (served(api), pods_per_key(api))
+    pod_of = {name: served(api)[pod_uid][1] for name, pod_uid in uids.items()}
+    assert pod_of["same"] == pod_of["base"] and pod_of["reader-2"] == pod_of["reader"]
+    distinct = ["base", "other-group", "fs-user", "read-only", "reader", "writer"]
+    assert len({pod_of[name] for name in distinct}) == len(distinct)
+    assert len(mountpoint_pods(api)) == len(distinct)
+
+
+def hundred_pods(api: FakeKubeApi) -> set[str]:
+    """100 workload pods on 3 nodes using 10 fsGroups of one volume: 30 (node, key) pairs."""
+    volume(api, "shared")
+    return {
+        uid(api.add(workload(f"w-{i}", "shared", node=f"node-{i % 3}", fs_group=1000 + i % 10)))
+        for i in range(100)
+    }
+
+
+def one_pod_per_node_and_key(api: FakeKubeApi) -> bool:
+    per_key = pods_per_key(api)
+    nodes_and_keys = {
+        (
+            pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+                "nodeSelectorTerms"
+            ][0]["matchFields"][0]["values"][0],
+            pod["metadata"]["labels"][SHARING_KEY_LABEL],
+        )
+        for pod in mountpoint_pods(api)
+    }
+    return (
+        len(per_key) == 30
+        and all(len(names) == 1 for names in per_key.values())
+        and len(nodes_and_keys) == 30
+    )
+
+
+def test_a_hundred_pods_ten_keys_three_nodes_one_mountpoint_pod_per_node_and_key(api: FakeKubeApi) -> None:
+    uids = hundred_pods(api)
+
+    async def scenario() -> bool:
+        async with controller(settings(api)):
+            return await wait_until_async(lambda: settled(api, uids))
+
+    assert run(scenario), pods_per_key(api)
+    assert one_pod_per_node_and_key(api)
+    assert len(mountpoint_pods(api)) == 30 and len(attachments(api)) == 30
+
+
+def test_the_leader_killed_mid_reconcile_the_other_replica_finishes_the_same_way(api: FakeKubeApi) -> None:
+    uids = hundred_pods(api)
+
+    async def scenario() -> list[str]:
+        async with controller(settings(api, "replica-a")) as leader:
+            assert await wait_until_async(lambda: api.items("Lease", "kube-system"))
+            async with controller(settings(api, "replica-b")):
+                # Killed while it is still creating pods and writing entries (it holds the Lease).
+                assert await wait_until_async(lambda: len(mountpoint_pods(api)) > 0, interval=0.01)
+                leader.cancel()
+                assert await wait_until_async(
+                    lambda: (
+                        api.get("Lease", "kube-system", LEASE_NAME)["spec"]["holderIdentity"] == "replica-b"
+                    )
+                ), api.get("Lease", "kube-system", LEASE_NAME)
+                done = await wait_until_async(lambda: settled(api, uids))
+                unsettled = {key: pods for key, pods in pods_per_key(api).items() if len(pods) != 1}
+                assert done, (unsettled, len(uids - set(served(api))), len(mountpoint_pods(api)))
+                return [p["metadata"]["name"] for p in mountpoint_pods(api)]
+
+    names = run(scenario)
+    assert one_pod_per_node_and_key(api) and len(names) == 30
+
+
+def test_a_restarted_controller_makes_no_duplicates(api: FakeKubeApi) -> None:
+    uids = hundred_pods(api)
+
+    async def scenario() -> bool:
+        async with controller(settings(api)):
+            assert await wait_until_async(lambda: settled(api, uids))
+        before = (sorted(p["metadata"]["name"] for p in mountpoint_pods(api)), served(api))
+        async with controller(settings(api)):  # the same replica again: it holds the Lease at once
+            # A pass of the new process is seen by a workload of an existing key being served.
+            late = uid(api.add(workload("late", "shared", node="node-0", fs_group=1000)))
+            assert await wait_until_async(lambda: late in served(api))
+        after = (sorted(p["metadata"]["name"] for p in mountpoint_pods(api)), served(api))
+        assert after[0] == before[0]
+        assert {k: v for k, v in after[1].items() if k != late} == before[1]
+        return True
+
+    assert run(scenario)
+
+
+def test_a_deleted_workload_leaves_after_its_containers_then_its_pod_retires(api: FakeKubeApi) -> None:
+    volume(api, "data")
+    leaving = api.add(workload("leaving", "data", fs_group=1))
+    pods = api.resource("Pod")
+
+    async def scenario() -> None:
+        async with controller(settings(api, grace_s=0.5)):
+            assert await wait_until_async(lambda: settled(api, {uid(leaving)}))
+            [mountpoint] = [p["metadata"]["name"] for p in mountpoint_pods(api)]
+            api.store.delete(pods, "team-a", "leaving")  # graceful: its container still runs
+            assert api.get("Pod", "team-a", "leaving")["metadata"]["deletionTimestamp"]
+            marker = uid(api.add(workload("marker", "data", fs_group=2)))  # a pass after the deletion
+            assert await wait_until_async(lambda: marker in served(api))
+            assert uid(leaving) in served(api)  # terminating with the volume mounted: kept
+            api.remove("Pod", "team-a", "leaving")  # kubelet done: the pod is gone
+            assert await wait_until_async(lambda: uid(leaving) not in served(api))
+            assert await wait_until_async(
+                lambda: mountpoint not in [p["metadata"]["name"] for p in mountpoint_pods(api)]
+            )
+            assert await wait_until_async(lambda: len(attachments(api)) == 1)
+
+    run(scenario)
+
+
+def test_a_new_driver_version_gets_its_own_mountpoint_pod_and_the_old_one_retires(api: FakeKubeApi) -> None:
+    volume(api, "data")
+    old = api.add(workload("old", "data"))
+
+    async def scenario() -> None:
+        async with controller(settings(api, driver_version="1.0.0")):
+            assert await wait_until_async(lambda: settled(api, {uid(old)}))
+        [old_pod] = [p["metadata"]["name"] for p in mountpoint_pods(api)]
+        async with controller(settings(api, driver_version="1.1.0", grace_s=0.2)):
+            new = uid(api.add(workload("new", "data")))
+            assert await wait_until_async(lambda: new in served(api))
+            assert served(api)[uid(old)][1] == old_pod and served(api)[new][1] != old_pod
+            new_pod = served(api)[new][1]
+            assert (
+                api.get("Pod", DEFAULT_NAMESPACE, new_pod)["metadata"]["labels"][DRIVER_VERSION_KEY]
+                == "1.1.0"
+            )
+            api.remove("Pod", "team-a", "old")
+            assert await wait_until_async(
+                lambda: [p["metadata"]["name"] for p in mountpoint_pods(api)] == [new_pod]
+            )
+
+    run(scenario)
+
+
+def test_a_pod_that_cannot_be_served_gets_one_event_naming_the_cause(api: FakeKubeApi) -> None:
+    volume(api, "bad", mount_options=["--no-such-option"])
+    volume(api, "good")
+    _pv, unbound = volume(api, "later", dynamic=True)
+    claim = api.get("PersistentVolumeClaim", "team-a", unbound)
+    claim["spec"].pop("volumeName")
+    claim["status"] = {"phase": "Pending"}
+    api.add(claim)
+    refused = api.add(workload("refused", "bad"))
+    waiting = api.add(workload("waiting", unbound))
+
+    def events() -> list[dict[str, Any]]:
+        return api.items("Event", "team-a")
+
+    async def scenario() -> None:
+        async with controller(settings(api)):
+            assert await wait_until_async(lambda: len(events()) == 2), events()
+            marker = uid(api.add(workload("marker", "good")))  # later passes report nothing again
+            assert await wait_until_async(lambda: marker in served(api))
+
+    run(scenario)
+    by_pod = {event["involvedObject"]["uid"]: event for event in events()}
+    assert set(by_pod) == {uid(refused), uid(waiting)}
+    assert by_pod[uid(refused)]["reason"] == "VolumeNotServed" and by_pod[uid(refused)]["type"] == "Warning"
+    assert "no-such-option" in by_pod[uid(refused)]["message"]
+    assert "not bound to a PersistentVolume" in by_pod[uid(waiting)]["message"]
+    assert uid(refused) not in served(api)
+
+
+def test_a_compacted_watch_lists_again(api: FakeKubeApi) -> None:
+    volume(api, "data")
+    first = api.add(workload("first", "data"))
+
+    async def scenario() -> bool:
+        the_settings = dataclasses.replace(settings(api), watch_timeout_s=1)
+        async with controller(the_settings):
+            assert await wait_until_async(lambda: settled(api, {uid(first)}))
+            api.store.compact()
+            api.send_bookmarks()
+            second = uid(api.add(workload("second", "data", fs_group=9)))
+            return await wait_until_async(lambda: settled(api, {uid(first), second}))
+
+    assert run(scenario)

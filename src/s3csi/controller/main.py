@@ -185,9 +185,13 @@ class Controller:
             grace_s=self.settings.idle_grace_s,
         )
         self._idle_since = decision.idle_since
+        log.debug(
+            "pass %d: %d workload volumes, %d actions", self.passes, len(workloads), len(decision.actions)
+        )
         for action in decision.actions:
             if not self.leading():
-                return None  # the Lease is gone: not one more write
+                log.warning("pass %d stopped: this replica no longer holds the Lease", self.passes)
+                return None  # not one more write
             if isinstance(action, CreateMountpointPod):
                 await self._create_mountpoint_pod(action)
             elif isinstance(action, WriteAttachment):
