@@ -148,6 +148,7 @@ def test_the_leader_killed_mid_reconcile_the_other_replica_finishes_the_same_way
                 # Killed while it is still creating pods and writing entries (it holds the Lease).
                 assert await wait_until_async(lambda: len(mountpoint_pods(api)) > 0, interval=0.01)
                 leader.cancel()
+                await asyncio.gather(leader, return_exceptions=True)  # it stops: no write after this
                 assert await wait_until_async(
                     lambda: (
                         api.get("Lease", "kube-system", LEASE_NAME)["spec"]["holderIdentity"] == "replica-b"

@@ -20,7 +20,17 @@ from typing import Any, cast
 
 from s3csi.controller.api import Api, ApiError, JsonObject, path_of
 from s3csi.controller.informer import Informer
-from s3csi.controller.inputs import Objects, Refused, SecretRef, Served, pod_label, pod_volumes, secret_refs
+from s3csi.controller.inputs import (
+    Objects,
+    Refused,
+    SecretRef,
+    Served,
+    claim_volumes,
+    node_publish_secret,
+    pod_label,
+    pod_volumes,
+    secret_refs,
+)
 from s3csi.controller.reconcile import (
     CreateMountpointPod,
     DeleteAttachment,
@@ -92,6 +102,7 @@ class Controller:
         self._dirty = asyncio.Event()
         self._idle_since: dict[str, float] = {}
         self._reported: set[tuple[str, str]] = set()
+        self._uses: dict[str, tuple[tuple[str, ...], list[Served | Refused]]] = {}
         namespace = settings.mountpoint_pods.namespace
         self._pods_path = path_of("", "v1", "pods")
         self._mp_path = path_of("", "v1", "pods", namespace)
@@ -131,8 +142,11 @@ class Controller:
                 timeout = self.settings.resync_s
                 if wake_at is not None:
                     timeout = min(timeout, max(0.0, wake_at - self.clock()))
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that
+                # arrives as the event is set, and a replica that lost the Lease would keep running.
                 try:
-                    await asyncio.wait_for(self._dirty.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._dirty.wait()
                 except TimeoutError:
                     pass
                 self._dirty.clear()
@@ -163,12 +177,13 @@ class Controller:
                 continue
             uid = str(pod["metadata"]["uid"])
             live.add(uid)
-            for use in pod_volumes(pod, objects, self.settings.driver_name):
+            for use in self._pod_uses(uid, pod, objects):
                 if isinstance(use, Served):
                     workloads.append(Workload(uid, use.inputs, use.key))
                 else:
                     await self._report(pod, use)
         self._forget_reports(live)
+        self._uses = {uid: cached for uid, cached in self._uses.items() if uid in live}
         decision = decide(
             World(
                 workloads=workloads,
@@ -201,6 +216,25 @@ class Controller:
             else:
                 await self._delete_mountpoint_pod(action)
         return decision.next_retirement
+
+    def _pod_uses(self, uid: str, pod: JsonObject, objects: Objects) -> list[Served | Refused]:
+        """:func:`pod_volumes`, computed again only when the pod, one of its claims or their PVs changed (the
+        resourceVersions say so): a pass then costs a lookup per unchanged pod. A volume with a node-publish
+        secret is computed every pass, as the secret is read afresh for each."""
+        namespace = str(pod["metadata"].get("namespace") or "")
+        stamp = [str(pod["metadata"].get("resourceVersion"))]
+        for _volume, claim_name, _read_only in claim_volumes(pod):
+            claim = objects.claims.get((namespace, claim_name)) or {}
+            pv = objects.volumes.get(str((claim.get("spec") or {}).get("volumeName") or "")) or {}
+            if node_publish_secret(pv) is not None:
+                return pod_volumes(pod, objects, self.settings.driver_name)
+            stamp += [str((obj.get("metadata") or {}).get("resourceVersion")) for obj in (claim, pv)]
+        cached = self._uses.get(uid)
+        if cached is not None and cached[0] == tuple(stamp):
+            return cached[1]
+        uses = pod_volumes(pod, objects, self.settings.driver_name)
+        self._uses[uid] = (tuple(stamp), uses)
+        return uses
 
     def _state(self, pod: JsonObject) -> MountpointPodState:
         metadata = pod.get("metadata") or {}
