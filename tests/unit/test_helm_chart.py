@@ -34,7 +34,7 @@ NAMESPACE = "kube-system"
 
 Obj = dict[str, Any]
 
-# The chart's values matrix. "seed_values" are the values users bring from the AWS Mountpoint chart.
+# The chart's values matrix. "aws_chart_values" are the values users bring from the AWS Mountpoint chart.
 VALUE_SETS: dict[str, Obj] = {
     "defaults": {},
     "all_features": {
@@ -52,7 +52,7 @@ VALUE_SETS: dict[str, Obj] = {
         "controller": {"replicas": 3, "tolerations": [{"key": "infra", "operator": "Exists"}]},
     },
     "custom_kubelet": {"kubeletPath": "/var/lib/k0s/kubelet"},
-    "seed_values": {
+    "aws_chart_values": {
         "node": {
             "serviceAccount": {"name": "s3-csi-driver-sa"},
             "podInfoOnMountCompat": {"enable": True},
@@ -541,8 +541,8 @@ def test_node_plugin_mounts_kubelets_directory_bidirectionally(name: str) -> Non
 # -- the values users bring from the AWS chart ---------------------------------------------------------------
 
 
-def test_seed_values_mean_what_they_meant() -> None:
-    objects = rendered("seed_values")
+def test_aws_chart_values_mean_what_they_meant() -> None:
+    objects = rendered("aws_chart_values")
     node = find(objects, "DaemonSet", "s3csi-node")
     spec = node["spec"]["template"]["spec"]
     assert spec["serviceAccountName"] == "s3-csi-driver-sa"
