@@ -24,6 +24,7 @@ from cryptography import x509
 from packaging.version import Version
 
 from s3csi.cli import build_parser
+from s3csi.csi.main import build_settings as build_driver_settings
 from s3csi.podmounter.podspec import MountpointPodSettings, mountpoint_namespace, mountpoint_pod
 from tests.pod_security_support import violations
 
@@ -505,12 +506,15 @@ def test_commands_parse_with_s3csis_parsers(name: str) -> None:
     assert node.s3_endpoint_url == (values["s3"]["endpointUrl"] or None)
     assert node.s3_region == (values["s3"]["region"] or None)
     assert node.debug == (values["logLevel"] == "debug")
+    # The driver's own validation of its flags (endpoint, node id, kubelet dir) accepts them too.
+    assert build_driver_settings(node, {}).kubelet_dir == values["kubeletPath"]
     controller = _parsed(find(objects, "Deployment", "s3csi-controller"), "controller")
     assert controller.lease_namespace == NAMESPACE
     assert controller.mountpoint_namespace == node.mountpoint_namespace
     provisioner = _parsed(find(objects, "Deployment", "s3csi-provisioner"), "s3csi-driver")
     assert (provisioner.mode, provisioner.kube_api) == ("controller", "off")
     assert provisioner.s3_endpoint_url == node.s3_endpoint_url
+    assert build_driver_settings(provisioner, {}).socket_path == "/csi/csi.sock"
     if values["webhook"]["enabled"]:
         webhook = _parsed(find(objects, "Deployment", "s3csi-webhook"), "webhook")
         assert str(webhook.cert).startswith("/etc/s3csi/tls/")
@@ -525,7 +529,9 @@ def test_node_plugin_mounts_kubelets_directory_bidirectionally(name: str) -> Non
     kubelet = VALUE_SETS[name].get("kubeletPath", "/var/lib/kubelet")
     node = find(rendered(name), "DaemonSet", "s3csi-node")
     spec = node["spec"]["template"]["spec"]
-    assert container(node, "s3csi-node")["securityContext"]["privileged"] is True
+    context = container(node, "s3csi-node")["securityContext"]
+    # The image's default user is 1000: the node plugin must ask for root to mount.
+    assert (context["privileged"], context["runAsUser"], context["runAsGroup"]) == (True, 0, 0)
     assert spec["priorityClassName"] == "system-node-critical"
     mounts = _mount_paths(node, "s3csi-node")
     assert mounts[kubelet]["mountPropagation"] == "Bidirectional"
