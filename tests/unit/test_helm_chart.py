@@ -606,3 +606,12 @@ def test_checkov_passes_or_each_skip_is_justified(name: str, tmp_path: Path) -> 
     assert report.skipped_checks
     for skipped in report.skipped_checks:
         assert skipped.check_result.get("suppress_comment", "").strip(), skipped.check_id
+    # No stale skip: each one declared in a template suppresses a check that would otherwise fail.
+    declared = {
+        (w["metadata"]["name"], value.split("=", 1)[0])
+        for w in workloads(rendered(name))
+        for key, value in w["metadata"].get("annotations", {}).items()
+        if key.startswith("checkov.io/skip")
+    }
+    used = {(s.resource.split(".")[2], s.check_id) for s in report.skipped_checks}
+    assert declared == used
