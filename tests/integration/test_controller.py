@@ -5,6 +5,7 @@ state with a deadline (tests/polling.py), never on a timing."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -274,3 +275,33 @@ def test_a_compacted_watch_lists_again(api: FakeKubeApi) -> None:
             return await wait_until_async(lambda: settled(api, {uid(first), second}))
 
     assert run(scenario)
+
+
+def test_a_secret_that_cannot_be_read_postpones_the_pass_rather_than_refusing_the_pod(
+    api: FakeKubeApi,
+) -> None:
+    data = {"access_key_id": "AKIAEXAMPLE1", "secret_access_key": "s3cr3t"}
+    api.add(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "s3-keys", "namespace": "team-a"},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        }
+    )
+    volume(api, "keyed", attributes={"authenticationSource": "secret"}, secret=("team-a", "s3-keys"))
+    keyed = uid(api.add(workload("keyed", "keyed")))
+    api.forbidden.add("secrets")
+
+    async def scenario() -> None:
+        async with controller(settings(api)):
+            assert await wait_until_async(
+                lambda: (
+                    sum("/secrets/" in request.path for request in api.seen) >= 2
+                )  # read, failed, read again
+            )
+            assert not served(api) and not api.items("Event", "team-a") and not mountpoint_pods(api)
+            api.forbidden.discard("secrets")
+            assert await wait_until_async(lambda: settled(api, {keyed}))
+
+    run(scenario)

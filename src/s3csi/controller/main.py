@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 EVENT_REASON = "VolumeNotServed"
 COMPONENT_NAME = "s3csi-controller"
 MAX_EVENT_MESSAGE = 1024
+SECRET_RETRY_S = 1.0
 
 
 def event_for(pod: JsonObject, cause: str, *, instance: str, now: datetime) -> JsonObject:
@@ -169,7 +170,11 @@ class Controller:
         for pod in pods:
             refs |= secret_refs(pod, objects, self.settings.driver_name)
         if refs:
-            objects = Objects(objects.claims, objects.volumes, await self._read_secrets(refs))
+            secrets = await self._read_secrets(refs)
+            if secrets is None:
+                # Not "missing": an API failure must neither split nor refuse workloads. Try again soon.
+                return self.clock() + SECRET_RETRY_S
+            objects = Objects(objects.claims, objects.volumes, secrets)
         workloads: list[Workload] = []
         live: set[str] = set()
         for pod in pods:
@@ -250,17 +255,22 @@ class Controller:
             created=str(metadata.get("creationTimestamp") or ""),
         )
 
-    async def _read_secrets(self, refs: set[SecretRef]) -> dict[SecretRef, JsonObject | None]:
-        """The node-publish secrets, read for this pass only: a rotated key is seen at the next pass."""
+    async def _read_secrets(self, refs: set[SecretRef]) -> dict[SecretRef, JsonObject | None] | None:
+        """The node-publish secrets, read for this pass only (a rotated key is seen at the next pass); None
+        for a pass that must wait because one could not be read (an answer other than 404)."""
         found: dict[SecretRef, JsonObject | None] = {}
         for ref in sorted(refs, key=lambda r: (r.namespace, r.name)):
             try:
                 found[ref] = await self.api.call("GET", path_of("", "v1", "secrets", ref.namespace, ref.name))
             except ApiError as exc:
                 if exc.status != 404:
-                    # Not "missing": an API failure must not split or refuse workloads; retried next pass.
-                    log.warning("node-publish secret %s/%s cannot be read: %s", ref.namespace, ref.name, exc)
-                    raise
+                    log.warning(
+                        "node-publish secret %s/%s cannot be read, pass postponed: %s",
+                        ref.namespace,
+                        ref.name,
+                        exc,
+                    )
+                    return None
                 found[ref] = None
         return found
 
