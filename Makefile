@@ -108,6 +108,10 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# The real-container tests (tests/e2e/test_containers.py) build the image with `make image`, so `make test`
+# installs podman, runc, mmdebstrap and uidmap too (about 1 min of apt on a fresh machine, then the first
+# `make image` about 2 min; both are skipped or cached afterwards).
+test: EXTRA_APT = $(IMAGE_APT_PACKAGES)
 test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 

@@ -1,0 +1,419 @@
+"""A node played with real containers from the image `make image` builds (podman, runc).
+
+The node plugin runs as a privileged container (``s3csi driver --mode node --runtime kubernetes``) with the
+kubelet dir bind-mounted with shared propagation, the controller (``s3csi controller``) as a container, both
+against the fake API server (tests/kube_fake) and the embedded S3 server on 127.0.0.1; each Mountpoint Pod
+the controller creates is run by a test kubelet as a container with exactly its spec's security context and
+volumes (tests/containers.py translates the spec; its comm dir is an emptyDir under the kubelet dir); workload
+containers (uid 1001, fsGroup 2000 as a supplementary group, the target bind-mounted with HostToContainer
+propagation) write and read through the volume. The test plays kubelet's CSI calls over the node plugin's
+socket. Afterwards no container, mount or process is left.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from s3csi.csi.proto import csi_pb2
+from s3csi.demo.s3server import EmbeddedS3Server
+from s3csi.kernel.mount import mountinfo
+from s3csi.podmounter.podspec import DEFAULT_NAMESPACE
+from tests import controller_support
+from tests.containers import ULIMITS, podman_run
+from tests.integration.csi_support import code_of, rpc, run, wait_ready
+from tests.kube_fake import FakeKubeApi
+from tests.kubelet_fake import Container, FakeKubelet, now, publish_request
+from tests.polling import wait_until
+
+pytestmark = pytest.mark.usefixtures("privileged")
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE = "node-1"
+TEAM = "team-a"
+PREFIX = "s3csi-test-"  # every container this module starts is named so: what "nothing left" looks for
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """The image, built once per session by `make image` (fast once its base images are cached); a machine
+    without podman gets it from `make image` too, and a failed build fails the tests."""
+    result = subprocess.run(
+        ["make", "-s", "image"], cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False
+    )
+    assert result.returncode == 0, f"make image failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    version = subprocess.run(
+        ["make", "-s", "-f", "-", "print"],
+        input="include Makefile\nprint:\n\t@echo $(IMAGE)\n",
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return version.stdout.strip()
+
+
+def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, timeout=120, check=check)
+
+
+def containers() -> list[str]:
+    names = podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    return [name for name in names if name.startswith(PREFIX)]
+
+
+def stop_container(name: str, process: subprocess.Popen[bytes]) -> None:
+    podman("rm", "-f", "-t", "5", name, check=False)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+
+
+@dataclass
+class ContainerKubelet(FakeKubelet):
+    """The test kubelet (tests/kubelet_fake.py), starting each Mountpoint Pod as a podman container."""
+
+    names: dict[str, str] = field(default_factory=dict)  # pod uid → container name
+
+    def _run(self, pod: dict[str, Any], restarts: int = 0) -> None:
+        uid = pod["metadata"]["uid"]
+        name = f"{PREFIX}mp-{uid[:13]}-{restarts}"
+        argv = podman_run(pod, name=name, kubelet_dir=self.kubelet_dir)
+        log = open(self.kubelet_dir.parent / f"container-{uid}.log", "ab")  # noqa: SIM115 - kept by the child
+        with log:
+            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        with self._lock:
+            self.containers[uid] = Container(process, now(), restarts)
+            self.names[uid] = name
+
+    def container_log(self, uid: str) -> str:
+        path = self.kubelet_dir.parent / f"container-{uid}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _kill(self, uid: str) -> None:
+        with self._lock:
+            container = self.containers.pop(uid, None)
+            name = self.names.pop(uid, None)
+        if container is not None and name is not None:
+            stop_container(name, container.process)
+
+
+@dataclass
+class Node:
+    base: Path
+    image: str
+    api: FakeKubeApi
+    s3_server: EmbeddedS3Server
+    kubelet: ContainerKubelet
+    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)  # container name → podman run
+
+    @property
+    def kubelet_dir(self) -> Path:
+        return self.kubelet.kubelet_dir
+
+    @property
+    def socket(self) -> str:
+        return str(self.kubelet_dir / "plugins" / "s3.csi.s3csi.io" / "csi.sock")
+
+    def pod(self, name: str, container: dict[str, Any], volumes: list[dict[str, Any]], **spec: Any) -> Any:
+        return {
+            "metadata": {"name": name, "uid": str(uuid.uuid4())},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "containers": [{"name": name, "image": self.image, "imagePullPolicy": "Never", **container}],
+                "volumes": volumes,
+                **spec,
+            },
+        }
+
+    def start(self, name: str, pod: dict[str, Any]) -> subprocess.Popen[bytes]:
+        """Runs the pod's container attached, its output in ``<base>/<name>.log``."""
+        with open(self.base / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                podman_run(pod, name=PREFIX + name, kubelet_dir=self.kubelet_dir),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.running[PREFIX + name] = process
+        return process
+
+    def log(self, name: str) -> str:
+        return (self.base / f"{name}.log").read_text(errors="replace")[-3000:]
+
+    def kube_volume(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        files = self.api.settings()
+        directory = str(Path(files.token_file).parent)
+        assert Path(files.ca_file).parent == Path(directory)
+        return (
+            {"name": "kube-api", "hostPath": {"path": directory}},
+            {"name": "kube-api", "mountPath": directory, "readOnly": True},
+        )
+
+    def start_node_plugin(self) -> None:
+        """The node plugin's container, as the chart's DaemonSet runs it: privileged, the kubelet dir with
+        Bidirectional propagation, the host's network."""
+        kube_volume, kube_mount = self.kube_volume()
+        state = self.base / "state"
+        pod = self.pod(
+            "node",
+            {
+                "command": ["s3csi", "driver"],
+                "args": [
+                    "--mode=node",
+                    "--runtime=kubernetes",
+                    f"--node-id={NODE}",
+                    f"--endpoint=unix://{self.socket}",
+                    f"--kubelet-dir={self.kubelet_dir}",
+                    f"--state-dir={state}",
+                    f"--s3-endpoint-url={self.s3_server.endpoint_url}",
+                    f"--s3-region={self.s3_server.region}",
+                    *self.api.driver_args(),
+                ],
+                # The embedded server's fixed test credentials (moto's), not a secret.
+                "env": [{"name": k, "value": v} for k, v in self.s3_server.client_env().items()],
+                # The image's user is 1000: the node plugin's pod spec asks for root.
+                "securityContext": {"privileged": True, "runAsUser": 0, "runAsGroup": 0},
+                "volumeMounts": [
+                    {
+                        "name": "kubelet",
+                        "mountPath": str(self.kubelet_dir),
+                        "mountPropagation": "Bidirectional",
+                    },
+                    {"name": "state", "mountPath": str(state)},
+                    kube_mount,
+                ],
+            },
+            [
+                {"name": "kubelet", "hostPath": {"path": str(self.kubelet_dir)}},
+                {"name": "state", "hostPath": {"path": str(state)}},
+                kube_volume,
+            ],
+            hostNetwork=True,
+        )
+        state.mkdir(mode=0o700)
+        Path(self.socket).parent.mkdir(parents=True)
+        process = self.start("node", pod)
+        try:
+            run(wait_ready(self.socket, process))
+        except BaseException:
+            raise AssertionError(f"the node plugin's container did not serve: {self.log('node')}") from None
+
+    def start_controller(self) -> None:
+        kube_volume, kube_mount = self.kube_volume()
+        pod = self.pod(
+            "controller",
+            {
+                "command": ["s3csi", "controller"],
+                "args": [
+                    f"--image={self.image}",
+                    "--image-pull-policy=Never",
+                    "--idle-grace-period=0.5",
+                    *self.api.driver_args(),
+                ],
+                "securityContext": {
+                    "runAsUser": 1000,
+                    "runAsGroup": 1000,
+                    "runAsNonRoot": True,
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                    "readOnlyRootFilesystem": True,
+                },
+                "volumeMounts": [kube_mount],
+            },
+            [kube_volume],
+        )
+        self.start("controller", pod)
+
+    def workload(self, name: str, target: str, script: str, *, fs_group: int = 2000) -> str:
+        """Runs ``script`` in a workload container as uid 1001 with ``fs_group``, the target at /data; its
+        output (stdout and stderr)."""
+        pod = self.pod(
+            name,
+            {
+                "command": ["sh", "-c", script],
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": [
+                    {"name": "data", "mountPath": "/data", "mountPropagation": "HostToContainer"}
+                ],
+            },
+            [{"name": "data", "hostPath": {"path": target}}],
+            securityContext={"runAsUser": 1001, "runAsGroup": 1001, "fsGroup": fs_group},
+        )
+        argv = podman_run(pod, name=PREFIX + name, kubelet_dir=self.kubelet_dir)
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        return f"exit {result.returncode}\n{result.stdout}{result.stderr}"
+
+    def publish(self, request: csi_pb2.NodePublishVolumeRequest) -> tuple[grpc.StatusCode, str]:
+        return code_of(lambda: rpc(self.socket, "Node", "NodePublishVolume", request, deadline_s=120))
+
+    def unpublish(self, request: csi_pb2.NodePublishVolumeRequest) -> tuple[grpc.StatusCode, str]:
+        unpublish = csi_pb2.NodeUnpublishVolumeRequest(
+            volume_id=request.volume_id, target_path=request.target_path
+        )
+        return code_of(lambda: rpc(self.socket, "Node", "NodeUnpublishVolume", unpublish))
+
+    def mounts(self) -> list[str]:
+        return [m.mount_point for m in mountinfo() if m.mount_point.startswith(f"{self.base}/")]
+
+    def processes(self) -> list[str]:
+        """Processes whose command line names this node's directory (a container's, or podman's)."""
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if str(self.base) in cmdline and int(pid) != os.getpid():
+                found.append(f"{pid}: {cmdline[:200]}")
+        return found
+
+    def close(self) -> None:
+        for name in ("controller", "node"):
+            process = self.running.pop(PREFIX + name, None)
+            if process is not None:
+                stop_container(PREFIX + name, process)
+        self.kubelet.tear_down()
+        for name, process in self.running.items():
+            stop_container(name, process)
+        for mount_point in sorted(self.mounts(), reverse=True):
+            subprocess.run(["umount", "-l", mount_point], check=False)
+
+
+@pytest.fixture
+def node(image: str, kube_api: FakeKubeApi, s3_server: EmbeddedS3Server) -> Iterator[Node]:
+    controller_support.prepare(kube_api)
+    kube_api.ensure_namespace(TEAM)
+    base = Path(tempfile.mkdtemp(prefix="s3csi-containers-"))
+    base.chmod(0o755)
+    kubelet_dir = base / "kubelet"
+    kubelet_dir.mkdir(mode=0o755)
+    # / is a private mount: the kubelet dir must be a shared mount for the node plugin's mounts to reach the
+    # host (and from there the workloads), as on a node where kubelet's directory is shared.
+    subprocess.run(["mount", "--bind", str(kubelet_dir), str(kubelet_dir)], check=True)
+    subprocess.run(["mount", "--make-rshared", str(kubelet_dir)], check=True)
+    kubelet = ContainerKubelet(kube_api, NODE, kubelet_dir, namespace=DEFAULT_NAMESPACE).start()
+    the_node = Node(base, image, kube_api, s3_server, kubelet)
+    try:
+        yield the_node
+    finally:
+        the_node.close()
+        left = {"containers": containers(), "mounts": the_node.mounts(), "processes": the_node.processes()}
+        shutil.rmtree(base, ignore_errors=True)
+        assert left == {"containers": [], "mounts": [], "processes": []}, left
+    assert not kubelet.errors, kubelet.errors
+
+
+def test_image_runs_every_component_s_command(image: str) -> None:
+    result = podman(
+        "--runtime", "runc", "run", "--rm", *ULIMITS, "--network", "none", image, "s3csi", "--version"
+    )
+    assert result.stdout.startswith("s3csi "), result.stderr
+    inspect = podman(
+        "run",
+        "--rm",
+        *ULIMITS,
+        "--runtime",
+        "runc",
+        image,
+        "sh",
+        "-c",
+        "id -u; id -g; command -v gcc cc || true",
+    )
+    assert inspect.stdout.split() == ["1000", "1000"], inspect.stdout + inspect.stderr
+
+
+def test_a_node_of_containers_serves_a_volume_with_the_pods_fs_group(
+    node: Node, bucket: str, s3: Any
+) -> None:
+    s3.put_object(Bucket=bucket, Key="report.csv", Body=b"a,b\n")
+    pv, claim = controller_support.volume(node.api, "static-data", namespace=TEAM, bucket=bucket)
+    first = node.api.add(
+        controller_support.workload("app-1", claim, namespace=TEAM, node=NODE, fs_group=2000)
+    )
+    second = node.api.add(
+        controller_support.workload("app-2", claim, namespace=TEAM, node=NODE, fs_group=2000)
+    )
+    node.start_node_plugin()
+    node.start_controller()
+    requests = [
+        publish_request(
+            node.kubelet, workload, pv=pv, volume_id=bucket, attributes={"bucketName": bucket}, fs_group=2000
+        )
+        for workload in (first, second)
+    ]
+    for request in requests:
+        assert node.publish(request) == (grpc.StatusCode.OK, ""), node.log("node") + node.log("controller")
+
+    # One Mountpoint Pod serves both (same sharing key), run as its restricted spec says.
+    [mountpoint] = node.api.items("Pod", DEFAULT_NAMESPACE)
+    uid = mountpoint["metadata"]["uid"]
+    name = node.kubelet.names[uid]
+    pid = podman("inspect", "--format", "{{.State.Pid}}", name).stdout.strip()
+    status = Path(f"/proc/{pid}/status").read_text()
+    assert "\nUid:\t1000\t1000\t1000\t1000\n" in status and "\nCapEff:\t0000000000000000\n" in status
+    assert "\nNoNewPrivs:\t1\n" in status and "\nSeccomp:\t2\n" in status
+    assert "1000" in status.split("\nGroups:\t", 1)[1].split("\n", 1)[0]
+    assert podman("inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", name).stdout.strip() == "true"
+
+    # The first workload (uid 1001, fsGroup 2000 as a supplementary group) writes; the files show its group.
+    out = node.workload(
+        "app-1",
+        requests[0].target_path,
+        "id -G; cat /data/report.csv; echo written > /data/new.txt; "
+        "stat -c '%g %a' /data/report.csv /data/new.txt",
+    )
+    assert out.splitlines() == ["exit 0", "1001 2000", "a,b", "2000 660", "2000 660"], out
+    assert s3.get_object(Bucket=bucket, Key="new.txt")["Body"].read() == b"written\n"
+    # The second, through its own target of the same Mountpoint Pod, reads it; another group may not.
+    assert node.workload("app-2", requests[1].target_path, "cat /data/new.txt") == "exit 0\nwritten\n"
+    denied = node.workload("app-3", requests[1].target_path, "cat /data/new.txt", fs_group=3000)
+    assert denied.startswith("exit 1\n") and "Permission denied" in denied, denied
+
+    for request, workload in zip(requests, (first, second), strict=True):
+        assert node.unpublish(request) == (grpc.StatusCode.OK, "")
+        node.api.remove("Pod", TEAM, workload["metadata"]["name"])  # kubelet done: the pod is gone
+    assert not any(m.endswith("/mount") for m in node.mounts()), node.mounts()
+    # The controller retires the Mountpoint Pod serving nobody; the test kubelet removes its container.
+    assert wait_until(lambda: not node.api.items("Pod", DEFAULT_NAMESPACE), within=60), node.log("controller")
+    assert wait_until(lambda: not node.kubelet.containers, within=60)
+
+
+def test_a_read_only_publish_refuses_writes_in_the_workload(node: Node, bucket: str, s3: Any) -> None:
+    s3.put_object(Bucket=bucket, Key="kept.txt", Body=b"kept")
+    pv, claim = controller_support.volume(node.api, "ro-data", namespace=TEAM, bucket=bucket)
+    workload = node.api.add(
+        controller_support.workload("reader", claim, namespace=TEAM, node=NODE, fs_group=2000, read_only=True)
+    )
+    node.start_node_plugin()
+    node.start_controller()
+    request = publish_request(
+        node.kubelet, workload, pv=pv, volume_id=bucket, attributes={"bucketName": bucket}, fs_group=2000
+    )
+    request.readonly = True
+    assert node.publish(request) == (grpc.StatusCode.OK, ""), node.log("node") + node.log("controller")
+    script = (
+        "cat /data/kept.txt && echo && if echo x > /data/kept.txt; then echo written; else echo refused; fi"
+    )
+    assert node.workload("reader", request.target_path, script) == (
+        "exit 0\nkept\nrefused\nsh: 1: cannot create /data/kept.txt: Read-only file system\n"
+    )
+    assert s3.get_object(Bucket=bucket, Key="kept.txt")["Body"].read() == b"kept"
+    assert node.unpublish(request) == (grpc.StatusCode.OK, "")
