@@ -106,7 +106,7 @@ def build_settings(args: argparse.Namespace, env: os._Environ[str] | dict[str, s
 def run(args: argparse.Namespace) -> int:
     from s3csi.csi.server import serve  # grpc and the stubs load only for this command
     from s3csi.kube.client import KubeClient
-    from s3csi.podmounter.node import (
+    from s3csi.podmounter.startup import (
         NodeRuntimeFlags,
         kubernetes_runtime_settings,
         publisher_settings,

@@ -6,9 +6,9 @@ import pytest
 
 from s3csi.errors import InvalidArgument
 from s3csi.kube.settings import KubeApiSettings
-from s3csi.podmounter.node import NodeRuntimeFlags, kubernetes_runtime_settings
 from s3csi.podmounter.publisher import PublisherSettings
 from s3csi.podmounter.runtime.kubernetes import KubernetesRuntimeSettings, comm_dir_of
+from s3csi.podmounter.startup import NodeRuntimeFlags, kubernetes_runtime_settings
 from s3csi.s3.settings import S3Settings
 
 PUBLISHER = PublisherSettings("node-1", "/var/lib/s3csi", "/var/lib/kubelet", S3Settings())

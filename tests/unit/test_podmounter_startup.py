@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from s3csi.errors import InvalidArgument
-from s3csi.podmounter.node import DEFAULT_STATE_DIR, NodeRuntimeFlags, publisher_settings
 from s3csi.podmounter.publisher import PublisherSettings
+from s3csi.podmounter.startup import DEFAULT_STATE_DIR, NodeRuntimeFlags, publisher_settings
 from s3csi.s3.settings import S3Settings
 
 S3 = S3Settings()
