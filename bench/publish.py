@@ -33,7 +33,7 @@ from botocore.config import Config
 
 from bench.mounts import Mount
 from bench.servers import ACCESS_KEY, DEFAULT_S3RVER_JS, REGION, SECRET_KEY, S3rver
-from s3csi.demo.node import DemoNode
+from s3csi.demo.local_node import DemoNode
 from s3csi.demo.s3server import EmbeddedS3Server
 
 MiB = 1024 * 1024

@@ -171,8 +171,8 @@ _NOT_A_FLAG = {
     ("fs/operations.py", "STATFS_BLOCKS = 2**40"),  # what statfs reports, not a flag
     ("fs/operations.py", "STATFS_FILES = 2**32"),
     ("podmounter/podspec.py", '"Ti": 2**40,'),  # a Kubernetes quantity suffix, not a flag
-    ("demo/node.py", "self.base.chmod(0o755)"),  # the demo's own directories on disk
-    ("demo/node.py", "self.kubelet_dir.mkdir(mode=0o755)"),
+    ("demo/local_node.py", "self.base.chmod(0o755)"),  # the demo's own directories on disk
+    ("demo/local_node.py", "self.kubelet_dir.mkdir(mode=0o755)"),
 }
 _FLAG_VALUES = re.compile(
     r"\b(?:5 \* [MG]iB|64 \* KiB|8 \* MiB|365 \* 24)\b|\"(?:minimal|indefinite|aws:kms:dsse|AES256)\""

@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import grpc
 
-from s3csi.demo.node import DemoNode, MountpointPodInfo
+from s3csi.demo.local_node import DemoNode, MountpointPodInfo
 from s3csi.demo.report import Check, render_checks, render_table
 from s3csi.demo.s3server import EmbeddedS3Server
 from s3csi.demo.scenario import BUCKET, FSGROUP_EXAMPLE_OPTIONS, Pod, Volume, pods, static_volumes
