@@ -21,7 +21,7 @@ from s3csi.csi.proto import csi_pb2, csi_pb2_grpc
 from s3csi.csi.server import serve
 from s3csi.csi.settings import DriverSettings, Mode
 from s3csi.s3 import Credentials, S3Settings, StaticCredentials
-from s3csi.volume.publisher import PublishSpec
+from s3csi.volume.publish_spec import PublishSpec
 from tests.polling import wait_until_async
 
 T = TypeVar("T")

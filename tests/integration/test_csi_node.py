@@ -14,7 +14,7 @@ import pytest
 from s3csi.csi.proto import csi_pb2
 from s3csi.errors import NotFound, Unavailable
 from s3csi.volume.context import SERVICE_ACCOUNT_TOKENS, AuthenticationSource
-from s3csi.volume.publisher import PublishSpec
+from s3csi.volume.publish_spec import PublishSpec
 from tests.integration.csi_support import (
     MODE,
     InProcessDriver,

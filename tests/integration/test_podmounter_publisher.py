@@ -22,7 +22,7 @@ from s3csi.s3.credentials import Credentials, StaticCredentials
 from s3csi.s3.settings import S3Settings
 from s3csi.volume.context import VolumeContext
 from s3csi.volume.policy import AccessMode, PolicyInput, effective_mount
-from s3csi.volume.publisher import PodInfo, PublishSpec
+from s3csi.volume.publish_spec import PodInfo, PublishSpec
 
 pytestmark = pytest.mark.usefixtures("privileged")
 SESSION_TOKEN = "s3csi-test-session-token-do-not-leak"

@@ -30,7 +30,7 @@ from s3csi.volume.context import (
     AuthenticationSource,
     is_role_arn,
 )
-from s3csi.volume.publisher import PublishSpec
+from s3csi.volume.publish_spec import PublishSpec
 
 # The keys of a provisioner or node-publish secret (docs/credentials.md).
 ACCESS_KEY_ID = "access_key_id"

@@ -1,5 +1,5 @@
 """The CSI Node service: identity of the node, its capability, and NodePublishVolume /
-NodeUnpublishVolume validated in full before a :class:`~s3csi.volume.publisher.VolumePublisher` acts."""
+NodeUnpublishVolume validated in full before a :class:`~s3csi.volume.publish_spec.VolumePublisher` acts."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from s3csi.kube.identity import NO_IDENTITY, PodIdentityInputs
 from s3csi.kube.lookup import lookup_pod_identity
 from s3csi.volume.context import SERVICE_ACCOUNT_TOKENS, AuthenticationSource, VolumeContext
 from s3csi.volume.policy import PolicyInput, effective_mount
-from s3csi.volume.publisher import PodInfo, PublishSpec, VolumePublisher, pv_name_from_target
+from s3csi.volume.publish_spec import PodInfo, PublishSpec, VolumePublisher, pv_name_from_target
 
 _CAPABILITIES = [
     csi_pb2.NodeServiceCapability(

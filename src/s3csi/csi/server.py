@@ -28,7 +28,7 @@ from s3csi.errors import FailedPrecondition
 from s3csi.kube.client import KubeClient
 from s3csi.provisioning.provisioner import Provisioner
 from s3csi.s3 import CredentialProvider
-from s3csi.volume.publisher import VolumePublisher
+from s3csi.volume.publish_spec import VolumePublisher
 
 log = logging.getLogger(__name__)
 

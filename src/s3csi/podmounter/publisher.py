@@ -62,7 +62,7 @@ from s3csi.podmounter.targets import (
 )
 from s3csi.s3.credentials import CredentialProvider, Credentials
 from s3csi.s3.settings import S3Settings
-from s3csi.volume.publisher import PublishSpec
+from s3csi.volume.publish_spec import PublishSpec
 from s3csi.volume.sharing import credentials_identity_of, sharing_key
 
 log = logging.getLogger(__name__)
