@@ -26,8 +26,8 @@ from s3csi.fs.settings import FsSettings, build_settings, check_mountpoint
 from s3csi.kernel.process import make_non_dumpable
 from s3csi.logs import configure_logging
 from s3csi.podmounter import protocol
+from s3csi.podmounter.mount_request import mount_argv
 from s3csi.podmounter.protocol import MountRequest
-from s3csi.podmounter.request import mount_argv
 from s3csi.podmounter.runtime import CREDENTIALS_DIR
 
 log = logging.getLogger(__name__)

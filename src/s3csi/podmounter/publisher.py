@@ -42,8 +42,8 @@ from s3csi.fs.settings import READ_AHEAD_KIB
 from s3csi.kernel.fuse import FUSE_FSTYPE, mount_fuse, open_fuse_device, set_read_ahead
 from s3csi.kernel.mount import MountInfo, bind_mount, find_mount, mountinfo, unmount
 from s3csi.locks import KeyedLocks
+from s3csi.podmounter.mount_request import build_mount_request
 from s3csi.podmounter.protocol import MountRequest, request_mount
-from s3csi.podmounter.request import build_mount_request
 from s3csi.podmounter.runtime import (
     CREDENTIALS_DIR,
     MOUNTER_GID,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from s3csi.errors import InvalidArgument
-from s3csi.podmounter.request import build_mount_request, mount_argv
+from s3csi.podmounter.mount_request import build_mount_request, mount_argv
 from s3csi.s3.settings import S3Settings
 
 AWS = S3Settings(region="eu-west-1")
