@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from s3csi.controller.reconcile import (
     CreateMountpointPod,
     DeleteAttachment,
@@ -168,3 +170,16 @@ def test_keeps_entry() -> None:
         (pod(metadata=deleting, phase="Pending"), False),
     ]
     assert [keeps_entry(p) for p, _ in table] == [expected for _, expected in table]
+
+
+def test_a_workload_beyond_the_crds_bound_is_refused_and_the_others_go_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("s3csi.podmounter.attachment.MAX_WORKLOAD_PODS", 1)
+    decision = decide(
+        world([UID_A, UID_B], [UID_A, UID_B], [mp("mp-1")]), now=NOW, wall_time=WALL, grace_s=30
+    )
+    [write] = decision.actions
+    assert isinstance(write, WriteAttachment) and mountpoint_pod_of(write.obj, UID_A) == "mp-1"
+    [(refused_uid, cause)] = decision.refused
+    assert refused_uid == UID_B and "already serves 1 workload pods" in cause

@@ -205,6 +205,9 @@ class Controller:
             grace_s=self.settings.idle_grace_s,
         )
         self._idle_since = decision.idle_since
+        by_uid = {str(pod["metadata"]["uid"]): pod for pod in pods}
+        for workload_uid, cause in decision.refused:
+            await self._report_cause(by_uid[workload_uid], cause)
         log.debug(
             "pass %d: %d workload volumes, %d actions", self.passes, len(workloads), len(decision.actions)
         )
@@ -275,8 +278,10 @@ class Controller:
         return found
 
     async def _report(self, pod: JsonObject, refused: Refused) -> None:
+        await self._report_cause(pod, f"volume {refused.volume}: {refused.cause}")
+
+    async def _report_cause(self, pod: JsonObject, cause: str) -> None:
         uid = str(pod["metadata"]["uid"])
-        cause = f"volume {refused.volume}: {refused.cause}"
         if (uid, cause) in self._reported:
             return
         self._reported.add((uid, cause))

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from s3csi.errors import S3csiError
 from s3csi.podmounter.attachment import (
     MountpointPodAttachment,
     SharingInputs,
@@ -99,6 +100,8 @@ class Decision:
     idle_since: dict[str, float] = field(default_factory=dict)
     next_retirement: float | None = None
     """When the earliest idle Mountpoint Pod's grace ends (the caller wakes then)."""
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    """(workload pod uid, cause): workloads the attachment cannot take (a bound of the CRD reached)."""
 
 
 def keeps_entry(pod: Mapping[str, object]) -> bool:
@@ -136,6 +139,7 @@ def decide(world: World, *, now: float, wall_time: datetime, grace_s: float) -> 
     actions: list[Action] = []
     idle_since: dict[str, float] = {}
     retirements: list[float] = []
+    refused: list[tuple[str, str]] = []
     for key in sorted(set(needed) | set(world.attachments) | set(pods_of)):
         pods = pods_of.get(key, [])
         existing = {p.name for p in pods}
@@ -157,7 +161,10 @@ def decide(world: World, *, now: float, wall_time: datetime, grace_s: float) -> 
             actions.append(CreateMountpointPod(key, waiting[0].inputs))
         elif waiting and obj is not None and target is not None:
             for workload in waiting:
-                obj = with_workload(obj, target, workload.uid, wall_time)
+                try:
+                    obj = with_workload(obj, target, workload.uid, wall_time)
+                except S3csiError as exc:  # one workload too many for the CRD's bounds: the others go on
+                    refused.append((workload.uid, str(exc)))
         listed = obj["spec"]["mountpointPods"] if obj else {}
         serving = {name for name, entries in listed.items() if entries}
         for pod in pods:
@@ -179,4 +186,4 @@ def decide(world: World, *, now: float, wall_time: datetime, grace_s: float) -> 
             continue  # an attachment is created with its first entry, not before
         if obj != old:
             actions.append(WriteAttachment(obj, create=old is None))
-    return Decision(actions, idle_since, min(retirements) if retirements else None)
+    return Decision(actions, idle_since, min(retirements) if retirements else None, refused)
