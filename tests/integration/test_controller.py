@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -305,3 +306,27 @@ def test_a_secret_that_cannot_be_read_postpones_the_pass_rather_than_refusing_th
             assert await wait_until_async(lambda: settled(api, {keyed}))
 
     run(scenario)
+
+
+def test_a_forbidden_watch_is_logged_once_and_retried_until_allowed(
+    api: FakeKubeApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    volume(api, "data")
+    pod = uid(api.add(workload("a", "data")))
+    api.forbidden.add("persistentvolumes")
+
+    def pv_requests() -> int:
+        return sum(request.path == "/api/v1/persistentvolumes" for request in api.seen)
+
+    async def scenario() -> bool:
+        async with controller(settings(api)):
+            assert await wait_until_async(lambda: pv_requests() >= 3)  # refused, retried, refused again
+            api.forbidden.discard("persistentvolumes")
+            return await wait_until_async(lambda: settled(api, {pod}))
+
+    with caplog.at_level(logging.WARNING, logger="s3csi.controller.informer"):
+        assert run(scenario)
+    failures = [
+        r for r in caplog.records if "list/watch of /api/v1/persistentvolumes failed" in r.getMessage()
+    ]
+    assert len(failures) == 1 and "403" in failures[0].getMessage()

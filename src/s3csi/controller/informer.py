@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from s3csi.controller.api import Api, ApiError, JsonObject
+from s3csi.log_limit import RepeatLimiter
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class Informer:
         self.events = 0
         """Watch events handled (bookmarks excluded): the benchmark's count."""
         self._version: str | None = None
+        self._failures = RepeatLimiter()
+        """A failure that lasts (403 until the RBAC is fixed) is logged once per interval, not per retry."""
 
     def put(self, obj: JsonObject) -> None:
         """Record an object this controller wrote, unless the cache already holds a newer version."""
@@ -74,7 +77,14 @@ class Informer:
                     log.info("watch of %s expired (410 Gone): listing again", self.path)
                     self._version = None
                     continue
-                log.warning("watch of %s failed, retrying in %g s: %s", self.path, RETRY_S, exc)
+                self._failures.log(
+                    log,
+                    logging.WARNING,
+                    (exc.status, str(exc)),
+                    "list/watch of %s failed, retrying: %s",
+                    self.path,
+                    exc,
+                )
                 await asyncio.sleep(RETRY_S)
 
     async def _list(self) -> None:
