@@ -35,8 +35,9 @@ LOCK_ARGS ?=
 # `make image`: the container image (Containerfile), built without any image registry: each stage's base root
 # file system comes from Debian's packages (mmdebstrap --variant=minbase), imported with `podman import`. The
 # bases are kept (tarball in IMAGE_CACHE, image in podman's store) under a name derived from their package list,
-# so a second `make image` rebuilds only what changed. podman runs with runc (crun refuses hybrid cgroups) and
-# lowered limits (root here may only lower them). See docs/install.md, "Build the image".
+# so a second `make image` rebuilds only what changed (the image it replaces is removed, not the build's cached
+# layers). podman runs with runc (crun refuses hybrid cgroups) and lowered limits (root here may only lower
+# them). See docs/install.md, "Build the image".
 IMAGE_APT_PACKAGES := podman runc mmdebstrap uidmap
 IMAGE_CACHE ?= /var/cache/s3csi-image
 IMAGE_VERSION := $(shell $(SYSTEM_PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])' 2>/dev/null)
@@ -143,9 +144,13 @@ image: system
 	}; \
 	build_base=$$(base build-base $(IMAGE_BUILD_BASE_PACKAGES)); \
 	run_base=$$(base base $(IMAGE_BASE_PACKAGES)); \
+	old=$$(podman image inspect --format '{{.Id}}' $(IMAGE) 2>/dev/null || true); \
 	podman --runtime runc build -q $(PODMAN_LIMITS) --network host -f Containerfile \
 		$(if $(wildcard $(IMAGE_CA_BUNDLE)),-v $(IMAGE_CA_BUNDLE):/run/host-ca.crt:ro --build-arg PIP_CERT=/run/host-ca.crt) \
 		--build-arg BUILD_BASE_IMAGE=$$build_base --build-arg BASE_IMAGE=$$run_base -t $(IMAGE) . >/dev/null; \
+	if [ -n "$$old" ] && [ "$$old" != "$$(podman image inspect --format '{{.Id}}' $(IMAGE))" ]; then \
+		podman rmi "$$old" >/dev/null 2>&1 || true; \
+	fi; \
 	podman --runtime runc run --rm $(PODMAN_LIMITS) --network none $(IMAGE) s3csi --version; \
 	echo "$(IMAGE): $$(podman image inspect --format '{{.Size}}' $(IMAGE) | numfmt --to=si)B"
 
