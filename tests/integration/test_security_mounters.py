@@ -222,8 +222,8 @@ class IdleClients:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.runtime, name)
 
-    async def start(self, key: str) -> MountpointPod:
-        pod = await self.runtime.start(key)
+    async def start(self, key: str, workload_uid: str | None = None) -> MountpointPod:
+        pod = await self.runtime.start(key, workload_uid)
         comm = os.open(pod.comm_dir, os.O_PATH | os.O_DIRECTORY)
         try:
             for _ in range(self.count):
