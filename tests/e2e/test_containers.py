@@ -417,3 +417,21 @@ def test_a_read_only_publish_refuses_writes_in_the_workload(node: Node, bucket: 
     )
     assert s3.get_object(Bucket=bucket, Key="kept.txt")["Body"].read() == b"kept"
     assert node.unpublish(request) == (grpc.StatusCode.OK, "")
+
+
+def test_fs_user_makes_the_workloads_user_the_owner(node: Node, bucket: str, s3: Any) -> None:
+    s3.put_object(Bucket=bucket, Key="mine.txt", Body=b"mine")
+    pv, claim = controller_support.volume(node.api, "owned-data", namespace=TEAM, bucket=bucket)
+    workload = node.api.add(
+        controller_support.workload("owner", claim, namespace=TEAM, node=NODE, fs_group=2000, fs_user="1001")
+    )
+    node.start_node_plugin()
+    node.start_controller()
+    request = publish_request(
+        node.kubelet, workload, pv=pv, volume_id=bucket, attributes={"bucketName": bucket}, fs_group=2000
+    )
+    assert node.publish(request) == (grpc.StatusCode.OK, ""), node.log("node") + node.log("controller")
+    script = "echo new > /data/new.txt && stat -c '%u %g %a' /data/mine.txt /data/new.txt"
+    assert node.workload("owner", request.target_path, script) == "exit 0\n1001 2000 660\n1001 2000 660\n"
+    assert s3.get_object(Bucket=bucket, Key="new.txt")["Body"].read() == b"new\n"
+    assert node.unpublish(request) == (grpc.StatusCode.OK, "")
