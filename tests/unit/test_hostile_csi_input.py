@@ -3,7 +3,9 @@
 provisioning plan and volume ids), volume attributes (volume/context.py) and mount options
 (volume/options.py). docs/security.md, "Hostile input".
 
-Each property runs 10,000 generated cases over pure functions (no I/O), so each takes seconds:
+The two parsers facing the CSI caller directly, NodePublishVolume's request and the mount options, get
+10,000 generated cases each (``FUZZ``); the properties of the parts they are built from get 2,000
+(``PROPERTY``), which keeps the whole file to about a minute. All run over pure functions (no I/O):
 
 - any input → a value, or one of the project's errors (:class:`~s3csi.errors.S3csiError`, which the
   one interceptor maps to a CSI status code); never another exception, which would reach kubelet as
@@ -30,11 +32,9 @@ from s3csi.volume.context import AuthenticationSource, VolumeContext, normalise_
 from s3csi.volume.options import MAX_ID, MountOptions
 from tests.unit.volume_strategies import any_entries, option_name, valid_entries
 
-FUZZ = settings(
-    max_examples=10_000,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
-)
+_HEALTH = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+FUZZ = settings(max_examples=10_000, deadline=None, suppress_health_check=_HEALTH)
+PROPERTY = settings(max_examples=2_000, deadline=None, suppress_health_check=_HEALTH)
 KUBELET_DIR = "/var/lib/kubelet"
 
 # Protobuf strings are UTF-8: a lone surrogate cannot even be put in a request, so none is generated.
@@ -162,7 +162,7 @@ def test_any_mount_options_parse_or_are_refused_as_invalid_argument(entries: lis
         pass
 
 
-@FUZZ
+@PROPERTY
 @given(st.lists(valid_entries, max_size=5, unique_by=option_name))
 def test_valid_mount_options_round_trip(entries: list[str]) -> None:
     options = MountOptions.parse(entries)
@@ -173,7 +173,7 @@ def test_valid_mount_options_round_trip(entries: list[str]) -> None:
 # ---- volume attributes (volume/context.py) ---------------------------------------------------------
 
 
-@FUZZ
+@PROPERTY
 @given(VOLUME_CONTEXTS)
 def test_any_volume_context_parses_or_is_refused_as_invalid_argument(attributes: dict[str, str]) -> None:
     try:
@@ -182,7 +182,7 @@ def test_any_volume_context_parses_or_is_refused_as_invalid_argument(attributes:
         pass
 
 
-@FUZZ
+@PROPERTY
 @given(valid_volume_contexts())
 def test_valid_volume_contexts_round_trip(volume: VolumeContext) -> None:
     assert VolumeContext.parse(volume.to_volume_context()) == volume
@@ -191,7 +191,7 @@ def test_valid_volume_contexts_round_trip(volume: VolumeContext) -> None:
 # ---- CSI requests (csi/requests.py, csi/node.py, csi/controller.py, provisioning/) --------------------
 
 
-@FUZZ
+@PROPERTY
 @given(st.lists(capabilities(), max_size=3), VOLUME_CONTEXTS)
 def test_any_volume_capabilities_parse_or_are_refused(
     requested: list[csi_pb2.VolumeCapability], attributes: dict[str, str]
@@ -205,7 +205,7 @@ def test_any_volume_capabilities_parse_or_are_refused(
         parses_or_refuses(check_mount_options, parsed, volume)
 
 
-@FUZZ
+@PROPERTY
 @given(SECRETS)
 def test_any_secrets_parse_or_are_refused_without_echoing_a_value(secrets: dict[str, str]) -> None:
     try:
@@ -243,7 +243,7 @@ def test_any_node_publish_request_parses_or_is_refused(request: csi_pb2.NodePubl
         assert spec.mount.read_only or not request.readonly
 
 
-@FUZZ
+@PROPERTY
 @given(
     name=HOSTILE,
     parameters=st.fixed_dictionaries(
@@ -282,7 +282,7 @@ def test_any_create_volume_plan_is_made_or_refused(
         assert VolumeContext.parse(plan.volume_context).to_volume_context() == plan.volume_context
 
 
-@FUZZ
+@PROPERTY
 @given(
     st.one_of(
         HOSTILE, st.builds(lambda tag, rest: f"{tag}:{rest}", st.sampled_from(["bucket", "prefix"]), TEXT)
