@@ -324,7 +324,7 @@ def test_a_forbidden_watch_is_logged_once_and_retried_until_allowed(
             api.forbidden.discard("persistentvolumes")
             return await wait_until_async(lambda: settled(api, {pod}))
 
-    with caplog.at_level(logging.WARNING, logger="s3csi.controller.informer"):
+    with caplog.at_level(logging.WARNING, logger="s3csi.kube.informer"):
         assert run(scenario)
     failures = [
         r for r in caplog.records if "list/watch of /api/v1/persistentvolumes failed" in r.getMessage()

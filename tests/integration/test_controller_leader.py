@@ -7,9 +7,9 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from s3csi.controller.api import Api
 from s3csi.controller.leader import LeaderElector
 from s3csi.controller.settings import LeaseSettings
+from s3csi.kube.api import Api
 from tests.kube_fake import FakeKubeApi
 from tests.polling import wait_until_async
 

@@ -4,16 +4,14 @@ follows the API (selectors applied), lists again after 410 Gone, and tells a ref
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from kubernetes_asyncio.client import ApiClient, CustomObjectsApi
 
 from s3csi.kube import informer as informer_module
-from s3csi.kube.client import api_configuration
+from s3csi.kube.api import Api, path_of
 from s3csi.kube.informer import Informer
 from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION
 from tests.kube_fake import FakeKubeApi
@@ -40,21 +38,27 @@ def attachment(key: str, node: str) -> dict[str, Any]:
     }
 
 
-def run(api: FakeKubeApi, scenario: Callable[[Informer], Awaitable[None]]) -> None:
+def run(
+    api: FakeKubeApi, scenario: Callable[[Informer], Awaitable[None]], *, watch_timeout_s: int = 300
+) -> None:
     async def main() -> None:
-        async with ApiClient(api_configuration(api.settings())) as client:
-            custom = CustomObjectsApi(client)
-            the_informer = Informer(
-                PLURAL,
-                functools.partial(custom.list_cluster_custom_object, GROUP, VERSION, PLURAL),
-                field_selector="spec.nodeName=node-1",
-            )
-            task = asyncio.create_task(the_informer.run())
-            try:
-                await scenario(the_informer)
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        client = Api(api.settings())
+        the_informer = Informer(
+            client,
+            path_of(GROUP, VERSION, PLURAL),
+            resource=PLURAL,
+            account="the node plugin",
+            rbac_manifest="deploy/node-rbac.yaml",
+            query={"fieldSelector": "spec.nodeName=node-1"},
+            watch_timeout_s=watch_timeout_s,
+        )
+        task = asyncio.create_task(the_informer.run())
+        try:
+            await scenario(the_informer)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await client.close()
 
     asyncio.run(main())
 
@@ -65,22 +69,20 @@ def test_the_cache_follows_the_nodes_objects(kube_api: FakeKubeApi) -> None:
 
     async def scenario(cache: Informer) -> None:
         await asyncio.wait_for(cache.synced.wait(), 10)
-        assert set(cache.objects) == {KEYS[0]}
+        assert set(cache.objects) == {("", KEYS[0])}
         changed = cache.changed()
         kube_api.add(attachment(KEYS[2], "node-1"))
         await asyncio.wait_for(changed.wait(), 10)
-        assert set(cache.objects) == {KEYS[0], KEYS[2]}
+        assert set(cache.objects) == {("", KEYS[0]), ("", KEYS[2])}
         kube_api.add(attachment(KEYS[3], "node-2"))
         kube_api.remove("MountpointPodAttachment", "", KEYS[0])
-        assert await wait_until_async(lambda: set(cache.objects) == {KEYS[2]}), cache.objects
+        assert await wait_until_async(lambda: set(cache.objects) == {("", KEYS[2])}), cache.objects
 
     run(kube_api, scenario)
 
 
-def test_a_compacted_watch_lists_again(
-    kube_api: FakeKubeApi, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setattr(informer_module, "WATCH_TIMEOUT_S", 1)  # the watch is renewed from its old version
+def test_a_compacted_watch_lists_again(kube_api: FakeKubeApi, caplog: pytest.LogCaptureFixture) -> None:
+    # A watch of 1 s: it is renewed from its old version, which the compaction removed.
 
     async def scenario(cache: Informer) -> None:
         await asyncio.wait_for(cache.synced.wait(), 10)
@@ -90,9 +92,9 @@ def test_a_compacted_watch_lists_again(
         with caplog.at_level(logging.INFO, logger=informer_module.__name__):
             assert await wait_until_async(lambda: "watch expired, listing again" in caplog.text)
         kube_api.add(attachment(KEYS[0], "node-1"))
-        assert await wait_until_async(lambda: set(cache.objects) == {KEYS[0]}), cache.objects
+        assert await wait_until_async(lambda: set(cache.objects) == {("", KEYS[0])}), cache.objects
 
-    run(kube_api, scenario)
+    run(kube_api, scenario, watch_timeout_s=1)
 
 
 def test_a_refused_list_is_not_an_empty_one(kube_api: FakeKubeApi) -> None:

@@ -8,12 +8,12 @@ import asyncio
 import os
 import socket
 
-from s3csi.controller.api import Api
 from s3csi.controller.leader import LeaderElector
 from s3csi.controller.main import Controller
 from s3csi.controller.settings import ControllerSettings, LeaseSettings
 from s3csi.csi.settings import DEFAULT_DRIVER_NAME
 from s3csi.errors import InvalidArgument
+from s3csi.kube.api import Api
 from s3csi.kube.settings import KubeApiFlags, KubeApiSettings, kube_api_settings
 from s3csi.logs import configure_logging
 from s3csi.podmounter.podspec import DEFAULT_NAMESPACE, MountpointPodResources, MountpointPodSettings

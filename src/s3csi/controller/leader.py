@@ -21,8 +21,8 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-from s3csi.controller.api import Api, ApiError, JsonObject, path_of
 from s3csi.controller.settings import LeaseSettings
+from s3csi.kube.api import Api, ApiError, JsonObject, path_of
 
 log = logging.getLogger(__name__)
 

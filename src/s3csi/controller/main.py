@@ -18,8 +18,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from s3csi.controller.api import Api, ApiError, JsonObject, path_of
-from s3csi.controller.informer import Informer
 from s3csi.controller.inputs import (
     Objects,
     Refused,
@@ -43,11 +41,14 @@ from s3csi.controller.reconcile import (
     keeps_entry,
 )
 from s3csi.controller.settings import ControllerSettings
+from s3csi.kube.api import Api, ApiError, JsonObject, path_of
+from s3csi.kube.informer import Informer
 from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION, MountpointPodAttachment, attachment_status
 from s3csi.podmounter.names import label_value
 from s3csi.podmounter.podspec import APP_COMPONENT_LABEL, APP_NAME, APP_NAME_LABEL, COMPONENT, mountpoint_pod
 from s3csi.volume.context import DRIVER_VERSION_KEY, SHARING_KEY_LABEL
 
+RBAC_MANIFEST = "deploy/controller-rbac.yaml"
 log = logging.getLogger(__name__)
 
 EVENT_REASON = "VolumeNotServed"
@@ -109,20 +110,25 @@ class Controller:
         self._mp_path = path_of("", "v1", "pods", namespace)
         self._attachments_path = path_of(GROUP, VERSION, PLURAL)
         self._version_label = label_value(settings.mountpoint_pods.driver_version)
-        timeout = settings.watch_timeout_s
-        changed = self._dirty.set
-        self.pods = Informer(
-            api, self._pods_path, changed, query={"fieldSelector": "spec.nodeName!="}, watch_timeout_s=timeout
-        )
-        self.claims = Informer(
-            api, path_of("", "v1", "persistentvolumeclaims"), changed, watch_timeout_s=timeout
-        )
-        self.volumes = Informer(api, path_of("", "v1", "persistentvolumes"), changed, watch_timeout_s=timeout)
+
+        def informer(path: str, resource: str, selectors: dict[str, str] | None = None) -> Informer:
+            return Informer(
+                api,
+                path,
+                resource=resource,
+                account="the controller",
+                rbac_manifest=RBAC_MANIFEST,
+                query=selectors,
+                on_change=self._dirty.set,
+                watch_timeout_s=settings.watch_timeout_s,
+            )
+
+        self.pods = informer(self._pods_path, "pods", {"fieldSelector": "spec.nodeName!="})
+        self.claims = informer(path_of("", "v1", "persistentvolumeclaims"), "persistentvolumeclaims")
+        self.volumes = informer(path_of("", "v1", "persistentvolumes"), "persistentvolumes")
         selector = f"{APP_NAME_LABEL}={APP_NAME},{APP_COMPONENT_LABEL}={COMPONENT}"
-        self.mountpoint_pods = Informer(
-            api, self._mp_path, changed, query={"labelSelector": selector}, watch_timeout_s=timeout
-        )
-        self.attachments = Informer(api, self._attachments_path, changed, watch_timeout_s=timeout)
+        self.mountpoint_pods = informer(self._mp_path, "pods", {"labelSelector": selector})
+        self.attachments = informer(self._attachments_path, PLURAL)
         self.informers = (self.pods, self.claims, self.volumes, self.mountpoint_pods, self.attachments)
 
     @property

@@ -1,162 +1,196 @@
-"""A list-then-watch cache of one resource, narrowed by selectors: the node plugin's view of the objects on
-its node (docs/kubernetes.md, "The node plugin's Kubernetes runtime").
+"""A list+watch cache of one resource, as client-go's informer keeps one: the controller's view of the
+cluster and the node plugin's view of its node (docs/kubernetes.md).
 
-One watch per resource and node plugin, rather than one per NodePublishVolume: the node plugin's restart
-(re-adopting its mounts) and every publish read the same cache, without a request to the API server each.
-The watch resumes from the last ``resourceVersion`` it saw (events and ``BOOKMARK``s), relists after
-``410 Gone``, and relists after any other failure with a growing pause, logging the failure once per
-streak. Objects are kept as the API server sent them (JSON dicts).
+List (in pages), then watch from the list's ``resourceVersion``; resume each ended or failed watch from the
+last ``resourceVersion`` seen (an event's or a ``BOOKMARK``'s); list again when the API server answers
+``410 Gone`` (the version was compacted away). Failures are retried with a growing pause; a failure that
+lasts (403 until the RBAC is fixed) is logged once per interval, not per retry. A refusal (401, 403) sets
+``refused``, so a component that cannot work without the cache can fail its start naming the RBAC rule
+instead of waiting. Objects stay raw JSON (:mod:`s3csi.kube.api` decodes the stream with ``json.loads``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import aiohttp
-from kubernetes_asyncio import watch
-from kubernetes_asyncio.client.exceptions import ApiException
-
-from s3csi.kube.client import RBAC_MANIFEST, status_message
+from s3csi.kube.api import Api, ApiError, JsonObject
+from s3csi.log_limit import RepeatLimiter
 
 log = logging.getLogger(__name__)
 
-JsonObject = dict[str, Any]
-ListCall = Callable[..., Awaitable[Any]]
-
+PAGE_SIZE = 500
 WATCH_TIMEOUT_S = 300
 """Seconds one watch request lasts before it is renewed from its last resourceVersion."""
-_FIRST_PAUSE_S = 0.5
-_LONGEST_PAUSE_S = 30.0
+FIRST_PAUSE_S = 0.5
+LONGEST_PAUSE_S = 30.0
+ObjectKey = tuple[str, str]
+"""(namespace, name); namespace "" for a cluster-scoped object."""
 
 
-async def read_json(response: Any) -> JsonObject:
-    """The JSON body of a response the library left raw (``_preload_content=False``); ApiException for a
-    status other than 2xx, which the library then does not raise itself."""
-    try:
-        data = await response.read()
-    finally:
-        response.release()
-    if not 200 <= response.status <= 299:
-        error = ApiException(status=response.status, reason=response.reason)
-        error.body = data
-        raise error
-    body: JsonObject = json.loads(data)
-    return body
+def object_key(obj: Mapping[str, Any]) -> ObjectKey:
+    metadata = obj.get("metadata") or {}
+    return (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
 
 
-def watch_error(status: int, body: str | bytes | None, resource: str) -> str:
-    """What a failed list or watch of ``resource`` means, naming the RBAC rule when access was refused."""
-    reason = status_message(body)
+def _version(obj: Mapping[str, Any]) -> int | None:
+    text = (obj.get("metadata") or {}).get("resourceVersion")
+    return int(text) if isinstance(text, str) and text.isdigit() else None
+
+
+def watch_error(status: int, reason: str, resource: str, account: str, rbac_manifest: str) -> str:
+    """What a failed list or watch of ``resource`` means, naming the RBAC rule when access was refused;
+    ``account`` names whose service account it is ("the node plugin")."""
+    detail = f": {reason[:200]}" if reason else ""
     if status in (401, 403):
-        problem = "the node plugin's token was not accepted" if status == 401 else "forbidden"
+        problem = f"{account}'s token was not accepted" if status == 401 else "forbidden"
         return (
-            f"Kubernetes API: list/watch {resource}: {problem} (HTTP {status}{reason}); the node plugin's "
-            f"service account needs RBAC verbs list and watch on {resource} ({RBAC_MANIFEST})"
+            f"Kubernetes API: list/watch {resource}: {problem} (HTTP {status}{detail}); {account}'s "
+            f"service account needs RBAC verbs list and watch on {resource} ({rbac_manifest})"
         )
-    return f"Kubernetes API: list/watch {resource}: HTTP {status}{reason}"
+    if status == 0:
+        return f"Kubernetes API: list/watch {resource}: no answer{detail}"
+    return f"Kubernetes API: list/watch {resource}: HTTP {status}{detail}"
 
 
 class Informer:
-    """``objects`` (name → object) of ``resource`` as ``list_call`` selects them, kept current by ``run``.
+    """``objects`` mirrors the API's objects at ``path`` (with ``query``'s selectors), kept current by
+    ``run``; ``synced`` is set once the first list is in; ``on_change`` is called after each change, and
+    the event of ``changed()`` is set.
 
-    ``list_call`` is a kubernetes-asyncio list function with its positional arguments bound (namespace,
-    or group/version/plural); the selectors are passed to it on every list and watch.
-    """
+    ``resource`` (the plural), ``account`` and ``rbac_manifest`` name what to grant in the message of a
+    refusal."""
 
     def __init__(
         self,
-        resource: str,
-        list_call: ListCall,
+        api: Api,
+        path: str,
         *,
-        field_selector: str = "",
-        label_selector: str = "",
-        request_timeout_s: float = 10.0,
+        resource: str,
+        account: str,
+        rbac_manifest: str,
+        query: Mapping[str, str] | None = None,
+        on_change: Callable[[], None] | None = None,
+        watch_timeout_s: int = WATCH_TIMEOUT_S,
     ) -> None:
+        self.api = api
+        self.path = path
         self.resource = resource
-        self.objects: dict[str, JsonObject] = {}
+        self.account = account
+        self.rbac_manifest = rbac_manifest
+        self.query = dict(query or {})
+        self.on_change = on_change
+        self.watch_timeout_s = watch_timeout_s
+        self.objects: dict[ObjectKey, JsonObject] = {}
         self.synced = asyncio.Event()
         self.refused = asyncio.Event()
         """Set while the API server refuses this client (401, 403): retries are futile until RBAC changes."""
         self.last_error = ""
-        self._list_call = list_call
-        self._selectors = {"field_selector": field_selector, "label_selector": label_selector}
-        self._request_timeout_s = request_timeout_s
+        self.events = 0
+        """Watch events handled (bookmarks excluded): the benchmark's count."""
+        self._version: str | None = None
         self._change = asyncio.Event()
+        self._failures = RepeatLimiter()
 
     def changed(self) -> asyncio.Event:
         """An event set at the next change of ``objects``: take it before looking, then wait on it."""
         return self._change
 
-    def _notify(self) -> None:
-        change, self._change = self._change, asyncio.Event()
-        change.set()
+    def put(self, obj: JsonObject) -> None:
+        """Record an object this client wrote, unless the cache already holds a newer version."""
+        key = object_key(obj)
+        current = self.objects.get(key)
+        new, old = _version(obj), _version(current) if current else None
+        if current is None or new is None or old is None or new >= old:
+            self.objects[key] = obj
+
+    def drop(self, key: ObjectKey) -> None:
+        self.objects.pop(key, None)
 
     async def run(self) -> None:
         """List, then watch, forever (until cancelled)."""
-        pause = _FIRST_PAUSE_S
+        pause = FIRST_PAUSE_S
         while True:
             try:
-                version = await self._relist()
-                pause = _FIRST_PAUSE_S
-                await self._watch(version)
-            except ApiException as exc:
-                if exc.status == 410:  # the watch's resourceVersion was compacted: list afresh
-                    log.info("%s: watch expired, listing again", self.resource)
+                if self._version is None:
+                    await self._list()
+                await self._watch()
+                pause = FIRST_PAUSE_S
+                continue
+            except ApiError as exc:
+                if exc.status == 410:
+                    log.info("%s: watch expired, listing again (410 Gone)", self.path)
+                    self._version = None
                     continue
-                self._failed(watch_error(exc.status or 0, exc.body, self.resource))
-                if exc.status in (401, 403):
-                    self.refused.set()
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                self._failed(
-                    f"Kubernetes API: watch {self.resource}: {exc.__class__.__name__}: {str(exc)[:200]}"
-                )
+                self._failed(exc)
+            except ValueError as exc:  # a body that is not JSON: list afresh rather than trust the stream
+                self._version = None
+                self._failed(ApiError(0, f"{self.path}: {exc.__class__.__name__}", str(exc)[:200]))
             await asyncio.sleep(pause)
-            pause = min(pause * 2, _LONGEST_PAUSE_S)
+            pause = min(pause * 2, LONGEST_PAUSE_S)
 
-    def _failed(self, message: str) -> None:
-        if message != self.last_error:
-            log.warning("%s (retrying)", message)
-        self.last_error = message
+    def _failed(self, exc: ApiError) -> None:
+        reason = exc.reason or (str(exc) if exc.status == 0 else "")
+        self.last_error = watch_error(exc.status, reason, self.resource, self.account, self.rbac_manifest)
+        if exc.status in (401, 403):
+            self.refused.set()
+        self._failures.log(
+            log,
+            logging.WARNING,
+            (exc.status, str(exc)),
+            "list/watch of %s failed, retrying: %s",
+            self.path,
+            exc,
+        )
 
-    async def _relist(self) -> str:
-        timeout = aiohttp.ClientTimeout(total=self._request_timeout_s)
-        response = await self._list_call(**self._selectors, _preload_content=False, _request_timeout=timeout)
-        body: JsonObject = await read_json(response)
-        self.objects = {item["metadata"]["name"]: item for item in body.get("items", [])}
+    def _succeeded(self) -> None:
         self.last_error = ""
         self.refused.clear()
+
+    def _notify(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+        change, self._change = self._change, asyncio.Event()
+        change.set()
+
+    async def _list(self) -> None:
+        objects: dict[ObjectKey, JsonObject] = {}
+        query: dict[str, str | int | bool] = {**self.query, "limit": PAGE_SIZE}
+        while True:
+            page = await self.api.call("GET", self.path, query=query)
+            for item in page.get("items") or []:
+                objects[object_key(item)] = item
+            metadata = page.get("metadata") or {}
+            if not metadata.get("continue"):
+                break
+            query["continue"] = metadata["continue"]
+        self.objects = objects
+        self._version = str(metadata.get("resourceVersion") or "0")
+        self._succeeded()
         self.synced.set()
         self._notify()
-        version: str = body.get("metadata", {}).get("resourceVersion", "")
-        return version
 
-    async def _watch(self, version: str) -> None:
-        # A connection that goes silent is noticed: the server ends every watch after WATCH_TIMEOUT_S.
-        timeout = aiohttp.ClientTimeout(total=None, sock_read=WATCH_TIMEOUT_S + 30)
-        while True:
-            # "object": the events stay JSON, not decoded into the library's models.
-            async with watch.Watch(return_type="object") as stream:
-                async for event in stream.stream(
-                    self._list_call,
-                    **self._selectors,
-                    resource_version=version,
-                    allow_watch_bookmarks=True,
-                    timeout_seconds=WATCH_TIMEOUT_S,
-                    _request_timeout=timeout,
-                ):
-                    self._apply(event["type"], event["raw_object"])
-                version = stream.resource_version or version
-
-    def _apply(self, kind: str, obj: JsonObject) -> None:
-        if kind == "BOOKMARK":
-            return
-        name = obj["metadata"]["name"]
-        if kind == "DELETED":
-            self.objects.pop(name, None)
-        else:
-            self.objects[name] = obj
-        self._notify()
+    async def _watch(self) -> None:
+        query: dict[str, str | int | bool] = {**self.query, "resourceVersion": self._version or "0"}
+        async for event in self.api.watch(self.path, query, self.watch_timeout_s):
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind == "ERROR":
+                message = str(obj.get("message", ""))
+                raise ApiError(int(obj.get("code") or 0), f"watch {self.path}: {message}", message)
+            self._succeeded()
+            version = (obj.get("metadata") or {}).get("resourceVersion")
+            if version:
+                self._version = str(version)
+            if kind == "BOOKMARK":
+                continue
+            self.events += 1
+            if kind == "DELETED":
+                current = self.objects.get(object_key(obj))
+                old, new = (_version(current), _version(obj)) if current else (None, None)
+                if old is None or new is None or old <= new:  # not an object recreated since
+                    self.objects.pop(object_key(obj), None)
+            else:
+                self.put(obj)
+            self._notify()

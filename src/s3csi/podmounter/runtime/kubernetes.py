@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import json
 import logging
 import os
@@ -50,14 +49,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
-import aiohttp
-from kubernetes_asyncio.client import ApiClient, CoreV1Api, CustomObjectsApi
-from kubernetes_asyncio.client.exceptions import ApiException
-
 from s3csi.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
 from s3csi.kernel.dirfd import open_beneath, open_directory
-from s3csi.kube.client import api_configuration
-from s3csi.kube.informer import Informer, read_json, watch_error
+from s3csi.kube.api import Api, ApiError, path_of
+from s3csi.kube.client import RBAC_MANIFEST
+from s3csi.kube.informer import Informer, ObjectKey, watch_error
 from s3csi.kube.settings import KubeApiSettings
 from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION, is_pod_uid, mountpoint_pod_of
 from s3csi.podmounter.mountpoint_status import container_running, pod_problem, restart_count
@@ -170,7 +166,7 @@ class KubernetesRuntime:
     def __init__(self, settings: KubernetesRuntimeSettings, api: KubeApiSettings, state_dir: str) -> None:
         self.settings = settings
         self._api_settings = api
-        self._api: ApiClient | None = None
+        self._api: Api | None = None
         self._tasks: list[asyncio.Task[None]] = []
         # STATE/kubernetes/<key>.json: which Mountpoint Pod, and which run of its container, took the key's
         # FUSE session. Kept on disk, so a restarted node plugin still tells a mounter that kubelet restarted
@@ -180,22 +176,23 @@ class KubernetesRuntime:
         self.pods: Informer | None = None
 
     async def open(self) -> None:
-        self._api = ApiClient(api_configuration(self._api_settings))
+        self._api = Api(self._api_settings)
         node = f"spec.nodeName={self.settings.node_name}"
-        timeout = self._api_settings.request_timeout_s
-        custom = CustomObjectsApi(self._api)
         self.attachments = Informer(
-            PLURAL,
-            functools.partial(custom.list_cluster_custom_object, GROUP, VERSION, PLURAL),
-            field_selector=node,
-            request_timeout_s=timeout,
+            self._api,
+            path_of(GROUP, VERSION, PLURAL),
+            resource=PLURAL,
+            account="the node plugin",
+            rbac_manifest=RBAC_MANIFEST,
+            query={"fieldSelector": node},
         )
         self.pods = Informer(
-            "pods",
-            functools.partial(CoreV1Api(self._api).list_namespaced_pod, self.settings.namespace),
-            field_selector=node,
-            label_selector=f"{APP_COMPONENT_LABEL}={COMPONENT}",
-            request_timeout_s=timeout,
+            self._api,
+            path_of("", "v1", "pods", self.settings.namespace),
+            resource="pods",
+            account="the node plugin",
+            rbac_manifest=RBAC_MANIFEST,
+            query={"fieldSelector": node, "labelSelector": f"{APP_COMPONENT_LABEL}={COMPONENT}"},
         )
         for informer in (self.attachments, self.pods):
             self._tasks.append(asyncio.create_task(informer.run(), name=f"watch {informer.resource}"))
@@ -234,12 +231,12 @@ class KubernetesRuntime:
 
     # ---- the caches ---------------------------------------------------------------------------------
 
-    def _pod_objects(self) -> dict[str, JsonObject]:
+    def _pod_objects(self) -> dict[ObjectKey, JsonObject]:
         if self.pods is None:
             raise FailedPrecondition("the Kubernetes runtime is not open")
         return self.pods.objects
 
-    def _attachment_objects(self) -> dict[str, JsonObject]:
+    def _attachment_objects(self) -> dict[ObjectKey, JsonObject]:
         if self.attachments is None:
             raise FailedPrecondition("the Kubernetes runtime is not open")
         return self.attachments.objects
@@ -294,7 +291,7 @@ class KubernetesRuntime:
     def running(self, pod: MountpointPod) -> bool:
         """Its mounter's container runs, and is the run that took the key's session if one was handed over
         (a container kubelet restarted since serves nothing: the publisher then replaces the session)."""
-        obj = self._pod_objects().get(pod.name)
+        obj = self._pod_objects().get((self.settings.namespace, pod.name))
         if obj is None or self._mountpoint_pod(obj) != pod or not container_running(obj):
             return False
         session = self._session(pod.key)
@@ -312,7 +309,9 @@ class KubernetesRuntime:
         """The Mountpoint Pod the attachment names for this workload, once it runs and listens."""
         pod = await self._wait(key, workload_uid, listening=True)
         # The publisher hands this run of the container the session next (a failed handover retires it).
-        await asyncio.to_thread(self._record_session, pod, self._pod_objects()[pod.name])
+        await asyncio.to_thread(
+            self._record_session, pod, self._pod_objects()[(self.settings.namespace, pod.name)]
+        )
         return pod
 
     async def join(self, key: str, workload_uid: str | None = None) -> None:
@@ -329,7 +328,7 @@ class KubernetesRuntime:
 
     def _look(self, key: str, workload_uid: str) -> tuple[MountpointPod | None, str, str]:
         """The workload's Mountpoint Pod and its uid if it runs on this node, else what is missing."""
-        attachment = self._attachment_objects().get(key)
+        attachment = self._attachment_objects().get(("", key))
         if attachment is None:
             return (
                 None,
@@ -343,7 +342,7 @@ class KubernetesRuntime:
         if name is None:
             return None, "", f"MountpointPodAttachment {key} lists no Mountpoint Pod for this pod yet"
         where = f"Mountpoint Pod {self.settings.namespace}/{name}"
-        obj = self._pod_objects().get(name)
+        obj = self._pod_objects().get((self.settings.namespace, name))
         if obj is None:
             return None, "", f"{where} is not on this node yet"
         problem = pod_problem(obj)
@@ -395,9 +394,13 @@ class KubernetesRuntime:
         scheduled elsewhere) and with the watches' own failure if they are failing."""
         assert self.attachments is not None and self.pods is not None
         failing = [i.last_error for i in (self.attachments, self.pods) if i.last_error]
-        attachment = self.attachments.objects.get(key)
+        attachment = self.attachments.objects.get(("", key))
         name = mountpoint_pod_of(attachment, workload_uid) if attachment else None  # type: ignore[arg-type]
-        if name is not None and name not in self.pods.objects and self._api is not None:
+        if (
+            name is not None
+            and (self.settings.namespace, name) not in self.pods.objects
+            and self._api is not None
+        ):
             problem = await self._describe_elsewhere(name)
         return "; ".join([problem, *failing])
 
@@ -405,19 +408,15 @@ class KubernetesRuntime:
         where = f"Mountpoint Pod {self.settings.namespace}/{name}"
         assert self._api is not None
         try:
-            response: Any = await CoreV1Api(self._api).read_namespaced_pod(
-                name,
-                self.settings.namespace,
-                _preload_content=False,
-                _request_timeout=aiohttp.ClientTimeout(total=self._api_settings.request_timeout_s),
-            )
-            obj = await read_json(response)
-        except ApiException as exc:
+            obj = await self._api.call("GET", path_of("", "v1", "pods", self.settings.namespace, name))
+        except ApiError as exc:
             if exc.status == 404:
                 return f"{where} does not exist"
-            return f"{where}: {watch_error(exc.status or 0, exc.body, 'pods')}"
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return f"{where}: the Kubernetes API did not answer ({exc.__class__.__name__})"
+            if exc.status == 0:
+                return f"{where}: the Kubernetes API did not answer ({exc})"
+            return f"{where}: {watch_error(exc.status, exc.reason, 'pods', 'the node plugin', RBAC_MANIFEST)}"
+        except ValueError as exc:
+            return f"{where}: the Kubernetes API's answer is not JSON ({exc.__class__.__name__})"
         node = obj.get("spec", {}).get("nodeName")
         if node and node != self.settings.node_name:
             return f"{where} runs on node {node}, not {self.settings.node_name}"

@@ -1,10 +1,12 @@
-"""The controller's calls to the API server, through kubernetes-asyncio's ApiClient (authentication, TLS,
-the rotating token of s3csi.kube.client), on raw JSON: a controller decodes every watched object, and
-``json.loads`` is 50 times cheaper than the library's models (docs/kubernetes.md#why-this-library)."""
+"""Calls to the API server by path, through kubernetes-asyncio's ApiClient (authentication, TLS, the
+rotating token of s3csi.kube.client), on raw JSON: the controller and the node plugin's watches decode every
+watched object, and ``json.loads`` is 50 times cheaper than the library's models
+(docs/kubernetes.md#why-this-library)."""
 
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -22,9 +24,11 @@ MERGE_PATCH = "application/merge-patch+json"
 class ApiError(Exception):
     """A call that failed: ``status`` is the HTTP status, 0 when no answer came."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.reason = reason
+        """The message of the API server's Status answer ("" when none came)."""
 
 
 def path_of(group: str, version: str, plural: str, namespace: str = "", name: str = "") -> str:
@@ -53,7 +57,14 @@ class Api:
 
     def _api(self) -> ApiClient:
         if self._client is None:
-            self._client = ApiClient(api_configuration(self.settings))
+            try:
+                self._client = ApiClient(api_configuration(self.settings))
+            except (OSError, ssl.SSLError) as exc:
+                raise ApiError(
+                    0,
+                    f"the Kubernetes API CA file {self.settings.ca_file} cannot be used "
+                    f"({exc.__class__.__name__})",
+                ) from None
         return self._client
 
     async def close(self) -> None:
@@ -113,7 +124,8 @@ class Api:
         finally:
             response.release()
         if not 200 <= response.status <= 299:
-            raise ApiError(response.status, f"{method} {path}: HTTP {response.status}: {_reason(data)}")
+            reason = _reason(data)
+            raise ApiError(response.status, f"{method} {path}: HTTP {response.status}: {reason}", reason)
         found: JsonObject = json.loads(data)
         return found
 
@@ -129,7 +141,8 @@ class Api:
         try:
             if not 200 <= response.status <= 299:
                 data = await response.read()
-                raise ApiError(response.status, f"watch {path}: HTTP {response.status}: {_reason(data)}")
+                reason = _reason(data)
+                raise ApiError(response.status, f"watch {path}: HTTP {response.status}: {reason}", reason)
             while True:
                 try:
                     line = await response.content.readline()
