@@ -3,7 +3,9 @@ with the spec's codes before the publisher is called, and an honest refusal with
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,9 @@ import grpc
 import pytest
 
 from s3csi.csi.proto import csi_pb2
+from s3csi.csi.server import serve
 from s3csi.errors import NotFound, Unavailable
+from s3csi.s3 import Credentials, StaticCredentials
 from s3csi.volume.context import SERVICE_ACCOUNT_TOKENS, AuthenticationSource
 from s3csi.volume.publish_spec import PublishSpec
 from tests.integration.csi_support import (
@@ -210,19 +214,13 @@ def test_other_node_rpcs_are_unimplemented(node: InProcessDriver, method: str, r
     )
 
 
-def test_without_a_runtime_publish_fails_after_validation_never_succeeds(tmp_path: Path) -> None:
-    driver = start_in_process(node_settings(tmp_path, KUBELET), None)
-    try:
-        status, details = publish_code(driver, publish_request())
-        assert status == grpc.StatusCode.FAILED_PRECONDITION
-        assert "without a Mountpoint Pod runtime" in details
-        assert publish_code(driver, publish_request(volume_id=""))[0] == INVALID
-        unpublish = csi_pb2.NodeUnpublishVolumeRequest(volume_id="bucket:data", target_path=TARGET)
-        assert code_of(lambda: rpc(driver.socket_path, "Node", "NodeUnpublishVolume", unpublish))[0] == (
-            grpc.StatusCode.FAILED_PRECONDITION
-        )
-    finally:
-        driver.stop()
+def test_a_node_service_without_a_publisher_does_not_start(tmp_path: Path) -> None:
+    # A node service that could only refuse every publish must not listen: serve() refuses it at once.
+    settings = node_settings(tmp_path, KUBELET)
+    credentials = StaticCredentials(Credentials("unused", "unused"))
+    with pytest.raises(ValueError, match="serving the node service needs a volume publisher"):
+        asyncio.run(serve(settings, credentials, None, asyncio.Event()))
+    assert not os.path.lexists(settings.socket_path)
 
 
 class FailingPublisher(RecordingPublisher):

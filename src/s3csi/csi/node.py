@@ -10,7 +10,7 @@ import grpc
 from s3csi.csi.proto import csi_pb2, csi_pb2_grpc
 from s3csi.csi.requests import required, secret_credentials, volume_capability
 from s3csi.csi.unimplemented import unimplemented
-from s3csi.errors import FailedPrecondition, InvalidArgument
+from s3csi.errors import InvalidArgument
 from s3csi.kube.client import KubeClient
 from s3csi.kube.identity import NO_IDENTITY, PodIdentityInputs
 from s3csi.kube.lookup import lookup_pod_identity
@@ -23,7 +23,6 @@ _CAPABILITIES = [
         rpc=csi_pb2.NodeServiceCapability.RPC(type=csi_pb2.NodeServiceCapability.RPC.VOLUME_MOUNT_GROUP)
     )
 ]
-NO_RUNTIME = "this node plugin was started without a Mountpoint Pod runtime"
 
 
 def target_path(path: str, kubelet_dir: str) -> str:
@@ -90,18 +89,13 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self,
         node_id: str,
         kubelet_dir: str,
-        publisher: VolumePublisher | None,
+        publisher: VolumePublisher,
         kube: KubeClient | None = None,
     ) -> None:
         self._node_id = node_id
         self._kubelet_dir = kubelet_dir
         self._publisher = publisher
         self._kube = kube
-
-    def _require_publisher(self) -> VolumePublisher:
-        if self._publisher is None:
-            raise FailedPrecondition(NO_RUNTIME)
-        return self._publisher
 
     async def NodeGetInfo(
         self, request: csi_pb2.NodeGetInfoRequest, context: grpc.aio.ServicerContext
@@ -118,11 +112,10 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     ) -> csi_pb2.NodePublishVolumeResponse:
         # Validated in full before the API is asked, then decided again with what it says of the pod.
         spec = publish_spec(request, self._kubelet_dir)
-        publisher = self._require_publisher()
         identity = await self._pod_identity(spec)
         if identity != NO_IDENTITY:
             spec = publish_spec(request, self._kubelet_dir, identity)
-        await publisher.publish(spec)
+        await self._publisher.publish(spec)
         return csi_pb2.NodePublishVolumeResponse()
 
     async def _pod_identity(self, spec: PublishSpec) -> PodIdentityInputs:
@@ -146,7 +139,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     ) -> csi_pb2.NodeUnpublishVolumeResponse:
         volume_id = required(request.volume_id, "volume_id")
         target = target_path(required(request.target_path, "target_path"), self._kubelet_dir)
-        await self._require_publisher().unpublish(volume_id, target)
+        await self._publisher.unpublish(volume_id, target)
         return csi_pb2.NodeUnpublishVolumeResponse()
 
     NodeStageVolume = unimplemented("NodeStageVolume")

@@ -61,8 +61,8 @@ async def serve(
     kube: KubeClient | None = None,
 ) -> None:
     """Serve until ``stopping`` is set (by default: until SIGTERM or SIGINT), then drain and return.
-    ``kube``: the Kubernetes API NodePublishVolume reads pod annotations from (None: annotations
-    have no effect)."""
+    ``publisher``: required when ``settings.mode`` serves the node service. ``kube``: the Kubernetes API
+    NodePublishVolume reads pod annotations from (None: annotations have no effect)."""
     readiness = Readiness()
     server = grpc.aio.server(interceptors=[RequestInterceptor()])
     csi_pb2_grpc.add_IdentityServicer_to_server(IdentityServicer(settings.driver_name, readiness), server)  # type: ignore[no-untyped-call]
@@ -71,6 +71,10 @@ async def serve(
         provisioner = Provisioner(settings.s3, driver_credentials)
         csi_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(provisioner), server)  # type: ignore[no-untyped-call]
     if settings.mode.serves_node:
+        if publisher is None:
+            # The CLI always starts one with the node service: a caller that does not has a bug, and a
+            # node service that could only refuse every publish must not listen.
+            raise ValueError(f"mode {settings.mode.value}: serving the node service needs a volume publisher")
         node = NodeServicer(settings.node_id, settings.kubelet_dir, publisher, kube)
         csi_pb2_grpc.add_NodeServicer_to_server(node, server)  # type: ignore[no-untyped-call]
 
