@@ -42,7 +42,9 @@ pytestmark = pytest.mark.usefixtures("privileged")
 ROOT = Path(__file__).resolve().parents[2]
 NODE = "node-1"
 TEAM = "team-a"
-PREFIX = "s3csi-test-"  # every container this module starts is named so: what "nothing left" looks for
+PREFIX = (
+    "s3csi-test-"  # with the node's directory name, every container of a node: what "nothing left" checks
+)
 
 
 @pytest.fixture(scope="session")
@@ -68,9 +70,9 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["podman", *args], capture_output=True, text=True, timeout=120, check=check)
 
 
-def containers() -> list[str]:
+def containers(prefix: str) -> list[str]:
     names = podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
-    return [name for name in names if name.startswith(PREFIX)]
+    return [name for name in names if name.startswith(prefix)]
 
 
 def stop_container(name: str, process: subprocess.Popen[bytes]) -> None:
@@ -86,11 +88,12 @@ def stop_container(name: str, process: subprocess.Popen[bytes]) -> None:
 class ContainerKubelet(FakeKubelet):
     """The test kubelet (tests/kubelet_fake.py), starting each Mountpoint Pod as a podman container."""
 
+    prefix: str = PREFIX
     names: dict[str, str] = field(default_factory=dict)  # pod uid → container name
 
     def _run(self, pod: dict[str, Any], restarts: int = 0) -> None:
         uid = pod["metadata"]["uid"]
-        name = f"{PREFIX}mp-{uid[:13]}-{restarts}"
+        name = f"{self.prefix}mp-{uid[:13]}-{restarts}"
         argv = podman_run(pod, name=name, kubelet_dir=self.kubelet_dir)
         log = open(self.kubelet_dir.parent / f"container-{uid}.log", "ab")  # noqa: SIM115 - kept by the child
         with log:
@@ -125,6 +128,10 @@ class Node:
         return self.kubelet.kubelet_dir
 
     @property
+    def prefix(self) -> str:
+        return self.kubelet.prefix
+
+    @property
     def socket(self) -> str:
         return str(self.kubelet_dir / "plugins" / "s3.csi.s3csi.io" / "csi.sock")
 
@@ -144,12 +151,12 @@ class Node:
         """Runs the pod's container attached, its output in ``<base>/<name>.log``."""
         with open(self.base / f"{name}.log", "ab") as log:
             process = subprocess.Popen(
-                podman_run(pod, name=PREFIX + name, kubelet_dir=self.kubelet_dir),
+                podman_run(pod, name=self.prefix + name, kubelet_dir=self.kubelet_dir),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        self.running[PREFIX + name] = process
+        self.running[self.prefix + name] = process
         return process
 
     def log(self, name: str) -> str:
@@ -257,7 +264,7 @@ class Node:
             [{"name": "data", "hostPath": {"path": target}}],
             securityContext={"runAsUser": 1001, "runAsGroup": 1001, "fsGroup": fs_group},
         )
-        argv = podman_run(pod, name=PREFIX + name, kubelet_dir=self.kubelet_dir)
+        argv = podman_run(pod, name=self.prefix + name, kubelet_dir=self.kubelet_dir)
         result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
         return f"exit {result.returncode}\n{result.stdout}{result.stderr}"
 
@@ -287,9 +294,9 @@ class Node:
 
     def close(self) -> None:
         for name in ("controller", "node"):
-            process = self.running.pop(PREFIX + name, None)
+            process = self.running.pop(self.prefix + name, None)
             if process is not None:
-                stop_container(PREFIX + name, process)
+                stop_container(self.prefix + name, process)
         self.kubelet.tear_down()
         for name, process in self.running.items():
             stop_container(name, process)
@@ -309,13 +316,19 @@ def node(image: str, kube_api: FakeKubeApi, s3_server: EmbeddedS3Server) -> Iter
     # host (and from there the workloads), as on a node where kubelet's directory is shared.
     subprocess.run(["mount", "--bind", str(kubelet_dir), str(kubelet_dir)], check=True)
     subprocess.run(["mount", "--make-rshared", str(kubelet_dir)], check=True)
-    kubelet = ContainerKubelet(kube_api, NODE, kubelet_dir, namespace=DEFAULT_NAMESPACE).start()
+    kubelet = ContainerKubelet(
+        kube_api, NODE, kubelet_dir, namespace=DEFAULT_NAMESPACE, prefix=f"{PREFIX}{base.name}-"
+    ).start()
     the_node = Node(base, image, kube_api, s3_server, kubelet)
     try:
         yield the_node
     finally:
         the_node.close()
-        left = {"containers": containers(), "mounts": the_node.mounts(), "processes": the_node.processes()}
+        left = {
+            "containers": containers(the_node.prefix),
+            "mounts": the_node.mounts(),
+            "processes": the_node.processes(),
+        }
         shutil.rmtree(base, ignore_errors=True)
         assert left == {"containers": [], "mounts": [], "processes": []}, left
     assert not kubelet.errors, kubelet.errors
