@@ -383,9 +383,10 @@ RBAC: dict[str, set[str]] = {
         "cluster  s3csi.io mountpointpodattachments/status update",
         "s3csi-mounters  core pods create",
         "s3csi-mounters  core pods delete",
-        "kube-system  coordination.k8s.io leases get",
+        # create cannot be limited to a name; get and update are, to the controller's own Lease.
         "kube-system  coordination.k8s.io leases create",
-        "kube-system  coordination.k8s.io leases update",
+        "kube-system  coordination.k8s.io leases get s3csi-controller",
+        "kube-system  coordination.k8s.io leases update s3csi-controller",
     },
     "s3csi-provisioner": {
         *(
@@ -408,6 +409,8 @@ RBAC: dict[str, set[str]] = {
 
 
 def rbac_table(objects: list[Obj]) -> dict[str, set[str]]:
+    """``scope  group resource verb [name]`` per ServiceAccount: a rule limited by resourceNames names
+    each object it allows."""
     roles = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in objects}
     table: dict[str, set[str]] = {
         o["metadata"]["name"]: set() for o in objects if o["kind"] == "ServiceAccount"
@@ -422,17 +425,28 @@ def rbac_table(objects: list[Obj]) -> dict[str, set[str]]:
         for subject in binding["subjects"]:
             assert subject["kind"] == "ServiceAccount" and subject["namespace"] == NAMESPACE
             for rule in role["rules"]:
-                assert "resourceNames" not in rule and "nonResourceURLs" not in rule
+                assert "nonResourceURLs" not in rule
+                names = [f" {name}" for name in rule.get("resourceNames", [])] or [""]
                 for group in rule["apiGroups"]:
                     for resource in rule["resources"]:
                         for verb in rule["verbs"]:
                             assert "*" not in (group, resource, verb), f"wildcard in {ref['name']}"
-                            table[subject["name"]].add(f"{scope}  {group or 'core'} {resource} {verb}")
+                            table[subject["name"]].update(
+                                f"{scope}  {group or 'core'} {resource} {verb}{name}" for name in names
+                            )
     return table
 
 
 def test_rbac_per_service_account() -> None:
     assert rbac_table(rendered("all_features")) == RBAC
+
+
+@pytest.mark.parametrize("account", ["s3csi-node", "s3csi-controller"])
+def test_rbac_is_deploy_rbac(account: str) -> None:
+    # One source of truth: the chart grants each component exactly what its manifest in deploy/ grants.
+    manifest = ROOT / "deploy" / f"{account.removeprefix('s3csi-')}-rbac.yaml"
+    deploy = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
+    assert rbac_table(rendered("defaults"))[account] == rbac_table(deploy)[account] == RBAC[account]
 
 
 def test_workloads_run_as_their_own_service_account() -> None:
