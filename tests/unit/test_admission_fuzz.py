@@ -39,6 +39,8 @@ from tests.admission_cases import pod
 
 EXAMPLES = 10_000
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The round trip exercises the decisions behind the parser, each of which has its own table tests.
+ROUND_TRIPS = settings(max_examples=2_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # JSON values as Python objects; integers stay within what the parser accepts.
 LIMIT = 10**MAX_INTEGER_DIGITS
@@ -209,7 +211,7 @@ SMALL_JSON = st.recursive(
 )
 
 
-@FUZZ
+@ROUND_TRIPS
 @given(
     uid=st.text(min_size=1, max_size=20),
     extra=st.dictionaries(st.text(max_size=10), SMALL_JSON, max_size=2),
