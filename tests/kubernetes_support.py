@@ -28,7 +28,7 @@ from s3csi.kube.client import api_configuration
 from s3csi.podmounter import attachment as attachments
 from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION, SharingInputs
 from s3csi.podmounter.podspec import MountpointPodSettings, mountpoint_namespace, mountpoint_pod
-from tests.integration.csi_support import DriverProcess, code_of, rpc, start_driver
+from tests.integration.csi_support import DriverProcess, capability, code_of, rpc, run, start_driver
 from tests.kube_fake import FakeKubeApi
 from tests.kube_fake.objects import pod
 from tests.kubelet_fake import FakeKubelet, publish_request
@@ -154,6 +154,81 @@ class Cluster:
             for m in mountinfo()
             if m.mount_point.startswith(f"{self.base}/") and m.fstype != "tmpfs"
         ]
+
+
+def provision(
+    api: FakeKubeApi,
+    provisioner: DriverProcess,
+    storage_class: dict[str, Any],
+    claim: str,
+    *,
+    namespace: str = TEAM,
+    storage: str = "1Gi",
+) -> tuple[str, csi_pb2.CreateVolumeResponse]:
+    """A claim of ``storage_class`` provisioned as Kubernetes does it: the claim (Pending), CreateVolume on
+    the driver's controller service as external-provisioner sends it (name ``pvc-<claim uid>``, the class's
+    parameters and mount options), the PV it then writes from the answer (volume id as volumeHandle, volume
+    context as volumeAttributes, claimRef, provisioned-by), and the claim bound by the PV controller.
+    Returns the PV's name and the CreateVolume answer."""
+    claim_uid = str(uuid.uuid4())
+    pv_name = f"pvc-{claim_uid}"
+    driver = storage_class["provisioner"]
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": storage}},
+        "storageClassName": storage_class["metadata"]["name"],
+    }
+    annotations = {"volume.kubernetes.io/storage-provisioner": driver}
+    metadata = {"name": claim, "namespace": namespace, "uid": claim_uid, "annotations": annotations}
+    pending = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata, "spec": spec}
+    api.add(pending)
+    mount_options = storage_class.get("mountOptions", [])
+    request = csi_pb2.CreateVolumeRequest(
+        name=pv_name,
+        capacity_range=csi_pb2.CapacityRange(required_bytes=1 << 30),
+        volume_capabilities=[capability(mount_flags=tuple(mount_options))],
+        parameters={
+            k: v
+            for k, v in storage_class.get("parameters", {}).items()
+            if not k.startswith("csi.storage.k8s.io/")
+        },
+    )
+    response: csi_pb2.CreateVolumeResponse = run(
+        rpc(provisioner.socket_path, "Controller", "CreateVolume", request)
+    )
+    pv: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": pv_name, "annotations": {"pv.kubernetes.io/provisioned-by": driver}},
+        "spec": {
+            "capacity": {"storage": storage},
+            "accessModes": ["ReadWriteMany"],
+            "persistentVolumeReclaimPolicy": storage_class.get("reclaimPolicy", "Delete"),
+            "storageClassName": storage_class["metadata"]["name"],
+            "mountOptions": mount_options,
+            "csi": {
+                "driver": driver,
+                "volumeHandle": response.volume.volume_id,
+                "volumeAttributes": dict(response.volume.volume_context),
+            },
+            "claimRef": {
+                "kind": "PersistentVolumeClaim",
+                "namespace": namespace,
+                "name": claim,
+                "uid": claim_uid,
+            },
+        },
+        "status": {"phase": "Bound"},
+    }
+    api.add(pv)
+    api.add(
+        {
+            **pending,
+            "spec": {**spec, "volumeName": pv_name},
+            "status": {"phase": "Bound", "accessModes": ["ReadWriteMany"], "capacity": {"storage": storage}},
+        }
+    )
+    return pv_name, response
 
 
 @contextmanager

@@ -3,8 +3,8 @@ end on one simulated node: the fake API server, the test kubelet (tests/kubelet_
 Pods as uid 1000 processes from their pod spec, ``s3csi driver --runtime kubernetes`` over its real CSI
 socket, real FUSE mounts and the embedded S3 server. Most tests play the controller's part with the pure
 builders it uses (the Mountpoint Pod of podspec.py, the attachment of attachment.py, keyed by the sharing
-key the node plugin computes), so that each can arrange exactly the state it needs; the last one runs
-``s3csi controller`` itself."""
+key the node plugin computes), so that each can arrange exactly the state it needs; the static and the
+dynamic examples run ``s3csi controller`` itself."""
 
 from __future__ import annotations
 
@@ -22,14 +22,16 @@ from typing import Any
 import grpc
 import pytest
 
+from s3csi.csi.proto import csi_pb2
 from s3csi.demo.s3server import EmbeddedS3Server
 from s3csi.kernel.mount import find_mount, mountinfo
 from tests import controller_support
+from tests.conftest import run_as
 from tests.integration.csi_support import rpc, start_driver
 from tests.kube_fake import FakeKubeApi
 from tests.kubelet_fake import publish_request
-from tests.kubernetes_support import MOUNTERS, NODE, TEAM, WAIT_S, Cluster, running_cluster
-from tests.polling import wait_until
+from tests.kubernetes_support import MOUNTERS, NODE, TEAM, WAIT_S, Cluster, provision, running_cluster
+from tests.polling import wait_until, wait_until_async
 
 
 @pytest.fixture
@@ -266,6 +268,108 @@ def test_the_controller_and_the_node_plugin_serve_a_static_pv_with_the_pods_fs_g
     assert mountpoint["status"]["phase"] == "Running"
     assert cluster.unpublish(request) == (grpc.StatusCode.OK, "")
     assert cluster.mounts() == []
+
+
+# deploy/examples/dynamic-fsgroup.yaml's class, with the driver's own credentials. Only external-provisioner
+# reads it (provision() plays that part); the controller goes from claim to PV, so the fake API needs no copy.
+DYNAMIC_CLASS: dict[str, Any] = {
+    "apiVersion": "storage.k8s.io/v1",
+    "kind": "StorageClass",
+    "metadata": {"name": "s3-sc"},
+    "provisioner": "s3.csi.s3csi.io",
+    "reclaimPolicy": "Delete",
+    "volumeBindingMode": "Immediate",
+    "mountOptions": ["allow-delete"],
+    "parameters": {"provisioningMode": "bucket-per-volume"},
+}
+
+
+def test_the_controller_and_the_node_plugin_serve_a_provisioned_volume_then_retire_its_mountpoint_pod(
+    cluster: Cluster, s3: Any
+) -> None:
+    """End to end, the dynamic example: a claim of a StorageClass provisioned through the driver's controller
+    service, a pod running as 1001 with fsGroup 1001; its files show group 1001 and modes 770/660, what it
+    writes reaches S3. Once it is gone, its entry goes and the Mountpoint Pod retires."""
+    provisioner = start_driver(
+        cluster.base,
+        cluster.s3_server.client_env(),
+        "--mode=controller",
+        f"--s3-endpoint-url={cluster.s3_server.endpoint_url}",
+        socket_name="controller.sock",
+    )
+    cluster.drivers.append(provisioner)
+    pv, created = provision(cluster.api, provisioner, DYNAMIC_CLASS, "s3-dynamic-pvc")
+    bucket = created.volume.volume_context["bucketName"]
+    s3.put_object(Bucket=bucket, Key="reports/q1.csv", Body=b"q,1\n")
+    workload = cluster.api.add(
+        controller_support.workload(
+            "s3-dynamic-app", "s3-dynamic-pvc", namespace=TEAM, node=NODE, fs_group=1001
+        )
+    )
+    cluster.start_driver()
+    request = publish_request(
+        cluster.kubelet,
+        workload,
+        pv=pv,
+        volume_id=created.volume.volume_id,
+        attributes=dict(created.volume.volume_context),
+        fs_group=1001,
+        mount_flags=tuple(DYNAMIC_CLASS["mountOptions"]),
+    )
+    target = Path(request.target_path)
+
+    async def scenario() -> tuple[grpc.StatusCode, str]:
+        async with controller_support.controller(controller_support.settings(cluster.api, grace_s=0.3)):
+            try:
+                await rpc(cluster.driver.socket_path, "Node", "NodePublishVolume", request, deadline_s=120)
+            except grpc.aio.AioRpcError as error:
+                return error.code(), error.details() or ""
+            [mountpoint] = cluster.api.items("Pod", MOUNTERS)
+            assert mountpoint["status"]["phase"] == "Running"
+            assert [uid for uid, _ in controller_support.served(cluster.api).items()] == [
+                workload["metadata"]["uid"]
+            ]
+            as_workload = ("sh", "-c", f"echo hello > {target}/hello.txt && cat {target}/reports/q1.csv")
+            written = await asyncio.to_thread(run_as, 1001, 1001, as_workload, groups=[1001])
+            assert (written.returncode, written.stdout) == (0, b"q,1\n"), written.stderr
+            assert s3.get_object(Bucket=bucket, Key="hello.txt")["Body"].read() == b"hello\n"
+            modes = {
+                name: (os.stat(target / name).st_gid, stat.S_IMODE(os.stat(target / name).st_mode))
+                for name in ("hello.txt", "reports", "reports/q1.csv")
+            }
+            assert modes == {
+                "hello.txt": (1001, 0o660),
+                "reports": (1001, 0o770),
+                "reports/q1.csv": (1001, 0o660),
+            }
+
+            # The pod is deleted: kubelet unpublishes its volume, then the pod object goes.
+            await rpc(
+                cluster.driver.socket_path,
+                "Node",
+                "NodeUnpublishVolume",
+                csi_pb2.NodeUnpublishVolumeRequest(
+                    volume_id=request.volume_id, target_path=request.target_path
+                ),
+            )
+            await asyncio.to_thread(cluster.api.remove, "Pod", TEAM, "s3-dynamic-app")
+
+            def retired() -> bool:
+                return not (
+                    controller_support.served(cluster.api)
+                    or cluster.api.items("Pod", MOUNTERS)
+                    or controller_support.attachments(cluster.api)
+                    or cluster.kubelet.containers
+                )
+
+            assert await wait_until_async(retired), (
+                cluster.api.items("Pod", MOUNTERS),
+                cluster.kubelet.containers,
+            )
+            return grpc.StatusCode.OK, ""
+
+    assert asyncio.run(scenario()) == (grpc.StatusCode.OK, ""), cluster.driver.log()[-2000:]
+    assert cluster.mounts() == [] and not target.exists()
 
 
 def test_a_node_plugin_the_api_refuses_exits_naming_the_rbac_rule(cluster: Cluster) -> None:
