@@ -6,7 +6,6 @@ watched object, and ``json.loads`` is 50 times cheaper than the library's models
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -14,7 +13,8 @@ import aiohttp
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from s3csi.kube.client import api_configuration
+from s3csi.errors import Unavailable
+from s3csi.kube.client import new_api_client
 from s3csi.kube.settings import KubeApiSettings
 
 JsonObject = dict[str, Any]
@@ -58,13 +58,9 @@ class Api:
     def _api(self) -> ApiClient:
         if self._client is None:
             try:
-                self._client = ApiClient(api_configuration(self.settings))
-            except (OSError, ssl.SSLError) as exc:
-                raise ApiError(
-                    0,
-                    f"the Kubernetes API CA file {self.settings.ca_file} cannot be used "
-                    f"({exc.__class__.__name__})",
-                ) from None
+                self._client = new_api_client(self.settings)
+            except Unavailable as exc:
+                raise ApiError(0, str(exc)) from None
         return self._client
 
     async def close(self) -> None:

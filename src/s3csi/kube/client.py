@@ -70,6 +70,16 @@ def api_configuration(settings: KubeApiSettings) -> Configuration:
     return configuration
 
 
+def new_api_client(settings: KubeApiSettings) -> ApiClient:
+    """The library's client for ``settings``; Unavailable naming the CA file when it cannot be used."""
+    try:
+        return ApiClient(api_configuration(settings))
+    except (OSError, ssl.SSLError) as exc:
+        raise Unavailable(
+            f"the Kubernetes API CA file {settings.ca_file} cannot be used ({exc.__class__.__name__})"
+        ) from None
+
+
 def api_error(status: int, body: str | bytes | None, resource: str, what: str) -> S3csiError:
     """The error for a non-2xx answer to ``get`` of ``resource`` (``what`` names the object)."""
     reason = status_message(body)
@@ -128,13 +138,7 @@ class KubeClient:
 
     def _api_client(self) -> ApiClient:
         if self._api is None:
-            try:
-                self._api = ApiClient(api_configuration(self.settings))
-            except (OSError, ssl.SSLError) as exc:
-                raise Unavailable(
-                    f"the Kubernetes API CA file {self.settings.ca_file} cannot be used "
-                    f"({exc.__class__.__name__})"
-                ) from None
+            self._api = new_api_client(self.settings)
         return self._api
 
     async def _get(
