@@ -109,3 +109,23 @@ def test_a_refused_list_is_not_an_empty_one(kube_api: FakeKubeApi) -> None:
         assert not cache.refused.is_set() and cache.last_error == ""
 
     run(kube_api, scenario)
+
+
+def test_an_ended_watch_resumes_from_its_last_version_without_listing(kube_api: FakeKubeApi) -> None:
+    path = path_of(GROUP, VERSION, PLURAL)
+
+    def requests(watching: bool) -> list[dict[str, str]]:
+        return [r.query for r in kube_api.seen if r.path == path and ("watch" in r.query) == watching]
+
+    async def scenario(cache: Informer) -> None:
+        await asyncio.wait_for(cache.synced.wait(), 10)
+        kube_api.add(attachment(KEYS[0], "node-1"))
+        assert await wait_until_async(lambda: set(cache.objects) == {("", KEYS[0])}), cache.objects
+        version = cache.objects[("", KEYS[0])]["metadata"]["resourceVersion"]
+        # Each watch lasts 1 s; the ones after the event resume from its version (or a later bookmark's).
+        assert await wait_until_async(
+            lambda: any(int(q["resourceVersion"]) >= int(version) for q in requests(watching=True))
+        )
+        assert len(requests(watching=False)) == 1, requests(watching=False)
+
+    run(kube_api, scenario, watch_timeout_s=1)
