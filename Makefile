@@ -27,10 +27,14 @@ RUNTIME_LOCK := requirements/runtime.lock
 # The lock's own tool (uv), installed with hash checking from requirements/tools.lock.
 TOOLS_VENV ?= /opt/s3csi/lock-tools
 TOOLS_LOCK := requirements/tools.lock
+# checkov (the chart's policy checks in tests/unit/test_helm_chart.py) pins boto3 and packaging far below what
+# s3csi uses, so it lives in a venv of its own, built from requirements/checkov.lock with hash checking.
+CHECKOV_VENV ?= /opt/s3csi/checkov
+CHECKOV_LOCK := requirements/checkov.lock
 # `make lock LOCK_ARGS=--upgrade` (or `--upgrade-package NAME`): without it, the versions already locked stay.
 LOCK_ARGS ?=
 
-.PHONY: all system venv install demo test lint unit bench clean-venv lock image
+.PHONY: all system venv install demo test lint unit bench clean-venv lock checkov image
 
 # `make image`: the container image (Containerfile), built without any image registry: each stage's base root
 # file system comes from Debian's packages (mmdebstrap --variant=minbase), imported with `podman import`. The
@@ -90,6 +94,8 @@ lock:
 	fi
 	$(TOOLS_VENV)/bin/uv pip compile -q requirements/tools.in --generate-hashes --python $(SYSTEM_PYTHON) \
 		--custom-compile-command "make lock" -o $(TOOLS_LOCK)
+	$(TOOLS_VENV)/bin/uv pip compile -q requirements/checkov.in --generate-hashes --python $(SYSTEM_PYTHON) \
+		--custom-compile-command "make lock" -o $(CHECKOV_LOCK)
 	$(TOOLS_VENV)/bin/uv pip compile -q requirements/bench-aiobotocore.in --generate-hashes \
 		--python $(SYSTEM_PYTHON) --custom-compile-command "make lock" -o requirements/bench-aiobotocore.lock
 	{ $(SYSTEM_PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")'; \
@@ -113,8 +119,18 @@ lint: install
 # installs podman, runc, mmdebstrap and uidmap too (about 1 min of apt on a fresh machine, then the first
 # `make image` about 2 min; both are skipped or cached afterwards).
 test: EXTRA_APT = $(IMAGE_APT_PACKAGES)
-test: lint
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+# Rebuilt whenever requirements/checkov.lock changes (its hash is kept beside it).
+checkov: system
+	@if [ ! -x $(CHECKOV_VENV)/bin/checkov ] || [ "$$(cat $(CHECKOV_VENV)/lock.sha256 2>/dev/null)" != "$$(sha256sum < $(CHECKOV_LOCK))" ]; then \
+		echo "building $(CHECKOV_VENV) from $(CHECKOV_LOCK)"; \
+		umask 022; rm -rf $(CHECKOV_VENV); mkdir -p $(dir $(CHECKOV_VENV)); \
+		$(SYSTEM_PYTHON) -m venv $(CHECKOV_VENV) \
+		&& $(CHECKOV_VENV)/bin/pip install -q --require-hashes --no-deps -r $(CHECKOV_LOCK) \
+		&& sha256sum < $(CHECKOV_LOCK) > $(CHECKOV_VENV)/lock.sha256; \
+	fi
+
+test: lint checkov
+	S3CSI_CHECKOV=$(CHECKOV_VENV)/bin/checkov $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 demo: install
 	$(VENV)/bin/s3csi demo
