@@ -27,14 +27,11 @@ from packaging.version import Version
 from s3csi.cli import build_parser
 from s3csi.csi.main import build_settings as build_driver_settings
 from s3csi.podmounter.podspec import MountpointPodSettings, mountpoint_namespace, mountpoint_pod
+from tests.helm_support import CHART, NAMESPACE, ROOT, Obj, find, render, render_text
+from tests.helm_support import objects as _objects
 from tests.pod_security_support import violations
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "deploy" / "helm" / "s3csi"
 EXAMPLES = ROOT / "deploy" / "examples"
-NAMESPACE = "kube-system"
-
-Obj = dict[str, Any]
 
 # The chart's values matrix. "aws_chart_values" are the values users bring from the AWS Mountpoint chart.
 VALUE_SETS: dict[str, Obj] = {
@@ -79,30 +76,8 @@ KUBE_VERSIONS = _chart_kube_versions()
 
 
 @functools.cache
-def _chart() -> helm_python.Chart:
-    return helm_python.Chart.load(CHART)
-
-
-@functools.cache
 def _rendered_text(name: str) -> dict[str, str]:
-    return _chart().render(
-        copy.deepcopy(VALUE_SETS[name]), name="s3csi", namespace=NAMESPACE, is_install=True
-    )
-
-
-def render(values: Obj) -> list[Obj]:
-    out = _chart().render(copy.deepcopy(values), name="s3csi", namespace=NAMESPACE, is_install=True)
-    return _objects(out)
-
-
-def _objects(out: dict[str, str]) -> list[Obj]:
-    return [
-        doc
-        for path, text in sorted(out.items())
-        if path.endswith(".yaml")
-        for doc in yaml.safe_load_all(text)
-        if doc
-    ]
+    return render_text(VALUE_SETS[name])
 
 
 def rendered(name: str) -> list[Obj]:
@@ -111,12 +86,6 @@ def rendered(name: str) -> list[Obj]:
 
 def crds() -> list[Obj]:
     return [yaml.safe_load(p.read_text()) for p in sorted((CHART / "crds").glob("*.yaml"))]
-
-
-def find(objects: list[Obj], kind: str, name: str) -> Obj:
-    matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
-    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} rendered"
-    return matches[0]
 
 
 def container(workload: Obj, name: str) -> Obj:
