@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import pytest
 
 from s3csi.podmounter.podspec import DEFAULT_NAMESPACE
-from s3csi.volume.context import DRIVER_VERSION_KEY, SHARING_KEY_LABEL
+from s3csi.volume.context import DRIVER_VERSION_KEY, PERSISTENT_VOLUME_NAME_ANNOTATION, SHARING_KEY_LABEL
 from tests.controller_support import (
     LEASE_NAME,
     attachments,
@@ -70,6 +70,44 @@ def test_static_and_dynamic_volumes_get_one_mountpoint_pod_each(api: FakeKubeApi
         assert pod["metadata"]["labels"][DRIVER_VERSION_KEY] == "1.0.0"
     for obj in attachments(api).values():
         assert obj["status"] == {"mountpointPods": 1, "workloadPods": 1}
+
+
+def test_a_volumes_mountpoint_pod_attributes_size_its_mountpoint_pod(api: FakeKubeApi) -> None:
+    # mountpointPod* on the PV override the controller's defaults for that volume's Mountpoint Pod only; a
+    # memory request the default limit cannot hold is refused with an Event naming the attributes.
+    big = {
+        "mountpointPodCpuRequest": "1",
+        "mountpointPodMemoryRequest": "1Gi",
+        "mountpointPodMemoryLimit": "2Gi",
+    }
+    volume(api, "big", attributes=big)
+    volume(api, "plain", bucket="bucket-2")
+    volume(api, "too-big", bucket="bucket-3", attributes={"mountpointPodMemoryRequest": "1Gi"})
+    a = api.add(workload("a", "big"))
+    b = api.add(workload("b", "plain"))
+    refused = api.add(workload("refused", "too-big"))
+
+    async def scenario() -> bool:
+        async with controller(settings(api)):
+            return await wait_until_async(
+                lambda: settled(api, {uid(a), uid(b)}) and len(api.items("Event", "team-a")) == 1
+            )
+
+    assert run(scenario), (served(api), api.items("Event", "team-a"))
+    by_pv = {
+        pod["metadata"]["annotations"][PERSISTENT_VOLUME_NAME_ANNOTATION]: pod["spec"]["containers"][0][
+            "resources"
+        ]
+        for pod in mountpoint_pods(api)
+    }
+    assert by_pv == {
+        "big": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+        "plain": {"requests": {"cpu": "200m", "memory": "160Mi"}, "limits": {"memory": "512Mi"}},
+    }
+    [event] = api.items("Event", "team-a")
+    assert event["involvedObject"]["uid"] == uid(refused)
+    assert "memory request 1Gi exceeds its limit 512Mi" in event["message"]
+    assert "mountpointPodMemoryRequest" in event["message"]
 
 
 def test_sharing_matrix(api: FakeKubeApi) -> None:

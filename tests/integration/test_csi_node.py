@@ -16,8 +16,16 @@ import pytest
 from s3csi.csi.proto import csi_pb2
 from s3csi.csi.server import serve
 from s3csi.errors import NotFound, Unavailable
+from s3csi.podmounter.publisher import PodMounterPublisher, PublisherSettings
+from s3csi.podmounter.runtime.local import LocalRuntime
 from s3csi.s3 import Credentials, StaticCredentials
-from s3csi.volume.context import SERVICE_ACCOUNT_TOKENS, AuthenticationSource
+from s3csi.s3.settings import S3Settings
+from s3csi.volume.context import (
+    MOUNTPOINT_POD_CPU_REQUEST,
+    MOUNTPOINT_POD_MEMORY_LIMIT,
+    SERVICE_ACCOUNT_TOKENS,
+    AuthenticationSource,
+)
 from s3csi.volume.publish_spec import PublishSpec
 from tests.integration.csi_support import (
     MODE,
@@ -256,3 +264,30 @@ def test_failures_below_the_servicer_become_their_status_never_unknown(
         assert tracebacks and tracebacks[0].exc_info and tracebacks[0].exc_info[1] is error
     else:
         assert details == str(error) and not tracebacks
+
+
+def test_the_local_runtime_refuses_a_volume_that_sizes_its_mountpoint_pod(tmp_path: Path) -> None:
+    # A local Mountpoint Pod is a process of the node plugin: it has no requests or limits to apply, so a
+    # volume's mountpointPod* attributes are refused, never parsed and ignored.
+    settings = PublisherSettings(
+        node_id="node-1",
+        state_dir=str(tmp_path / "state"),
+        kubelet_dir=KUBELET,
+        s3=S3Settings(region="us-east-1", endpoint_url="http://127.0.0.1:1", force_path_style=True),
+    )
+    local = PodMounterPublisher(
+        settings, LocalRuntime(settings.state_dir), StaticCredentials(Credentials("a", "b"))
+    )
+    local.prepare()
+    driver = start_in_process(node_settings(tmp_path, KUBELET), local)
+    try:
+        context = {"bucketName": "data", MOUNTPOINT_POD_MEMORY_LIMIT: "2Gi", MOUNTPOINT_POD_CPU_REQUEST: "1"}
+        status, details = publish_code(driver, publish_request(volume_context=context))
+    finally:
+        driver.stop()
+    assert status == INVALID
+    assert details.startswith(
+        f"volume attribute {MOUNTPOINT_POD_CPU_REQUEST} sets the Mountpoint Pod's resources"
+    )
+    assert "--runtime kubernetes" in details
+    assert local.runtime.list() == [] and not list((tmp_path / "state" / "sources").iterdir())

@@ -18,11 +18,10 @@ from s3csi.podmounter.podspec import (
     DEFAULT_NAMESPACE,
     MountpointPodResources,
     MountpointPodSettings,
-    cpu_millicores,
-    memory_bytes,
     mountpoint_namespace,
     mountpoint_pod,
 )
+from s3csi.volume.quantity import cpu_millicores, memory_bytes
 from tests.pod_security_support import violations
 from tests.unit.test_podmounter_crd import SUPPORTED_VERSIONS
 
@@ -49,7 +48,12 @@ SETTINGS = [
 
 
 def build(settings: MountpointPodSettings, **changes: str) -> dict[str, Any]:
-    arguments = {"node_name": NODE, "key": KEY, "volume_id": VOLUME_ID, "persistent_volume_name": PV}
+    arguments: dict[str, Any] = {
+        "node_name": NODE,
+        "key": KEY,
+        "volume_id": VOLUME_ID,
+        "persistent_volume_name": PV,
+    }
     return mountpoint_pod(settings, **{**arguments, **changes})
 
 
@@ -250,6 +254,54 @@ def test_invalid_settings(changes: dict[str, Any], message: str) -> None:
 def test_invalid_resources(changes: dict[str, str], message: str) -> None:
     with pytest.raises(InvalidArgument, match=re.escape(message)):
         MountpointPodResources(**changes)
+
+
+# A volume's mountpointPod* attributes (volume/context.py) over the controller's defaults.
+OVERRIDES = [
+    pytest.param(
+        {}, {"requests": {"cpu": "200m", "memory": "160Mi"}, "limits": {"memory": "512Mi"}}, id="none"
+    ),
+    pytest.param(
+        {"cpu_request": "1", "memory_request": "1Gi", "memory_limit": "2Gi"},
+        {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+        id="all",
+    ),
+    pytest.param(
+        {"memory_limit": "4G"},
+        {"requests": {"cpu": "200m", "memory": "160Mi"}, "limits": {"memory": "4G"}},
+        id="limit-only",
+    ),
+    pytest.param(
+        {"cpu_request": "50m", "memory_request": "512Mi"},
+        {"requests": {"cpu": "50m", "memory": "512Mi"}, "limits": {"memory": "512Mi"}},
+        id="request-up-to-the-default-limit",
+    ),
+]
+
+
+@pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
+@pytest.mark.parametrize(("overrides", "expected"), OVERRIDES)
+def test_a_volume_sets_the_pod_resources(
+    overrides: dict[str, str], expected: dict[str, Any], version: str
+) -> None:
+    changes = {"cpu_request": None, "memory_request": None, "memory_limit": None, **overrides}
+    resources = MountpointPodResources().overridden(**changes)
+    pod = mountpoint_pod(
+        MountpointPodSettings(image=IMAGE),
+        node_name=NODE,
+        key=KEY,
+        volume_id=VOLUME_ID,
+        persistent_volume_name=PV,
+        resources=resources,
+    )
+    assert pod["spec"]["containers"][0]["resources"] == expected
+    kubernetes_validate.validate(pod, version, strict=True)
+    assert violations(pod) == []
+
+
+def test_a_volume_memory_request_above_the_default_limit_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match=re.escape("memory request 1Gi exceeds its limit 512Mi")):
+        MountpointPodResources().overridden(cpu_request=None, memory_request="1Gi", memory_limit=None)
 
 
 @pytest.mark.parametrize(

@@ -119,6 +119,16 @@ def test_ids_this_driver_cannot_have_made_parse_to_none(text: str) -> None:
             "bucket:{b}",
             {"bucketName": "{b}", "authenticationSource": "driver"},
         ),
+        (  # StorageClass parameters that size the Mountpoint Pod pass through to the PV's attributes
+            {"mountpointPodCpuRequest": "1", "mountpointPodMemoryLimit": "2Gi"},
+            "bucket:{b}",
+            {
+                "bucketName": "{b}",
+                "authenticationSource": "driver",
+                "mountpointPodCpuRequest": "1",
+                "mountpointPodMemoryLimit": "2Gi",
+            },
+        ),
     ],
 )
 def test_plans(parameters: dict[str, str], volume_id: str, context: dict[str, str]) -> None:
@@ -155,6 +165,7 @@ def test_records_differ_exactly_when_the_request_differs() -> None:
         ),
         ({"fsUser": "root"}, CapacityRange(), "fsUser"),
         ({"roleArn": "arn:nope"}, CapacityRange(), "roleArn"),
+        ({"mountpointPodMemoryLimit": "lots"}, CapacityRange(), "mountpointPodMemoryLimit"),
     ],
 )
 def test_bad_plans(parameters: dict[str, str], capacity: CapacityRange, message: str) -> None:

@@ -31,6 +31,11 @@ def test_wire_strings_of_the_keys() -> None:
     assert context.FS_USER_ANNOTATION == "s3csi.io/fs-user"
     assert context.ROLE_ARN_ANNOTATION == "eks.amazonaws.com/role-arn"
     assert context.CO_KEY_PREFIX == "csi.storage.k8s.io/"
+    assert context.MOUNTPOINT_POD_RESOURCE_ATTRIBUTES == (
+        "mountpointPodCpuRequest",
+        "mountpointPodMemoryRequest",
+        "mountpointPodMemoryLimit",
+    )
 
 
 def test_the_keys_are_written_only_in_volume_context() -> None:
@@ -118,6 +123,35 @@ VALID = [
         VolumeContext("my-bucket--usw2-az1--x-s3", "", AuthenticationSource.DRIVER, None, None, None),
         id="directory-bucket-name",
     ),
+    pytest.param(
+        {
+            "bucketName": "bkt",
+            "mountpointPodCpuRequest": "500m",
+            "mountpointPodMemoryRequest": "1Gi",
+            "mountpointPodMemoryLimit": "1Gi",
+        },
+        VolumeContext("bkt", "", AuthenticationSource.DRIVER, None, None, None, "500m", "1Gi", "1Gi"),
+        id="mountpoint-pod-resources-request-equal-to-limit",
+    ),
+    pytest.param(
+        {"bucketName": "bkt", "mountpointPodCpuRequest": "2", "mountpointPodMemoryLimit": "4G"},
+        VolumeContext(
+            "bkt",
+            "",
+            AuthenticationSource.DRIVER,
+            None,
+            None,
+            None,
+            mountpoint_pod_cpu_request="2",
+            mountpoint_pod_memory_limit="4G",
+        ),
+        id="mountpoint-pod-resources-partly-set",
+    ),
+    pytest.param(
+        {"bucketName": "bkt", "mountpointPodMemoryRequest": ""},
+        VolumeContext("bkt", "", AuthenticationSource.DRIVER, None, None, None),
+        id="mountpoint-pod-resources-empty-is-unset",
+    ),
 ]
 
 
@@ -187,6 +221,26 @@ INVALID = [
         "volume attribute roleArn",
         id="role-arn-not-a-role",
     ),
+    pytest.param(
+        {"bucketName": "bkt", "mountpointPodCpuRequest": "0.5"},
+        "volume attribute mountpointPodCpuRequest: CPU quantity '0.5' must be whole cores or millicores",
+        id="mountpoint-pod-cpu-fraction",
+    ),
+    pytest.param(
+        {"bucketName": "bkt", "mountpointPodMemoryRequest": "160MB"},
+        "volume attribute mountpointPodMemoryRequest: memory quantity '160MB'",
+        id="mountpoint-pod-memory-request-unit",
+    ),
+    pytest.param(
+        {"bucketName": "bkt", "mountpointPodMemoryLimit": "-1"},
+        "volume attribute mountpointPodMemoryLimit: memory quantity '-1'",
+        id="mountpoint-pod-memory-limit-negative",
+    ),
+    pytest.param(
+        {"bucketName": "bkt", "mountpointPodMemoryRequest": "1Gi", "mountpointPodMemoryLimit": "1000Mi"},
+        "volume attribute mountpointPodMemoryRequest 1Gi exceeds mountpointPodMemoryLimit 1000Mi",
+        id="mountpoint-pod-memory-request-above-limit",
+    ),
 ]
 
 
@@ -206,3 +260,20 @@ def test_long_bad_values_are_truncated_in_messages() -> None:
 @pytest.mark.parametrize(("attributes", "expected"), VALID)
 def test_to_volume_context_round_trips(attributes: dict[str, str], expected: VolumeContext) -> None:
     assert VolumeContext.parse(expected.to_volume_context()) == expected
+
+
+@pytest.mark.parametrize(
+    ("attributes", "named"),
+    [
+        ({}, []),
+        ({"mountpointPodMemoryLimit": "1Gi"}, ["mountpointPodMemoryLimit"]),
+        (
+            {"mountpointPodCpuRequest": "1", "mountpointPodMemoryRequest": "1Gi"},
+            ["mountpointPodCpuRequest", "mountpointPodMemoryRequest"],
+        ),
+    ],
+)
+def test_mountpoint_pod_resource_attributes_are_named(attributes: dict[str, str], named: list[str]) -> None:
+    assert (
+        VolumeContext.parse({"bucketName": "bkt", **attributes}).mountpoint_pod_resource_attributes() == named
+    )

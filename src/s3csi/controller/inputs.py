@@ -23,13 +23,20 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from s3csi.credentials.plan import secret_credentials
 from s3csi.errors import S3csiError
 from s3csi.podmounter.attachment import SharingInputs, attachment
-from s3csi.volume.context import FS_USER_ANNOTATION, AuthenticationSource, VolumeContext
+from s3csi.podmounter.podspec import MountpointPodResources
+from s3csi.volume.context import (
+    FS_USER_ANNOTATION,
+    MOUNTPOINT_POD_MEMORY_LIMIT,
+    MOUNTPOINT_POD_MEMORY_REQUEST,
+    AuthenticationSource,
+    VolumeContext,
+)
 from s3csi.volume.policy import AccessMode, PolicyInput, effective_mount
 from s3csi.volume.sharing import credentials_identity_of
 
@@ -61,6 +68,9 @@ class Served:
     volume: str
     """The pod's volume name."""
     inputs: SharingInputs
+    resources: MountpointPodResources = field(default_factory=MountpointPodResources)
+    """The Mountpoint Pod's: the controller's defaults with the PV's ``mountpointPod*`` attributes. Not
+    part of the key: the key names the PV, whose attributes Kubernetes does not let change."""
 
     @property
     def key(self) -> str:
@@ -206,13 +216,35 @@ def sharing_inputs(
     )
 
 
+def volume_resources(pv: JsonObject, defaults: MountpointPodResources) -> MountpointPodResources:
+    """``defaults`` with the PV's ``mountpointPod*`` attributes where it sets them; InvalidArgument when
+    the two together ask for a memory request above the limit."""
+    csi = _get(pv, "spec", "csi") or {}
+    context = VolumeContext.parse({str(k): str(v) for k, v in (csi.get("volumeAttributes") or {}).items()})
+    try:
+        return defaults.overridden(
+            cpu_request=context.mountpoint_pod_cpu_request,
+            memory_request=context.mountpoint_pod_memory_request,
+            memory_limit=context.mountpoint_pod_memory_limit,
+        )
+    except S3csiError as exc:
+        attributes = f"{MOUNTPOINT_POD_MEMORY_REQUEST}, {MOUNTPOINT_POD_MEMORY_LIMIT}"
+        raise ValueError(f"{exc} (volume attributes {attributes} or the controller's defaults)") from None
+
+
 def _claims_driver(claim: JsonObject, driver_name: str) -> bool:
     annotations = _get(claim, "metadata", "annotations") or {}
     return any(annotations.get(name) == driver_name for name in STORAGE_PROVISIONER_ANNOTATIONS)
 
 
-def pod_volumes(pod: JsonObject, objects: Objects, driver_name: str) -> list[Served | Refused]:
+def pod_volumes(
+    pod: JsonObject,
+    objects: Objects,
+    driver_name: str,
+    resources: MountpointPodResources | None = None,
+) -> list[Served | Refused]:
     """Each volume of ``pod`` (scheduled to a node) that this driver serves or should serve and cannot.
+    ``resources``: the controller's Mountpoint Pod defaults (None: the measured ones).
 
     A claim counts as this driver's when it is bound to a PV of the driver, or when Kubernetes has the driver
     provision it (its storage-provisioner annotation): only then is an unbound claim or a missing PV this
@@ -242,8 +274,9 @@ def pod_volumes(pod: JsonObject, objects: Objects, driver_name: str) -> list[Ser
         try:
             inputs = sharing_inputs(pod, pv, read_only=read_only, secret=secret)
             attachment(inputs)  # what the key and the CRD refuse (an identity the source needs, a name)
+            pod_resources = volume_resources(pv, resources or MountpointPodResources())
         except (ValueError, S3csiError) as exc:
             results.append(Refused(volume, f"PersistentVolume {pv_name}: {exc}"))
             continue
-        results.append(Served(volume, inputs))
+        results.append(Served(volume, inputs, pod_resources))
     return results

@@ -190,7 +190,7 @@ class Controller:
             live.add(uid)
             for use in self._pod_uses(uid, pod, objects):
                 if isinstance(use, Served):
-                    workloads.append(Workload(uid, use.inputs, use.key))
+                    workloads.append(Workload(uid, use.inputs, use.key, use.resources))
                 else:
                     await self._report(pod, use)
         self._forget_reports(live)
@@ -241,12 +241,14 @@ class Controller:
             claim = objects.claims.get((namespace, claim_name)) or {}
             pv = objects.volumes.get(str((claim.get("spec") or {}).get("volumeName") or "")) or {}
             if node_publish_secret(pv) is not None:
-                return pod_volumes(pod, objects, self.settings.driver_name)
+                return pod_volumes(
+                    pod, objects, self.settings.driver_name, self.settings.mountpoint_pods.resources
+                )
             stamp += [str((obj.get("metadata") or {}).get("resourceVersion")) for obj in (claim, pv)]
         cached = self._uses.get(uid)
         if cached is not None and cached[0] == tuple(stamp):
             return cached[1]
-        uses = pod_volumes(pod, objects, self.settings.driver_name)
+        uses = pod_volumes(pod, objects, self.settings.driver_name, self.settings.mountpoint_pods.resources)
         self._uses[uid] = (tuple(stamp), uses)
         return uses
 
@@ -315,6 +317,7 @@ class Controller:
             key=action.key,
             volume_id=inputs.volume_id,
             persistent_volume_name=inputs.persistent_volume_name,
+            resources=action.resources,
         )
         try:
             created = await self.api.call("POST", self._mp_path, body=body)

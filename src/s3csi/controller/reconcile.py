@@ -33,6 +33,7 @@ from s3csi.podmounter.attachment import (
     without_mountpoint_pod,
     without_workload,
 )
+from s3csi.podmounter.podspec import MountpointPodResources
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Workload:
     uid: str
     inputs: SharingInputs
     key: str
+    resources: MountpointPodResources | None = None
+    """Its volume's Mountpoint Pod resources (controller.inputs.Served); None: the controller's defaults."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class MountpointPodState:
 class CreateMountpointPod:
     key: str
     inputs: SharingInputs
+    resources: MountpointPodResources | None = None
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,7 @@ def decide(world: World, *, now: float, wall_time: datetime, grace_s: float) -> 
         target = _target(pods, obj)
         waiting = [w for w in needed.get(key, []) if obj is None or mountpoint_pod_of(obj, w.uid) is None]
         if waiting and target is None:
-            actions.append(CreateMountpointPod(key, waiting[0].inputs))
+            actions.append(CreateMountpointPod(key, waiting[0].inputs, waiting[0].resources))
         elif waiting and obj is not None and target is not None:
             for workload in waiting:
                 try:

@@ -10,8 +10,7 @@ It satisfies the Pod Security "restricted" profile its namespace enforces (:func
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from s3csi import __version__
@@ -30,6 +29,7 @@ from s3csi.volume.context import (
     VOLUME_ID_ANNOTATION,
     VOLUME_ID_DIGEST_LABEL,
 )
+from s3csi.volume.quantity import cpu_millicores, memory_bytes
 
 JsonObject = dict[str, Any]
 
@@ -62,39 +62,6 @@ stricter rule cannot stop Mountpoint Pods from starting; warn and audit follow t
 
 IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
-# Kubernetes quantities, in the forms the settings accept (a subset of resource.Quantity's grammar).
-_MEMORY = re.compile(r"([0-9]{1,15})(Ki|Mi|Gi|Ti|k|M|G|T)?")
-_MEMORY_FACTORS = {
-    None: 1,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-}
-_CPU = re.compile(r"([0-9]{1,9})(m?)")
-
-
-def memory_bytes(quantity: str) -> int:
-    """``quantity`` (``160Mi``, ``1G``, ``1048576``) in bytes; InvalidArgument for another form."""
-    match = _MEMORY.fullmatch(quantity)
-    if match is None:
-        raise InvalidArgument(
-            f"memory quantity {quantity[:80]!r} must be an integer with Ki/Mi/Gi/Ti/k/M/G/T"
-        )
-    return int(match[1]) * _MEMORY_FACTORS[match[2]]
-
-
-def cpu_millicores(quantity: str) -> int:
-    """``quantity`` (``200m``, ``2``) in millicores; InvalidArgument for another form."""
-    match = _CPU.fullmatch(quantity)
-    if match is None:
-        raise InvalidArgument(f"CPU quantity {quantity[:80]!r} must be whole cores or millicores (200m)")
-    return int(match[1]) * (1 if match[2] else 1000)
-
 
 @dataclass(frozen=True)
 class MountpointPodResources:
@@ -123,6 +90,14 @@ class MountpointPodResources:
             raise InvalidArgument(
                 f"Mountpoint Pod memory request {self.memory_request} exceeds its limit {self.memory_limit}"
             )
+
+    def overridden(
+        self, *, cpu_request: str | None, memory_request: str | None, memory_limit: str | None
+    ) -> MountpointPodResources:
+        """These resources with a volume's values (its ``mountpointPod*`` attributes) where it sets them;
+        InvalidArgument when the result asks for more memory than it may use."""
+        changes = {"cpu_request": cpu_request, "memory_request": memory_request, "memory_limit": memory_limit}
+        return replace(self, **{name: value for name, value in changes.items() if value is not None})
 
     def to_kubernetes(self) -> JsonObject:
         return {
@@ -184,8 +159,11 @@ def mountpoint_pod(
     key: str,
     volume_id: str,
     persistent_volume_name: str,
+    resources: MountpointPodResources | None = None,
 ) -> JsonObject:
     """The Mountpoint Pod serving sharing key ``key`` on node ``node_name`` (a core/v1 Pod to create).
+
+    ``resources``: its volume's (:meth:`MountpointPodResources.overridden`); None: ``settings.resources``.
 
     Its name comes from the API server (``generateName``); the attachment records it. Raises
     InvalidArgument for a node name that is not a DNS-1123 subdomain.
@@ -204,7 +182,7 @@ def mountpoint_pod(
             "capabilities": {"drop": ["ALL"]},
             "readOnlyRootFilesystem": True,
         },
-        "resources": settings.resources.to_kubernetes(),
+        "resources": (resources or settings.resources).to_kubernetes(),
         "volumeMounts": [{"name": COMM_VOLUME, "mountPath": COMM_DIR}],
         # When the mounter dies before logging to a termination file, its last log lines explain why:
         # the node plugin's "Mountpoint Pod failed" message quotes them.

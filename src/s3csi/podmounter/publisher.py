@@ -37,7 +37,7 @@ from s3csi.credentials.files import (
 )
 from s3csi.credentials.plan import DEFAULT_AUDIENCE, CredentialPlan, UseSecret, inputs_for
 from s3csi.credentials.resolver import CredentialResolver
-from s3csi.errors import AlreadyExists, FailedPrecondition, Unavailable
+from s3csi.errors import AlreadyExists, FailedPrecondition, InvalidArgument, Unavailable
 from s3csi.fs.settings import READ_AHEAD_KIB
 from s3csi.kernel.fuse import FUSE_FSTYPE, mount_fuse, open_fuse_device, set_read_ahead
 from s3csi.kernel.mount import MountInfo, bind_mount, find_mount, mountinfo, unmount
@@ -52,6 +52,7 @@ from s3csi.podmounter.runtime import (
     MountpointPodRuntime,
     pod_name,
 )
+from s3csi.podmounter.runtime.local import LocalRuntime
 from s3csi.podmounter.targets import (
     TargetAction,
     check_unpublish,
@@ -130,6 +131,15 @@ class PodMounterPublisher:
     # ---- NodePublishVolume ----------------------------------------------------------------------
 
     async def publish(self, spec: PublishSpec) -> None:
+        resource_attributes = spec.context.mountpoint_pod_resource_attributes()
+        if resource_attributes and isinstance(self.runtime, LocalRuntime):
+            # A Mountpoint Pod of the local runtime is a process of the node plugin, with no requests or
+            # limits to give it: refused rather than ignored.
+            raise InvalidArgument(
+                f"volume attribute {resource_attributes[0]} sets the Mountpoint Pod's resources, which "
+                "only the Kubernetes runtime applies: run the node plugin with --runtime kubernetes, or "
+                "remove the mountpointPod* attributes from the volume"
+            )
         target = resolve_target(self.settings.kubelet_dir, spec.target_path)
         plan = self.resolver.plan(
             inputs_for(spec, driver_region=self.settings.s3.region, audience=self.settings.sts_audience)

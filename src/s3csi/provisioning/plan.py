@@ -25,7 +25,13 @@ from s3csi.volume.context import VolumeContext, validate_bucket_name
 
 PROVISIONING_MODE = "provisioningMode"
 BUCKET_NAME = context.BUCKET_NAME
-_ATTRIBUTES = (context.AUTHENTICATION_SOURCE, context.STS_REGION, context.FS_USER, context.ROLE_ARN)
+_ATTRIBUTES = (
+    context.AUTHENTICATION_SOURCE,
+    context.STS_REGION,
+    context.FS_USER,
+    context.ROLE_ARN,
+    *context.MOUNTPOINT_POD_RESOURCE_ATTRIBUTES,
+)
 MARKER_PREFIX = ".s3csi-volumes/"
 """Where each volume's record lives in its bucket: ``.s3csi-volumes/<bucket or leaf>.json``."""
 

@@ -8,13 +8,14 @@ module does not know are ignored: kubelet and the external-provisioner add their
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from s3csi.errors import InvalidArgument
 from s3csi.mountflags import REGION_PATTERN, ValueKind
 from s3csi.volume.options import normalise_prefix, parse_id
+from s3csi.volume.quantity import cpu_millicores, memory_bytes
 
 BUCKET_NAME = "bucketName"
 PREFIX = "prefix"
@@ -22,6 +23,16 @@ AUTHENTICATION_SOURCE = "authenticationSource"
 STS_REGION = "stsRegion"
 FS_USER = "fsUser"
 ROLE_ARN = "roleArn"
+# The Mountpoint Pod's container resources, overriding the controller's measured defaults
+# (docs/kubernetes.md#the-mountpoint-pod). Only `--runtime kubernetes` applies them.
+MOUNTPOINT_POD_CPU_REQUEST = "mountpointPodCpuRequest"
+MOUNTPOINT_POD_MEMORY_REQUEST = "mountpointPodMemoryRequest"
+MOUNTPOINT_POD_MEMORY_LIMIT = "mountpointPodMemoryLimit"
+MOUNTPOINT_POD_RESOURCE_ATTRIBUTES = (
+    MOUNTPOINT_POD_CPU_REQUEST,
+    MOUNTPOINT_POD_MEMORY_REQUEST,
+    MOUNTPOINT_POD_MEMORY_LIMIT,
+)
 
 CO_KEY_PREFIX = "csi.storage.k8s.io/"
 """The prefix of the keys Kubernetes itself adds to volume contexts and StorageClass parameters."""
@@ -91,6 +102,17 @@ def _optional(volume_context: Mapping[str, str], key: str) -> str | None:
     return value or None
 
 
+def _quantity(volume_context: Mapping[str, str], key: str, parse: Callable[[str], int]) -> str | None:
+    """An attribute holding a Kubernetes quantity, as given; InvalidArgument naming it when malformed."""
+    text = _optional(volume_context, key)
+    if text is not None:
+        try:
+            parse(text)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"volume attribute {key}: {exc}") from None
+    return text
+
+
 @dataclass(frozen=True)
 class VolumeContext:
     """The volume attributes s3csi defines, parsed and validated."""
@@ -102,6 +124,19 @@ class VolumeContext:
     sts_region: str | None
     fs_user: int | None
     role_arn: str | None
+    mountpoint_pod_cpu_request: str | None = None
+    mountpoint_pod_memory_request: str | None = None
+    mountpoint_pod_memory_limit: str | None = None
+    """The ``mountpointPod*`` attributes as given (validated quantities); None where unset."""
+
+    def mountpoint_pod_resource_attributes(self) -> list[str]:
+        """The names of the ``mountpointPod*`` attributes this volume sets."""
+        values = (
+            self.mountpoint_pod_cpu_request,
+            self.mountpoint_pod_memory_request,
+            self.mountpoint_pod_memory_limit,
+        )
+        return [key for key, value in zip(MOUNTPOINT_POD_RESOURCE_ATTRIBUTES, values, strict=True) if value]
 
     @classmethod
     def parse(cls, volume_context: Mapping[str, str]) -> VolumeContext:
@@ -134,6 +169,14 @@ class VolumeContext:
             raise InvalidArgument(
                 f"volume attribute {ROLE_ARN} must be an IAM role ARN (arn:PARTITION:iam::ACCOUNT:role/NAME)"
             )
+        cpu_request = _quantity(volume_context, MOUNTPOINT_POD_CPU_REQUEST, cpu_millicores)
+        memory_request = _quantity(volume_context, MOUNTPOINT_POD_MEMORY_REQUEST, memory_bytes)
+        memory_limit = _quantity(volume_context, MOUNTPOINT_POD_MEMORY_LIMIT, memory_bytes)
+        if memory_request and memory_limit and memory_bytes(memory_request) > memory_bytes(memory_limit):
+            raise InvalidArgument(
+                f"volume attribute {MOUNTPOINT_POD_MEMORY_REQUEST} {memory_request} exceeds "
+                f"{MOUNTPOINT_POD_MEMORY_LIMIT} {memory_limit}"
+            )
         return cls(
             bucket_name=validate_bucket_name(bucket_name),
             prefix=prefix,
@@ -141,6 +184,9 @@ class VolumeContext:
             sts_region=sts_region,
             fs_user=fs_user,
             role_arn=role_arn,
+            mountpoint_pod_cpu_request=cpu_request,
+            mountpoint_pod_memory_request=memory_request,
+            mountpoint_pod_memory_limit=memory_limit,
         )
 
     def to_volume_context(self) -> dict[str, str]:
@@ -154,4 +200,12 @@ class VolumeContext:
             attributes[FS_USER] = str(self.fs_user)
         if self.role_arn is not None:
             attributes[ROLE_ARN] = self.role_arn
+        resources = (
+            self.mountpoint_pod_cpu_request,
+            self.mountpoint_pod_memory_request,
+            self.mountpoint_pod_memory_limit,
+        )
+        for key, value in zip(MOUNTPOINT_POD_RESOURCE_ATTRIBUTES, resources, strict=True):
+            if value is not None:
+                attributes[key] = value
         return attributes
