@@ -1,12 +1,15 @@
 """A node played with real containers from the image `make image` builds (podman, runc).
 
-The node plugin runs as a privileged container (``s3csi driver --mode node --runtime kubernetes``) with the
-kubelet dir bind-mounted with shared propagation, the controller (``s3csi controller``) as a container, both
-against the fake API server (tests/kube_fake) and the embedded S3 server on 127.0.0.1; each Mountpoint Pod
-the controller creates is run by a test kubelet as a container with exactly its spec's security context and
-volumes (tests/containers.py translates the spec; its comm dir is an emptyDir under the kubelet dir); workload
-containers (uid 1001, fsGroup 2000 as a supplementary group, the target bind-mounted with HostToContainer
-propagation) write and read through the volume. The test plays kubelet's CSI calls over the node plugin's
+The node plugin is the ``s3csi-node`` container of the DaemonSet rendered from the chart (deploy/helm/s3csi,
+values pointing at the test's image, kubelet dir, S3 server and mounter namespace), run as its pod spec says:
+privileged, the kubelet dir bind-mounted with shared propagation, with the node's name, the chart's
+awsAccessSecret and a service-account token for the fake API server supplied as kubelet would. The
+controller (``s3csi controller``) runs as a container; both reach the fake API server (tests/kube_fake) and
+the embedded S3 server on 127.0.0.1. Each Mountpoint Pod the controller creates is run by a test kubelet
+as a container with exactly its spec's security context and volumes (tests/containers.py translates the
+spec; its comm dir is an emptyDir under the kubelet dir); workload containers (uid 1001, fsGroup 2000 as a
+supplementary group, the target bind-mounted with HostToContainer propagation) write and read through the
+volume. The test plays kubelet's CSI calls over the node plugin's
 socket. Afterwards no container, mount or process is left.
 """
 
@@ -22,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -31,7 +35,8 @@ from s3csi.demo.s3server import EmbeddedS3Server
 from s3csi.kernel.mount import mountinfo
 from s3csi.podmounter.podspec import DEFAULT_NAMESPACE
 from tests import controller_support
-from tests.containers import ULIMITS, podman_run
+from tests.containers import ULIMITS, Kubelet, ServiceAccount, podman_run
+from tests.helm_support import NAMESPACE, find, render
 from tests.integration.csi_support import code_of, rpc, run, wait_ready
 from tests.kube_fake import FakeKubeApi
 from tests.kubelet_fake import Container, FakeKubelet, now, publish_request
@@ -42,6 +47,7 @@ pytestmark = pytest.mark.usefixtures("privileged")
 ROOT = Path(__file__).resolve().parents[2]
 NODE = "node-1"
 TEAM = "team-a"
+STATE_DIR = "/var/lib/s3csi"  # the chart's state dir on a node (templates/node.yaml)
 PREFIX = (
     "s3csi-test-"  # with the node's directory name, every container of a node: what "nothing left" checks
 )
@@ -147,11 +153,21 @@ class Node:
             },
         }
 
-    def start(self, name: str, pod: dict[str, Any]) -> subprocess.Popen[bytes]:
+    @property
+    def state_dir(self) -> Path:
+        """Where the chart's state dir (a hostPath) is on this test node."""
+        return self.base / "state"
+
+    def start(
+        self, name: str, pod: dict[str, Any], *, container: str | None = None, kubelet: Kubelet | None = None
+    ) -> subprocess.Popen[bytes]:
         """Runs the pod's container attached, its output in ``<base>/<name>.log``."""
+        argv = podman_run(
+            pod, name=self.prefix + name, kubelet_dir=self.kubelet_dir, container=container, kubelet=kubelet
+        )
         with open(self.base / f"{name}.log", "ab") as log:
             process = subprocess.Popen(
-                podman_run(pod, name=self.prefix + name, kubelet_dir=self.kubelet_dir),
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -172,49 +188,49 @@ class Node:
         )
 
     def start_node_plugin(self) -> None:
-        """The node plugin's container, as the chart's DaemonSet runs it: privileged, the kubelet dir with
-        Bidirectional propagation, the host's network."""
-        kube_volume, kube_mount = self.kube_volume()
-        state = self.base / "state"
-        pod = self.pod(
-            "node",
-            {
-                "command": ["s3csi", "driver"],
-                "args": [
-                    "--mode=node",
-                    "--runtime=kubernetes",
-                    f"--node-id={NODE}",
-                    f"--endpoint=unix://{self.socket}",
-                    f"--kubelet-dir={self.kubelet_dir}",
-                    f"--state-dir={state}",
-                    f"--s3-endpoint-url={self.s3_server.endpoint_url}",
-                    f"--s3-region={self.s3_server.region}",
-                    *self.api.driver_args(),
-                ],
-                # The embedded server's fixed test credentials (moto's), not a secret.
-                "env": [{"name": k, "value": v} for k, v in self.s3_server.client_env().items()],
-                # The image's user is 1000: the node plugin's pod spec asks for root.
-                "securityContext": {"privileged": True, "runAsUser": 0, "runAsGroup": 0},
-                "volumeMounts": [
-                    {
-                        "name": "kubelet",
-                        "mountPath": str(self.kubelet_dir),
-                        "mountPropagation": "Bidirectional",
-                    },
-                    {"name": "state", "mountPath": str(state)},
-                    kube_mount,
-                ],
+        """The chart's node plugin: the ``s3csi-node`` container of the DaemonSet rendered from
+        deploy/helm/s3csi, run as its pod spec says (privileged, root, read-only root file system, the
+        kubelet dir with Bidirectional propagation), with what kubelet supplies on this node: the node's
+        name, the awsAccessSecret Secret, the service account's token for the fake API server, the
+        chart's state dir mapped into the test's directory."""
+        repository, tag = self.image.rsplit(":", 1)
+        values = {
+            "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+            "kubeletPath": str(self.kubelet_dir),
+            "mountpointPods": {"namespace": DEFAULT_NAMESPACE},
+            "s3": {"endpointUrl": self.s3_server.endpoint_url, "region": self.s3_server.region},
+            "awsAccessSecret": {"name": "s3-credentials"},
+        }
+        daemonset = find(render(values), "DaemonSet", "s3csi-node")
+        template = daemonset["spec"]["template"]
+        pod = {
+            "metadata": {**template["metadata"], "name": "s3csi-node-0", "namespace": NAMESPACE},
+            "spec": template["spec"],
+        }
+        pod["metadata"]["uid"] = str(uuid.uuid4())
+        # What kubelet's projected service-account volume holds, for the fake API server.
+        account = self.base / "serviceaccount"
+        account.mkdir(mode=0o755)
+        (account / "token").write_text(self.api.token_file.read_text())
+        shutil.copyfile(self.api.ca_file, account / "ca.crt")
+        (account / "namespace").write_text(NAMESPACE)
+        server = urlsplit(self.api.url)
+        assert server.hostname is not None and server.port is not None
+        kubelet = Kubelet(
+            NODE,
+            # The embedded server's fixed test credentials (moto's), as the chart's awsAccessSecret.
+            secrets={
+                "s3-credentials": {
+                    "key_id": self.s3_server.access_key_id,
+                    "access_key": self.s3_server.secret_access_key,
+                }
             },
-            [
-                {"name": "kubelet", "hostPath": {"path": str(self.kubelet_dir)}},
-                {"name": "state", "hostPath": {"path": str(state)}},
-                kube_volume,
-            ],
-            hostNetwork=True,
+            host_paths={STATE_DIR: self.state_dir},
+            service_account=ServiceAccount(account, server.hostname, server.port),
+            service_links={},  # the fake API server holds no Service in the release's namespace
         )
-        state.mkdir(mode=0o700)
-        Path(self.socket).parent.mkdir(parents=True)
-        process = self.start("node", pod)
+        Path(self.socket).parent.mkdir(parents=True)  # the plugin-dir hostPath: DirectoryOrCreate
+        process = self.start("node", pod, container="s3csi-node", kubelet=kubelet)
         try:
             run(wait_ready(self.socket, process))
         except BaseException:
@@ -314,8 +330,11 @@ def node(image: str, kube_api: FakeKubeApi, s3_server: EmbeddedS3Server) -> Iter
     kubelet_dir.mkdir(mode=0o755)
     # / is a private mount: the kubelet dir must be a shared mount for the node plugin's mounts to reach the
     # host (and from there the workloads), as on a node where kubelet's directory is shared.
-    subprocess.run(["mount", "--bind", str(kubelet_dir), str(kubelet_dir)], check=True)
-    subprocess.run(["mount", "--make-rshared", str(kubelet_dir)], check=True)
+    # The chart's state dir is mounted with Bidirectional propagation too: a shared mount as well.
+    (base / "state").mkdir(mode=0o700)
+    for shared in (kubelet_dir, base / "state"):
+        subprocess.run(["mount", "--bind", str(shared), str(shared)], check=True)
+        subprocess.run(["mount", "--make-rshared", str(shared)], check=True)
     kubelet = ContainerKubelet(
         kube_api, NODE, kubelet_dir, namespace=DEFAULT_NAMESPACE, prefix=f"{PREFIX}{base.name}-"
     ).start()
