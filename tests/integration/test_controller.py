@@ -73,16 +73,20 @@ def test_static_and_dynamic_volumes_get_one_mountpoint_pod_each(api: FakeKubeApi
 
 
 def test_a_volumes_mountpoint_pod_attributes_size_its_mountpoint_pod(api: FakeKubeApi) -> None:
-    # mountpointPod* on the PV override the controller's defaults for that volume's Mountpoint Pod only; a
-    # memory request the default limit cannot hold is refused with an Event naming the attributes.
+    # mountpointContainerResources* on the PV override the controller's defaults for that volume's
+    # Mountpoint Pod only; a memory request the default limit cannot hold is refused with an Event naming
+    # the attributes.
     big = {
-        "mountpointPodCpuRequest": "1",
-        "mountpointPodMemoryRequest": "1Gi",
-        "mountpointPodMemoryLimit": "2Gi",
+        "mountpointContainerResourcesRequestsCpu": "1",
+        "mountpointContainerResourcesRequestsMemory": "1Gi",
+        "mountpointContainerResourcesLimitsCpu": "2",
+        "mountpointContainerResourcesLimitsMemory": "2Gi",
     }
     volume(api, "big", attributes=big)
     volume(api, "plain", bucket="bucket-2")
-    volume(api, "too-big", bucket="bucket-3", attributes={"mountpointPodMemoryRequest": "1Gi"})
+    volume(
+        api, "too-big", bucket="bucket-3", attributes={"mountpointContainerResourcesRequestsMemory": "1Gi"}
+    )
     a = api.add(workload("a", "big"))
     b = api.add(workload("b", "plain"))
     refused = api.add(workload("refused", "too-big"))
@@ -101,13 +105,13 @@ def test_a_volumes_mountpoint_pod_attributes_size_its_mountpoint_pod(api: FakeKu
         for pod in mountpoint_pods(api)
     }
     assert by_pv == {
-        "big": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+        "big": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
         "plain": {"requests": {"cpu": "200m", "memory": "160Mi"}, "limits": {"memory": "512Mi"}},
     }
     [event] = api.items("Event", "team-a")
     assert event["involvedObject"]["uid"] == uid(refused)
     assert "memory request 1Gi exceeds its limit 512Mi" in event["message"]
-    assert "mountpointPodMemoryRequest" in event["message"]
+    assert "mountpointContainerResourcesRequestsMemory" in event["message"]
 
 
 def test_sharing_matrix(api: FakeKubeApi) -> None:

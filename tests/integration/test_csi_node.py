@@ -21,8 +21,8 @@ from s3csi.podmounter.runtime.local import LocalRuntime
 from s3csi.s3 import Credentials, StaticCredentials
 from s3csi.s3.settings import S3Settings
 from s3csi.volume.context import (
-    MOUNTPOINT_POD_CPU_REQUEST,
-    MOUNTPOINT_POD_MEMORY_LIMIT,
+    MOUNTPOINT_CONTAINER_RESOURCES_LIMITS_MEMORY,
+    MOUNTPOINT_CONTAINER_RESOURCES_REQUESTS_CPU,
     SERVICE_ACCOUNT_TOKENS,
     AuthenticationSource,
 )
@@ -268,7 +268,7 @@ def test_failures_below_the_servicer_become_their_status_never_unknown(
 
 def test_the_local_runtime_refuses_a_volume_that_sizes_its_mountpoint_pod(tmp_path: Path) -> None:
     # A local Mountpoint Pod is a process of the node plugin: it has no requests or limits to apply, so a
-    # volume's mountpointPod* attributes are refused, never parsed and ignored.
+    # volume's mountpointContainerResources* attributes are refused, never parsed and ignored.
     settings = PublisherSettings(
         node_id="node-1",
         state_dir=str(tmp_path / "state"),
@@ -281,13 +281,17 @@ def test_the_local_runtime_refuses_a_volume_that_sizes_its_mountpoint_pod(tmp_pa
     local.prepare()
     driver = start_in_process(node_settings(tmp_path, KUBELET), local)
     try:
-        context = {"bucketName": "data", MOUNTPOINT_POD_MEMORY_LIMIT: "2Gi", MOUNTPOINT_POD_CPU_REQUEST: "1"}
+        context = {
+            "bucketName": "data",
+            MOUNTPOINT_CONTAINER_RESOURCES_LIMITS_MEMORY: "2Gi",
+            MOUNTPOINT_CONTAINER_RESOURCES_REQUESTS_CPU: "1",
+        }
         status, details = publish_code(driver, publish_request(volume_context=context))
     finally:
         driver.stop()
     assert status == INVALID
     assert details.startswith(
-        f"volume attribute {MOUNTPOINT_POD_CPU_REQUEST} sets the Mountpoint Pod's resources"
+        f"volume attribute {MOUNTPOINT_CONTAINER_RESOURCES_REQUESTS_CPU} sets the Mountpoint Pod's resources"
     )
     assert "--runtime kubernetes" in details
     assert local.runtime.list() == [] and not list((tmp_path / "state" / "sources").iterdir())

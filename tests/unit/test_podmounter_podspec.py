@@ -249,6 +249,8 @@ def test_invalid_settings(changes: dict[str, Any], message: str) -> None:
         ({"memory_request": "160MB"}, "memory quantity '160MB' must be an integer"),
         ({"memory_limit": "-1"}, "memory quantity '-1'"),
         ({"cpu_request": "0.5"}, "CPU quantity '0.5' must be whole cores or millicores"),
+        ({"cpu_limit": "1.5"}, "CPU quantity '1.5'"),
+        ({"cpu_request": "2", "cpu_limit": "1"}, "CPU request 2 exceeds its limit 1"),
     ],
 )
 def test_invalid_resources(changes: dict[str, str], message: str) -> None:
@@ -256,7 +258,7 @@ def test_invalid_resources(changes: dict[str, str], message: str) -> None:
         MountpointPodResources(**changes)
 
 
-# A volume's mountpointPod* attributes (volume/context.py) over the controller's defaults.
+# A volume's mountpointContainerResources* attributes (volume/context.py) over the controller's defaults.
 OVERRIDES = [
     pytest.param(
         {}, {"requests": {"cpu": "200m", "memory": "160Mi"}, "limits": {"memory": "512Mi"}}, id="none"
@@ -276,6 +278,11 @@ OVERRIDES = [
         {"requests": {"cpu": "50m", "memory": "512Mi"}, "limits": {"memory": "512Mi"}},
         id="request-up-to-the-default-limit",
     ),
+    pytest.param(
+        {"cpu_request": "500m", "cpu_limit": "2"},
+        {"requests": {"cpu": "500m", "memory": "160Mi"}, "limits": {"cpu": "2", "memory": "512Mi"}},
+        id="cpu-limit",
+    ),
 ]
 
 
@@ -284,7 +291,13 @@ OVERRIDES = [
 def test_a_volume_sets_the_pod_resources(
     overrides: dict[str, str], expected: dict[str, Any], version: str
 ) -> None:
-    changes = {"cpu_request": None, "memory_request": None, "memory_limit": None, **overrides}
+    changes: dict[str, str | None] = {
+        "cpu_request": None,
+        "memory_request": None,
+        "memory_limit": None,
+        "cpu_limit": None,
+        **overrides,
+    }
     resources = MountpointPodResources().overridden(**changes)
     pod = mountpoint_pod(
         MountpointPodSettings(image=IMAGE),
@@ -299,9 +312,19 @@ def test_a_volume_sets_the_pod_resources(
     assert violations(pod) == []
 
 
-def test_a_volume_memory_request_above_the_default_limit_is_refused() -> None:
-    with pytest.raises(InvalidArgument, match=re.escape("memory request 1Gi exceeds its limit 512Mi")):
-        MountpointPodResources().overridden(cpu_request=None, memory_request="1Gi", memory_limit=None)
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"memory_request": "1Gi"}, "memory request 1Gi exceeds its limit 512Mi"),
+        ({"cpu_limit": "100m"}, "CPU request 200m exceeds its limit 100m"),
+    ],
+)
+def test_a_volume_request_above_the_resulting_limit_is_refused(
+    overrides: dict[str, str], message: str
+) -> None:
+    changes: dict[str, str | None] = {"cpu_request": None, "memory_request": None, "memory_limit": None}
+    with pytest.raises(InvalidArgument, match=re.escape(message)):
+        MountpointPodResources().overridden(**{**changes, **overrides})
 
 
 @pytest.mark.parametrize(

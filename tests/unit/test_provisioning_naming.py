@@ -120,13 +120,16 @@ def test_ids_this_driver_cannot_have_made_parse_to_none(text: str) -> None:
             {"bucketName": "{b}", "authenticationSource": "driver"},
         ),
         (  # StorageClass parameters that size the Mountpoint Pod pass through to the PV's attributes
-            {"mountpointPodCpuRequest": "1", "mountpointPodMemoryLimit": "2Gi"},
+            {
+                "mountpointContainerResourcesRequestsCpu": "1",
+                "mountpointContainerResourcesLimitsMemory": "2Gi",
+            },
             "bucket:{b}",
             {
                 "bucketName": "{b}",
                 "authenticationSource": "driver",
-                "mountpointPodCpuRequest": "1",
-                "mountpointPodMemoryLimit": "2Gi",
+                "mountpointContainerResourcesRequestsCpu": "1",
+                "mountpointContainerResourcesLimitsMemory": "2Gi",
             },
         ),
     ],
@@ -165,7 +168,11 @@ def test_records_differ_exactly_when_the_request_differs() -> None:
         ),
         ({"fsUser": "root"}, CapacityRange(), "fsUser"),
         ({"roleArn": "arn:nope"}, CapacityRange(), "roleArn"),
-        ({"mountpointPodMemoryLimit": "lots"}, CapacityRange(), "mountpointPodMemoryLimit"),
+        (
+            {"mountpointContainerResourcesLimitsMemory": "lots"},
+            CapacityRange(),
+            "mountpointContainerResourcesLimitsMemory",
+        ),
     ],
 )
 def test_bad_plans(parameters: dict[str, str], capacity: CapacityRange, message: str) -> None:

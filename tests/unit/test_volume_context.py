@@ -31,10 +31,11 @@ def test_wire_strings_of_the_keys() -> None:
     assert context.FS_USER_ANNOTATION == "s3csi.io/fs-user"
     assert context.ROLE_ARN_ANNOTATION == "eks.amazonaws.com/role-arn"
     assert context.CO_KEY_PREFIX == "csi.storage.k8s.io/"
-    assert context.MOUNTPOINT_POD_RESOURCE_ATTRIBUTES == (
-        "mountpointPodCpuRequest",
-        "mountpointPodMemoryRequest",
-        "mountpointPodMemoryLimit",
+    assert context.MOUNTPOINT_CONTAINER_RESOURCES_ATTRIBUTES == (
+        "mountpointContainerResourcesRequestsCpu",
+        "mountpointContainerResourcesRequestsMemory",
+        "mountpointContainerResourcesLimitsCpu",
+        "mountpointContainerResourcesLimitsMemory",
     )
 
 
@@ -126,15 +127,20 @@ VALID = [
     pytest.param(
         {
             "bucketName": "bkt",
-            "mountpointPodCpuRequest": "500m",
-            "mountpointPodMemoryRequest": "1Gi",
-            "mountpointPodMemoryLimit": "1Gi",
+            "mountpointContainerResourcesRequestsCpu": "500m",
+            "mountpointContainerResourcesRequestsMemory": "1Gi",
+            "mountpointContainerResourcesLimitsCpu": "500m",
+            "mountpointContainerResourcesLimitsMemory": "1Gi",
         },
-        VolumeContext("bkt", "", AuthenticationSource.DRIVER, None, None, None, "500m", "1Gi", "1Gi"),
+        VolumeContext("bkt", "", AuthenticationSource.DRIVER, None, None, None, "500m", "1Gi", "1Gi", "500m"),
         id="mountpoint-pod-resources-request-equal-to-limit",
     ),
     pytest.param(
-        {"bucketName": "bkt", "mountpointPodCpuRequest": "2", "mountpointPodMemoryLimit": "4G"},
+        {
+            "bucketName": "bkt",
+            "mountpointContainerResourcesRequestsCpu": "2",
+            "mountpointContainerResourcesLimitsMemory": "4G",
+        },
         VolumeContext(
             "bkt",
             "",
@@ -148,7 +154,7 @@ VALID = [
         id="mountpoint-pod-resources-partly-set",
     ),
     pytest.param(
-        {"bucketName": "bkt", "mountpointPodMemoryRequest": ""},
+        {"bucketName": "bkt", "mountpointContainerResourcesRequestsMemory": ""},
         VolumeContext("bkt", "", AuthenticationSource.DRIVER, None, None, None),
         id="mountpoint-pod-resources-empty-is-unset",
     ),
@@ -222,24 +228,45 @@ INVALID = [
         id="role-arn-not-a-role",
     ),
     pytest.param(
-        {"bucketName": "bkt", "mountpointPodCpuRequest": "0.5"},
-        "volume attribute mountpointPodCpuRequest: CPU quantity '0.5' must be whole cores or millicores",
+        {"bucketName": "bkt", "mountpointContainerResourcesRequestsCpu": "0.5"},
+        "volume attribute mountpointContainerResourcesRequestsCpu: CPU quantity '0.5' must be whole cores or "
+        "millicores",
         id="mountpoint-pod-cpu-fraction",
     ),
     pytest.param(
-        {"bucketName": "bkt", "mountpointPodMemoryRequest": "160MB"},
-        "volume attribute mountpointPodMemoryRequest: memory quantity '160MB'",
+        {"bucketName": "bkt", "mountpointContainerResourcesRequestsMemory": "160MB"},
+        "volume attribute mountpointContainerResourcesRequestsMemory: memory quantity '160MB'",
         id="mountpoint-pod-memory-request-unit",
     ),
     pytest.param(
-        {"bucketName": "bkt", "mountpointPodMemoryLimit": "-1"},
-        "volume attribute mountpointPodMemoryLimit: memory quantity '-1'",
+        {"bucketName": "bkt", "mountpointContainerResourcesLimitsMemory": "-1"},
+        "volume attribute mountpointContainerResourcesLimitsMemory: memory quantity '-1'",
         id="mountpoint-pod-memory-limit-negative",
     ),
     pytest.param(
-        {"bucketName": "bkt", "mountpointPodMemoryRequest": "1Gi", "mountpointPodMemoryLimit": "1000Mi"},
-        "volume attribute mountpointPodMemoryRequest 1Gi exceeds mountpointPodMemoryLimit 1000Mi",
+        {
+            "bucketName": "bkt",
+            "mountpointContainerResourcesRequestsMemory": "1Gi",
+            "mountpointContainerResourcesLimitsMemory": "1000Mi",
+        },
+        "volume attribute mountpointContainerResourcesRequestsMemory 1Gi exceeds "
+        "mountpointContainerResourcesLimitsMemory 1000Mi",
         id="mountpoint-pod-memory-request-above-limit",
+    ),
+    pytest.param(
+        {
+            "bucketName": "bkt",
+            "mountpointContainerResourcesRequestsCpu": "2",
+            "mountpointContainerResourcesLimitsCpu": "1500m",
+        },
+        "volume attribute mountpointContainerResourcesRequestsCpu 2 exceeds "
+        "mountpointContainerResourcesLimitsCpu 1500m",
+        id="mountpoint-pod-cpu-request-above-limit",
+    ),
+    pytest.param(
+        {"bucketName": "bkt", "mountpointContainerResourcesLimitsCpu": "1.5"},
+        "volume attribute mountpointContainerResourcesLimitsCpu: CPU quantity '1.5'",
+        id="mountpoint-pod-cpu-limit-fraction",
     ),
 ]
 
@@ -266,10 +293,18 @@ def test_to_volume_context_round_trips(attributes: dict[str, str], expected: Vol
     ("attributes", "named"),
     [
         ({}, []),
-        ({"mountpointPodMemoryLimit": "1Gi"}, ["mountpointPodMemoryLimit"]),
+        ({"mountpointContainerResourcesLimitsMemory": "1Gi"}, ["mountpointContainerResourcesLimitsMemory"]),
         (
-            {"mountpointPodCpuRequest": "1", "mountpointPodMemoryRequest": "1Gi"},
-            ["mountpointPodCpuRequest", "mountpointPodMemoryRequest"],
+            {
+                "mountpointContainerResourcesLimitsMemory": "2Gi",
+                "mountpointContainerResourcesLimitsCpu": "2",
+                "mountpointContainerResourcesRequestsCpu": "1",
+            },
+            [
+                "mountpointContainerResourcesRequestsCpu",
+                "mountpointContainerResourcesLimitsCpu",
+                "mountpointContainerResourcesLimitsMemory",
+            ],
         ),
     ],
 )

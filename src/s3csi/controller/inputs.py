@@ -32,8 +32,7 @@ from s3csi.podmounter.attachment import SharingInputs, attachment
 from s3csi.podmounter.podspec import MountpointPodResources
 from s3csi.volume.context import (
     FS_USER_ANNOTATION,
-    MOUNTPOINT_POD_MEMORY_LIMIT,
-    MOUNTPOINT_POD_MEMORY_REQUEST,
+    MOUNTPOINT_CONTAINER_RESOURCES_ATTRIBUTES,
     AuthenticationSource,
     VolumeContext,
 )
@@ -69,8 +68,8 @@ class Served:
     """The pod's volume name."""
     inputs: SharingInputs
     resources: MountpointPodResources = field(default_factory=MountpointPodResources)
-    """The Mountpoint Pod's: the controller's defaults with the PV's ``mountpointPod*`` attributes. Not
-    part of the key: the key names the PV, whose attributes Kubernetes does not let change."""
+    """The Mountpoint Pod's: the controller's defaults with the PV's ``mountpointContainerResources*``
+    attributes. Not part of the key: the key names the PV, whose attributes Kubernetes does not let change."""
 
     @property
     def key(self) -> str:
@@ -217,8 +216,8 @@ def sharing_inputs(
 
 
 def volume_resources(pv: JsonObject, defaults: MountpointPodResources) -> MountpointPodResources:
-    """``defaults`` with the PV's ``mountpointPod*`` attributes where it sets them; InvalidArgument when
-    the two together ask for a memory request above the limit."""
+    """``defaults`` with the PV's ``mountpointContainerResources*`` attributes where it sets them; ValueError
+    when the two together request more than the limit (a volume's limit below a default request)."""
     csi = _get(pv, "spec", "csi") or {}
     context = VolumeContext.parse({str(k): str(v) for k, v in (csi.get("volumeAttributes") or {}).items()})
     try:
@@ -226,10 +225,13 @@ def volume_resources(pv: JsonObject, defaults: MountpointPodResources) -> Mountp
             cpu_request=context.mountpoint_pod_cpu_request,
             memory_request=context.mountpoint_pod_memory_request,
             memory_limit=context.mountpoint_pod_memory_limit,
+            cpu_limit=context.mountpoint_pod_cpu_limit,
         )
     except S3csiError as exc:
-        attributes = f"{MOUNTPOINT_POD_MEMORY_REQUEST}, {MOUNTPOINT_POD_MEMORY_LIMIT}"
-        raise ValueError(f"{exc} (volume attributes {attributes} or the controller's defaults)") from None
+        raise ValueError(
+            f"{exc}: set both the request and the limit in the volume attributes "
+            f"{', '.join(MOUNTPOINT_CONTAINER_RESOURCES_ATTRIBUTES)}, or change the controller's defaults"
+        ) from None
 
 
 def _claims_driver(claim: JsonObject, driver_name: str) -> bool:

@@ -83,27 +83,43 @@ class MountpointPodResources:
     cpu_request: str = "200m"
     memory_request: str = "160Mi"
     memory_limit: str = "512Mi"
+    cpu_limit: str | None = None
+    """None by default (see above); a volume may set one (``mountpointContainerResourcesLimitsCpu``)."""
 
     def __post_init__(self) -> None:
         cpu_millicores(self.cpu_request)
+        if self.cpu_limit is not None and cpu_millicores(self.cpu_request) > cpu_millicores(self.cpu_limit):
+            raise InvalidArgument(
+                f"Mountpoint Pod CPU request {self.cpu_request} exceeds its limit {self.cpu_limit}"
+            )
         if memory_bytes(self.memory_request) > memory_bytes(self.memory_limit):
             raise InvalidArgument(
                 f"Mountpoint Pod memory request {self.memory_request} exceeds its limit {self.memory_limit}"
             )
 
     def overridden(
-        self, *, cpu_request: str | None, memory_request: str | None, memory_limit: str | None
+        self,
+        *,
+        cpu_request: str | None,
+        memory_request: str | None,
+        memory_limit: str | None,
+        cpu_limit: str | None = None,
     ) -> MountpointPodResources:
-        """These resources with a volume's values (its ``mountpointPod*`` attributes) where it sets them;
-        InvalidArgument when the result asks for more memory than it may use."""
-        changes = {"cpu_request": cpu_request, "memory_request": memory_request, "memory_limit": memory_limit}
+        """These resources with a volume's values (its ``mountpointContainerResources*`` attributes) where it
+        sets them; InvalidArgument when the result requests more than its limit."""
+        changes = {
+            "cpu_request": cpu_request,
+            "memory_request": memory_request,
+            "memory_limit": memory_limit,
+            "cpu_limit": cpu_limit,
+        }
         return replace(self, **{name: value for name, value in changes.items() if value is not None})
 
     def to_kubernetes(self) -> JsonObject:
-        return {
-            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
-            "limits": {"memory": self.memory_limit},
-        }
+        limits = {"memory": self.memory_limit}
+        if self.cpu_limit is not None:
+            limits["cpu"] = self.cpu_limit
+        return {"requests": {"cpu": self.cpu_request, "memory": self.memory_request}, "limits": limits}
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,7 @@ class PodMounterPublisher:
             raise InvalidArgument(
                 f"volume attribute {resource_attributes[0]} sets the Mountpoint Pod's resources, which "
                 "only the Kubernetes runtime applies: run the node plugin with --runtime kubernetes, or "
-                "remove the mountpointPod* attributes from the volume"
+                "remove the mountpointContainerResources* attributes from the volume"
             )
         target = resolve_target(self.settings.kubelet_dir, spec.target_path)
         plan = self.resolver.plan(

@@ -24,14 +24,17 @@ STS_REGION = "stsRegion"
 FS_USER = "fsUser"
 ROLE_ARN = "roleArn"
 # The Mountpoint Pod's container resources, overriding the controller's measured defaults
-# (docs/kubernetes.md#the-mountpoint-pod). Only `--runtime kubernetes` applies them.
-MOUNTPOINT_POD_CPU_REQUEST = "mountpointPodCpuRequest"
-MOUNTPOINT_POD_MEMORY_REQUEST = "mountpointPodMemoryRequest"
-MOUNTPOINT_POD_MEMORY_LIMIT = "mountpointPodMemoryLimit"
-MOUNTPOINT_POD_RESOURCE_ATTRIBUTES = (
-    MOUNTPOINT_POD_CPU_REQUEST,
-    MOUNTPOINT_POD_MEMORY_REQUEST,
-    MOUNTPOINT_POD_MEMORY_LIMIT,
+# (docs/kubernetes.md#the-mountpoint-pod); named as AWS's Mountpoint S3 CSI driver names them, so its PVs
+# and StorageClasses keep their meaning. Only `--runtime kubernetes` applies them.
+MOUNTPOINT_CONTAINER_RESOURCES_REQUESTS_CPU = "mountpointContainerResourcesRequestsCpu"
+MOUNTPOINT_CONTAINER_RESOURCES_REQUESTS_MEMORY = "mountpointContainerResourcesRequestsMemory"
+MOUNTPOINT_CONTAINER_RESOURCES_LIMITS_CPU = "mountpointContainerResourcesLimitsCpu"
+MOUNTPOINT_CONTAINER_RESOURCES_LIMITS_MEMORY = "mountpointContainerResourcesLimitsMemory"
+MOUNTPOINT_CONTAINER_RESOURCES_ATTRIBUTES = (
+    MOUNTPOINT_CONTAINER_RESOURCES_REQUESTS_CPU,
+    MOUNTPOINT_CONTAINER_RESOURCES_REQUESTS_MEMORY,
+    MOUNTPOINT_CONTAINER_RESOURCES_LIMITS_CPU,
+    MOUNTPOINT_CONTAINER_RESOURCES_LIMITS_MEMORY,
 )
 
 CO_KEY_PREFIX = "csi.storage.k8s.io/"
@@ -127,16 +130,20 @@ class VolumeContext:
     mountpoint_pod_cpu_request: str | None = None
     mountpoint_pod_memory_request: str | None = None
     mountpoint_pod_memory_limit: str | None = None
-    """The ``mountpointPod*`` attributes as given (validated quantities); None where unset."""
+    mountpoint_pod_cpu_limit: str | None = None
+    """The ``mountpointContainerResources*`` attributes as given (validated quantities); None where unset."""
 
     def mountpoint_pod_resource_attributes(self) -> list[str]:
-        """The names of the ``mountpointPod*`` attributes this volume sets."""
+        """The names of the ``mountpointContainerResources*`` attributes this volume sets."""
         values = (
             self.mountpoint_pod_cpu_request,
             self.mountpoint_pod_memory_request,
+            self.mountpoint_pod_cpu_limit,
             self.mountpoint_pod_memory_limit,
         )
-        return [key for key, value in zip(MOUNTPOINT_POD_RESOURCE_ATTRIBUTES, values, strict=True) if value]
+        return [
+            key for key, value in zip(MOUNTPOINT_CONTAINER_RESOURCES_ATTRIBUTES, values, strict=True) if value
+        ]
 
     @classmethod
     def parse(cls, volume_context: Mapping[str, str]) -> VolumeContext:
@@ -169,13 +176,21 @@ class VolumeContext:
             raise InvalidArgument(
                 f"volume attribute {ROLE_ARN} must be an IAM role ARN (arn:PARTITION:iam::ACCOUNT:role/NAME)"
             )
-        cpu_request = _quantity(volume_context, MOUNTPOINT_POD_CPU_REQUEST, cpu_millicores)
-        memory_request = _quantity(volume_context, MOUNTPOINT_POD_MEMORY_REQUEST, memory_bytes)
-        memory_limit = _quantity(volume_context, MOUNTPOINT_POD_MEMORY_LIMIT, memory_bytes)
+        cpu_request = _quantity(volume_context, MOUNTPOINT_CONTAINER_RESOURCES_REQUESTS_CPU, cpu_millicores)
+        memory_request = _quantity(
+            volume_context, MOUNTPOINT_CONTAINER_RESOURCES_REQUESTS_MEMORY, memory_bytes
+        )
+        memory_limit = _quantity(volume_context, MOUNTPOINT_CONTAINER_RESOURCES_LIMITS_MEMORY, memory_bytes)
+        cpu_limit = _quantity(volume_context, MOUNTPOINT_CONTAINER_RESOURCES_LIMITS_CPU, cpu_millicores)
+        if cpu_request and cpu_limit and cpu_millicores(cpu_request) > cpu_millicores(cpu_limit):
+            raise InvalidArgument(
+                f"volume attribute {MOUNTPOINT_CONTAINER_RESOURCES_REQUESTS_CPU} {cpu_request} exceeds "
+                f"{MOUNTPOINT_CONTAINER_RESOURCES_LIMITS_CPU} {cpu_limit}"
+            )
         if memory_request and memory_limit and memory_bytes(memory_request) > memory_bytes(memory_limit):
             raise InvalidArgument(
-                f"volume attribute {MOUNTPOINT_POD_MEMORY_REQUEST} {memory_request} exceeds "
-                f"{MOUNTPOINT_POD_MEMORY_LIMIT} {memory_limit}"
+                f"volume attribute {MOUNTPOINT_CONTAINER_RESOURCES_REQUESTS_MEMORY} {memory_request} exceeds "
+                f"{MOUNTPOINT_CONTAINER_RESOURCES_LIMITS_MEMORY} {memory_limit}"
             )
         return cls(
             bucket_name=validate_bucket_name(bucket_name),
@@ -187,6 +202,7 @@ class VolumeContext:
             mountpoint_pod_cpu_request=cpu_request,
             mountpoint_pod_memory_request=memory_request,
             mountpoint_pod_memory_limit=memory_limit,
+            mountpoint_pod_cpu_limit=cpu_limit,
         )
 
     def to_volume_context(self) -> dict[str, str]:
@@ -203,9 +219,10 @@ class VolumeContext:
         resources = (
             self.mountpoint_pod_cpu_request,
             self.mountpoint_pod_memory_request,
+            self.mountpoint_pod_cpu_limit,
             self.mountpoint_pod_memory_limit,
         )
-        for key, value in zip(MOUNTPOINT_POD_RESOURCE_ATTRIBUTES, resources, strict=True):
+        for key, value in zip(MOUNTPOINT_CONTAINER_RESOURCES_ATTRIBUTES, resources, strict=True):
             if value is not None:
                 attributes[key] = value
         return attributes
