@@ -397,6 +397,14 @@ def test_a_node_of_containers_serves_a_volume_with_the_pods_fs_group(
     for request in requests:
         assert node.publish(request) == (grpc.StatusCode.OK, ""), node.log("node") + node.log("controller")
 
+    # The chart's node plugin runs as its DaemonSet says: privileged, root, a read-only root file system.
+    plugin = podman(
+        "inspect",
+        "--format",
+        "{{.HostConfig.Privileged}} {{.HostConfig.ReadonlyRootfs}} {{.Config.User}}",
+        node.prefix + "node",
+    )
+    assert plugin.stdout.split() == ["true", "true", "0:0"], plugin.stdout + plugin.stderr
     # One Mountpoint Pod serves both (same sharing key), run as its restricted spec says.
     [mountpoint] = node.api.items("Pod", DEFAULT_NAMESPACE)
     uid = mountpoint["metadata"]["uid"]
