@@ -30,7 +30,7 @@ _ATTRIBUTES = (
     context.STS_REGION,
     context.FS_USER,
     context.ROLE_ARN,
-    *context.MOUNTPOINT_POD_RESOURCE_ATTRIBUTES,
+    *context.MOUNTPOINT_CONTAINER_RESOURCES_ATTRIBUTES,
 )
 MARKER_PREFIX = ".s3csi-volumes/"
 """Where each volume's record lives in its bucket: ``.s3csi-volumes/<bucket or leaf>.json``."""
