@@ -4,8 +4,9 @@ The node plugin is the ``s3csi-node`` container of the DaemonSet rendered from t
 values pointing at the test's image, kubelet dir, S3 server and mounter namespace), run as its pod spec says:
 privileged, the kubelet dir bind-mounted with shared propagation, with the node's name, the chart's
 awsAccessSecret and a service-account token for the fake API server supplied as kubelet would. The
-controller (``s3csi controller``) runs as a container; both reach the fake API server (tests/kube_fake) and
-the embedded S3 server on 127.0.0.1. Each Mountpoint Pod the controller creates is run by a test kubelet
+controller is the ``controller`` container of the chart's Deployment, run the same way (uid 1000, in-cluster
+with the same token); both reach the fake API server (tests/kube_fake) and the embedded S3 server on
+127.0.0.1. Each Mountpoint Pod the controller creates is run by a test kubelet
 as a container with exactly its spec's security context and volumes (tests/containers.py translates the
 spec; its comm dir is an emptyDir under the kubelet dir); workload containers (uid 1001, fsGroup 2000 as a
 supplementary group, the target bind-mounted with HostToContainer propagation) write and read through the
@@ -178,21 +179,9 @@ class Node:
     def log(self, name: str) -> str:
         return (self.base / f"{name}.log").read_text(errors="replace")[-3000:]
 
-    def kube_volume(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        files = self.api.settings()
-        directory = str(Path(files.token_file).parent)
-        assert Path(files.ca_file).parent == Path(directory)
-        return (
-            {"name": "kube-api", "hostPath": {"path": directory}},
-            {"name": "kube-api", "mountPath": directory, "readOnly": True},
-        )
-
-    def start_node_plugin(self) -> None:
-        """The chart's node plugin: the ``s3csi-node`` container of the DaemonSet rendered from
-        deploy/helm/s3csi, run as its pod spec says (privileged, root, read-only root file system, the
-        kubelet dir with Bidirectional propagation), with what kubelet supplies on this node: the node's
-        name, the awsAccessSecret Secret, the service account's token for the fake API server, the
-        chart's state dir mapped into the test's directory."""
+    def chart_pod(self, kind: str, name: str, pod_name: str) -> dict[str, Any]:
+        """The pod that the ``kind``/``name`` workload rendered from deploy/helm/s3csi would run here, named
+        ``pod_name``: values point at the test's image, kubelet dir, S3 server and mounter namespace."""
         repository, tag = self.image.rsplit(":", 1)
         values = {
             "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
@@ -201,22 +190,25 @@ class Node:
             "s3": {"endpointUrl": self.s3_server.endpoint_url, "region": self.s3_server.region},
             "awsAccessSecret": {"name": "s3-credentials"},
         }
-        daemonset = find(render(values), "DaemonSet", "s3csi-node")
-        template = daemonset["spec"]["template"]
-        pod = {
-            "metadata": {**template["metadata"], "name": "s3csi-node-0", "namespace": NAMESPACE},
-            "spec": template["spec"],
-        }
-        pod["metadata"]["uid"] = str(uuid.uuid4())
-        # What kubelet's projected service-account volume holds, for the fake API server.
+        template = find(render(values), kind, name)["spec"]["template"]
+        metadata = {**template["metadata"], "name": pod_name, "namespace": NAMESPACE}
+        return {"metadata": {**metadata, "uid": str(uuid.uuid4())}, "spec": template["spec"]}
+
+    def chart_kubelet(self) -> Kubelet:
+        """What kubelet supplies to the chart's pods on this node: the node's name, the awsAccessSecret
+        Secret, the service account's token for the fake API server (with the in-cluster address), the
+        chart's state dir mapped into the test's directory."""
+        # What kubelet's projected service-account volume holds, for the fake API server (one token serves
+        # every service account of the release: the fake API server checks the token, not RBAC).
         account = self.base / "serviceaccount"
-        account.mkdir(mode=0o755)
-        (account / "token").write_text(self.api.token_file.read_text())
-        shutil.copyfile(self.api.ca_file, account / "ca.crt")
-        (account / "namespace").write_text(NAMESPACE)
+        if not account.exists():
+            account.mkdir(mode=0o755)
+            (account / "token").write_text(self.api.token_file.read_text())
+            shutil.copyfile(self.api.ca_file, account / "ca.crt")
+            (account / "namespace").write_text(NAMESPACE)
         server = urlsplit(self.api.url)
         assert server.hostname is not None and server.port is not None
-        kubelet = Kubelet(
+        return Kubelet(
             NODE,
             # The embedded server's fixed test credentials (moto's), as the chart's awsAccessSecret.
             secrets={
@@ -229,38 +221,31 @@ class Node:
             service_account=ServiceAccount(account, server.hostname, server.port),
             service_links={},  # the fake API server holds no Service in the release's namespace
         )
+
+    def start_node_plugin(self) -> None:
+        """The chart's node plugin: the ``s3csi-node`` container of the DaemonSet rendered from
+        deploy/helm/s3csi, run as its pod spec says (privileged, root, read-only root file system, the
+        kubelet dir with Bidirectional propagation), with what kubelet supplies on this node."""
+        pod = self.chart_pod("DaemonSet", "s3csi-node", "s3csi-node-0")
         Path(self.socket).parent.mkdir(parents=True)  # the plugin-dir hostPath: DirectoryOrCreate
-        process = self.start("node", pod, container="s3csi-node", kubelet=kubelet)
+        process = self.start("node", pod, container="s3csi-node", kubelet=self.chart_kubelet())
         try:
             run(wait_ready(self.socket, process))
         except BaseException:
             raise AssertionError(f"the node plugin's container did not serve: {self.log('node')}") from None
 
     def start_controller(self) -> None:
-        kube_volume, kube_mount = self.kube_volume()
-        pod = self.pod(
-            "controller",
-            {
-                "command": ["s3csi", "controller"],
-                "args": [
-                    f"--image={self.image}",
-                    "--image-pull-policy=Never",
-                    "--idle-grace-period=0.5",
-                    *self.api.driver_args(),
-                ],
-                "securityContext": {
-                    "runAsUser": 1000,
-                    "runAsGroup": 1000,
-                    "runAsNonRoot": True,
-                    "allowPrivilegeEscalation": False,
-                    "capabilities": {"drop": ["ALL"]},
-                    "readOnlyRootFilesystem": True,
-                },
-                "volumeMounts": [kube_mount],
-            },
-            [kube_volume],
-        )
-        self.start("controller", pod)
+        """The chart's controller: the ``controller`` container of the Deployment rendered from
+        deploy/helm/s3csi, run as its pod spec says (uid 1000, no capabilities, read-only root file system,
+        its Lease in the release namespace, POD_NAME from the pod's name), reaching the fake API server
+        in-cluster through the service account's token."""
+        pod = self.chart_pod("Deployment", "s3csi-controller", "s3csi-controller-0")
+        [controller] = [c for c in pod["spec"]["containers"] if c["name"] == "controller"]
+        assert controller["command"] == ["s3csi"] and controller["args"][0] == "controller", controller
+        # Not a chart value: the tests wait for an idle Mountpoint Pod's retirement, which takes 60 s by
+        # default (the last --idle-grace-period wins).
+        controller["args"].append("--idle-grace-period=0.5")
+        self.start("controller", pod, container="controller", kubelet=self.chart_kubelet())
 
     def workload(self, name: str, target: str, script: str, *, fs_group: int = 2000) -> str:
         """Runs ``script`` in a workload container as uid 1001 with ``fs_group``, the target at /data; its
