@@ -170,7 +170,7 @@ _NOT_A_FLAG = {
     ("fs/allocator.py", "MAX_THRESHOLD = 2**31 - 1"),  # glibc's M_MMAP_THRESHOLD limit (an int)
     ("fs/operations.py", "STATFS_BLOCKS = 2**40"),  # what statfs reports, not a flag
     ("fs/operations.py", "STATFS_FILES = 2**32"),
-    ("podmounter/podspec.py", '"Ti": 2**40,'),  # a Kubernetes quantity suffix, not a flag
+    ("volume/quantity.py", '"Ti": 2**40,'),  # a Kubernetes quantity suffix, not a flag
     ("demo/local_node.py", "self.base.chmod(0o755)"),  # the demo's own directories on disk
     ("demo/local_node.py", "self.kubelet_dir.mkdir(mode=0o755)"),
 }
