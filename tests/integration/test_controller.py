@@ -29,6 +29,7 @@ from tests.controller_support import (
     workload,
 )
 from tests.kube_fake import FakeKubeApi
+from tests.kube_fake.objects import service_account
 from tests.polling import wait_until_async
 
 T = TypeVar("T")
@@ -114,11 +115,17 @@ def test_a_volumes_mountpoint_pod_attributes_size_its_mountpoint_pod(api: FakeKu
     assert "mountpointContainerResourcesRequestsMemory" in event["message"]
 
 
+def role(name: str) -> dict[str, str]:
+    return {"eks.amazonaws.com/role-arn": f"arn:aws:iam::111122223333:role/{name}"}
+
+
 def test_sharing_matrix(api: FakeKubeApi) -> None:
     """Same fsGroup shares; another fsGroup, an fsUser, read-only or another credentials identity (the
-    service account, for pod credentials) gets its own Mountpoint Pod."""
+    service account and its role, for pod credentials) gets its own Mountpoint Pod."""
     volume(api, "data")
     volume(api, "by-pod", bucket="bucket-2", attributes={"authenticationSource": "pod"})
+    api.add(service_account("team-a", "reader", role("reader")))
+    api.add(service_account("team-a", "writer", role("writer")))
     pods = {
         "base": workload("base", "data", fs_group=2000),
         "same": workload("same", "data", fs_group=2000),
@@ -133,14 +140,25 @@ def test_sharing_matrix(api: FakeKubeApi) -> None:
 
     async def scenario() -> bool:
         async with controller(settings(api)):
+            if not await wait_until_async(lambda: settled(api, set(uids.values()))):
+                return False
+            # The reader account's role annotation changes while its pods run: they keep their Mountpoint
+            # Pod; the next pod of that account assumes the new role, so it gets a Mountpoint Pod of its own.
+            api.add(service_account("team-a", "reader", role("reader-v2")))
+            uids["reader-3"] = uid(api.add(workload("reader-3", "by-pod", service_account="reader")))
             return await wait_until_async(lambda: settled(api, set(uids.values())))
 
     assert run(scenario), (served(api), pods_per_key(api))
     pod_of = {name: served(api)[pod_uid][1] for name, pod_uid in uids.items()}
     assert pod_of["same"] == pod_of["base"] and pod_of["reader-2"] == pod_of["reader"]
-    distinct = ["base", "other-group", "fs-user", "read-only", "reader", "writer"]
+    distinct = ["base", "other-group", "fs-user", "read-only", "reader", "writer", "reader-3"]
     assert len({pod_of[name] for name in distinct}) == len(distinct)
     assert len(mountpoint_pods(api)) == len(distinct)
+    roles = {obj["spec"].get("workloadRoleARN") for obj in attachments(api).values()}
+    assert roles == {
+        None,
+        *(role(name)["eks.amazonaws.com/role-arn"] for name in ("reader", "writer", "reader-v2")),
+    }
 
 
 def hundred_pods(api: FakeKubeApi) -> set[str]:

@@ -365,7 +365,10 @@ def create_attachment(body: dict[str, Any]) -> Callable[[ApiClient], Awaitable[A
         (attachment(authenticationSource="ldap"), ["authenticationSource", "ldap"]),
         (attachment(colour="blue"), ["spec", "colour"]),  # unknown fields are refused, not pruned
         (attachment(name="not-a-key"), ["the name of an attachment is its sharing key"]),  # a CEL rule
-        (attachment(authenticationSource="pod"), ["workloadNamespace and workloadServiceAccountName"]),
+        (
+            attachment(authenticationSource="pod"),
+            ["workloadNamespace, workloadServiceAccountName and workloadRoleARN"],
+        ),
         (
             attachment(mountpointPods={"mp-a": [{"workloadPodUID": UID_A, "attachedAt": "yesterday"}]}),
             ["attachedAt", "date-time"],

@@ -87,12 +87,29 @@ def secret_object(data: dict[str, str]) -> dict[str, Any]:
     return {"data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
 
 
-def objects(pv: dict[str, Any], secret: dict[str, Any] | None = None) -> Objects:
+ACCOUNT_ROLE = "arn:aws:iam::111122223333:role/annotated"
+ACCOUNT_ROLES = {("team-a", "annotated"): ACCOUNT_ROLE, ("team-a", "not-a-role"): "annotated"}
+"""ServiceAccounts with an eks.amazonaws.com/role-arn annotation; every other one has none."""
+
+
+def service_account_object(namespace: str, name: str, role: str | None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "resourceVersion": "1"}
+    if role is not None:
+        metadata["annotations"] = {"eks.amazonaws.com/role-arn": role}
+    return {"metadata": metadata}
+
+
+def objects(
+    pv: dict[str, Any],
+    secret: dict[str, Any] | None = None,
+    roles: dict[tuple[str, str], str] = ACCOUNT_ROLES,
+) -> Objects:
     claim = {"metadata": {"name": "data", "namespace": "team-a"}, "spec": {"volumeName": "pv-1"}}
     return Objects(
         claims={("team-a", "data"): claim},
         volumes={"pv-1": pv},
         secrets={SecretRef("team-a", "s3-keys"): secret} if secret is not None else {},
+        service_accounts={key: service_account_object(*key, role) for key, role in roles.items()},
     )
 
 
@@ -137,9 +154,18 @@ def kubelet_request(pod: dict[str, Any], pv: dict[str, Any], secret_data: dict[s
     )
 
 
-def node_key(pod: dict[str, Any], pv: dict[str, Any], secret_data: dict[str, str]) -> str:
-    """The node plugin's key: csi/node.py's publish_spec, the credentials plan, the publisher's key."""
-    identity = PodIdentityInputs((pod["metadata"].get("annotations") or {}).get("s3csi.io/fs-user"), None)
+def node_key(
+    pod: dict[str, Any],
+    pv: dict[str, Any],
+    secret_data: dict[str, str],
+    roles: dict[tuple[str, str], str] = ACCOUNT_ROLES,
+) -> str:
+    """The node plugin's key: csi/node.py's publish_spec, the credentials plan, the publisher's key. The
+    node plugin reads the pod's ServiceAccount annotation as kube/identity.py does."""
+    account = (pod["metadata"]["namespace"], pod["spec"].get("serviceAccountName", "default"))
+    identity = PodIdentityInputs(
+        (pod["metadata"].get("annotations") or {}).get("s3csi.io/fs-user"), roles.get(account)
+    )
     spec = publish_spec(kubelet_request(pod, pv, secret_data), KUBELET_DIR, identity)
     plan = plan_credentials(inputs_for(spec, driver_region="us-east-1"), now=time.time())
     publisher: Any = SimpleNamespace(settings=SimpleNamespace(node_id=NODE))
@@ -174,6 +200,14 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         make_pod(),
         make_pv(attributes={"authenticationSource": "pod", "roleArn": ROLE}),
     ),
+    "pod credentials, role from the service account": (
+        make_pod(service_account="annotated"),
+        make_pv(attributes={"authenticationSource": "pod"}),
+    ),
+    "pod credentials, roleArn over the annotation": (
+        make_pod(service_account="annotated"),
+        make_pv(attributes={"authenticationSource": "pod", "roleArn": ROLE}),
+    ),
     "secret credentials": (
         make_pod(fs_group=7),
         make_pv(attributes={"authenticationSource": "secret"}, secret=True),
@@ -200,6 +234,17 @@ def test_another_access_key_id_is_another_key() -> None:
     assert theirs.key == node_key(pod, pv, other)
 
 
+def test_another_role_on_the_service_account_is_another_key() -> None:
+    # The annotation changed while pods ran: the next pods assume the new role, in their own mount.
+    pod, pv = CASES["pod credentials, role from the service account"]
+    other = {("team-a", "annotated"): "arn:aws:iam::111122223333:role/other"}
+    [mine] = pod_volumes(pod, objects(pv), DEFAULT_DRIVER_NAME)
+    [theirs] = pod_volumes(pod, objects(pv, roles=other), DEFAULT_DRIVER_NAME)
+    assert isinstance(mine, Served) and isinstance(theirs, Served)
+    assert mine.inputs.workload_role_arn == ACCOUNT_ROLE
+    assert mine.key != theirs.key == node_key(pod, pv, {}, other)
+
+
 REFUSED = {
     "unknown mount option": (make_pod(), make_pv(options=["--no-such-option"])),
     "no bucket": (make_pod(), make_pv(attributes={"bucketName": ""})),
@@ -209,6 +254,11 @@ REFUSED = {
         make_pv(options=["--sse-kms-key-id=k"]),
     ),
     "bad secret": (make_pod(), make_pv(attributes={"authenticationSource": "secret"}, secret=True)),
+    "pod credentials without a role": (make_pod(), make_pv(attributes={"authenticationSource": "pod"})),
+    "pod credentials, annotation not a role": (
+        make_pod(service_account="not-a-role"),
+        make_pv(attributes={"authenticationSource": "pod"}),
+    ),
 }
 
 

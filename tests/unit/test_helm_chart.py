@@ -344,6 +344,8 @@ RBAC: dict[str, set[str]] = {
         "cluster  core persistentvolumeclaims watch",
         "cluster  core persistentvolumes list",
         "cluster  core persistentvolumes watch",
+        "cluster  core serviceaccounts list",
+        "cluster  core serviceaccounts watch",
         "cluster  core secrets get",
         "cluster  core events create",
         *(

@@ -65,6 +65,7 @@ POD = {
     "authentication_source": AuthenticationSource.POD,
     "workload_namespace": "team-a",
     "workload_service_account_name": "reader",
+    "workload_role_arn": "arn:aws:iam::111122223333:role/reader",
 }
 SECRET = {
     "authentication_source": AuthenticationSource.SECRET,
@@ -86,7 +87,12 @@ CASES = [
     pytest.param(inputs(volume_id="bucket:prefix-volume:" + "x" * 900), id="long-volume-id"),
     # Identity the source does not use: ignored by the key, left out of the attachment.
     pytest.param(
-        inputs(workload_namespace="team-a", workload_service_account_name="x"), id="driver-ignores-sa"
+        inputs(
+            workload_namespace="team-a",
+            workload_service_account_name="x",
+            workload_role_arn="arn:aws:iam::1:role/r",
+        ),
+        id="driver-ignores-sa",
     ),
     pytest.param(inputs(**POD, credentials_identity="ab" * 32), id="pod-ignores-secret-id"),
 ]
@@ -110,6 +116,7 @@ def test_the_key_of_the_attachment_fields_is_the_key_that_names_it(given: Sharin
         authentication_source=given.authentication_source,
         pod_namespace=given.workload_namespace,
         service_account_name=given.workload_service_account_name,
+        role_arn=given.workload_role_arn,
         credentials_identity=given.credentials_identity,
     )
     # … names the object, and the fields it records give that key back.
@@ -131,6 +138,7 @@ def test_each_key_field_changes_the_name() -> None:
         inputs(**POD),
         inputs(**{**POD, "workload_namespace": "team-b"}),
         inputs(**{**POD, "workload_service_account_name": "writer"}),
+        inputs(**{**POD, "workload_role_arn": "arn:aws:iam::111122223333:role/writer"}),
         inputs(**SECRET),
         inputs(**{**SECRET, "credentials_identity": credentials_identity_of("AKIAOTHER")}),
     ]
@@ -150,10 +158,11 @@ def test_the_attachment_records_only_the_identity_its_source_uses() -> None:
         "mountpointPods",
     }
     pod_spec = attachment(inputs(**POD))["spec"]
-    assert (pod_spec.get("workloadNamespace"), pod_spec.get("workloadServiceAccountName")) == (
-        "team-a",
-        "reader",
-    )
+    assert (
+        pod_spec.get("workloadNamespace"),
+        pod_spec.get("workloadServiceAccountName"),
+        pod_spec.get("workloadRoleARN"),
+    ) == ("team-a", "reader", POD["workload_role_arn"])
     assert "credentialsIdentity" not in pod_spec
     secret_spec = attachment(inputs(**SECRET))["spec"]
     assert secret_spec.get("credentialsIdentity") == SECRET["credentials_identity"]
@@ -172,6 +181,8 @@ def test_the_attachment_records_only_the_identity_its_source_uses() -> None:
             "needs the pod's namespace and service account",
         ),
         (inputs(**{**POD, "workload_namespace": "Team_A"}), "workload namespace 'Team_A' is not a DNS-1123"),
+        (inputs(**{**POD, "workload_role_arn": None}), "needs the role the mount assumes"),
+        (inputs(**{**POD, "workload_role_arn": "reader"}), "workload role 'reader' is not an IAM role ARN"),
         (
             inputs(authentication_source=AuthenticationSource.SECRET),
             "needs the node-publish secret's access key",

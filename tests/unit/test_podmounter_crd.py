@@ -108,7 +108,13 @@ def _attachment(**spec_changes: Any) -> dict[str, Any]:
     }
 
 
-POD = {"authenticationSource": "pod", "workloadNamespace": "team-a", "workloadServiceAccountName": "reader"}
+ROLE = "arn:aws:iam::111122223333:role/reader"
+POD = {
+    "authenticationSource": "pod",
+    "workloadNamespace": "team-a",
+    "workloadServiceAccountName": "reader",
+    "workloadRoleARN": ROLE,
+}
 SECRET = {"authenticationSource": "secret", "credentialsIdentity": "ab" * 32}
 
 
@@ -142,9 +148,18 @@ def test_valid_attachments(changes: dict[str, Any]) -> None:
         pytest.param({"authenticationSource": "node"}, "is not one of", id="unknown-source"),
         pytest.param({"readOnly": "false"}, "is not of type 'boolean'", id="read-only-string"),
         pytest.param(
-            {"authenticationSource": "pod", "workloadNamespace": "team-a"},
+            {"authenticationSource": "pod", "workloadNamespace": "team-a", "workloadRoleARN": ROLE},
             "set exactly when authenticationSource is pod",
             id="pod-without-service-account",
+        ),
+        pytest.param(
+            {**POD, "workloadRoleARN": None},
+            "set exactly when authenticationSource is pod",
+            id="pod-without-role",
+        ),
+        pytest.param({**POD, "workloadRoleARN": "reader"}, "does not match", id="role-not-an-arn"),
+        pytest.param(
+            {"workloadRoleARN": ROLE}, "set exactly when authenticationSource is pod", id="driver-with-role"
         ),
         pytest.param(
             {"workloadNamespace": "team-a", "workloadServiceAccountName": "reader"},
@@ -231,6 +246,7 @@ def test_an_update_may_change_only_the_mountpoint_pods() -> None:
         {"fsUser": 1000},
         {"workloadNamespace": "team-b"},
         {"workloadServiceAccountName": "writer"},
+        {"workloadRoleARN": "arn:aws:iam::111122223333:role/writer"},
     ],
     ids="-".join,
 )

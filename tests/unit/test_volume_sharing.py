@@ -106,13 +106,16 @@ POD = {
     "authentication_source": AuthenticationSource.POD,
     "pod_namespace": "ns-a",
     "service_account_name": "sa",
+    "role_arn": "arn:aws:iam::111122223333:role/reader",
 }
 
 
-def test_pod_credentials_split_by_namespace_and_service_account() -> None:
+def test_pod_credentials_split_by_namespace_service_account_and_role() -> None:
     assert key(**POD) == key(**POD)
     assert key(**{**POD, "pod_namespace": "ns-b"}) != key(**POD)
     assert key(**{**POD, "service_account_name": "other"}) != key(**POD)
+    # The service account's role annotation changed while pods ran: the next pods act as another role.
+    assert key(**{**POD, "role_arn": "arn:aws:iam::111122223333:role/writer"}) != key(**POD)
 
 
 def test_secret_credentials_split_by_access_key_identity() -> None:
@@ -126,7 +129,8 @@ def test_secret_credentials_split_by_access_key_identity() -> None:
     "ignored",
     [
         pytest.param(
-            {"pod_namespace": "ns-b", "service_account_name": "sa"}, id="driver-ignores-pod-identity"
+            {"pod_namespace": "ns-b", "service_account_name": "sa", "role_arn": "arn:aws:iam::1:role/r"},
+            id="driver-ignores-pod-identity",
         ),
         pytest.param({"credentials_identity": "abc"}, id="driver-ignores-credentials"),
     ],
@@ -149,6 +153,15 @@ def test_pod_source_ignores_credentials_identity() -> None:
             {"authentication_source": AuthenticationSource.POD, "pod_namespace": "ns"},
             "service account",
             id="pod-without-service-account",
+        ),
+        pytest.param(
+            {
+                "authentication_source": AuthenticationSource.POD,
+                "pod_namespace": "ns",
+                "service_account_name": "sa",
+            },
+            "role",
+            id="pod-without-role",
         ),
         pytest.param(
             {"authentication_source": AuthenticationSource.SECRET}, "access key id", id="secret-without"

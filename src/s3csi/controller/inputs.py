@@ -11,7 +11,10 @@ kubelet builds NodePublishVolume from these objects; this module reads them the 
 - the access mode: the PV's first ``spec.accessModes`` entry (ReadWriteOnce when there is none), mapped as
   kubelet maps it for a driver without the SINGLE_NODE_MULTI_WRITER capability;
 - the volume context: the PV's ``spec.csi.volumeAttributes``; the node id: the pod's ``spec.nodeName``;
-  the PV name: the PV's own (kubelet's target path names it).
+  the PV name: the PV's own (kubelet's target path names it);
+- for ``authenticationSource: pod``, the role: the volume attribute ``roleArn``, else the annotation
+  ``eks.amazonaws.com/role-arn`` of the pod's ServiceAccount (the node plugin reads the same object; the
+  controller reads the object only, never a token).
 
 The result goes through :class:`~s3csi.volume.context.VolumeContext` and
 :func:`~s3csi.volume.policy.effective_mount`, so a volume the node plugin would refuse is refused here with
@@ -26,13 +29,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from s3csi.credentials.plan import secret_credentials
+from s3csi.credentials.plan import pod_role, secret_credentials
 from s3csi.errors import S3csiError
+from s3csi.kube.identity import DEFAULT_SERVICE_ACCOUNT
 from s3csi.podmounter.attachment import SharingInputs, attachment
 from s3csi.podmounter.podspec import MountpointPodResources
 from s3csi.volume.context import (
     FS_USER_ANNOTATION,
     MOUNTPOINT_CONTAINER_RESOURCES_ATTRIBUTES,
+    ROLE_ARN_ANNOTATION,
     AuthenticationSource,
     VolumeContext,
 )
@@ -43,7 +48,6 @@ JsonObject = dict[str, Any]
 ObjectKey = tuple[str, str]
 """(namespace, name); the namespace is "" for a cluster-scoped object."""
 
-DEFAULT_SERVICE_ACCOUNT = "default"
 STORAGE_PROVISIONER_ANNOTATIONS = (
     "volume.kubernetes.io/storage-provisioner",
     "volume.beta.kubernetes.io/storage-provisioner",
@@ -98,6 +102,8 @@ class Objects:
     volumes: Mapping[str, JsonObject]
     secrets: Mapping[SecretRef, JsonObject | None]
     """The node-publish secrets read for this pass; None: not found."""
+    service_accounts: Mapping[ObjectKey, JsonObject] = field(default_factory=dict)
+    """The workloads' ServiceAccounts (read for ``authenticationSource: pod`` without ``roleArn``)."""
 
 
 def _get(obj: Mapping[str, Any] | None, *path: str) -> Any:
@@ -176,13 +182,28 @@ def credentials_identity(ref: SecretRef, secret: JsonObject | None) -> str:
     return credentials_identity_of(secret_credentials(data, field).access_key_id)
 
 
+def service_account_key(pod: JsonObject) -> ObjectKey:
+    """(namespace, name) of the pod's ServiceAccount."""
+    return (
+        str(_get(pod, "metadata", "namespace") or ""),
+        str(_get(pod, "spec", "serviceAccountName") or DEFAULT_SERVICE_ACCOUNT),
+    )
+
+
 def sharing_inputs(
-    pod: JsonObject, pv: JsonObject, *, read_only: bool, secret: JsonObject | None = None
+    pod: JsonObject,
+    pv: JsonObject,
+    *,
+    read_only: bool,
+    secret: JsonObject | None = None,
+    service_account: JsonObject | None = None,
 ) -> SharingInputs:
     """The sharing-key inputs of ``pod``'s use of ``pv``; ValueError or S3csiError names what is refused.
-    ``secret``: the PV's node-publish secret (read only for ``authenticationSource: secret``)."""
+    ``secret``: the PV's node-publish secret (read only for ``authenticationSource: secret``);
+    ``service_account``: the pod's (read only for ``authenticationSource: pod``; None: not in the API)."""
     csi = _get(pv, "spec", "csi") or {}
     context = VolumeContext.parse({str(k): str(v) for k, v in (csi.get("volumeAttributes") or {}).items()})
+    namespace, service_account_name = service_account_key(pod)
     fs_group = _get(pod, "spec", "securityContext", "fsGroup")
     mount = effective_mount(
         PolicyInput(
@@ -195,8 +216,11 @@ def sharing_inputs(
         )
     )
     source = context.authentication_source
-    identity = None
-    if source is AuthenticationSource.SECRET:
+    identity = role = None
+    if source is AuthenticationSource.POD:
+        annotations = _get(service_account, "metadata", "annotations") or {}
+        role = pod_role(context.role_arn, annotations.get(ROLE_ARN_ANNOTATION) or None)
+    elif source is AuthenticationSource.SECRET:
         ref = node_publish_secret(pv)
         if ref is None:
             raise ValueError(
@@ -209,8 +233,9 @@ def sharing_inputs(
         volume_id=str(csi.get("volumeHandle") or ""),
         mount=mount,
         authentication_source=source,
-        workload_namespace=str(_get(pod, "metadata", "namespace")),
-        workload_service_account_name=str(_get(pod, "spec", "serviceAccountName") or DEFAULT_SERVICE_ACCOUNT),
+        workload_namespace=namespace,
+        workload_service_account_name=service_account_name,
+        workload_role_arn=role,
         credentials_identity=identity,
     )
 
@@ -274,7 +299,13 @@ def pod_volumes(
         ref = node_publish_secret(pv)
         secret = objects.secrets.get(ref) if ref is not None else None
         try:
-            inputs = sharing_inputs(pod, pv, read_only=read_only, secret=secret)
+            inputs = sharing_inputs(
+                pod,
+                pv,
+                read_only=read_only,
+                secret=secret,
+                service_account=objects.service_accounts.get(service_account_key(pod)),
+            )
             attachment(inputs)  # what the key and the CRD refuse (an identity the source needs, a name)
             pod_resources = volume_resources(pv, resources or MountpointPodResources())
         except (ValueError, S3csiError) as exc:

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -28,6 +29,7 @@ from s3csi.controller.inputs import (
     pod_label,
     pod_volumes,
     secret_refs,
+    service_account_key,
 )
 from s3csi.controller.reconcile import (
     CreateMountpointPod,
@@ -126,10 +128,20 @@ class Controller:
         self.pods = informer(self._pods_path, "pods", {"fieldSelector": "spec.nodeName!="})
         self.claims = informer(path_of("", "v1", "persistentvolumeclaims"), "persistentvolumeclaims")
         self.volumes = informer(path_of("", "v1", "persistentvolumes"), "persistentvolumes")
+        # authenticationSource pod: the role annotation of the workloads' ServiceAccounts (objects only; a
+        # ServiceAccount holds no token since Kubernetes 1.24).
+        self.service_accounts = informer(path_of("", "v1", "serviceaccounts"), "serviceaccounts")
         selector = f"{APP_NAME_LABEL}={APP_NAME},{APP_COMPONENT_LABEL}={COMPONENT}"
         self.mountpoint_pods = informer(self._mp_path, "pods", {"labelSelector": selector})
         self.attachments = informer(self._attachments_path, PLURAL)
-        self.informers = (self.pods, self.claims, self.volumes, self.mountpoint_pods, self.attachments)
+        self.informers = (
+            self.pods,
+            self.claims,
+            self.volumes,
+            self.service_accounts,
+            self.mountpoint_pods,
+            self.attachments,
+        )
 
     @property
     def events(self) -> int:
@@ -171,6 +183,7 @@ class Controller:
             claims=self.claims.objects,
             volumes={name: pv for (_ns, name), pv in self.volumes.objects.items()},
             secrets={},
+            service_accounts=self.service_accounts.objects,
         )
         refs: set[SecretRef] = set()
         for pod in pods:
@@ -180,7 +193,7 @@ class Controller:
             if secrets is None:
                 # Not "missing": an API failure must neither split nor refuse workloads. Try again soon.
                 return self.clock() + SECRET_RETRY_S
-            objects = Objects(objects.claims, objects.volumes, secrets)
+            objects = replace(objects, secrets=secrets)
         workloads: list[Workload] = []
         live: set[str] = set()
         for pod in pods:
@@ -232,11 +245,12 @@ class Controller:
         return decision.next_retirement
 
     def _pod_uses(self, uid: str, pod: JsonObject, objects: Objects) -> list[Served | Refused]:
-        """:func:`pod_volumes`, computed again only when the pod, one of its claims or their PVs changed (the
-        resourceVersions say so): a pass then costs a lookup per unchanged pod. A volume with a node-publish
-        secret is computed every pass, as the secret is read afresh for each."""
+        """:func:`pod_volumes`, computed again only when the pod, its ServiceAccount, one of its claims or
+        their PVs changed (the resourceVersions say so): a pass then costs a lookup per unchanged pod. A
+        volume with a node-publish secret is computed every pass, as the secret is read afresh for each."""
         namespace = str(pod["metadata"].get("namespace") or "")
-        stamp = [str(pod["metadata"].get("resourceVersion"))]
+        account = objects.service_accounts.get(service_account_key(pod)) or {}
+        stamp = [str((obj.get("metadata") or {}).get("resourceVersion")) for obj in (pod, account)]
         for _volume, claim_name, _read_only in claim_volumes(pod):
             claim = objects.claims.get((namespace, claim_name)) or {}
             pv = objects.volumes.get(str((claim.get("spec") or {}).get("volumeName") or "")) or {}

@@ -123,7 +123,7 @@ def plan_credentials(inputs: CredentialInputs, *, now: float) -> CredentialPlan:
         return UseSecret(secret_credentials(inputs.secrets))
     token, expiry = service_account_token(inputs.service_account_tokens, inputs.audience, now=now)
     return AssumePodRole(
-        role_arn=_pod_role(inputs),
+        role_arn=pod_role(inputs.role_arn, inputs.service_account_role_arn),
         sts_region=_sts_region(inputs),
         session_name=_session_name(inputs),
         token=token,
@@ -217,17 +217,20 @@ def _token_expiry(value: Any, audience: str) -> float | None:
     return moment.timestamp()
 
 
-def _pod_role(inputs: CredentialInputs) -> str:
-    if inputs.role_arn:
-        return inputs.role_arn
-    annotated = inputs.service_account_role_arn
-    if annotated:
-        if not is_role_arn(annotated):
+def pod_role(role_arn: str | None, service_account_role_arn: str | None) -> str:
+    """The role a ``pod``-source mount assumes: the volume attribute ``roleArn`` (validated by
+    ``VolumeContext``), else the service account's annotation; InvalidArgument naming both when neither is
+    set, or the annotation is not a role ARN. The controller calls it too, so its sharing key names the role
+    the node plugin assumes."""
+    if role_arn:
+        return role_arn
+    if service_account_role_arn:
+        if not is_role_arn(service_account_role_arn):
             raise InvalidArgument(
                 f"service account annotation {ROLE_ARN_ANNOTATION} must be an IAM role ARN "
                 "(arn:PARTITION:iam::ACCOUNT:role/NAME)"
             )
-        return annotated
+        return service_account_role_arn
     raise InvalidArgument(
         f"authenticationSource pod needs a role: the volume attribute {ROLE_ARN} or the service "
         f"account annotation {ROLE_ARN_ANNOTATION}"

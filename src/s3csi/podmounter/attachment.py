@@ -22,7 +22,7 @@ from typing import NotRequired, TypedDict
 
 from s3csi.errors import FailedPrecondition, InvalidArgument
 from s3csi.podmounter.names import attachment_name, is_dns1123_label, is_dns1123_subdomain
-from s3csi.volume.context import AuthenticationSource
+from s3csi.volume.context import AuthenticationSource, is_role_arn
 from s3csi.volume.options import MountOptions
 from s3csi.volume.policy import EffectiveMount
 from s3csi.volume.sharing import sharing_key
@@ -64,6 +64,7 @@ class AttachmentSpec(TypedDict):
     fsUser: NotRequired[int]
     workloadNamespace: NotRequired[str]
     workloadServiceAccountName: NotRequired[str]
+    workloadRoleARN: NotRequired[str]
     credentialsIdentity: NotRequired[str]
 
 
@@ -107,6 +108,8 @@ class SharingInputs:
     authentication_source: AuthenticationSource
     workload_namespace: str | None = None
     workload_service_account_name: str | None = None
+    workload_role_arn: str | None = None
+    """The role a ``pod``-source mount assumes (s3csi.credentials.plan.pod_role)."""
     credentials_identity: str | None = None
     """volume.sharing.credentials_identity_of(the node-publish secret's access key id)."""
 
@@ -119,6 +122,7 @@ class SharingInputs:
             authentication_source=self.authentication_source,
             pod_namespace=self.workload_namespace,
             service_account_name=self.workload_service_account_name,
+            role_arn=self.workload_role_arn,
             credentials_identity=self.credentials_identity,
         )
 
@@ -142,6 +146,9 @@ def _check_inputs(inputs: SharingInputs) -> None:
             raise InvalidArgument(
                 f"workload service account {service_account[:80]!r} is not a DNS-1123 subdomain"
             )
+        role = inputs.workload_role_arn
+        if role and not is_role_arn(role):
+            raise InvalidArgument(f"workload role {role[:80]!r} is not an IAM role ARN")
     identity = inputs.credentials_identity
     if (
         inputs.authentication_source is AuthenticationSource.SECRET
@@ -177,6 +184,7 @@ def attachment(inputs: SharingInputs) -> MountpointPodAttachment:
     if inputs.authentication_source is AuthenticationSource.POD:
         spec["workloadNamespace"] = inputs.workload_namespace or ""
         spec["workloadServiceAccountName"] = inputs.workload_service_account_name or ""
+        spec["workloadRoleARN"] = inputs.workload_role_arn or ""
     elif inputs.authentication_source is AuthenticationSource.SECRET:
         spec["credentialsIdentity"] = inputs.credentials_identity or ""
     return MountpointPodAttachment(
@@ -213,6 +221,7 @@ def sharing_inputs_of(obj: MountpointPodAttachment) -> SharingInputs:
         authentication_source=AuthenticationSource(spec["authenticationSource"]),
         workload_namespace=spec.get("workloadNamespace"),
         workload_service_account_name=spec.get("workloadServiceAccountName"),
+        workload_role_arn=spec.get("workloadRoleARN"),
         credentials_identity=spec.get("credentialsIdentity"),
     )
 

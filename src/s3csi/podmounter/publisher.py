@@ -35,7 +35,7 @@ from s3csi.credentials.files import (
     remove_shared_credentials,
     write_shared_credentials,
 )
-from s3csi.credentials.plan import DEFAULT_AUDIENCE, CredentialPlan, UseSecret, inputs_for
+from s3csi.credentials.plan import DEFAULT_AUDIENCE, AssumePodRole, CredentialPlan, UseSecret, inputs_for
 from s3csi.credentials.resolver import CredentialResolver
 from s3csi.errors import AlreadyExists, FailedPrecondition, InvalidArgument, Unavailable
 from s3csi.fs.settings import READ_AHEAD_KIB
@@ -178,6 +178,7 @@ class PodMounterPublisher:
             authentication_source=spec.context.authentication_source,
             pod_namespace=spec.pod.namespace,
             service_account_name=spec.pod.service_account,
+            role_arn=plan.role_arn if isinstance(plan, AssumePodRole) else None,
             credentials_identity=(
                 credentials_identity_of(plan.credentials.access_key_id)
                 if isinstance(plan, UseSecret)

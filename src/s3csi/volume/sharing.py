@@ -12,7 +12,11 @@ are equal. The key is a digest of these fields, and of nothing else:
   ``driver``: nothing more (every such mount uses the driver's credentials);
   ``secret``: ``credentials_identity``, a digest of the node-publish secret's access key id (see
   :func:`credentials_identity_of`), so workloads holding other keys never act with each other's credentials;
-  ``pod``: the pod's namespace and service account, whose role the mount assumes.
+  ``pod``: the pod's namespace, its service account and ``role_arn``, the role the mount assumes (the volume
+  attribute ``roleArn``, else the service account's ``eks.amazonaws.com/role-arn`` annotation:
+  :func:`s3csi.credentials.plan.pod_role`). The role is in the key although the PV and the service account
+  already are: an annotation changed while pods run makes the next pods assume another role, and they must
+  not join a mount that acts as the old one.
 
 Pod names and uids are deliberately not in the key: replicas of a Deployment with the same security context
 share one Mountpoint Pod.
@@ -51,14 +55,15 @@ def sharing_key(
     authentication_source: AuthenticationSource,
     pod_namespace: str | None = None,
     service_account_name: str | None = None,
+    role_arn: str | None = None,
     credentials_identity: str | None = None,
 ) -> str:
     """The key of the module docstring, :data:`SHARING_KEY_LENGTH` lowercase hex characters.
 
-    Raises InvalidArgument when the identity the source needs is missing: ``pod`` needs ``pod_namespace`` and
-    ``service_account_name`` (kubelet's ``csi.storage.k8s.io/*`` volume-context keys), ``secret`` needs
-    ``credentials_identity``. Identity inputs the source does not use are left out of the key, so they cannot
-    split workloads that may share.
+    Raises InvalidArgument when the identity the source needs is missing: ``pod`` needs ``pod_namespace``,
+    ``service_account_name`` (kubelet's ``csi.storage.k8s.io/*`` volume-context keys) and ``role_arn``;
+    ``secret`` needs ``credentials_identity``. Identity inputs the source does not use are left out of the
+    key, so they cannot split workloads that may share.
     """
     if not node_id or not volume_id:
         raise InvalidArgument("a sharing key needs a node id and a volume id")
@@ -69,7 +74,9 @@ def sharing_key(
                 "authenticationSource pod needs the pod's namespace and service account "
                 "(enable podInfoOnMount on the CSIDriver)"
             )
-        identity = {"namespace": pod_namespace, "serviceAccount": service_account_name}
+        if not role_arn:
+            raise InvalidArgument("authenticationSource pod needs the role the mount assumes")
+        identity = {"namespace": pod_namespace, "serviceAccount": service_account_name, "role": role_arn}
     elif authentication_source is AuthenticationSource.SECRET:
         if not credentials_identity:
             raise InvalidArgument("authenticationSource secret needs the node-publish secret's access key id")
