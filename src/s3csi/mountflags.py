@@ -248,7 +248,7 @@ FLAGS: tuple[FlagSpec, ...] = (
         ValueKind.DIRECTORY,
         "keep read parts in a cache in DIR",
         pv=PvStance.DENIED,
-        why="a cache directory is a path on the node; a volume cannot choose one",
+        why="a cache directory is a path on the node; a volume asks for a cache volume (attribute cache)",
         metavar="DIR",
     ),
     FlagSpec(
@@ -256,7 +256,7 @@ FLAGS: tuple[FlagSpec, ...] = (
         ValueKind.CACHE_SIZE,
         "bound of the --cache",
         pv=PvStance.DENIED,
-        why="it only bounds --cache, which a volume cannot set",
+        why="the size of the volume's cache volume bounds the cache",
         default_help="leave 5% of the disk free",
         metavar="MiB",
     ),

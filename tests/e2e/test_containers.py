@@ -16,6 +16,7 @@ socket. Afterwards no container, mount or process is left.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -36,7 +37,7 @@ from s3csi.demo.s3server import EmbeddedS3Server
 from s3csi.kernel.mount import mountinfo
 from s3csi.podmounter.podspec import DEFAULT_NAMESPACE
 from tests import controller_support
-from tests.containers import ULIMITS, Kubelet, ServiceAccount, podman_run
+from tests.containers import ULIMITS, Kubelet, ServiceAccount, empty_dir, podman_run
 from tests.helm_support import NAMESPACE, find, render
 from tests.integration.csi_support import code_of, rpc, run, wait_ready
 from tests.kube_fake import FakeKubeApi
@@ -462,4 +463,34 @@ def test_fs_user_makes_the_workloads_user_the_owner(node: Node, bucket: str, s3:
     script = "echo new > /data/new.txt && stat -c '%u %g %a' /data/mine.txt /data/new.txt"
     assert node.workload("owner", request.target_path, script) == "exit 0\n1001 2000 660\n1001 2000 660\n"
     assert s3.get_object(Bucket=bucket, Key="new.txt")["Body"].read() == b"new\n"
+    assert node.unpublish(request) == (grpc.StatusCode.OK, "")
+
+
+def test_a_cache_volume_holds_the_mountpoint_pods_read_cache(node: Node, bucket: str, s3: Any) -> None:
+    # `cache: emptyDir` on the PV: the controller gives the Mountpoint Pod an emptyDir at /cache, the node
+    # plugin tells the mounter to cache there (bounded by 90 % of the size limit); the parts land there.
+    body = os.urandom(3 * 2**20)
+    s3.put_object(Bucket=bucket, Key="model.bin", Body=body)
+    attributes = {"bucketName": bucket, "cache": "emptyDir", "cacheEmptyDirSizeLimit": "256Mi"}
+    pv, claim = controller_support.volume(
+        node.api, "cached-data", namespace=TEAM, bucket=bucket, attributes=attributes
+    )
+    workload = node.api.add(
+        controller_support.workload("trainer", claim, namespace=TEAM, node=NODE, fs_group=2000)
+    )
+    node.start_node_plugin()
+    node.start_controller()
+    request = publish_request(
+        node.kubelet, workload, pv=pv, volume_id=bucket, attributes=attributes, fs_group=2000
+    )
+    assert node.publish(request) == (grpc.StatusCode.OK, ""), node.log("node") + node.log("controller")
+    [mountpoint] = node.api.items("Pod", DEFAULT_NAMESPACE)
+    assert {"name": "cache", "emptyDir": {"sizeLimit": "256Mi"}} in mountpoint["spec"]["volumes"]
+    script = "sha256sum < /data/model.bin; sha256sum < /data/model.bin"
+    digest = hashlib.sha256(body).hexdigest()
+    assert node.workload("trainer", request.target_path, script) == f"exit 0\n{digest}  -\n{digest}  -\n"
+    cache = empty_dir(node.kubelet_dir, mountpoint["metadata"]["uid"], "cache")
+    [session] = list(cache.iterdir())  # the mounter's own sub-directory of the volume
+    assert session.name.startswith("s3csi-cache-") and session.stat().st_uid == 1000
+    assert sum(part.stat().st_size for part in session.iterdir()) == len(body)
     assert node.unpublish(request) == (grpc.StatusCode.OK, "")

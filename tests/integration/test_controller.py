@@ -115,6 +115,39 @@ def test_a_volumes_mountpoint_pod_attributes_size_its_mountpoint_pod(api: FakeKu
     assert "mountpointContainerResourcesRequestsMemory" in event["message"]
 
 
+def test_a_volumes_cache_attributes_give_its_mountpoint_pod_a_cache_volume(api: FakeKubeApi) -> None:
+    # A memory-backed cache counts in the pod's memory: its size is added to the request and the limit.
+    memory = {"cache": "emptyDir", "cacheEmptyDirMedium": "Memory", "cacheEmptyDirSizeLimit": "1Gi"}
+    ephemeral = {"cache": "ephemeral", "cacheEphemeralStorageResourceRequest": "20Gi"}
+    volume(api, "in-memory", attributes=memory)
+    volume(api, "on-pvc", bucket="bucket-2", attributes=ephemeral)
+    a = api.add(workload("a", "in-memory"))
+    b = api.add(workload("b", "on-pvc"))
+
+    async def scenario() -> bool:
+        async with controller(settings(api)):
+            return await wait_until_async(lambda: settled(api, {uid(a), uid(b)}))
+
+    assert run(scenario), served(api)
+    by_pv = {
+        pod["metadata"]["annotations"][PERSISTENT_VOLUME_NAME_ANNOTATION]: pod["spec"]
+        for pod in mountpoint_pods(api)
+    }
+    assert {"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}} in by_pv["in-memory"][
+        "volumes"
+    ]
+    assert by_pv["in-memory"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "200m", "memory": "1184Mi"},
+        "limits": {"memory": "1536Mi"},
+    }
+    [claim] = [
+        v["ephemeral"]["volumeClaimTemplate"]["spec"] for v in by_pv["on-pvc"]["volumes"] if "ephemeral" in v
+    ]
+    assert claim["resources"] == {"requests": {"storage": "20Gi"}}
+    for spec in by_pv.values():
+        assert {"name": "cache", "mountPath": "/cache"} in spec["containers"][0]["volumeMounts"]
+
+
 def role(name: str) -> dict[str, str]:
     return {"eks.amazonaws.com/role-arn": f"arn:aws:iam::111122223333:role/{name}"}
 

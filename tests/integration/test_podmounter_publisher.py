@@ -14,7 +14,7 @@ import pytest
 
 from s3csi.credentials.files import credentials_file_name
 from s3csi.demo.s3server import EmbeddedS3Server
-from s3csi.errors import PermissionDenied
+from s3csi.errors import InvalidArgument, PermissionDenied
 from s3csi.kernel.mount import find_mount, mountinfo, unmount
 from s3csi.podmounter.publisher import PodMounterPublisher, PublisherSettings
 from s3csi.podmounter.runtime.local import LocalRuntime
@@ -54,7 +54,9 @@ def publisher(state: Path, server: EmbeddedS3Server, credentials: Any = None) ->
     return made
 
 
-def spec(state: Path, bucket: str, pod: str, fs_group: str = "1001") -> PublishSpec:
+def spec(
+    state: Path, bucket: str, pod: str, fs_group: str = "1001", attributes: dict[str, str] | None = None
+) -> PublishSpec:
     target = state / "kubelet" / "pods" / pod / "volumes" / "kubernetes.io~csi" / "pv" / "mount"
     target.parent.mkdir(parents=True, exist_ok=True)
     mount = effective_mount(
@@ -71,7 +73,7 @@ def spec(state: Path, bucket: str, pod: str, fs_group: str = "1001") -> PublishS
         volume_id=bucket,
         target_path=str(target),
         pv_name="pv",
-        context=VolumeContext.parse({"bucketName": bucket}),
+        context=VolumeContext.parse({"bucketName": bucket, **(attributes or {})}),
         mount=mount,
         pod=PodInfo("default", pod, f"uid-{pod}", None),
     )
@@ -121,6 +123,53 @@ def test_credentials_reach_the_mounter_as_a_file_only(
         content = Path(leak).read_bytes()
         assert SESSION_TOKEN.encode() not in content and s3_server.secret_access_key.encode() not in content
     asyncio.run(the_publisher.unpublish(one.volume_id, one.target_path))
+
+
+def test_a_cache_volume_holds_the_read_parts_of_its_mountpoint_pod(
+    state: Path, s3_server: EmbeddedS3Server, s3: Any, bucket: str
+) -> None:
+    # The local runtime's cache volume of `cache: emptyDir`: a directory on the node's disk in the Mountpoint
+    # Pod's comm dir, made before the mounter starts; the mounter's --cache lives there, bounded by the size.
+    s3.put_object(Bucket=bucket, Key="data.bin", Body=os.urandom(3 * 2**20))
+    the_publisher = publisher(state, s3_server)
+    one = spec(state, bucket, "p", attributes={"cache": "emptyDir", "cacheEmptyDirSizeLimit": "128Mi"})
+    asyncio.run(the_publisher.publish(one))
+    [pod] = the_publisher.runtime.list()
+    cache = Path(pod.comm_dir) / "cache"
+    st = os.stat(cache)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 1000, 0o2770)
+    expected = s3.get_object(Bucket=bucket, Key="data.bin")["Body"].read()
+    for _ in range(2):
+        with open(f"{one.target_path}/data.bin", "rb") as file:
+            assert file.read() == expected
+    [session] = list(cache.iterdir())  # the mounter's own fresh sub-directory
+    assert session.name.startswith("s3csi-cache-") and session.stat().st_uid == 1000
+    assert sum(part.stat().st_size for part in session.iterdir()) == len(expected)
+    asyncio.run(the_publisher.unpublish(one.volume_id, one.target_path))
+    assert the_publisher.runtime.list() == []
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        (
+            {"cache": "emptyDir", "cacheEmptyDirMedium": "Memory", "cacheEmptyDirSizeLimit": "1Gi"},
+            "cacheEmptyDirMedium Memory needs --runtime kubernetes",
+        ),
+        (
+            {"cache": "ephemeral", "cacheEphemeralStorageResourceRequest": "1Gi"},
+            "volume attribute cache ephemeral needs --runtime kubernetes",
+        ),
+    ],
+)
+def test_a_cache_the_local_runtime_cannot_give_is_refused(
+    state: Path, s3_server: EmbeddedS3Server, bucket: str, attributes: dict[str, str], message: str
+) -> None:
+    the_publisher = publisher(state, s3_server)
+    with pytest.raises(InvalidArgument, match=message):
+        asyncio.run(the_publisher.publish(spec(state, bucket, "p", attributes=attributes)))
+    assert the_publisher.runtime.list() == []
+    assert not [m for m in mountinfo() if m.mount_point.startswith(f"{state}/")]
 
 
 class NoCredentials:

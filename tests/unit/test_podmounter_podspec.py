@@ -21,7 +21,8 @@ from s3csi.podmounter.podspec import (
     mountpoint_namespace,
     mountpoint_pod,
 )
-from s3csi.volume.quantity import cpu_millicores, memory_bytes
+from s3csi.volume.context import CacheType, CacheVolume
+from s3csi.volume.quantity import binary_quantity, cpu_millicores, memory_bytes
 from tests.pod_security_support import violations
 from tests.unit.test_podmounter_crd import SUPPORTED_VERSIONS
 
@@ -350,3 +351,79 @@ def test_cpu_millicores(quantity: str, expected: int) -> None:
 def test_invalid_names_are_refused(builder: Any, message: str) -> None:
     with pytest.raises(InvalidArgument, match=re.escape(message)):
         builder()
+
+
+CACHES = [
+    pytest.param(
+        CacheVolume(CacheType.EMPTY_DIR),
+        {"name": "cache", "emptyDir": {}},
+        {"requests": {"cpu": "200m", "memory": "160Mi"}, "limits": {"memory": "512Mi"}},
+        id="disk",
+    ),
+    pytest.param(
+        CacheVolume(CacheType.EMPTY_DIR, size_limit="2Gi"),
+        {"name": "cache", "emptyDir": {"sizeLimit": "2Gi"}},
+        {"requests": {"cpu": "200m", "memory": "160Mi"}, "limits": {"memory": "512Mi"}},
+        id="disk-bounded",
+    ),
+    pytest.param(
+        CacheVolume(CacheType.EMPTY_DIR, size_limit="1Gi", medium_memory=True),
+        {"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+        # tmpfs pages are charged to the pod: the cache's size is added to the request and the limit.
+        {"requests": {"cpu": "200m", "memory": "1184Mi"}, "limits": {"memory": "1536Mi"}},
+        id="memory",
+    ),
+    pytest.param(
+        CacheVolume(CacheType.EPHEMERAL, storage_class_name="local-nvme", storage_request="100Gi"),
+        {
+            "name": "cache",
+            "ephemeral": {
+                "volumeClaimTemplate": {
+                    "metadata": {
+                        "labels": {
+                            "app.kubernetes.io/name": "s3csi",
+                            "app.kubernetes.io/component": "mountpoint-pod",
+                        }
+                    },
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "100Gi"}},
+                        "storageClassName": "local-nvme",
+                    },
+                }
+            },
+        },
+        {"requests": {"cpu": "200m", "memory": "160Mi"}, "limits": {"memory": "512Mi"}},
+        id="ephemeral",
+    ),
+]
+
+
+@pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
+@pytest.mark.parametrize(("cache", "volume", "resources"), CACHES)
+def test_a_volume_with_a_cache_gets_a_cache_volume(
+    cache: CacheVolume, volume: dict[str, Any], resources: dict[str, Any], version: str
+) -> None:
+    pod = mountpoint_pod(
+        MountpointPodSettings(image=IMAGE),
+        node_name=NODE,
+        key=KEY,
+        volume_id=VOLUME_ID,
+        persistent_volume_name=PV,
+        cache=cache,
+    )
+    [container] = pod["spec"]["containers"]
+    assert pod["spec"]["volumes"][1] == volume
+    assert container["volumeMounts"][1] == {"name": "cache", "mountPath": "/cache"}
+    assert container["resources"] == resources
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    kubernetes_validate.validate(pod, version, strict=True)
+    assert violations(pod) == []  # emptyDir and ephemeral are volume types "restricted" admits
+
+
+@pytest.mark.parametrize(
+    ("size", "quantity"), [(0, "0"), (1, "1"), (1024, "1Ki"), (3 * 2**20, "3Mi"), (2**30 + 2**20, "1025Mi")]
+)
+def test_binary_quantity(size: int, quantity: str) -> None:
+    assert binary_quantity(size) == quantity
+    assert memory_bytes(quantity) == size

@@ -312,3 +312,119 @@ def test_mountpoint_pod_resource_attributes_are_named(attributes: dict[str, str]
     assert (
         VolumeContext.parse({"bucketName": "bkt", **attributes}).mountpoint_pod_resource_attributes() == named
     )
+
+
+# --- The cache volume (docs/kubernetes.md#the-cache-volume) -------------------------------------------------
+
+CACHE_VALID = [
+    pytest.param({}, None, None, id="no-cache"),
+    pytest.param({"cache": "emptyDir"}, context.CacheVolume(context.CacheType.EMPTY_DIR), None, id="disk"),
+    pytest.param(
+        {"cache": "emptyDir", "cacheEmptyDirSizeLimit": "2Gi"},
+        context.CacheVolume(context.CacheType.EMPTY_DIR, size_limit="2Gi"),
+        1843,
+        id="disk-bounded",
+    ),
+    pytest.param(
+        {"cache": "emptyDir", "cacheEmptyDirSizeLimit": "256Mi", "cacheEmptyDirMedium": "Memory"},
+        context.CacheVolume(context.CacheType.EMPTY_DIR, size_limit="256Mi", medium_memory=True),
+        230,
+        id="memory",
+    ),
+    pytest.param(
+        {"cache": "ephemeral", "cacheEphemeralStorageResourceRequest": "10G"},
+        context.CacheVolume(context.CacheType.EPHEMERAL, storage_request="10G"),
+        8583,
+        id="ephemeral-default-class",
+    ),
+    pytest.param(
+        {
+            "cache": "ephemeral",
+            "cacheEphemeralStorageClassName": "local-nvme",
+            "cacheEphemeralStorageResourceRequest": "100Gi",
+        },
+        context.CacheVolume(
+            context.CacheType.EPHEMERAL, storage_class_name="local-nvme", storage_request="100Gi"
+        ),
+        92160,
+        id="ephemeral",
+    ),
+    pytest.param({"cache": "", "cacheEmptyDirSizeLimit": ""}, None, None, id="empty-strings-are-unset"),
+]
+
+
+@pytest.mark.parametrize(("attributes", "cache", "max_cache_size_mib"), CACHE_VALID)
+def test_cache_volume(
+    attributes: dict[str, str], cache: context.CacheVolume | None, max_cache_size_mib: int | None
+) -> None:
+    parsed = VolumeContext.parse({"bucketName": "bucket-1", **attributes})
+    assert parsed.cache == cache
+    assert (cache.max_cache_size_mib() if cache else None) == max_cache_size_mib
+    assert VolumeContext.parse(parsed.to_volume_context()) == parsed
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        ({"cache": "hostPath"}, "volume attribute cache 'hostPath' is not one of: emptyDir, ephemeral"),
+        (
+            {"cacheEmptyDirSizeLimit": "1Gi"},
+            "volume attribute cacheEmptyDirSizeLimit needs the volume attribute cache",
+        ),
+        (
+            {"cache": "emptyDir", "cacheEphemeralStorageResourceRequest": "1Gi"},
+            "volume attribute cacheEphemeralStorageResourceRequest does not apply to cache: emptyDir",
+        ),
+        (
+            {
+                "cache": "ephemeral",
+                "cacheEmptyDirMedium": "Memory",
+                "cacheEphemeralStorageResourceRequest": "1Gi",
+            },
+            "volume attribute cacheEmptyDirMedium does not apply to cache: ephemeral",
+        ),
+        ({"cache": "ephemeral"}, "cache: ephemeral needs cacheEphemeralStorageResourceRequest"),
+        (
+            {
+                "cache": "ephemeral",
+                "cacheEphemeralStorageResourceRequest": "1Gi",
+                "cacheEphemeralStorageClassName": "Fast_SSD",
+            },
+            "cacheEphemeralStorageClassName 'Fast_SSD' is not a StorageClass name",
+        ),
+        (
+            {"cache": "emptyDir", "cacheEmptyDirMedium": "HugePages"},
+            "cacheEmptyDirMedium 'HugePages' must be Memory",
+        ),
+        (
+            {"cache": "emptyDir", "cacheEmptyDirMedium": "Memory"},
+            "cacheEmptyDirMedium Memory needs cacheEmptyDirSizeLimit",
+        ),
+        (
+            {"cache": "emptyDir", "cacheEmptyDirSizeLimit": "2 GiB"},
+            "volume attribute cacheEmptyDirSizeLimit: storage quantity '2 GiB' must be an integer",
+        ),
+        ({"cache": "emptyDir", "cacheEmptyDirSizeLimit": "32Mi"}, "32Mi is below the smallest cache, 64Mi"),
+    ],
+)
+def test_invalid_cache_attributes_are_named(attributes: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidArgument) as error:
+        VolumeContext.parse({"bucketName": "bucket-1", **attributes})
+    assert message in str(error.value)
+
+
+def test_cache_attribute_names() -> None:
+    # Named as AWS's Mountpoint S3 CSI driver names them: its PVs keep their meaning here.
+    assert (
+        context.CACHE,
+        context.CACHE_EMPTY_DIR_SIZE_LIMIT,
+        context.CACHE_EMPTY_DIR_MEDIUM,
+        context.CACHE_EPHEMERAL_STORAGE_CLASS_NAME,
+        context.CACHE_EPHEMERAL_STORAGE_RESOURCE_REQUEST,
+    ) == (
+        "cache",
+        "cacheEmptyDirSizeLimit",
+        "cacheEmptyDirMedium",
+        "cacheEphemeralStorageClassName",
+        "cacheEphemeralStorageResourceRequest",
+    )

@@ -31,14 +31,15 @@ from typing import Any
 
 from s3csi.credentials.plan import pod_role, secret_credentials
 from s3csi.errors import S3csiError
-from s3csi.kube.identity import DEFAULT_SERVICE_ACCOUNT
 from s3csi.podmounter.attachment import SharingInputs, attachment
 from s3csi.podmounter.podspec import MountpointPodResources
 from s3csi.volume.context import (
+    DEFAULT_SERVICE_ACCOUNT,
     FS_USER_ANNOTATION,
     MOUNTPOINT_CONTAINER_RESOURCES_ATTRIBUTES,
     ROLE_ARN_ANNOTATION,
     AuthenticationSource,
+    CacheVolume,
     VolumeContext,
 )
 from s3csi.volume.policy import AccessMode, PolicyInput, effective_mount
@@ -74,6 +75,8 @@ class Served:
     resources: MountpointPodResources = field(default_factory=MountpointPodResources)
     """The Mountpoint Pod's: the controller's defaults with the PV's ``mountpointContainerResources*``
     attributes. Not part of the key: the key names the PV, whose attributes Kubernetes does not let change."""
+    cache: CacheVolume | None = None
+    """The Mountpoint Pod's cache volume (the PV's ``cache*`` attributes); not in the key either."""
 
     @property
     def key(self) -> str:
@@ -202,7 +205,7 @@ def sharing_inputs(
     ``secret``: the PV's node-publish secret (read only for ``authenticationSource: secret``);
     ``service_account``: the pod's (read only for ``authenticationSource: pod``; None: not in the API)."""
     csi = _get(pv, "spec", "csi") or {}
-    context = VolumeContext.parse({str(k): str(v) for k, v in (csi.get("volumeAttributes") or {}).items()})
+    context = VolumeContext.parse(_volume_attributes(pv))
     namespace, service_account_name = service_account_key(pod)
     fs_group = _get(pod, "spec", "securityContext", "fsGroup")
     mount = effective_mount(
@@ -240,11 +243,14 @@ def sharing_inputs(
     )
 
 
+def _volume_attributes(pv: JsonObject) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (_get(pv, "spec", "csi", "volumeAttributes") or {}).items()}
+
+
 def volume_resources(pv: JsonObject, defaults: MountpointPodResources) -> MountpointPodResources:
     """``defaults`` with the PV's ``mountpointContainerResources*`` attributes where it sets them; ValueError
     when the two together request more than the limit (a volume's limit below a default request)."""
-    csi = _get(pv, "spec", "csi") or {}
-    context = VolumeContext.parse({str(k): str(v) for k, v in (csi.get("volumeAttributes") or {}).items()})
+    context = VolumeContext.parse(_volume_attributes(pv))
     try:
         return defaults.overridden(
             cpu_request=context.mountpoint_pod_cpu_request,
@@ -311,5 +317,6 @@ def pod_volumes(
         except (ValueError, S3csiError) as exc:
             results.append(Refused(volume, f"PersistentVolume {pv_name}: {exc}"))
             continue
-        results.append(Served(volume, inputs, pod_resources))
+        cache = VolumeContext.parse(_volume_attributes(pv)).cache
+        results.append(Served(volume, inputs, pod_resources, cache))
     return results

@@ -203,7 +203,7 @@ class Controller:
             live.add(uid)
             for use in self._pod_uses(uid, pod, objects):
                 if isinstance(use, Served):
-                    workloads.append(Workload(uid, use.inputs, use.key, use.resources))
+                    workloads.append(Workload(uid, use.inputs, use.key, use.resources, use.cache))
                 else:
                     await self._report(pod, use)
         self._forget_reports(live)
@@ -332,6 +332,7 @@ class Controller:
             volume_id=inputs.volume_id,
             persistent_volume_name=inputs.persistent_volume_name,
             resources=action.resources,
+            cache=action.cache,
         )
         try:
             created = await self.api.call("POST", self._mp_path, body=body)

@@ -34,6 +34,7 @@ from s3csi.podmounter.attachment import (
     without_workload,
 )
 from s3csi.podmounter.podspec import MountpointPodResources
+from s3csi.volume.context import CacheVolume
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Workload:
     key: str
     resources: MountpointPodResources | None = None
     """Its volume's Mountpoint Pod resources (controller.inputs.Served); None: the controller's defaults."""
+    cache: CacheVolume | None = None
+    """Its volume's cache volume (controller.inputs.Served)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class CreateMountpointPod:
     key: str
     inputs: SharingInputs
     resources: MountpointPodResources | None = None
+    cache: CacheVolume | None = None
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,9 @@ def decide(world: World, *, now: float, wall_time: datetime, grace_s: float) -> 
         target = _target(pods, obj)
         waiting = [w for w in needed.get(key, []) if obj is None or mountpoint_pod_of(obj, w.uid) is None]
         if waiting and target is None:
-            actions.append(CreateMountpointPod(key, waiting[0].inputs, waiting[0].resources))
+            actions.append(
+                CreateMountpointPod(key, waiting[0].inputs, waiting[0].resources, waiting[0].cache)
+            )
         elif waiting and obj is not None and target is not None:
             for workload in waiting:
                 try:

@@ -12,10 +12,7 @@ from typing import NamedTuple
 from kubernetes_asyncio.client import V1Pod, V1ServiceAccount
 
 from s3csi.errors import Aborted, FailedPrecondition
-from s3csi.volume.context import FS_USER_ANNOTATION, ROLE_ARN_ANNOTATION
-
-DEFAULT_SERVICE_ACCOUNT = "default"
-"""The service account of a pod whose spec names none."""
+from s3csi.volume.context import DEFAULT_SERVICE_ACCOUNT, FS_USER_ANNOTATION, ROLE_ARN_ANNOTATION
 
 
 class PodIdentityInputs(NamedTuple):

@@ -23,13 +23,16 @@ from s3csi.podmounter.names import (
 )
 from s3csi.podmounter.runtime import MOUNTER_GID, MOUNTER_UID
 from s3csi.volume.context import (
+    CACHE_MEDIUM_MEMORY,
     DRIVER_VERSION_KEY,
     PERSISTENT_VOLUME_NAME_ANNOTATION,
     SHARING_KEY_LABEL,
     VOLUME_ID_ANNOTATION,
     VOLUME_ID_DIGEST_LABEL,
+    CacheType,
+    CacheVolume,
 )
-from s3csi.volume.quantity import cpu_millicores, memory_bytes
+from s3csi.volume.quantity import binary_quantity, cpu_millicores, memory_bytes
 
 JsonObject = dict[str, Any]
 
@@ -41,6 +44,9 @@ COMM_DIR = "/comm"
 COMM_SIZE_LIMIT = "1Mi"
 """The comm dir holds mount.sock and the credentials files (a few KiB). Memory-backed, so credentials never
 reach the node's disk; its size counts against the pod's memory limit, hence small."""
+CACHE_VOLUME = "cache"
+CACHE_DIR = "/cache"
+"""Where the Mountpoint Pod's cache volume (volume attribute ``cache``) is mounted; the mounter's --cache."""
 
 APP_NAME_LABEL = "app.kubernetes.io/name"
 APP_COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -115,6 +121,16 @@ class MountpointPodResources:
         }
         return replace(self, **{name: value for name, value in changes.items() if value is not None})
 
+    def with_memory_added(self, size: int) -> MountpointPodResources:
+        """These resources with ``size`` bytes more memory requested and allowed: a memory-backed cache
+        volume's pages are charged to the pod, so without this the cache would push the mounter into its
+        memory limit."""
+        return replace(
+            self,
+            memory_request=binary_quantity(memory_bytes(self.memory_request) + size),
+            memory_limit=binary_quantity(memory_bytes(self.memory_limit) + size),
+        )
+
     def to_kubernetes(self) -> JsonObject:
         limits = {"memory": self.memory_limit}
         if self.cpu_limit is not None:
@@ -176,10 +192,12 @@ def mountpoint_pod(
     volume_id: str,
     persistent_volume_name: str,
     resources: MountpointPodResources | None = None,
+    cache: CacheVolume | None = None,
 ) -> JsonObject:
     """The Mountpoint Pod serving sharing key ``key`` on node ``node_name`` (a core/v1 Pod to create).
 
     ``resources``: its volume's (:meth:`MountpointPodResources.overridden`); None: ``settings.resources``.
+    ``cache``: its volume's cache volume (:func:`cache_volume`), mounted at :data:`CACHE_DIR`.
 
     Its name comes from the API server (``generateName``); the attachment records it. Raises
     InvalidArgument for a node name that is not a DNS-1123 subdomain.
@@ -198,7 +216,7 @@ def mountpoint_pod(
             "capabilities": {"drop": ["ALL"]},
             "readOnlyRootFilesystem": True,
         },
-        "resources": (resources or settings.resources).to_kubernetes(),
+        "resources": _with_cache_memory(resources or settings.resources, cache).to_kubernetes(),
         "volumeMounts": [{"name": COMM_VOLUME, "mountPath": COMM_DIR}],
         # When the mounter dies before logging to a termination file, its last log lines explain why:
         # the node plugin's "Mountpoint Pod failed" message quotes them.
@@ -236,6 +254,9 @@ def mountpoint_pod(
     }
     if settings.priority_class_name is not None:
         spec["priorityClassName"] = settings.priority_class_name
+    if cache is not None:
+        container["volumeMounts"].append({"name": CACHE_VOLUME, "mountPath": CACHE_DIR})
+        spec["volumes"].append(cache_volume(cache))
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -251,6 +272,40 @@ def mountpoint_pod(
             },
         },
         "spec": spec,
+    }
+
+
+def _with_cache_memory(
+    resources: MountpointPodResources, cache: CacheVolume | None
+) -> MountpointPodResources:
+    if cache is None or not cache.medium_memory:
+        return resources
+    return resources.with_memory_added(cache.size_bytes or 0)
+
+
+def cache_volume(cache: CacheVolume) -> JsonObject:
+    """The pod volume of the ``cache*`` volume attributes."""
+    if cache.type is CacheType.EMPTY_DIR:
+        empty_dir: JsonObject = {}
+        if cache.medium_memory:
+            empty_dir["medium"] = CACHE_MEDIUM_MEMORY
+        if cache.size_limit is not None:
+            empty_dir["sizeLimit"] = cache.size_limit
+        return {"name": CACHE_VOLUME, "emptyDir": empty_dir}
+    claim: JsonObject = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": cache.storage_request}},
+    }
+    if cache.storage_class_name is not None:
+        claim["storageClassName"] = cache.storage_class_name
+    return {
+        "name": CACHE_VOLUME,
+        "ephemeral": {
+            "volumeClaimTemplate": {
+                "metadata": {"labels": {APP_NAME_LABEL: APP_NAME, APP_COMPONENT_LABEL: COMPONENT}},
+                "spec": claim,
+            }
+        },
     }
 
 

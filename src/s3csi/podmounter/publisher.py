@@ -63,6 +63,7 @@ from s3csi.podmounter.targets import (
 )
 from s3csi.s3.credentials import CredentialProvider, Credentials
 from s3csi.s3.settings import S3Settings
+from s3csi.volume.context import CacheVolume
 from s3csi.volume.publish_spec import PublishSpec
 from s3csi.volume.sharing import credentials_identity_of, sharing_key
 
@@ -149,7 +150,7 @@ class PodMounterPublisher:
             volume_id=spec.volume_id,
             bucket=spec.context.bucket_name,
             prefix=spec.context.prefix,
-            args=spec.mount.args,
+            args=[*spec.mount.args, *self._cache_args(spec.context.cache)],
             s3=self.settings.s3,
             credentials_file=f"{CREDENTIALS_DIR}/{credentials_file_name(spec.volume_id, key)}",
         )
@@ -167,6 +168,17 @@ class PodMounterPublisher:
             # Resolved before anything is mounted, so a refused role or a bad secret fails the call cleanly.
             credentials = await self.resolver.act(plan)
             await self._publish(key, target, spec, request, credentials)
+
+    def _cache_args(self, cache: CacheVolume | None) -> list[str]:
+        """The mounter's --cache in the Mountpoint Pod's cache volume, bounded by the volume's size. Not in
+        the sharing key: the key names the PV, whose attributes do not change."""
+        if cache is None:
+            return []
+        args = [f"--cache={self.runtime.cache_dir(cache)}"]
+        size = cache.max_cache_size_mib()
+        if size is not None:
+            args.append(f"--max-cache-size={size}")
+        return args
 
     def _sharing_key(self, spec: PublishSpec, plan: CredentialPlan) -> str:
         """The sharing key (docs/architecture.md#sharing), with the identity the credentials act as."""

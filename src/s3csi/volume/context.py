@@ -15,7 +15,7 @@ from enum import StrEnum
 from s3csi.errors import InvalidArgument
 from s3csi.mountflags import REGION_PATTERN, ValueKind
 from s3csi.volume.options import normalise_prefix, parse_id
-from s3csi.volume.quantity import cpu_millicores, memory_bytes
+from s3csi.volume.quantity import cpu_millicores, memory_bytes, storage_bytes
 
 BUCKET_NAME = "bucketName"
 PREFIX = "prefix"
@@ -37,6 +37,21 @@ MOUNTPOINT_CONTAINER_RESOURCES_ATTRIBUTES = (
     MOUNTPOINT_CONTAINER_RESOURCES_LIMITS_MEMORY,
 )
 
+# The Mountpoint Pod's cache volume (docs/kubernetes.md#the-cache-volume): where the mounter keeps read parts,
+# named as AWS's Mountpoint S3 CSI driver names them.
+CACHE = "cache"
+CACHE_EMPTY_DIR_SIZE_LIMIT = "cacheEmptyDirSizeLimit"
+CACHE_EMPTY_DIR_MEDIUM = "cacheEmptyDirMedium"
+CACHE_EPHEMERAL_STORAGE_CLASS_NAME = "cacheEphemeralStorageClassName"
+CACHE_EPHEMERAL_STORAGE_RESOURCE_REQUEST = "cacheEphemeralStorageResourceRequest"
+CACHE_MEDIUM_MEMORY = "Memory"
+MIN_CACHE_SIZE = 64 * 2**20
+"""The smallest cache size accepted: a few read parts (8 MiB each by default)."""
+CACHE_SIZE_FRACTION = 0.9
+"""The share of the volume's size the mounter's cache may fill (its ``--max-cache-size``). The bound counts
+cached parts, not the file system's own overhead or a part being written; kubelet evicts a pod whose emptyDir
+outgrows its sizeLimit, which would take every workload's mount with it, so the margin is generous."""
+
 CO_KEY_PREFIX = "csi.storage.k8s.io/"
 """The prefix of the keys Kubernetes itself adds to volume contexts and StorageClass parameters."""
 # Added by kubelet (CSIDriver podInfoOnMount / tokenRequests).
@@ -53,6 +68,8 @@ FS_USER_ANNOTATION = "s3csi.io/fs-user"
 # AWS general-purpose bucket naming rules, which S3-compatible stores follow for new buckets.
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 """The service account annotation naming the role its pods assume (IRSA)."""
+DEFAULT_SERVICE_ACCOUNT = "default"
+"""The service account of a pod whose spec names none."""
 
 # Labels and annotations s3csi puts on the Mountpoint Pods it creates (docs/kubernetes.md#names).
 SHARING_KEY_LABEL = "s3csi.io/sharing-key"
@@ -64,6 +81,7 @@ DRIVER_VERSION_KEY = "s3csi.io/driver-version"
 VOLUME_ID_ANNOTATION = "s3csi.io/volume-id"
 PERSISTENT_VOLUME_NAME_ANNOTATION = "s3csi.io/persistent-volume-name"
 
+_STORAGE_CLASS_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _IPV4_LIKE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
 _ROLE_ARN = re.compile(r"arn:[a-z0-9-]+:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
@@ -116,6 +134,111 @@ def _quantity(volume_context: Mapping[str, str], key: str, parse: Callable[[str]
     return text
 
 
+class CacheType(StrEnum):
+    """The kinds of cache volume a Mountpoint Pod can have."""
+
+    EMPTY_DIR = "emptyDir"
+    """An emptyDir: the node's disk (or memory with ``cacheEmptyDirMedium: Memory``), gone with the pod."""
+    EPHEMERAL = "ephemeral"
+    """A generic ephemeral volume: a PVC of its own storage class, made and deleted with the pod."""
+
+
+@dataclass(frozen=True)
+class CacheVolume:
+    """The ``cache*`` attributes, validated: the Mountpoint Pod's cache volume."""
+
+    type: CacheType
+    size_limit: str | None = None
+    """``cacheEmptyDirSizeLimit`` (emptyDir), as given."""
+    medium_memory: bool = False
+    """``cacheEmptyDirMedium: Memory``: tmpfs, counted in the Mountpoint Pod's memory."""
+    storage_class_name: str | None = None
+    """``cacheEphemeralStorageClassName``; None: the cluster's default storage class."""
+    storage_request: str | None = None
+    """``cacheEphemeralStorageResourceRequest`` (ephemeral; required)."""
+
+    @classmethod
+    def parse(cls, volume_context: Mapping[str, str]) -> CacheVolume | None:
+        """None without a ``cache`` attribute; InvalidArgument naming the attribute that is wrong, or set
+        for the other type."""
+        type_text = _optional(volume_context, CACHE)
+        emptydir_keys = (CACHE_EMPTY_DIR_SIZE_LIMIT, CACHE_EMPTY_DIR_MEDIUM)
+        ephemeral_keys = (CACHE_EPHEMERAL_STORAGE_CLASS_NAME, CACHE_EPHEMERAL_STORAGE_RESOURCE_REQUEST)
+        if type_text is None:
+            stray = [key for key in (*emptydir_keys, *ephemeral_keys) if _optional(volume_context, key)]
+            if stray:
+                raise InvalidArgument(f"volume attribute {stray[0]} needs the volume attribute {CACHE}")
+            return None
+        try:
+            kind = CacheType(type_text)
+        except ValueError:
+            allowed = ", ".join(item.value for item in CacheType)
+            raise InvalidArgument(
+                f"volume attribute {CACHE} {type_text[:80]!r} is not one of: {allowed}"
+            ) from None
+        other = ephemeral_keys if kind is CacheType.EMPTY_DIR else emptydir_keys
+        for key in other:
+            if _optional(volume_context, key):
+                raise InvalidArgument(f"volume attribute {key} does not apply to {CACHE}: {kind.value}")
+        if kind is CacheType.EPHEMERAL:
+            storage_class = _optional(volume_context, CACHE_EPHEMERAL_STORAGE_CLASS_NAME)
+            if storage_class is not None and not _STORAGE_CLASS_NAME.fullmatch(storage_class):
+                raise InvalidArgument(
+                    f"volume attribute {CACHE_EPHEMERAL_STORAGE_CLASS_NAME} {storage_class[:80]!r} is not a "
+                    "StorageClass name"
+                )
+            request = _cache_size(volume_context, CACHE_EPHEMERAL_STORAGE_RESOURCE_REQUEST)
+            if request is None:
+                raise InvalidArgument(
+                    f"volume attribute {CACHE}: {kind.value} needs "
+                    f"{CACHE_EPHEMERAL_STORAGE_RESOURCE_REQUEST}, the size of the cache volume to claim"
+                )
+            return cls(kind, storage_class_name=storage_class, storage_request=request)
+        medium = _optional(volume_context, CACHE_EMPTY_DIR_MEDIUM)
+        if medium is not None and medium != CACHE_MEDIUM_MEMORY:
+            raise InvalidArgument(
+                f"volume attribute {CACHE_EMPTY_DIR_MEDIUM} {medium[:80]!r} must be {CACHE_MEDIUM_MEMORY} "
+                "(or unset: the node's disk)"
+            )
+        size_limit = _cache_size(volume_context, CACHE_EMPTY_DIR_SIZE_LIMIT)
+        if medium is not None and size_limit is None:
+            raise InvalidArgument(
+                f"volume attribute {CACHE_EMPTY_DIR_MEDIUM} {CACHE_MEDIUM_MEMORY} needs "
+                f"{CACHE_EMPTY_DIR_SIZE_LIMIT}: a memory-backed cache is part of the Mountpoint Pod's memory"
+            )
+        return cls(kind, size_limit=size_limit, medium_memory=medium is not None)
+
+    @property
+    def size_bytes(self) -> int | None:
+        """The volume's size (emptyDir sizeLimit, ephemeral request); None: unbounded (the node's disk)."""
+        size = self.size_limit or self.storage_request
+        return None if size is None else storage_bytes(size)
+
+    def max_cache_size_mib(self) -> int | None:
+        """The mounter's ``--max-cache-size``: :data:`CACHE_SIZE_FRACTION` of the volume's size; None for an
+        emptyDir without a size limit (the mounter then leaves 5 % of the disk's free space free)."""
+        size = self.size_bytes
+        return None if size is None else int(size * CACHE_SIZE_FRACTION) // 2**20
+
+    def to_volume_context(self) -> dict[str, str]:
+        attributes = {CACHE: self.type.value}
+        optional = {
+            CACHE_EMPTY_DIR_SIZE_LIMIT: self.size_limit,
+            CACHE_EMPTY_DIR_MEDIUM: CACHE_MEDIUM_MEMORY if self.medium_memory else None,
+            CACHE_EPHEMERAL_STORAGE_CLASS_NAME: self.storage_class_name,
+            CACHE_EPHEMERAL_STORAGE_RESOURCE_REQUEST: self.storage_request,
+        }
+        attributes.update({key: value for key, value in optional.items() if value is not None})
+        return attributes
+
+
+def _cache_size(volume_context: Mapping[str, str], key: str) -> str | None:
+    size = _quantity(volume_context, key, storage_bytes)
+    if size is not None and storage_bytes(size) < MIN_CACHE_SIZE:
+        raise InvalidArgument(f"volume attribute {key} {size} is below the smallest cache, 64Mi")
+    return size
+
+
 @dataclass(frozen=True)
 class VolumeContext:
     """The volume attributes s3csi defines, parsed and validated."""
@@ -132,6 +255,7 @@ class VolumeContext:
     mountpoint_pod_memory_limit: str | None = None
     mountpoint_pod_cpu_limit: str | None = None
     """The ``mountpointContainerResources*`` attributes as given (validated quantities); None where unset."""
+    cache: CacheVolume | None = None
 
     def mountpoint_pod_resource_attributes(self) -> list[str]:
         """The names of the ``mountpointContainerResources*`` attributes this volume sets."""
@@ -203,6 +327,7 @@ class VolumeContext:
             mountpoint_pod_memory_request=memory_request,
             mountpoint_pod_memory_limit=memory_limit,
             mountpoint_pod_cpu_limit=cpu_limit,
+            cache=CacheVolume.parse(volume_context),
         )
 
     def to_volume_context(self) -> dict[str, str]:
@@ -225,4 +350,6 @@ class VolumeContext:
         for key, value in zip(MOUNTPOINT_CONTAINER_RESOURCES_ATTRIBUTES, resources, strict=True):
             if value is not None:
                 attributes[key] = value
+        if self.cache is not None:
+            attributes.update(self.cache.to_volume_context())
         return attributes

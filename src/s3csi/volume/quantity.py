@@ -25,12 +25,13 @@ _MEMORY_FACTORS = {
 _CPU = re.compile(r"([0-9]{1,9})(m?)")
 
 
-def memory_bytes(quantity: str) -> int:
-    """``quantity`` (``160Mi``, ``1G``, ``1048576``) in bytes; InvalidArgument for another form."""
+def memory_bytes(quantity: str, what: str = "memory") -> int:
+    """``quantity`` (``160Mi``, ``1G``, ``1048576``) in bytes; InvalidArgument for another form, naming
+    ``what`` it measures."""
     match = _MEMORY.fullmatch(quantity)
     if match is None:
         raise InvalidArgument(
-            f"memory quantity {quantity[:80]!r} must be an integer with Ki/Mi/Gi/Ti/k/M/G/T"
+            f"{what} quantity {quantity[:80]!r} must be an integer with Ki/Mi/Gi/Ti/k/M/G/T"
         )
     return int(match[1]) * _MEMORY_FACTORS[match[2]]
 
@@ -41,3 +42,17 @@ def cpu_millicores(quantity: str) -> int:
     if match is None:
         raise InvalidArgument(f"CPU quantity {quantity[:80]!r} must be whole cores or millicores (200m)")
     return int(match[1]) * (1 if match[2] else 1000)
+
+
+def storage_bytes(quantity: str) -> int:
+    """A storage size, in the forms of :func:`memory_bytes`."""
+    return memory_bytes(quantity, "storage")
+
+
+def binary_quantity(size: int) -> str:
+    """``size`` bytes as a quantity in the largest binary unit that holds it exactly (``1536Mi``, ``2Gi``)."""
+    for suffix in ("Ti", "Gi", "Mi", "Ki"):
+        factor = _MEMORY_FACTORS[suffix]
+        if size and size % factor == 0:
+            return f"{size // factor}{suffix}"
+    return str(size)

@@ -18,6 +18,9 @@ local state dir, or the API server), never from memory alone:
 - ``find(key)`` returns the Mountpoint Pod of ``key`` if one is recorded, running or not.
 - ``running(pod)`` tells whether the pod's mounter process still runs.
 - ``list()`` returns every recorded Mountpoint Pod.
+- ``cache_dir(cache)`` is the directory, as the mounter sees it, that holds the cache volume the volume
+  attributes ask for (volume.context.CacheVolume); InvalidArgument, naming the attribute, when the
+  runtime cannot give a Mountpoint Pod that kind of cache.
 - ``retire(pod)`` stops the mounter (it normally exits by itself once its FUSE mount is unmounted),
   and removes the comm dir and every trace of the pod. Retiring an absent pod succeeds. In
   Kubernetes the controller deletes Mountpoint Pods: there the node plugin only unmounts.
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from s3csi.podmounter.protocol import SOCKET_NAME
+from s3csi.volume.context import CacheVolume
 
 MOUNTER_UID = 1000
 MOUNTER_GID = 1000
@@ -70,5 +74,7 @@ class MountpointPodRuntime(Protocol):
     def running(self, pod: MountpointPod) -> bool: ...
 
     def list(self) -> list[MountpointPod]: ...
+
+    def cache_dir(self, cache: CacheVolume) -> str: ...
 
     async def retire(self, pod: MountpointPod) -> None: ...

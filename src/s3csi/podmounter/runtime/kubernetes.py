@@ -58,10 +58,16 @@ from s3csi.kube.settings import KubeApiSettings
 from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION, is_pod_uid, mountpoint_pod_of
 from s3csi.podmounter.mountpoint_status import container_running, pod_problem, restart_count
 from s3csi.podmounter.names import is_dns1123_label, is_dns1123_subdomain
-from s3csi.podmounter.podspec import APP_COMPONENT_LABEL, COMM_VOLUME, COMPONENT, DEFAULT_NAMESPACE
+from s3csi.podmounter.podspec import (
+    APP_COMPONENT_LABEL,
+    CACHE_DIR,
+    COMM_VOLUME,
+    COMPONENT,
+    DEFAULT_NAMESPACE,
+)
 from s3csi.podmounter.protocol import SOCKET_NAME
 from s3csi.podmounter.runtime import MountpointPod
-from s3csi.volume.context import SHARING_KEY_LABEL
+from s3csi.volume.context import SHARING_KEY_LABEL, CacheVolume
 from s3csi.volume.sharing import SHARING_KEY_LENGTH
 
 log = logging.getLogger(__name__)
@@ -318,6 +324,10 @@ class KubernetesRuntime:
         """Once the controller lists the workload under a Mountpoint Pod of the key that runs on this node
         (the publisher waits here before it takes the key's lock)."""
         await self._wait(key, workload_uid, listening=False)
+
+    def cache_dir(self, cache: CacheVolume) -> str:
+        """Every kind: the controller built the Mountpoint Pod with the volume's cache volume."""
+        return CACHE_DIR
 
     async def retire(self, pod: MountpointPod) -> None:
         """Nothing to stop: the controller deletes Mountpoint Pods that serve nobody (module docstring). The

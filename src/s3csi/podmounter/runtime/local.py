@@ -6,6 +6,8 @@ State, under the driver's ``--state-dir`` (root only), one directory per Mountpo
                               never mistaken for it after a driver restart)
     pods/<name>/mounter.log   the mounter's stdout and stderr (a Pod's container log)
     pods/<name>/comm/         root:1000, mode 2770 — mount.sock, credentials/ (an fsGroup emptyDir)
+    pods/<name>/comm/cache/   root:1000, mode 2770 — the cache volume of ``cache: emptyDir`` (the node's
+                              disk, like an emptyDir without a medium); made before the mounter starts
 
 The mounter runs as uid 1000, gid 1000, supplementary group 1000, without capabilities and with
 no_new_privs, non-dumpable from its first instruction (see ``mounter_command``), in its own session
@@ -29,11 +31,12 @@ import time
 from pathlib import Path
 from typing import TypedDict
 
-from s3csi.errors import Internal, Unavailable
+from s3csi.errors import Internal, InvalidArgument, Unavailable
 from s3csi.kernel.dirfd import open_directory, remove_tree
 from s3csi.kernel.process import check_suid_dumpable, read_suid_dumpable
 from s3csi.ownership.shared_dir import prepare_shared_dir
 from s3csi.podmounter.runtime import MOUNTER_GID, MOUNTER_UID, MountpointPod, pod_name
+from s3csi.volume.context import CACHE, CACHE_EMPTY_DIR_MEDIUM, CACHE_MEDIUM_MEMORY, CacheType, CacheVolume
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,8 @@ PODS_DIR = "pods"
 RECORD = "pod.json"
 LOG_FILE = "mounter.log"
 COMM_DIR = "comm"
+CACHE_DIR = "cache"
+"""Inside the comm dir, which is the mounter's working directory: the mounter names it relatively."""
 # The mounter's real gid from exec until its first statement drops it: nogroup, which owns nothing
 # (what makes the kernel start it non-dumpable is only that it differs from the effective gid).
 STARTING_REAL_GID = 65534
@@ -214,6 +219,7 @@ class LocalRuntime:
         pod_dir = self.pods_dir / pod.name
         pod_dir.mkdir(mode=0o700)
         prepare_comm_dir(Path(pod.comm_dir))
+        prepare_comm_dir(Path(pod.comm_dir) / CACHE_DIR)
         with open(pod_dir / LOG_FILE, "ab") as log_file:
             child = subprocess.Popen(
                 mounter_command(),
@@ -249,6 +255,20 @@ class LocalRuntime:
         except FileNotFoundError:
             return "(no log)"
         return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
+
+    def cache_dir(self, cache: CacheVolume) -> str:
+        """An emptyDir on the node's disk; a memory-backed or ephemeral cache needs a Pod's volumes."""
+        if cache.type is not CacheType.EMPTY_DIR:
+            raise InvalidArgument(
+                f"volume attribute {CACHE} {cache.type.value} needs --runtime kubernetes (a PVC made with "
+                f"the Mountpoint Pod); the local runtime gives {CACHE}: {CacheType.EMPTY_DIR.value}"
+            )
+        if cache.medium_memory:
+            raise InvalidArgument(
+                f"volume attribute {CACHE_EMPTY_DIR_MEDIUM} {CACHE_MEDIUM_MEMORY} needs --runtime "
+                "kubernetes; the local runtime keeps the cache on the node's disk"
+            )
+        return CACHE_DIR
 
     async def retire(self, pod: MountpointPod) -> None:
         pid = self.pid(pod)
