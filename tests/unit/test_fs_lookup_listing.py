@@ -20,6 +20,8 @@ class ListingClient:
     def __init__(self, keys: list[str]) -> None:
         self.keys = sorted(keys)
         self.calls: list[str] = []
+        # HeadObject is asked by a lookup of an object (its stored attributes): counted apart.
+        self.heads: list[str] = []
 
     async def list_objects_v2(
         self,
@@ -52,6 +54,10 @@ class ListingClient:
             index += 1
         more = index < len(self.keys) and self.keys[index].startswith(prefix)
         return ListPage(objects, prefixes, str(index) if more else None)
+
+    async def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        self.heads.append(key)
+        return ObjectInfo(key, len(key), '"e"', 0.0)
 
 
 def operations(keys: list[str]) -> tuple[S3Operations, ListingClient]:
