@@ -239,6 +239,43 @@ class S3Operations(pyfuse3.Operations):
             raise fail(errno.ENOENT)
         self._learn(inode, info)
 
+    async def _read_metadata(self, inode: Inode) -> bool:
+        """Learn the stored attributes of ``inode``'s object; False when S3 no longer has it.
+
+        A small object is fetched whole instead of asked for with a HEAD: the GET carries the same
+        headers, and the open that usually follows a lookup takes the bytes (held like a sibling read
+        ahead), so that reading a small file costs one request, as before attributes were stored. A fetch
+        of it already under way (a sibling read ahead) is waited for. Anything else: one HEAD.
+        """
+        pending = self.read_ahead.pending(inode.key)
+        if pending is None and inode.etag is not None and self._reader(inode).is_small:
+            pending = self._fetch_whole(inode)
+        if pending is not None:
+            await asyncio.wait([pending])  # its failure is the HEAD's to report, below
+            if not self._needs_metadata(inode):
+                return True
+        info = await self._head(inode.key)
+        if info is None:
+            return False
+        self._learn(inode, info)
+        return True
+
+    def _fetch_whole(self, inode: Inode) -> asyncio.Task[bytes | bytearray]:
+        """Fetch a small object whole, learning its attributes from the response; held for an open."""
+        key, etag = inode.key, inode.etag or ""
+
+        async def fetch() -> bytes | bytearray:
+            async with self.requests:
+                data, info = await self.client.get_whole_object(self.settings.bucket, key)
+            if inode.key == key:
+                self._learn(inode, info)
+            return data
+
+        task = asyncio.create_task(fetch(), name=f"get {key}")
+        task.add_done_callback(_ignore_outcome)
+        self.read_ahead.hold(key, etag, time.monotonic() + self.settings.metadata_ttl_s, task)
+        return task
+
     async def _has_objects(self, prefix: str) -> bool:
         async with self.requests:
             page = await self.client.list_objects_v2(
@@ -376,15 +413,10 @@ class S3Operations(pyfuse3.Operations):
         if not is_visible_name(text):
             raise fail(errno.ENOENT)
         inode = await self._resolve(parent, text)
-        if inode is not None and self._needs_metadata(inode):
-            # One HEAD: a process that names a file sees its stored times, mode and kind (a listing
-            # has none of them).
-            info = await self._head(inode.key)
-            if info is None:
-                self.table.unlink(parent.ino, text)
-                inode = None
-            else:
-                self._learn(inode, info)
+        # A process that names a file sees its stored times, mode and kind (a listing has none of them).
+        if inode is not None and self._needs_metadata(inode) and not await self._read_metadata(inode):
+            self.table.unlink(parent.ino, text)
+            inode = None
         if inode is None:
             return self._negative_entry()
         self.table.remember(inode)
@@ -397,9 +429,10 @@ class S3Operations(pyfuse3.Operations):
     @fuse_errors
     async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
         found = self._inode(inode)
-        stale = found.valid_until <= time.monotonic() or self._needs_metadata(found)
-        if found.kind is Kind.FILE and found.state is State.REMOTE and stale:
+        if found.kind is Kind.FILE and found.state is State.REMOTE and found.valid_until <= time.monotonic():
             await self._refresh(found)
+        elif self._needs_metadata(found) and not await self._read_metadata(found):
+            raise fail(errno.ENOENT)
         return self.attributes(found)
 
     @fuse_errors
@@ -679,6 +712,9 @@ class S3Operations(pyfuse3.Operations):
                 or sibling.etag is None
                 or self.read_ahead.holds(sibling.key)
             ):
+                continue
+            if self._needs_metadata(sibling):
+                self._fetch_whole(sibling)  # its attributes come with it, for the lookup before the open
                 continue
             fetching = self._reader(sibling).fetch_small_object()
             if fetching is not None:
@@ -972,3 +1008,10 @@ class S3Operations(pyfuse3.Operations):
                 log.error("could not abort the upload of s3://%s/%s: %s", writer.bucket, writer.key, exc)
             self.files.pop(fh, None)
         return lost
+
+
+def _ignore_outcome(task: asyncio.Task[Any]) -> None:
+    # A fetch ahead may fail or be dropped with nobody awaiting it: whoever needs the bytes or the
+    # attributes asks again, and reports the failure then.
+    if not task.cancelled():
+        task.exception()

@@ -194,6 +194,23 @@ class S3Client:
             return response.body[start:end]
         return response.body
 
+    async def get_whole_object(self, bucket: str, key: str) -> tuple[bytes | bytearray, ObjectInfo]:
+        """The whole object and what a HeadObject would say of it (its user metadata included), from one
+        GetObject: for a small object, the read and its attributes for the price of one request."""
+        response = await self._call("GetObject", "GET", bucket, key, into_buffer=True)
+        try:
+            info = ObjectInfo(
+                key=key,
+                size=len(response.body),
+                etag=response.headers.get("ETag", ""),
+                last_modified=wire.parse_http_date(response.headers["Last-Modified"]),
+                metadata=user_metadata(response.headers),
+                content_type=response.headers.get("Content-Type"),
+            )
+        except (KeyError, ValueError) as exc:
+            raise self._malformed("GetObject", bucket, key, f"missing or bad header {exc}") from exc
+        return response.body, info
+
     async def put_object(
         self,
         bucket: str,
