@@ -63,6 +63,10 @@ PATH_MAX = 4096
 SYMLINK_MODE = stat.S_IFLNK | 0o777
 PRECONDITION_FAILED = "PreconditionFailed"
 DOT_ENTRIES = (b".", b"..")
+# A lookup fetches an object this small whole rather than asking a HEAD (its bytes cost about what a
+# HEAD costs, and the open that usually follows reads them); a larger one is not fetched by a mere stat.
+LOOKUP_FETCH_BYTES = 64 * 1024
+UNKNOWN_ATTRIBUTES_TTL_S = 1.0
 
 
 @dataclass
@@ -129,7 +133,9 @@ class S3Operations(pyfuse3.Operations):
         attrs.st_ctime_ns = inode.mtime_ns
         ttl = self.settings.metadata_ttl_s if inode.state is State.REMOTE else 0.0
         attrs.entry_timeout = ttl
-        attrs.attr_timeout = ttl
+        # An entry from a listing, whose stored attributes are not known yet: the kernel keeps these (S3's
+        # time, the volume's mode) at most a second, then asks getattr, which reads the stored ones.
+        attrs.attr_timeout = min(ttl, UNKNOWN_ATTRIBUTES_TTL_S) if self._needs_metadata(inode) else ttl
         return attrs
 
     def _stored(self, inode: Inode) -> StoredAttributes:
@@ -242,13 +248,14 @@ class S3Operations(pyfuse3.Operations):
     async def _read_metadata(self, inode: Inode) -> bool:
         """Learn the stored attributes of ``inode``'s object; False when S3 no longer has it.
 
-        A small object is fetched whole instead of asked for with a HEAD: the GET carries the same
-        headers, and the open that usually follows a lookup takes the bytes (held like a sibling read
-        ahead), so that reading a small file costs one request, as before attributes were stored. A fetch
+        A small object (``LOOKUP_FETCH_BYTES``) is fetched whole instead of asked for with a HEAD: the
+        GET carries the same headers, and the open that usually follows a lookup takes the bytes (held
+        like a sibling read ahead), so that reading a small file costs one request, as before attributes
+        were stored. A fetch
         of it already under way (a sibling read ahead) is waited for. Anything else: one HEAD.
         """
         pending = self.read_ahead.pending(inode.key)
-        if pending is None and inode.etag is not None and self._reader(inode).is_small:
+        if pending is None and inode.etag is not None and 0 < inode.size <= LOOKUP_FETCH_BYTES:
             pending = self._fetch_whole(inode)
         if pending is not None:
             await asyncio.wait([pending])  # its failure is the HEAD's to report, below
