@@ -15,6 +15,7 @@ import pytest
 from s3csi.demo.s3server import EmbeddedS3Server
 from tests.conftest import WORKLOAD_UID, run_as
 from tests.integration.fs_helpers import MountedFs, mounted
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("privileged")]
 
@@ -162,3 +163,19 @@ def test_a_metadata_copy_keeps_the_bytes_another_client_wrote_meanwhile(
     # tests/unit/test_fs_attributes_store.py's: the test server ignores x-amz-copy-source-if-match.)
     assert s3.get_object(Bucket=bucket, Key="shared")["Body"].read() == b"theirs, newer"
     assert metadata(s3, bucket, "shared")["mtime"] == "5"
+
+
+def test_a_link_listed_before_it_is_looked_up_becomes_a_link(
+    s3_server: EmbeddedS3Server, s3: Any, bucket: str
+) -> None:
+    """A listing cannot tell a link (s3fs's format) from a file; the kernel must learn it is a link without an
+    error, however long --metadata-ttl is."""
+    s3.put_object(Bucket=bucket, Key="d/target", Body=b"data")
+    s3.put_object(Bucket=bucket, Key="d/link", Body=b"target", Metadata={"mode": str(stat.S_IFLNK | 0o777)})
+    with mounted(s3_server, bucket, "--metadata-ttl", "300") as fs:
+        assert sorted(os.listdir(fs.path / "d")) == ["link", "target"]
+        # lstat, not islink: an error (the kernel's EIO for an inode whose type changed) must fail the test.
+        assert wait_until(lambda: stat.S_ISLNK(os.lstat(fs.path / "d" / "link").st_mode), within=10)
+        assert os.readlink(fs.path / "d" / "link") == "target"
+        assert (fs.path / "d" / "link").read_bytes() == b"data"
+        assert os.stat(fs.path / "d" / "target").st_size == 4

@@ -132,10 +132,14 @@ class S3Operations(pyfuse3.Operations):
         # S3's own modification time: every metadata copy (chmod, touch) changes it, as ctime changes.
         attrs.st_ctime_ns = inode.mtime_ns
         ttl = self.settings.metadata_ttl_s if inode.state is State.REMOTE else 0.0
+        if self._needs_metadata(inode):
+            # An entry from a listing, whose stored attributes are not known yet (S3's time, the volume's
+            # mode, a file where the object may be a symbolic link): the kernel keeps it at most a second,
+            # then looks the name up again, which reads them. The entry, not only the attributes: the
+            # kernel refuses a getattr that changes an inode's type, while a lookup may.
+            ttl = min(ttl, UNKNOWN_ATTRIBUTES_TTL_S)
         attrs.entry_timeout = ttl
-        # An entry from a listing, whose stored attributes are not known yet: the kernel keeps these (S3's
-        # time, the volume's mode) at most a second, then asks getattr, which reads the stored ones.
-        attrs.attr_timeout = min(ttl, UNKNOWN_ATTRIBUTES_TTL_S) if self._needs_metadata(inode) else ttl
+        attrs.attr_timeout = ttl
         return attrs
 
     def _stored(self, inode: Inode) -> StoredAttributes:
