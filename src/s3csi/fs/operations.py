@@ -278,7 +278,7 @@ class S3Operations(pyfuse3.Operations):
         async def fetch() -> bytes | bytearray:
             async with self.requests:
                 data, info = await self.client.get_whole_object(self.settings.bucket, key)
-            if inode.key == key:
+            if inode.key == key and inode.state is State.REMOTE:  # not renamed or being replaced since
                 self._learn(inode, info)
             return data
 
