@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -179,3 +180,24 @@ def test_a_link_listed_before_it_is_looked_up_becomes_a_link(
         assert os.readlink(fs.path / "d" / "link") == "target"
         assert (fs.path / "d" / "link").read_bytes() == b"data"
         assert os.stat(fs.path / "d" / "target").st_size == 4
+
+
+def test_planted_links_give_nothing_their_reader_could_not_reach(fs: MountedFs, s3: Any, bucket: str) -> None:
+    """An attacker with write access to the bucket plants links in s3fs's format; the mount (root here) must
+    never resolve them itself: the reader gets only what its own permissions reach."""
+    link = str(stat.S_IFLNK | 0o777)
+    s3.put_object(Bucket=bucket, Key="shadow", Body=b"/etc/shadow", Metadata={"mode": link})
+    s3.put_object(Bucket=bucket, Key="up", Body=b"../../../../etc/shadow", Metadata={"mode": link})
+    s3.put_object(
+        Bucket=bucket, Key="huge", Body=b"x" * 5000, Metadata={"mode": link}
+    )  # longer than PATH_MAX
+    s3.put_object(Bucket=bucket, Key="socket", Body=b"s", Metadata={"mode": str(stat.S_IFSOCK | 0o777)})
+    shadow = Path("/etc/shadow").read_bytes()
+    for name in ("shadow", "up"):
+        assert os.readlink(fs.path / name).endswith("etc/shadow")
+        result = run_as(USER, USER, ["cat", str(fs.path / name)])
+        assert result.returncode != 0 and b"Permission denied" in result.stderr
+        assert shadow not in result.stdout
+    assert stat.S_ISREG(os.lstat(fs.path / "huge").st_mode)  # too long for a target: a file
+    assert (fs.path / "huge").read_bytes() == b"x" * 5000
+    assert stat.S_ISREG(os.lstat(fs.path / "socket").st_mode)  # a kind the mount does not show: a file
