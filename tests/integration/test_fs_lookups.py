@@ -76,7 +76,9 @@ def test_missing_names_answered_from_the_listing(
         assert exists(fs.path / "dir" / "present")
         proxy.reset()
         assert exists(fs.path / "dir" / "present.txt")
-        assert kinds(proxy) == ["LIST"]  # the second name asked for in "dir": the whole of "dir"
+        # The second name asked for in "dir": the whole of "dir"; and the small object itself, whose
+        # GET brings its stored attributes (and its bytes, for an open that would follow).
+        assert kinds(proxy) == ["GET", "LIST"]
         proxy.reset()
         assert [exists(fs.path / "dir" / f"absent-{i}") for i in range(10)] == [False] * 10
         assert kinds(proxy) == []
@@ -179,3 +181,20 @@ def test_ready_is_reported_after_init_with_the_read_ahead_set(
             assert int(sysfs.read()) == READ_AHEAD_KIB
     finally:
         unmount_and_remove(path)
+
+
+def test_stored_attributes_cost_a_small_file_no_request_and_a_large_one_a_head(
+    s3_server: EmbeddedS3Server, s3: Any, bucket: str, proxy: RecordingProxy
+) -> None:
+    s3.put_object(Bucket=bucket, Key="small", Body=b"s" * 4096, Metadata={"mtime": "1000000000"})
+    s3.put_object(Bucket=bucket, Key="large", Body=b"l" * 200_000, Metadata={"mtime": "2000000000"})
+    with mounted(s3_server, bucket, "--endpoint-url", proxy.endpoint_url, *LONG_TTL) as fs:
+        # A lookup of a small object fetches it whole (its headers carry the attributes); the open that
+        # follows reads those bytes. (The LISTs are the lookup's, as without stored attributes.)
+        assert os.stat(fs.path / "small").st_mtime == 1_000_000_000
+        assert (fs.path / "small").read_bytes() == b"s" * 4096
+        assert [kind for kind in kinds(proxy) if kind != "LIST"] == ["GET"]
+        proxy.reset()
+        # A larger one is not downloaded by a stat: one HEAD.
+        assert os.stat(fs.path / "large").st_mtime == 2_000_000_000
+        assert [kind for kind in kinds(proxy) if kind != "LIST"] == ["HEAD"]

@@ -78,3 +78,30 @@ def test_file_mode_0600_keeps_the_group_out(s3_server: EmbeddedS3Server, s3: Any
         assert run_as(OWNER, OWNER, ["cat", str(fs.path / "private")]).stdout == b"mine"
         denied = run_as(MEMBER, MEMBER, ["cat", str(fs.path / "private")], groups=(GROUP,))
         assert b"Permission denied" in denied.stderr
+
+
+def test_chmod_narrows_for_the_kernel_and_never_widens_past_the_volume(
+    shared_mount: Any, s3: Any, bucket: str
+) -> None:
+    """The owner narrows a file to 0600: the group member loses it. Widening to 0777 gives back no more than
+    the volume's 0660: the member again, never the stranger. Neither of them may chmod or chown."""
+    path = str(shared_mount.path / "dir" / "data.txt")
+
+    def reads(uid: int, groups: tuple[int, ...] = ()) -> bool:
+        return run_as(uid, uid, ["cat", path], groups=groups).returncode == 0
+
+    assert run_as(OWNER, OWNER, ["chmod", "600", path]).returncode == 0
+    assert reads(OWNER) and not reads(MEMBER, (GROUP,)) and not reads(STRANGER)
+    assert s3.head_object(Bucket=bucket, Key="dir/data.txt")["Metadata"]["mode"] == str(0o100600)
+    # The member reaches the file and is refused as not its owner; the stranger does not get that far.
+    for uid, groups, why in (
+        (MEMBER, (GROUP,), b"Operation not permitted"),
+        (STRANGER, (), b"Permission denied"),
+    ):
+        assert why in run_as(uid, uid, ["chmod", "666", path], groups=groups).stderr
+        assert why in run_as(uid, uid, ["chown", f"{OWNER}:{GROUP}", path], groups=groups).stderr
+    assert run_as(OWNER, OWNER, ["chown", f"{OWNER}:{GROUP}", path]).returncode == 0  # a no-op
+    assert run_as(OWNER, OWNER, ["chmod", "777", path]).returncode == 0
+    assert reads(OWNER) and reads(MEMBER, (GROUP,)) and not reads(STRANGER)
+    assert run_as(OWNER, OWNER, ["stat", "-c", "%a", path]).stdout == b"660\n"
+    assert s3.get_object(Bucket=bucket, Key="dir/data.txt")["Body"].read() == b"secret"

@@ -608,3 +608,45 @@ def test_an_unreadable_ca_bundle_is_named(tmp_path: Path) -> None:
         run(
             lambda c: c.head_bucket("b"), lambda: S3Client(settings, StaticCredentials(Credentials("a", "b")))
         )
+
+
+def test_user_metadata_is_written_read_and_replaced_keeping_bytes_and_content_type(
+    make_client: Callable[[], S3Client], s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="big", Body=b"b" * (6 * MIB), ContentType="text/x-big")
+
+    async def scenario(client: S3Client) -> None:
+        await client.put_object(bucket, "small", b"bytes", metadata={"mtime": "5", "mode": "33188"})
+        data, info = await client.get_whole_object(bucket, "small")
+        assert (bytes(data), info.size, dict(info.metadata)) == (b"bytes", 5, {"mtime": "5", "mode": "33188"})
+        assert (await client.head_object(bucket, "small")).metadata == {"mtime": "5", "mode": "33188"}
+        etag = await client.replace_metadata(bucket, info, {"mtime": "6"})
+        assert etag == (await client.head_object(bucket, "small")).etag
+        # Part by part, as above 5 GiB: CreateMultipartUpload carries the metadata and content type.
+        big = await client.head_object(bucket, "big")
+        await client._copy_multipart(
+            bucket,
+            "big",
+            "big",
+            size=big.size,
+            options=WriteOptions(),
+            part_size=5 * MIB,
+            metadata={"mode": "33152"},
+            content_type=big.content_type,
+            if_match=big.etag,
+        )
+        upload_id = await client.create_multipart_upload(bucket, "multi", metadata={"mtime": "7"})
+        part = await client.upload_part(bucket, "multi", upload_id, 1, b"m")
+        await client.complete_multipart_upload(bucket, "multi", upload_id, [(1, part)])
+
+    run(scenario, make_client)
+    small = s3.head_object(Bucket=bucket, Key="small")
+    assert small["Metadata"] == {"mtime": "6"}
+    assert s3.get_object(Bucket=bucket, Key="small")["Body"].read() == b"bytes"
+    big = s3.head_object(Bucket=bucket, Key="big")
+    assert (big["Metadata"], big["ContentType"], big["ContentLength"]) == (
+        {"mode": "33152"},
+        "text/x-big",
+        6 * MIB,
+    )
+    assert s3.head_object(Bucket=bucket, Key="multi")["Metadata"] == {"mtime": "7"}

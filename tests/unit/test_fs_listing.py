@@ -86,14 +86,23 @@ def test_a_read_shows_local_names_first_and_stops_keeping_names_past_the_cache_l
 # ---- readdir through S3Operations, with pyfuse3's reply buffer stood in for --------------------------------
 
 
+# "." and ".." come first in every read, at offsets 0 and 1: the names of the directory follow.
+DOTS = 2
+
+
 class ReplyBuffer:
-    """What ``pyfuse3.readdir_reply`` fills: at most ``room`` entries per readdir call."""
+    """What ``pyfuse3.readdir_reply`` fills: at most ``room`` entries per readdir call besides the dots,
+    which are kept apart."""
 
     def __init__(self, room: int) -> None:
         self.room = room
         self.entries: list[tuple[str, int, int]] = []  # (name, inode, next offset)
+        self.dots: list[tuple[str, int, int]] = []
 
     def reply(self, token: object, name: bytes, attrs: pyfuse3.EntryAttributes, next_id: int) -> bool:
+        if name in (b".", b".."):
+            self.dots.append((name.decode(), attrs.st_ino, next_id))
+            return True
         if len(self.entries) == self.room:
             return False
         self.entries.append((name.decode(), attrs.st_ino, next_id))
@@ -145,7 +154,7 @@ def test_a_large_directory_is_listed_a_page_at_a_time_each_name_once(monkeypatch
         assert sorted(listed) == sorted([*names, "sub"]) and len(listed) == len(set(listed))
         assert client.calls == ["big/"] * 5
         offsets = [offset for _, _, offset in first + rest]
-        assert offsets == list(range(1, len(listed) + 1))
+        assert offsets == list(range(DOTS + 1, DOTS + len(listed) + 1))
         # More names than a listing is kept for: lookups ask S3 for the one name, not the listing.
         assert ops.table.get(big).listing.too_large_until > 0  # type: ignore[union-attr]
         await ops.releasedir(fh)
@@ -165,9 +174,9 @@ def test_a_read_resumed_at_any_offset_goes_on_from_there(monkeypatch: pytest.Mon
         assert len(whole) == 2500
         client.calls.clear()
         for offset in (0, 1, 999, 1000, 1001, 2400, 2499):
-            again = await read_all(ops, fh, 50, monkeypatch, start=offset)
+            again = await read_all(ops, fh, 50, monkeypatch, start=DOTS + offset)
             assert [name for name, _, _ in again] == [name for name, _, _ in whole[offset:]]
-        assert await readdir(ops, fh, 2500, 50, monkeypatch) == []
+        assert await readdir(ops, fh, DOTS + 2500, 50, monkeypatch) == []
         assert client.calls == []  # the read keeps its names: S3 is not listed again
 
     asyncio.run(scenario())
@@ -271,10 +280,10 @@ def test_a_page_that_fails_loses_no_entry_already_in_the_reply(monkeypatch: pyte
         # What the first page decided (its last object waits for the next page), not an error for all.
         assert len(first) == 999
         with pytest.raises(pyfuse3.FUSEError) as failed:
-            await readdir(ops, fh, 999, 5000, monkeypatch)
+            await readdir(ops, fh, DOTS + 999, 5000, monkeypatch)
         assert failed.value.errno == errno.EIO
         client.failing = False
-        rest = await readdir(ops, fh, 999, 5000, monkeypatch)
+        rest = await readdir(ops, fh, DOTS + 999, 5000, monkeypatch)
         assert [name for name, _, _ in first + rest] == [k[2:] for k in keys]
         # Each entry handed to the kernel once holds one lookup count, whatever failed in between.
         assert {ops.table.child(d, k[2:]).lookups for k in keys} == {1}  # type: ignore[union-attr]
@@ -308,5 +317,27 @@ def test_a_directory_forgotten_while_a_lookup_lists_it_leaves_nothing_behind() -
         gate.set()
         assert await listing is False
         assert len(ops.table) == 1  # the root: no children of the forgotten directory
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("start", "dots"), [(0, [".", ".."]), (1, [".."]), (2, [])], ids=["0", "1", "2"])
+def test_dot_entries_come_first_and_a_read_resumes_after_them(
+    monkeypatch: pytest.MonkeyPatch, start: int, dots: list[str]
+) -> None:
+    async def scenario() -> None:
+        ops, _ = mount(["d/a", "d/b"])
+        d = await lookup_ino(ops, 1, "d")
+        fh = await ops.opendir(d, None)
+        buffer = ReplyBuffer(10)
+        monkeypatch.setattr(pyfuse3, "readdir_reply", buffer.reply)
+        await ops.readdir(fh, start, None)  # type: ignore[arg-type]
+        assert buffer.dots == [
+            (n, d if n == "." else 1, i + 1) for i, n in enumerate([".", ".."]) if i >= start
+        ]
+        assert [name for name, _, _ in buffer.dots] == dots
+        assert [(name, offset) for name, _, offset in buffer.entries] == [("a", 3), ("b", 4)]
+        # The kernel takes no lookup count for the dots: none is added.
+        assert ops.table.get(d).lookups == 1  # type: ignore[union-attr]
 
     asyncio.run(scenario())

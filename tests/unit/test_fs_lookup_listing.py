@@ -20,6 +20,9 @@ class ListingClient:
     def __init__(self, keys: list[str]) -> None:
         self.keys = sorted(keys)
         self.calls: list[str] = []
+        # What a lookup of an object asks for its stored attributes (a HEAD, or a GET of a small
+        # object): counted apart from the listings.
+        self.heads: list[str] = []
 
     async def list_objects_v2(
         self,
@@ -53,6 +56,15 @@ class ListingClient:
         more = index < len(self.keys) and self.keys[index].startswith(prefix)
         return ListPage(objects, prefixes, str(index) if more else None)
 
+    async def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        self.heads.append(key)
+        return ObjectInfo(key, len(key), '"e"', 0.0)
+
+    async def get_whole_object(self, bucket: str, key: str) -> tuple[bytes, ObjectInfo]:
+        """A small object's lookup fetches it whole (its attributes come with it): counted as a HEAD."""
+        self.heads.append(key)
+        return key.encode(), ObjectInfo(key, len(key), '"e"', 0.0)
+
 
 def operations(keys: list[str]) -> tuple[S3Operations, ListingClient]:
     client = ListingClient(keys)
@@ -82,6 +94,9 @@ def test_a_directory_is_listed_once_for_its_lookups_hits_and_misses() -> None:
         client.calls.clear()
         assert await found(ops, d, "f0700") and not await found(ops, d, "f9999")
         assert client.calls == []
+        # Each object looked up is asked for once for its attributes; a name known already is not.
+        assert client.heads == ["d/f0000", "d/f0001", "d/f1499", "d/f0700"]
+        assert await found(ops, d, "f0700") and client.heads.count("d/f0700") == 1
 
     asyncio.run(scenario())
 

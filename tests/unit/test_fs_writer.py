@@ -21,11 +21,15 @@ class RecordingClient:
         self.calls: list[tuple[Any, ...]] = []
         self.fail_part = fail_part
 
-    async def put_object(self, bucket: str, key: str, body: bytes, options: WriteOptions) -> str:
+    async def put_object(
+        self, bucket: str, key: str, body: bytes, options: WriteOptions, metadata: Any = None
+    ) -> str:
         self.calls.append(("put", bytes(body)))
         return '"etag"'
 
-    async def create_multipart_upload(self, bucket: str, key: str, options: WriteOptions) -> str:
+    async def create_multipart_upload(
+        self, bucket: str, key: str, options: WriteOptions, metadata: Any = None
+    ) -> str:
         self.calls.append(("create",))
         return "upload"
 
@@ -138,9 +142,11 @@ class FrozenClient(RecordingClient):
             self.waiting.set()
             await self.thawed.wait()
 
-    async def put_object(self, bucket: str, key: str, body: bytes, options: WriteOptions) -> str:
+    async def put_object(
+        self, bucket: str, key: str, body: bytes, options: WriteOptions, metadata: Any = None
+    ) -> str:
         await self._hang("put")
-        return await super().put_object(bucket, key, body, options)
+        return await super().put_object(bucket, key, body, options, metadata)
 
     async def complete_multipart_upload(self, bucket: str, key: str, upload_id: str, parts: Any) -> str:
         await self._hang("complete")

@@ -20,8 +20,10 @@ Times are ``time.monotonic()`` seconds, passed in by the caller so the table is 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from s3csi.fs.attributes import NOTHING_STORED, StoredAttributes
 from s3csi.fs.lookups import NOT_LISTED, DirectoryKnowledge
 
 ROOT_INODE = 1
@@ -60,6 +62,15 @@ class Inode:
     linked: bool = True
     # Directories: what the last listing said about the children as a whole (s3csi.fs.lookups).
     listing: DirectoryKnowledge = NOT_LISTED
+    # Attributes stored with the object (s3csi.fs.attributes); for a directory or a file being written,
+    # those set through this mount (kept in memory).
+    stored: StoredAttributes = NOTHING_STORED
+    # The version of the object ``stored`` was read from or written with: (ETag, S3's modification time
+    # in whole seconds, None until a listing or HEAD tells it). None: not read yet.
+    stored_for: tuple[str, int | None] | None = None
+    # That version's whole user metadata (None: none) and content type: a metadata copy keeps them.
+    metadata: Mapping[str, str] | None = None
+    content_type: str | None = None
 
     @property
     def is_dir(self) -> bool:

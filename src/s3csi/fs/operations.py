@@ -23,6 +23,18 @@ from typing import Any
 import pyfuse3
 
 from s3csi.fs.allocator import release_free_memory, worth_releasing
+from s3csi.fs.attributes import (
+    NOTHING_STORED,
+    NS_PER_S,
+    PERMISSION_BITS,
+    StoredAttributes,
+    chown_allowed,
+    combine,
+    decode,
+    encode,
+    merged,
+    shown_permissions,
+)
 from s3csi.fs.cache import DiskCache
 from s3csi.fs.errors import fail, fuse_errors
 from s3csi.fs.inodes import ROOT_INODE, Inode, InodeTable, Kind, State
@@ -46,6 +58,15 @@ BLOCK_SIZE = 1024 * 1024
 # statfs: S3 has no capacity; report a large, fixed one so tools that check free space proceed.
 STATFS_BLOCKS = 2**40
 STATFS_FILES = 2**32
+# A symbolic link's target is at most PATH_MAX bytes: a larger object marked as a link is a file.
+PATH_MAX = 4096
+SYMLINK_MODE = stat.S_IFLNK | 0o777
+PRECONDITION_FAILED = "PreconditionFailed"
+DOT_ENTRIES = (b".", b"..")
+# A lookup fetches an object this small whole rather than asking a HEAD (its bytes cost about what a
+# HEAD costs, and the open that usually follows reads them); a larger one is not fetched by a mere stat.
+LOOKUP_FETCH_BYTES = 64 * 1024
+UNKNOWN_ATTRIBUTES_TTL_S = 1.0
 
 
 @dataclass
@@ -85,11 +106,16 @@ class S3Operations(pyfuse3.Operations):
     def attributes(self, inode: Inode) -> pyfuse3.EntryAttributes:
         attrs = pyfuse3.EntryAttributes()
         attrs.st_ino = inode.ino
+        stored = self._stored(inode)
         if inode.is_dir:
-            attrs.st_mode = stat.S_IFDIR | self.settings.dir_mode
+            attrs.st_mode = stat.S_IFDIR | shown_permissions(stored.mode, self.settings.dir_mode)
             attrs.st_nlink = 2
+        elif self._is_symlink(inode):
+            attrs.st_mode = SYMLINK_MODE
+            attrs.st_nlink = 1
         else:
-            attrs.st_mode = stat.S_IFREG | self.settings.file_mode
+            # Never wider than the volume's mode, whatever was stored (s3csi.fs.attributes).
+            attrs.st_mode = stat.S_IFREG | shown_permissions(stored.mode, self.settings.file_mode)
             attrs.st_nlink = 1
         attrs.st_uid = self.settings.uid
         attrs.st_gid = self.settings.gid
@@ -100,11 +126,48 @@ class S3Operations(pyfuse3.Operations):
         attrs.st_size = size
         attrs.st_blocks = (size + 511) // 512
         attrs.st_blksize = BLOCK_SIZE
-        attrs.st_mtime_ns = attrs.st_ctime_ns = attrs.st_atime_ns = inode.mtime_ns
+        mtime_ns = inode.mtime_ns if stored.mtime_ns is None else stored.mtime_ns
+        attrs.st_mtime_ns = mtime_ns
+        attrs.st_atime_ns = mtime_ns if stored.atime_ns is None else stored.atime_ns
+        # S3's own modification time: every metadata copy (chmod, touch) changes it, as ctime changes.
+        attrs.st_ctime_ns = inode.mtime_ns
         ttl = self.settings.metadata_ttl_s if inode.state is State.REMOTE else 0.0
+        if self._needs_metadata(inode):
+            # An entry from a listing, whose stored attributes are not known yet (S3's time, the volume's
+            # mode, a file where the object may be a symbolic link): the kernel keeps it at most a second,
+            # then looks the name up again, which reads them. The entry, not only the attributes: the
+            # kernel refuses a getattr that changes an inode's type, while a lookup may.
+            ttl = min(ttl, UNKNOWN_ATTRIBUTES_TTL_S)
         attrs.entry_timeout = ttl
         attrs.attr_timeout = ttl
         return attrs
+
+    def _stored(self, inode: Inode) -> StoredAttributes:
+        """What the object's metadata says, as far as this mount knows it for its current version."""
+        return NOTHING_STORED if self._needs_metadata(inode) else inode.stored
+
+    def _is_symlink(self, inode: Inode) -> bool:
+        return inode.kind is Kind.FILE and self._stored(inode).is_symlink and inode.size < PATH_MAX
+
+    @staticmethod
+    def _needs_metadata(inode: Inode) -> bool:
+        """Whether the object's stored attributes are unknown for the version the table holds (only an
+        object's HEAD has them: a listing does not)."""
+        if inode.kind is not Kind.FILE or inode.state is not State.REMOTE:
+            return False
+        known = inode.stored_for
+        if known is None or known[0] != inode.etag:
+            return True
+        return known[1] is not None and known[1] != inode.mtime_ns // NS_PER_S
+
+    def _learn(self, inode: Inode, info: ObjectInfo) -> None:
+        """``info`` from a HeadObject of ``inode``'s object: its size, times and stored attributes."""
+        inode.size, inode.etag = info.size, info.etag
+        inode.mtime_ns, inode.valid_until = int(info.last_modified * 1e9), self._expiry()
+        inode.stored = decode(info.metadata)
+        inode.stored_for = (info.etag, int(info.last_modified))
+        inode.metadata = dict(info.metadata) if info.metadata else None
+        inode.content_type = info.content_type
 
     def _negative_entry(self) -> pyfuse3.EntryAttributes:
         attrs = pyfuse3.EntryAttributes()
@@ -143,7 +206,7 @@ class S3Operations(pyfuse3.Operations):
     def _object_inode(
         self, parent: Inode, name: str, info: ObjectInfo, valid_until: float | None = None
     ) -> Inode:
-        return self.table.upsert(
+        inode = self.table.upsert(
             parent.ino,
             name,
             Kind.FILE,
@@ -152,6 +215,11 @@ class S3Operations(pyfuse3.Operations):
             mtime_ns=int(info.last_modified * 1e9),
             valid_until=self._expiry() if valid_until is None else valid_until,
         )
+        known = inode.stored_for
+        if known is not None and known == (info.etag, None):
+            # Stored by this mount, whose upload did not tell S3's time: now known for this version.
+            inode.stored_for = (info.etag, int(info.last_modified))
+        return inode
 
     def _dir_inode(
         self, parent: Inode, name: str, *, state: State = State.REMOTE, valid_until: float | None = None
@@ -179,8 +247,45 @@ class S3Operations(pyfuse3.Operations):
         info = await self._head(inode.key)
         if info is None:
             raise fail(errno.ENOENT)
-        inode.size, inode.etag = info.size, info.etag
-        inode.mtime_ns, inode.valid_until = int(info.last_modified * 1e9), self._expiry()
+        self._learn(inode, info)
+
+    async def _read_metadata(self, inode: Inode) -> bool:
+        """Learn the stored attributes of ``inode``'s object; False when S3 no longer has it.
+
+        A small object (``LOOKUP_FETCH_BYTES``) is fetched whole instead of asked for with a HEAD: the
+        GET carries the same headers, and the open that usually follows a lookup takes the bytes (held
+        like a sibling read ahead), so that reading a small file costs one request, as before attributes
+        were stored. A fetch
+        of it already under way (a sibling read ahead) is waited for. Anything else: one HEAD.
+        """
+        pending = self.read_ahead.pending(inode.key)
+        if pending is None and inode.etag is not None and 0 < inode.size <= LOOKUP_FETCH_BYTES:
+            pending = self._fetch_whole(inode)
+        if pending is not None:
+            await asyncio.wait([pending])  # its failure is the HEAD's to report, below
+            if not self._needs_metadata(inode):
+                return True
+        info = await self._head(inode.key)
+        if info is None:
+            return False
+        self._learn(inode, info)
+        return True
+
+    def _fetch_whole(self, inode: Inode) -> asyncio.Task[bytes | bytearray]:
+        """Fetch a small object whole, learning its attributes from the response; held for an open."""
+        key, etag = inode.key, inode.etag or ""
+
+        async def fetch() -> bytes | bytearray:
+            async with self.requests:
+                data, info = await self.client.get_whole_object(self.settings.bucket, key)
+            if inode.key == key and inode.state is State.REMOTE:  # not renamed or being replaced since
+                self._learn(inode, info)
+            return data
+
+        task = asyncio.create_task(fetch(), name=f"get {key}")
+        task.add_done_callback(_ignore_outcome)
+        self.read_ahead.hold(key, etag, time.monotonic() + self.settings.metadata_ttl_s, task)
+        return task
 
     async def _has_objects(self, prefix: str) -> bool:
         async with self.requests:
@@ -319,6 +424,10 @@ class S3Operations(pyfuse3.Operations):
         if not is_visible_name(text):
             raise fail(errno.ENOENT)
         inode = await self._resolve(parent, text)
+        # A process that names a file sees its stored times, mode and kind (a listing has none of them).
+        if inode is not None and self._needs_metadata(inode) and not await self._read_metadata(inode):
+            self.table.unlink(parent.ino, text)
+            inode = None
         if inode is None:
             return self._negative_entry()
         self.table.remember(inode)
@@ -333,6 +442,8 @@ class S3Operations(pyfuse3.Operations):
         found = self._inode(inode)
         if found.kind is Kind.FILE and found.state is State.REMOTE and found.valid_until <= time.monotonic():
             await self._refresh(found)
+        elif self._needs_metadata(found) and not await self._read_metadata(found):
+            raise fail(errno.ENOENT)
         return self.attributes(found)
 
     @fuse_errors
@@ -346,19 +457,82 @@ class S3Operations(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         self._refuse_if_read_only()
         found = self._inode(inode)
-        if fields.update_mode or fields.update_uid or fields.update_gid:
-            raise fail(errno.EPERM)  # ownership and modes come from the mount's flags
+        new_uid = attr.st_uid if fields.update_uid else None
+        new_gid = attr.st_gid if fields.update_gid else None
+        if not chown_allowed(self.settings.uid, self.settings.gid, new_uid, new_gid):
+            raise fail(errno.EPERM)  # ownership is the volume's; to the same owner and group, a no-op
         if fields.update_size:
             writer = self._writer_of(found)
             # Only the truncation an O_TRUNC open implies, of a file being written and still empty.
             if writer is None or writer.size != attr.st_size:
                 raise fail(errno.EPERM)
-        if fields.update_mtime or fields.update_atime:
-            if found.state is State.REMOTE:
-                raise fail(errno.EPERM)  # S3 keeps its own modification time
-            if fields.update_mtime:
-                found.mtime_ns = attr.st_mtime_ns
+        changes = self._attribute_changes(found, attr, fields)
+        if changes != NOTHING_STORED:
+            await self._set_attributes(found, changes)
         return self.attributes(found)
+
+    def _attribute_changes(
+        self, inode: Inode, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields
+    ) -> StoredAttributes:
+        mode = None
+        # chmod of a symbolic link does not exist on Linux (it follows the link).
+        if fields.update_mode and not self._is_symlink(inode):
+            mode = (stat.S_IFDIR if inode.is_dir else stat.S_IFREG) | (attr.st_mode & PERMISSION_BITS)
+        return StoredAttributes(
+            mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+            atime_ns=attr.st_atime_ns if fields.update_atime else None,
+            mode=mode,
+        )
+
+    async def _set_attributes(self, inode: Inode, changes: StoredAttributes) -> None:
+        """chmod/utimensat: kept in memory for a directory (no object to keep them with) and for a
+        file being written (they travel with its upload); on an object, a metadata copy."""
+        if inode.kind is Kind.DIRECTORY or inode.state is not State.REMOTE:
+            inode.stored = combine(inode.stored, changes)
+            writer = self._writer_of(inode)
+            if writer is not None:
+                writer.metadata = merged(writer.metadata, inode.stored)
+            return
+        await self._store_attributes(inode, changes)
+
+    async def _store_attributes(self, inode: Inode, changes: StoredAttributes) -> None:
+        """``changes`` into the object's user metadata by copying it onto itself: one CopyObject when
+        this mount knows the object's current metadata (it wrote or read it), a HEAD before otherwise.
+        The copy is of that version only: if another client replaced the object meanwhile, it is read
+        again and the copy made once more."""
+        known: ObjectInfo | None = None
+        if not self._needs_metadata(inode) and inode.etag is not None:
+            known = ObjectInfo(
+                inode.key,
+                inode.size,
+                inode.etag,
+                inode.mtime_ns / NS_PER_S,
+                inode.metadata or {},
+                inode.content_type,
+            )
+        for attempt in (1, 2):
+            if known is None:
+                known = await self._head(inode.key)
+                if known is None:
+                    raise fail(errno.ENOENT)
+                self._learn(inode, known)
+            metadata = merged(known.metadata, combine(decode(known.metadata), changes))
+            try:
+                async with self.requests:
+                    etag = await self.client.replace_metadata(
+                        self.settings.bucket, known, metadata, self.write_options
+                    )
+                break
+            except S3Error as exc:
+                if exc.code != PRECONDITION_FAILED or attempt == 2:
+                    raise
+                known = None
+        else:
+            raise AssertionError("unreachable: the second attempt returns or raises")
+        self.read_ahead.drop(inode.key)
+        inode.etag, inode.valid_until = etag, self._expiry()
+        inode.stored, inode.stored_for = decode(metadata), (etag, None)
+        inode.metadata = metadata
 
     # ---- directories -----------------------------------------------------------------------------
 
@@ -382,10 +556,19 @@ class S3Operations(pyfuse3.Operations):
                 name for name in self.table.local_children(parent.ino) if self.table.child(parent.ino, name)
             ]
             read.begin(local, time.monotonic())
-        # S3 is asked only while this reply is still empty: a failure then fails the call without
-        # losing entries already put in the reply, whose lookup counts are taken (the kernel resumes
-        # after them and asks again).
-        offset, replied = start_id, False
+        # "." and "..", offsets 0 and 1, like every file system. The kernel takes no lookup count for
+        # them (it knows both inodes already), so none is added here.
+        offset = start_id
+        while offset < len(DOT_ENTRIES):
+            dot = parent if offset == 0 else self.table.get(parent.parent) or parent
+            if not pyfuse3.readdir_reply(token, DOT_ENTRIES[offset], self.attributes(dot), offset + 1):
+                return
+            offset += 1
+        # S3 is asked only while this reply is still empty (of entries other than the dots): a failure
+        # then fails the call without losing entries already put in the reply, whose lookup counts are
+        # taken (the kernel resumes after them and asks again).
+        replied = False
+        offset -= len(DOT_ENTRIES)  # an index into the names this read has shown
         while True:
             while offset < len(read.names):
                 name = read.names[offset]
@@ -396,8 +579,9 @@ class S3Operations(pyfuse3.Operations):
                     # Forgotten by the kernel (or deleted) since this read showed it: ask S3 again.
                     inode = await self._resolve(parent, name)
                 if inode is not None:
+                    next_offset = offset + 1 + len(DOT_ENTRIES)
                     if not pyfuse3.readdir_reply(
-                        token, os.fsencode(name), self.attributes(inode), offset + 1
+                        token, os.fsencode(name), self.attributes(inode), next_offset
                     ):
                         return
                     self.table.remember(inode)
@@ -463,9 +647,23 @@ class S3Operations(pyfuse3.Operations):
             raise fail(errno.ENOENT)
         if not inode.is_dir:
             raise fail(errno.ENOTDIR)
-        if self.table.local_children(inode.ino) or await self._has_objects(inode.key):
+        if self.table.local_children(inode.ino):
             raise fail(errno.ENOTEMPTY)
-        # Nothing in S3 to delete: directories are prefixes, and this one holds no object.
+        async with self.requests:
+            page = await self.client.list_objects_v2(
+                self.settings.bucket, prefix=inode.key, delimiter="/", max_keys=2
+            )
+        marker = any(o.key == inode.key for o in page.objects)
+        if page.common_prefixes or any(o.key != inode.key for o in page.objects):
+            raise fail(errno.ENOTEMPTY)
+        if marker:
+            # A "directory marker" (the key "name/", which s3fs and the S3 console make): the only
+            # object of an empty directory, deleted with it.
+            if not self.settings.allow_delete:
+                raise fail(errno.EPERM)
+            async with self.requests:
+                await self.client.delete_object(self.settings.bucket, inode.key)
+        # Otherwise nothing in S3 to delete: directories are prefixes, and this one holds no object.
         self.table.unlink(parent.ino, text)
 
     # ---- files -----------------------------------------------------------------------------------
@@ -526,6 +724,9 @@ class S3Operations(pyfuse3.Operations):
                 or self.read_ahead.holds(sibling.key)
             ):
                 continue
+            if self._needs_metadata(sibling):
+                self._fetch_whole(sibling)  # its attributes come with it, for the lookup before the open
+                continue
             fetching = self._reader(sibling).fetch_small_object()
             if fetching is not None:
                 self.read_ahead.hold(sibling.key, sibling.etag, now + self.settings.metadata_ttl_s, fetching)
@@ -540,6 +741,9 @@ class S3Operations(pyfuse3.Operations):
             self.requests,
             flush_deadline_s=flush_deadline(self.client.settings.request_timeout_s),
         )
+        # A file replaced keeps the mode it was given (a narrowed one stays narrow); its times are new.
+        inode.stored = StoredAttributes(mode=self._stored(inode).mode)
+        writer.metadata = encode(inode.stored)
         self.read_ahead.drop(inode.key)
         inode.size, inode.mtime_ns = 0, time.time_ns()
         self.table.set_state(inode, State.WRITING)
@@ -597,8 +801,14 @@ class S3Operations(pyfuse3.Operations):
                 self.table.unlink(inode.parent, inode.name)
             raise
         inode.size, inode.etag, inode.valid_until = done.size, done.etag, self._expiry()
+        sent = writer.sent_metadata or {}
+        inode.stored, inode.stored_for, inode.metadata = decode(sent), (done.etag, None), sent or None
+        inode.content_type = None
         self.table.set_state(inode, State.REMOTE)
         self._mark_ancestors_remote(inode)
+        if writer.metadata != sent:
+            # Set (futimens, fchmod) after a multipart upload had begun with the metadata it had then.
+            await self._store_attributes(inode, decode(writer.metadata))
 
     @fuse_errors
     async def flush(self, fh: int) -> None:
@@ -696,14 +906,54 @@ class S3Operations(pyfuse3.Operations):
         source.valid_until = 0.0  # the copy's ETag and time are S3's: ask on next use
         self._mark_ancestors_remote(source)
 
-    # ---- what S3 cannot do -----------------------------------------------------------------------
+    # ---- symbolic links ----------------------------------------------------------------------------
 
     @fuse_errors
     async def symlink(
         self, parent_inode: int, name: bytes, target: bytes, ctx: Any
     ) -> pyfuse3.EntryAttributes:
+        """A new object holding the target, marked as a link by its mode (s3fs's format). Like any new
+        file, allowed unless --read-only; it never replaces an entry (the kernel asks only for free
+        names). The target is text: nothing in the mount follows it (the kernel resolves links)."""
         self._refuse_if_read_only()
-        raise fail(errno.ENOTSUP)
+        parent = self._directory(parent_inode)
+        text = os.fsdecode(name)
+        if not fits_in_key(parent.key, text) or len(target) >= PATH_MAX:
+            raise fail(errno.ENAMETOOLONG)
+        if await self._resolve(parent, text) is not None:
+            raise fail(errno.EEXIST)
+        now = time.time_ns()
+        stored = StoredAttributes(mtime_ns=now, mode=SYMLINK_MODE)
+        metadata = encode(stored)
+        async with self.requests:
+            etag = await self.client.put_object(
+                self.settings.bucket, parent.key + text, target, self.write_options, metadata
+            )
+        inode = self.table.upsert(
+            parent.ino, text, Kind.FILE, size=len(target), etag=etag, mtime_ns=now, valid_until=self._expiry()
+        )
+        inode.stored, inode.stored_for, inode.metadata, inode.content_type = (
+            stored,
+            (etag, None),
+            metadata,
+            None,
+        )
+        self._mark_ancestors_remote(inode)
+        self.table.remember(inode)
+        return self.attributes(inode)
+
+    @fuse_errors
+    async def readlink(self, inode: int, ctx: Any) -> bytes:
+        found = self._inode(inode)
+        if found.kind is Kind.FILE and found.state is State.REMOTE and self._needs_metadata(found):
+            await self._refresh(found)
+        if not self._is_symlink(found):
+            raise fail(errno.EINVAL)  # not a symbolic link
+        async with self.requests:
+            target = await self.client.get_object(self.settings.bucket, found.key, end=PATH_MAX)
+        return bytes(target)
+
+    # ---- what S3 cannot do -----------------------------------------------------------------------
 
     @fuse_errors
     async def link(
@@ -718,10 +968,6 @@ class S3Operations(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         self._refuse_if_read_only()
         raise fail(errno.ENOTSUP)
-
-    @fuse_errors
-    async def readlink(self, inode: int, ctx: Any) -> bytes:
-        raise fail(errno.EINVAL)  # nothing here is a symbolic link
 
     # ENOSYS tells the kernel this file system has no extended attributes: it stops asking and answers
     # EOPNOTSUPP itself from then on (so `ls -l` costs no round trip per file for ACLs or labels).
@@ -773,3 +1019,10 @@ class S3Operations(pyfuse3.Operations):
                 log.error("could not abort the upload of s3://%s/%s: %s", writer.bucket, writer.key, exc)
             self.files.pop(fh, None)
         return lost
+
+
+def _ignore_outcome(task: asyncio.Task[Any]) -> None:
+    # A fetch ahead may fail or be dropped with nobody awaiting it: whoever needs the bytes or the
+    # attributes asks again, and reports the failure then.
+    if not task.cancelled():
+        task.exception()

@@ -73,6 +73,11 @@ class SiblingReadAhead:
             _, oldest = self._held.popitem(last=False)
             oldest.data.cancel()
 
+    def pending(self, key: str) -> asyncio.Task[PartData] | None:
+        """The fetch of ``key`` held, left held (a lookup waits for it before the open takes it)."""
+        held = self._held.get(key)
+        return None if held is None else held.data
+
     def take(self, key: str, etag: str | None, now: float) -> asyncio.Task[PartData] | None:
         """The bytes of ``key`` fetched ahead, if they are still good for an open now."""
         held = self._held.pop(key, None)

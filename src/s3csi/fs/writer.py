@@ -57,6 +57,11 @@ class ObjectWriter:
     requests: asyncio.Semaphore
     # flush_deadline() of the client's request timeout (the default's when not given).
     flush_deadline_s: float = flush_deadline(S3Settings.request_timeout_s)
+    # User metadata for the object (s3csi.fs.attributes), set while the file is open: it travels with
+    # the request that starts the upload. ``sent_metadata`` is what that request carried (None before):
+    # metadata set after a multipart upload began needs a metadata copy once it is complete.
+    metadata: dict[str, str] = field(default_factory=dict)
+    sent_metadata: dict[str, str] | None = None
     size: int = 0
     completed: Completed | None = None
     failure: BaseException | None = None
@@ -184,8 +189,11 @@ class ObjectWriter:
         last = memoryview(self._part)[: self._filled] if self._part is not None else memoryview(b"")
         self._part, self._filled = None, 0
         if self._upload_id is None:
+            self.sent_metadata = dict(self.metadata)
             async with self.requests:
-                return await self.client.put_object(self.bucket, self.key, last, self.options)
+                return await self.client.put_object(
+                    self.bucket, self.key, last, self.options, self.sent_metadata
+                )
         upload_id = self._upload_id
         if last:
             self._start_part(upload_id, last)
@@ -199,9 +207,10 @@ class ObjectWriter:
 
     async def _upload_full_part(self) -> None:
         if self._upload_id is None:
+            self.sent_metadata = dict(self.metadata)
             async with self.requests:
                 self._upload_id = await self.client.create_multipart_upload(
-                    self.bucket, self.key, self.options
+                    self.bucket, self.key, self.options, self.sent_metadata
                 )
         upload_id = self._upload_id
         in_flight = [task for task in self._parts if not task.done()]

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_DELETE_BATCH = 1000
+META_HEADER_PREFIX = "x-amz-meta-"
 # Above this, CopyObject is refused by S3 and the copy is done part by part (UploadPartCopy).
 MAX_SINGLE_COPY_BYTES = 5 * 1024**3
 COPY_PART_BYTES = 512 * 1024**2
@@ -165,6 +166,8 @@ class S3Client:
                 size=int(response.headers["Content-Length"]),
                 etag=response.headers.get("ETag", ""),
                 last_modified=wire.parse_http_date(response.headers["Last-Modified"]),
+                metadata=user_metadata(response.headers),
+                content_type=response.headers.get("Content-Type"),
             )
         except (KeyError, ValueError) as exc:
             raise self._malformed("HeadObject", bucket, key, f"missing or bad header {exc}") from exc
@@ -191,25 +194,56 @@ class S3Client:
             return response.body[start:end]
         return response.body
 
+    async def get_whole_object(self, bucket: str, key: str) -> tuple[bytes | bytearray, ObjectInfo]:
+        """The whole object and what a HeadObject would say of it (its user metadata included), from one
+        GetObject: for a small object, the read and its attributes for the price of one request."""
+        response = await self._call("GetObject", "GET", bucket, key, into_buffer=True)
+        try:
+            info = ObjectInfo(
+                key=key,
+                size=len(response.body),
+                etag=response.headers.get("ETag", ""),
+                last_modified=wire.parse_http_date(response.headers["Last-Modified"]),
+                metadata=user_metadata(response.headers),
+                content_type=response.headers.get("Content-Type"),
+            )
+        except (KeyError, ValueError) as exc:
+            raise self._malformed("GetObject", bucket, key, f"missing or bad header {exc}") from exc
+        return response.body, info
+
     async def put_object(
-        self, bucket: str, key: str, body: bytes | memoryview, options: WriteOptions = WriteOptions()
+        self,
+        bucket: str,
+        key: str,
+        body: bytes | memoryview,
+        options: WriteOptions = WriteOptions(),
+        metadata: Mapping[str, str] | None = None,
     ) -> str:
-        """Store the whole object; returns its ETag."""
+        """Store the whole object, with ``metadata`` as its user metadata; returns its ETag."""
+        headers = {**options.headers(), **metadata_headers(metadata)}
         response = await self._call(
-            "PutObject", "PUT", bucket, key, headers=options.headers(), body=body, data_body=True
+            "PutObject", "PUT", bucket, key, headers=headers, body=body, data_body=True
         )
         return self._etag("PutObject", bucket, key, response)
 
     async def create_multipart_upload(
-        self, bucket: str, key: str, options: WriteOptions = WriteOptions()
+        self,
+        bucket: str,
+        key: str,
+        options: WriteOptions = WriteOptions(),
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
     ) -> str:
+        headers = {**options.headers(), **metadata_headers(metadata)}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
         response = await self._call(
             "CreateMultipartUpload",
             "POST",
             bucket,
             key,
             params={"uploads": None},
-            headers=options.headers(),
+            headers=headers,
             idempotency=Idempotency.NOT_IDEMPOTENT,
         )
         return self._parsed("CreateMultipartUpload", bucket, key, wire.parse_upload_id, response.body)
@@ -288,10 +322,56 @@ class S3Client:
         headers = {"x-amz-copy-source": copy_source(bucket, source_key), **options.headers()}
         await self._call("CopyObject", "PUT", bucket, dest_key, headers=headers, error_in_200=True)
 
+    async def replace_metadata(
+        self,
+        bucket: str,
+        info: ObjectInfo,
+        metadata: Mapping[str, str],
+        options: WriteOptions = WriteOptions(),
+    ) -> str:
+        """Replace the user metadata of the object ``info`` (from HeadObject) by copying it onto itself
+        (one CopyObject; part by part above 5 GiB), keeping its content type. The copy is made only from
+        the version ``info`` describes (``x-amz-copy-source-if-match``): an object replaced meanwhile
+        fails with S3's PreconditionFailed rather than losing the new bytes. Returns the new ETag."""
+        if info.size > MAX_SINGLE_COPY_BYTES:
+            await self._copy_multipart(
+                bucket,
+                info.key,
+                info.key,
+                size=info.size,
+                options=options,
+                part_size=COPY_PART_BYTES,
+                metadata=metadata,
+                content_type=info.content_type,
+                if_match=info.etag,
+            )
+            return (await self.head_object(bucket, info.key)).etag
+        headers = {
+            "x-amz-copy-source": copy_source(bucket, info.key),
+            "x-amz-copy-source-if-match": info.etag,
+            "x-amz-metadata-directive": "REPLACE",
+            **options.headers(),
+            **metadata_headers(metadata),
+        }
+        if info.content_type is not None:
+            headers["Content-Type"] = info.content_type
+        response = await self._call("CopyObject", "PUT", bucket, info.key, headers=headers, error_in_200=True)
+        return self._parsed("CopyObject", bucket, info.key, wire.parse_etag_result, response.body)
+
     async def _copy_multipart(
-        self, bucket: str, source_key: str, dest_key: str, *, size: int, options: WriteOptions, part_size: int
+        self,
+        bucket: str,
+        source_key: str,
+        dest_key: str,
+        *,
+        size: int,
+        options: WriteOptions,
+        part_size: int,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+        if_match: str | None = None,
     ) -> None:
-        upload_id = await self.create_multipart_upload(bucket, dest_key, options)
+        upload_id = await self.create_multipart_upload(bucket, dest_key, options, metadata, content_type)
         ranges = copy_part_ranges(size, part_size)
         limit = asyncio.Semaphore(COPY_PART_CONCURRENCY)
 
@@ -300,6 +380,8 @@ class S3Client:
                 "x-amz-copy-source": copy_source(bucket, source_key),
                 "x-amz-copy-source-range": f"bytes={first}-{last}",
             }
+            if if_match is not None:
+                headers["x-amz-copy-source-if-match"] = if_match
             async with limit:
                 response = await self._call(
                     "UploadPartCopy",
@@ -556,6 +638,20 @@ class S3Client:
         return make_error(
             operation, code="MalformedResponse", message=why, status=None, bucket=bucket, key=key
         )
+
+
+def user_metadata(headers: Mapping[str, str]) -> dict[str, str]:
+    """The ``x-amz-meta-*`` headers of a response, keys without the prefix, in lower case."""
+    return {
+        name.lower()[len(META_HEADER_PREFIX) :]: value
+        for name, value in headers.items()
+        if name.lower().startswith(META_HEADER_PREFIX)
+    }
+
+
+def metadata_headers(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """User metadata as request headers (``x-amz-meta-`` + key)."""
+    return {META_HEADER_PREFIX + name: value for name, value in (metadata or {}).items()}
 
 
 def copy_part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote_plus
@@ -14,12 +14,17 @@ NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """One object. ``etag`` is as S3 sends it (quoted); ``last_modified`` in epoch seconds."""
+    """One object. ``etag`` is as S3 sends it (quoted); ``last_modified`` in epoch seconds.
+
+    ``metadata`` (user metadata, keys without ``x-amz-meta-``, lower case) and ``content_type`` come
+    only from HeadObject: a listing has neither (``metadata`` empty, ``content_type`` None)."""
 
     key: str
     size: int
     etag: str
     last_modified: float
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    content_type: str | None = None
 
 
 @dataclass(frozen=True)
