@@ -1,0 +1,214 @@
+"""``--staged-writes`` end to end: appends, writes at any offset, truncation, read-write opens and sqlite,
+run by a workload uid through a real FUSE mount of the real (moto) S3 server. Every scenario is also run
+on a local file, and the object S3 ends up with must be that file, byte for byte."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from s3csi.demo.s3server import EmbeddedS3Server
+from tests.conftest import WORKLOAD_UID, run_as
+from tests.integration.fs_helpers import MountedFs, mounted, world_readable_dir
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("privileged")]
+
+MiB = 1024 * 1024
+OWNER = ["--uid", str(WORKLOAD_UID), "--gid", str(WORKLOAD_UID), "--allow-other"]
+WRITES = ["--allow-overwrite", "--allow-delete"]
+
+
+def body(s3: Any, bucket: str, key: str) -> bytes:
+    return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def keys(s3: Any, bucket: str) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+@contextlib.contextmanager
+def cache_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="s3csi-staging-test-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_mount(server: EmbeddedS3Server, bucket: str, *flags: str) -> Iterator[MountedFs]:
+    with (
+        cache_dir() as cache,
+        mounted(server, bucket, *OWNER, "--cache", str(cache), "--staged-writes", *flags) as fs,
+    ):
+        yield fs
+
+
+def sh(script: str, path: Path) -> subprocess.CompletedProcess[bytes]:
+    """``script`` run by ``sh`` as the workload uid, with the file as $1."""
+    return run_as(WORKLOAD_UID, WORKLOAD_UID, ["sh", "-c", script, "sh", str(path)])
+
+
+def py(script: str, path: Path) -> subprocess.CompletedProcess[bytes]:
+    """A Python ``script`` run as the workload uid, with the file as sys.argv[1]."""
+    return run_as(WORKLOAD_UID, WORKLOAD_UID, [sys.executable, "-c", script, str(path)])
+
+
+def on_both(
+    run: Any, script: str, fs: MountedFs, name: str, seed: bytes | None
+) -> tuple[subprocess.CompletedProcess[bytes], bytes]:
+    """``script`` on the mount's ``name`` and on a local file seeded alike; both must succeed the same
+    way. Returns the mount's result and the local file's final bytes."""
+    local_dir = world_readable_dir("s3csi-local-")
+    try:
+        os.chown(local_dir, WORKLOAD_UID, WORKLOAD_UID)
+        local = local_dir / name
+        if seed is not None:
+            local.write_bytes(seed)
+            os.chown(local, WORKLOAD_UID, WORKLOAD_UID)
+        expected = run(script, local)
+        assert expected.returncode == 0, expected.stderr.decode()
+        result = run(script, fs.path / name)
+        assert result.returncode == 0, result.stderr.decode() + fs.log()
+        assert result.stdout == expected.stdout
+        return result, local.read_bytes()
+    finally:
+        shutil.rmtree(local_dir)
+
+
+# --- append, read-write opens, writes at an offset ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [b"hello\n", None], ids=["existing", "new"])
+def test_append_with_the_shell(s3_server: EmbeddedS3Server, s3: Any, bucket: str, seed: bytes | None) -> None:
+    if seed is not None:
+        s3.put_object(Bucket=bucket, Key="log.txt", Body=seed)
+    with staged_mount(s3_server, bucket, *WRITES) as fs:
+        _, expected = on_both(
+            sh, 'echo one >> "$1"; printf two >> "$1"; echo three >> "$1"', fs, "log.txt", seed
+        )
+        assert body(s3, bucket, "log.txt") == expected
+        assert (fs.path / "log.txt").read_bytes() == expected
+
+
+RW_SCRIPT = """
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+print(os.pread(fd, 5, 0))
+os.pwrite(fd, b"XY", 3)
+print(os.pread(fd, 8, 0))
+size = os.fstat(fd).st_size
+os.pwrite(fd, b"tail", size + 5)          # past the end: a hole of zeros
+os.lseek(fd, 1, os.SEEK_SET)
+os.write(fd, b"-")
+print(os.fstat(fd).st_size, os.pread(fd, 100, 0))
+os.close(fd)
+with open(sys.argv[1], "r+b") as f:       # Python's read-write mode
+    f.seek(0, 2)
+    f.write(b"!")
+    f.seek(0)
+    print(f.read())
+"""
+
+
+def test_read_write_open_with_pread_and_pwrite(s3_server: EmbeddedS3Server, s3: Any, bucket: str) -> None:
+    seed = b"0123456789abcdef"
+    s3.put_object(Bucket=bucket, Key="rw.bin", Body=seed)
+    with staged_mount(s3_server, bucket, *WRITES) as fs:
+        _, expected = on_both(py, RW_SCRIPT, fs, "rw.bin", seed)
+        assert body(s3, bucket, "rw.bin") == expected
+
+
+def test_dd_at_an_offset_of_a_multipart_object(s3_server: EmbeddedS3Server, s3: Any, bucket: str) -> None:
+    """12 MiB in 5 MiB parts: the download is several ranged GETs, the upload a multipart upload."""
+    seed = os.urandom(12 * MiB + 7)
+    s3.put_object(Bucket=bucket, Key="disk.img", Body=seed)
+    script = (
+        'printf PATCH | dd of="$1" bs=1 seek=1000 conv=notrunc status=none'
+        ' && printf END | dd of="$1" bs=4096 seek=3100 conv=notrunc status=none'
+    )
+    with staged_mount(s3_server, bucket, *WRITES, "--write-part-size", str(5 * MiB)) as fs:
+        _, expected = on_both(sh, script, fs, "disk.img", seed)
+        assert len(expected) == 3100 * 4096 + 3  # past the old end
+        assert body(s3, bucket, "disk.img") == expected
+
+
+def test_readers_see_the_staged_bytes_and_writers_share_the_copy(
+    s3_server: EmbeddedS3Server, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="shared.txt", Body=b"aaaa")
+    with staged_mount(s3_server, bucket, *WRITES, "--allow-rename") as fs:
+        path = fs.path / "shared.txt"
+        first = os.open(path, os.O_RDWR)
+        second = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.pwrite(first, b"B", 1)
+            os.write(second, b"cc")
+            assert path.read_bytes() == b"aBaacc"  # a reader of the same mount sees the staged copy
+            # Decision (docs/filesystem.md): a file with a staged copy open is not renamed or deleted.
+            with pytest.raises(OSError) as renamed:
+                path.rename(fs.path / "moved.txt")
+            assert renamed.value.errno == errno.EBUSY
+            with pytest.raises(OSError) as deleted:
+                path.unlink()
+            assert deleted.value.errno == errno.EBUSY
+            os.close(second)  # each close uploads the changes so far: durable when it returns
+            assert body(s3, bucket, "shared.txt") == b"aBaacc"
+            os.pwrite(first, b"D", 3)
+        finally:
+            os.close(first)
+        assert body(s3, bucket, "shared.txt") == b"aBaDcc"
+        assert keys(s3, bucket) == ["shared.txt"]
+
+
+# --- truncate ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        'truncate -s 100 "$1"',
+        'truncate -s 300000 "$1"',
+        'truncate -s 0 "$1"',
+        'truncate -s 50 "$1" && truncate -s 70 "$1" && echo more >> "$1"',
+    ],
+    ids=["down", "up", "empty", "down-up-append"],
+)
+def test_truncate_with_the_tool(s3_server: EmbeddedS3Server, s3: Any, bucket: str, script: str) -> None:
+    seed = os.urandom(200_000)
+    s3.put_object(Bucket=bucket, Key="t.bin", Body=seed)
+    with staged_mount(s3_server, bucket, *WRITES) as fs:
+        _, expected = on_both(sh, script, fs, "t.bin", seed)
+        assert body(s3, bucket, "t.bin") == expected
+        assert (fs.path / "t.bin").stat().st_size == len(expected)
+
+
+TRUNCATE_SCRIPT = """
+import os, sys
+os.truncate(sys.argv[1], 10)          # truncate(2) of a closed file: no descriptor, no close
+print(os.stat(sys.argv[1]).st_size)
+os.truncate(sys.argv[1], 20)
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.ftruncate(fd, 15)
+os.write(fd, b"head")
+os.close(fd)
+print(open(sys.argv[1], "rb").read())
+"""
+
+
+def test_truncate_and_ftruncate_calls(s3_server: EmbeddedS3Server, s3: Any, bucket: str) -> None:
+    seed = b"0123456789" * 5
+    s3.put_object(Bucket=bucket, Key="calls.bin", Body=seed)
+    with staged_mount(s3_server, bucket, *WRITES) as fs:
+        _, expected = on_both(py, TRUNCATE_SCRIPT, fs, "calls.bin", seed)
+        assert body(s3, bucket, "calls.bin") == expected
