@@ -13,7 +13,7 @@ SHELL := /bin/bash
 VENV ?= /opt/s3csi/venv
 PYTHON := $(VENV)/bin/python
 SYSTEM_PYTHON ?= /usr/bin/python3
-APT_PACKAGES := fuse3 libfuse3-dev pkg-config gcc python3-venv python3-dev util-linux
+APT_PACKAGES := fuse3 libfuse3-dev pkg-config gcc python3-venv python3-dev util-linux sqlite3
 # Debian's npm only when no npm is there: a nodejs from elsewhere (NodeSource) brings its own, and
 # conflicts with Debian's.
 BENCH_APT_PACKAGES := s3fs rclone nodejs $(if $(shell command -v npm 2>/dev/null),,npm)

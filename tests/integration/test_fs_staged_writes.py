@@ -212,3 +212,52 @@ def test_truncate_and_ftruncate_calls(s3_server: EmbeddedS3Server, s3: Any, buck
     with staged_mount(s3_server, bucket, *WRITES) as fs:
         _, expected = on_both(py, TRUNCATE_SCRIPT, fs, "calls.bin", seed)
         assert body(s3, bucket, "calls.bin") == expected
+
+
+# --- sqlite -----------------------------------------------------------------------------------------------
+
+SQLITE_SCRIPT = """
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.execute("create table t (id integer primary key, name text, data blob)")
+with con:
+    con.executemany(
+        "insert into t (name, data) values (?, ?)",
+        [(f"row {i}", bytes([i % 256]) * (i * 37 % 3000)) for i in range(500)],
+    )
+with con:
+    con.execute("update t set name = 'changed' where id % 7 = 0")
+with con:
+    con.execute("delete from t where id % 11 = 0")
+print(con.execute("select count(*), sum(length(data)) from t").fetchone())
+con.close()
+con = sqlite3.connect(sys.argv[1])
+print(con.execute("select name from t where id = 14").fetchone())
+print(con.execute("pragma integrity_check").fetchone())
+con.close()
+"""
+
+SQLITE_CLI_SCRIPT = """
+sqlite3 "$1" "create table kv (k text primary key, v text);"
+for i in 1 2 3 4 5; do sqlite3 "$1" "insert into kv values ('key$i', printf('%.*c', $i * 300, 'v'));"; done
+sqlite3 "$1" "update kv set v = 'short' where k = 'key2'; delete from kv where k = 'key4';"
+sqlite3 "$1" "select k, length(v) from kv order by k;"
+sqlite3 "$1" "pragma integrity_check;"
+"""
+
+
+def test_sqlite_with_pythons_module(s3_server: EmbeddedS3Server, s3: Any, bucket: str) -> None:
+    with staged_mount(s3_server, bucket, *WRITES) as fs:
+        result, expected = on_both(py, SQLITE_SCRIPT, fs, "app.db", None)
+        assert result.stdout.decode().splitlines()[1:] == ["('changed',)", "('ok',)"]
+        assert body(s3, bucket, "app.db") == expected
+        assert keys(s3, bucket) == ["app.db"]  # each transaction's journal was created, stored and deleted
+
+
+def test_sqlite_with_the_cli(s3_server: EmbeddedS3Server, s3: Any, bucket: str) -> None:
+    assert shutil.which("sqlite3"), "the sqlite3 command is missing: `make system` installs it"
+    with staged_mount(s3_server, bucket, *WRITES) as fs:
+        result, expected = on_both(sh, SQLITE_CLI_SCRIPT, fs, "kv.db", None)
+        assert result.stdout.decode().split() == ["key1|300", "key2|5", "key3|900", "key5|1500", "ok"]
+        assert body(s3, bucket, "kv.db") == expected
+        assert keys(s3, bucket) == ["kv.db"]
