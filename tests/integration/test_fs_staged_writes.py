@@ -8,6 +8,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,7 @@ import pytest
 
 from s3csi.demo.s3server import EmbeddedS3Server
 from tests.conftest import WORKLOAD_UID, run_as
-from tests.integration.fs_helpers import MountedFs, mounted, world_readable_dir
+from tests.integration.fs_helpers import MountedFs, mounted, run_mount_command, world_readable_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("privileged")]
 
@@ -261,3 +262,106 @@ def test_sqlite_with_the_cli(s3_server: EmbeddedS3Server, s3: Any, bucket: str) 
         assert result.stdout.decode().split() == ["key1|300", "key2|5", "key3|900", "key5|1500", "ok"]
         assert body(s3, bucket, "kv.db") == expected
         assert keys(s3, bucket) == ["kv.db"]
+
+
+# --- the size limit, the flags off, and where the copies live ---------------------------------------------
+
+
+def test_the_size_limit_is_efbig(s3_server: EmbeddedS3Server, s3: Any, bucket: str) -> None:
+    big, near = os.urandom(2 * MiB), os.urandom(MiB - 10)
+    s3.put_object(Bucket=bucket, Key="big.bin", Body=big)
+    s3.put_object(Bucket=bucket, Key="near.bin", Body=near)
+    with staged_mount(s3_server, bucket, *WRITES, "--max-staged-file-size", "1") as fs:
+        appended = sh('echo more >> "$1"', fs.path / "big.bin")
+        assert appended.returncode != 0 and b"File too large" in appended.stderr
+        grown = sh('truncate -s 2M "$1"', fs.path / "near.bin")
+        assert grown.returncode != 0 and b"File too large" in grown.stderr
+        with pytest.raises(OSError) as truncated:
+            os.truncate(fs.path / "near.bin", 2 * MiB)
+        assert truncated.value.errno == errno.EFBIG
+        fd = os.open(fs.path / "near.bin", os.O_WRONLY | os.O_APPEND)
+        try:
+            assert os.write(fd, b"12345") == 5  # up to the limit: fine
+            written = 0
+            with pytest.raises(OSError) as crossed:
+                for _ in range(3):
+                    # Would end past 1 MiB: the kernel writes page by page, so the bytes before the limit
+                    # may go in first (a short write) and the next write fails.
+                    written += os.write(fd, b"x" * 20)
+            assert crossed.value.errno == errno.EFBIG
+            assert len(near) + 5 + written <= MiB
+        finally:
+            os.close(fd)
+        fd = os.open(fs.path / "new.bin", os.O_RDWR | os.O_CREAT)
+        try:
+            os.pwrite(fd, b"x", MiB - 1)
+            with pytest.raises(OSError) as past:
+                os.pwrite(fd, b"x", MiB)
+            assert past.value.errno == errno.EFBIG
+        finally:
+            os.close(fd)
+    assert body(s3, bucket, "big.bin") == big
+    assert body(s3, bucket, "near.bin") == near + b"12345" + b"x" * written
+    assert body(s3, bucket, "new.bin") == bytes(MiB - 1) + b"x"
+
+
+def test_without_the_flags_changes_stay_eperm(s3_server: EmbeddedS3Server, s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="f.txt", Body=b"kept\n")
+    refused = [
+        'echo more >> "$1"',
+        'truncate -s 1 "$1"',
+        'printf X | dd of="$1" bs=1 seek=2 conv=notrunc status=none',
+    ]
+    with cache_dir() as cache, mounted(s3_server, bucket, *OWNER, *WRITES, "--cache", str(cache)) as fs:
+        for script in refused:
+            result = sh(script, fs.path / "f.txt")
+            assert result.returncode != 0 and b"Operation not permitted" in result.stderr, script
+        with pytest.raises(OSError) as read_write:
+            os.open(fs.path / "f.txt", os.O_RDWR)
+        assert read_write.value.errno == errno.EPERM
+        with pytest.raises(OSError) as truncated:
+            os.truncate(fs.path / "f.txt", 1)
+        assert truncated.value.errno == errno.EPERM
+        assert body(s3, bucket, "f.txt") == b"kept\n"
+        assert sh('echo new > "$1"', fs.path / "f.txt").returncode == 0  # the fast path is still there
+        assert body(s3, bucket, "f.txt") == b"new\n"
+        assert "needs --staged-writes" in fs.log()
+    # Staged writes change existing objects only with --allow-overwrite, like any replacement.
+    with staged_mount(s3_server, bucket) as fs:
+        result = sh('echo more >> "$1"', fs.path / "f.txt")
+        assert result.returncode != 0 and b"Operation not permitted" in result.stderr
+        assert "needs --allow-overwrite" in fs.log()
+        assert sh('echo one >> "$1"; echo two >> "$1"', fs.path / "fresh.txt").returncode != 0
+        assert body(s3, bucket, "fresh.txt") == b"one\n"  # a new file: its second append changes it
+    assert body(s3, bucket, "f.txt") == b"new\n"
+
+
+def test_staged_writes_without_cache_is_refused_in_one_line(s3_server: EmbeddedS3Server, bucket: str) -> None:
+    mountpoint = world_readable_dir("s3csi-fs-")
+    try:
+        result = run_mount_command(s3_server, bucket, str(mountpoint), "--staged-writes")
+    finally:
+        mountpoint.rmdir()
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "--staged-writes" in result.stderr and "--cache" in result.stderr
+
+
+def test_copies_are_private_and_gone_after_unmount(s3_server: EmbeddedS3Server, s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="secret.txt", Body=b"secret")
+    with cache_dir() as cache:
+        cache.chmod(0o755)  # the cache volume: others may enter it, but not the staging directory
+        with mounted(s3_server, bucket, *OWNER, *WRITES, "--cache", str(cache), "--staged-writes") as fs:
+            fd = os.open(fs.path / "secret.txt", os.O_RDWR)
+            try:
+                os.pwrite(fd, b"S", 0)
+                (staging,) = cache.glob("s3csi-staging-*")
+                info = staging.stat()
+                assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
+                assert list(staging.iterdir()) == []  # the copy is an unlinked file: only its descriptor
+                other = run_as(WORKLOAD_UID + 1, WORKLOAD_UID + 1, ["ls", str(staging)])
+                assert other.returncode != 0 and b"Permission denied" in other.stderr
+            finally:
+                os.close(fd)
+            assert body(s3, bucket, "secret.txt") == b"Secret"
+        assert list(cache.iterdir()) == [], "the staging directory outlived the mount"
