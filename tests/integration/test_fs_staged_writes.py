@@ -8,10 +8,12 @@ import contextlib
 import errno
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,10 +49,12 @@ def cache_dir() -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def staged_mount(server: EmbeddedS3Server, bucket: str, *flags: str) -> Iterator[MountedFs]:
+def staged_mount(
+    server: EmbeddedS3Server, bucket: str, *flags: str, env: dict[str, str] | None = None
+) -> Iterator[MountedFs]:
     with (
         cache_dir() as cache,
-        mounted(server, bucket, *OWNER, "--cache", str(cache), "--staged-writes", *flags) as fs,
+        mounted(server, bucket, *OWNER, "--cache", str(cache), "--staged-writes", *flags, env=env) as fs,
     ):
         yield fs
 
@@ -365,3 +369,102 @@ def test_copies_are_private_and_gone_after_unmount(s3_server: EmbeddedS3Server, 
                 os.close(fd)
             assert body(s3, bucket, "secret.txt") == b"Secret"
         assert list(cache.iterdir()) == [], "the staging directory outlived the mount"
+
+
+# --- an upload that fails -----------------------------------------------------------------------------------
+
+
+class SwitchableProxy:
+    """A TCP forwarder to the S3 server that can be made to refuse: while ``refusing``, every connection
+    (open ones included) is closed without an answer, as a server that went away would."""
+
+    def __init__(self, upstream_url: str) -> None:
+        host, port = upstream_url.removeprefix("http://").rsplit(":", 1)
+        self._upstream = (host, int(port))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint_url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._refusing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def refuse(self, refusing: bool) -> None:
+        with self._lock:
+            self._refusing = refusing
+            if refusing:
+                for connection in self._open:
+                    with contextlib.suppress(OSError):
+                        connection.shutdown(socket.SHUT_RDWR)
+                self._open.clear()
+
+    def close(self) -> None:
+        self._listener.close()
+        self.refuse(True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                if self._refusing:
+                    client.close()
+                    continue
+                upstream = socket.create_connection(self._upstream)
+                self._open |= {client, upstream}
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(1 << 20):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+
+
+def test_a_failed_upload_fails_fsync_and_close(s3_server: EmbeddedS3Server, s3: Any, bucket: str) -> None:
+    """fsync and close return only once S3 has the file, or fail: the copy is kept after a failed fsync,
+    and the next fsync stores it; a failed close is reported, and S3 keeps what it had."""
+    seed = b"0123456789"
+    s3.put_object(Bucket=bucket, Key="doc.txt", Body=seed)
+    proxy = SwitchableProxy(s3_server.endpoint_url)
+    try:
+        with staged_mount(s3_server, bucket, *WRITES, env={"AWS_ENDPOINT_URL": proxy.endpoint_url}) as fs:
+            fd = os.open(fs.path / "doc.txt", os.O_RDWR)
+            closed = False
+            try:
+                os.pwrite(fd, b"A", 0)
+                os.fsync(fd)
+                assert body(s3, bucket, "doc.txt") == b"A123456789"
+                os.pwrite(fd, b"B", 20)
+                proxy.refuse(True)
+                with pytest.raises(OSError) as fsync_failed:
+                    os.fsync(fd)
+                assert fsync_failed.value.errno == errno.EIO
+                assert body(s3, bucket, "doc.txt") == b"A123456789"
+                proxy.refuse(False)
+                os.fsync(fd)  # the copy was kept: this fsync stores it
+                stored = b"A123456789" + bytes(10) + b"B"
+                assert body(s3, bucket, "doc.txt") == stored
+                os.pwrite(fd, b"C", 1)
+                proxy.refuse(True)
+                closed = True
+                with pytest.raises(OSError) as close_failed:
+                    os.close(fd)
+                assert close_failed.value.errno == errno.EIO
+            finally:
+                if not closed:
+                    os.close(fd)
+            proxy.refuse(False)
+            assert body(s3, bucket, "doc.txt") == stored
+            assert (fs.path / "doc.txt").read_bytes() == stored  # the mount asks S3 again
+        assert f"upload of s3://{bucket}/doc.txt failed: its changes are not stored" in fs.final_log
+        assert "closed with changes that are not stored" in fs.final_log
+    finally:
+        proxy.close()
