@@ -8,6 +8,7 @@ import contextlib
 import errno
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -468,3 +469,23 @@ def test_a_failed_upload_fails_fsync_and_close(s3_server: EmbeddedS3Server, s3: 
         assert "closed with changes that are not stored" in fs.final_log
     finally:
         proxy.close()
+
+
+def test_unmount_with_unstored_changes_exits_loudly(
+    s3_server: EmbeddedS3Server, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="open.txt", Body=b"before")
+    with staged_mount(s3_server, bucket, *WRITES) as fs:
+        fd = os.open(fs.path / "open.txt", os.O_RDWR)
+        try:
+            os.pwrite(fd, b"after!", 0)
+            fs.process.send_signal(signal.SIGTERM)
+            status = fs.process.wait(timeout=60)
+        finally:
+            try:
+                os.close(fd)
+            except OSError as exc:
+                assert exc.errno in (errno.ENOTCONN, errno.EIO, errno.ECONNABORTED)
+        assert status == 1
+    assert f"unmounted while s3://{bucket}/open.txt was still open for writing" in fs.final_log
+    assert body(s3, bucket, "open.txt") == b"before"
