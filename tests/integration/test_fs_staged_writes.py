@@ -177,6 +177,35 @@ def test_readers_see_the_staged_bytes_and_writers_share_the_copy(
         assert keys(s3, bucket) == ["shared.txt"]
 
 
+HEADER_AFTER_BODY = """
+import sys
+with open(sys.argv[1], "wb") as f:     # write-only and truncating: the fast path, until it seeks back
+    f.write(b"\\0" * 16)
+    f.write(b"body " * 1000)
+    f.seek(0)
+    f.write(b"HEADER: 5000 B")          # like a zip or tar writer filling in a header afterwards
+"""
+
+
+@pytest.mark.parametrize(
+    ("run", "script"),
+    [
+        (sh, 'printf X | dd of="$1" bs=1 seek=100 conv=notrunc status=none'),
+        (sh, 'printf X | dd of="$1" bs=1 seek=50 status=none'),  # O_TRUNC, then ftruncate to the offset
+        (py, HEADER_AFTER_BODY),
+    ],
+    ids=["dd-seek-notrunc", "dd-seek", "header-after-body"],
+)
+def test_a_new_file_written_out_of_order_moves_to_a_copy(
+    s3_server: EmbeddedS3Server, s3: Any, bucket: str, run: Any, script: str
+) -> None:
+    with staged_mount(s3_server, bucket) as fs:
+        _, expected = on_both(run, script, fs, "new.bin", None)
+        assert body(s3, bucket, "new.bin") == expected
+    with mounted(s3_server, bucket, *OWNER) as fs:  # without --staged-writes: as before
+        assert run(script, fs.path / "other.bin").returncode != 0
+
+
 # --- truncate ---------------------------------------------------------------------------------------------
 
 

@@ -600,8 +600,12 @@ class S3Operations(pyfuse3.Operations):
             return
         writer = self._writer_of(inode)
         if writer is not None or inode.state is not State.REMOTE:
-            if writer is None or writer.size != size:
+            if writer is not None and writer.size == size:
+                return
+            handle = next((f for f in self.files.values() if writer is not None and f.writer is writer), None)
+            if handle is None or await self._stage_written(handle) is None:
                 raise fail(errno.EPERM)
+            await self._set_size(inode, size)
             return
         refusal = truncate_refusal(
             staged_writes=self.staging is not None, allow_overwrite=self.settings.allow_overwrite
@@ -733,7 +737,27 @@ class S3Operations(pyfuse3.Operations):
             raise fail(errno.EBADF)
         if handle.writer.reopen_if_empty(off):
             self.table.set_state(handle.inode, State.WRITING)
+        staged = await self._stage_written(handle) if off != handle.writer.size else None
+        if staged is not None:
+            return await staged.write(off, buf)
         return await handle.writer.write(off, buf)
+
+    async def _stage_written(self, handle: OpenFile) -> StagedFile | None:
+        """--staged-writes: a file on the fast path written out of order, or truncated, before any of it
+        left for S3 (less than one part written) moves to a staged copy, which this returns."""
+        if self.staging is None or handle.writer is None or handle.writer.buffered_only() is None:
+            return None
+        staged = await self.staging.new_copy(stored=handle.inode.etag is not None, dirty=True)
+        data = handle.writer.buffered_only() if handle.writer is not None else None  # again, after the wait
+        if data is None or not within_limit(len(data), self.staging.limit):
+            staged.close()
+            return None
+        # Nothing was sent to S3, so there is nothing to abort: the writer is simply dropped.
+        handle.writer, handle.staged, handle.writes = None, staged, True
+        staged.handles += 1
+        self.staged[handle.inode.ino] = staged
+        await staged.write(0, data)
+        return staged
 
     async def _finish_upload(self, handle: OpenFile) -> None:
         writer, inode = handle.writer, handle.inode
