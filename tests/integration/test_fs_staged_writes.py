@@ -107,6 +107,18 @@ def test_append_with_the_shell(s3_server: EmbeddedS3Server, s3: Any, bucket: str
         assert (fs.path / "log.txt").read_bytes() == expected
 
 
+def test_append_goes_to_the_objects_end_when_the_kernel_knew_an_older_size(
+    s3_server: EmbeddedS3Server, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="grown.txt", Body=b"short\n")
+    with staged_mount(s3_server, bucket, *WRITES, "--metadata-ttl", "300") as fs:
+        assert (fs.path / "grown.txt").stat().st_size == 6  # the kernel keeps this size for 300 s
+        s3.put_object(Bucket=bucket, Key="grown.txt", Body=b"another client made it longer\n")
+        assert sh('echo appended >> "$1"', fs.path / "grown.txt").returncode == 0
+        assert body(s3, bucket, "grown.txt") == b"another client made it longer\nappended\n"
+        assert (fs.path / "grown.txt").read_bytes() == b"another client made it longer\nappended\n"
+
+
 RW_SCRIPT = """
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDWR)

@@ -65,6 +65,7 @@ class OpenFile:
     # --staged-writes: the local copy this handle reads and (``writes``) writes (s3csi.fs.staging).
     staged: StagedFile | None = None
     writes: bool = False
+    appends: bool = False
 
 
 class S3Operations(pyfuse3.Operations):
@@ -528,16 +529,15 @@ class S3Operations(pyfuse3.Operations):
             # Another writer of a staged file: both write the one copy, as on a local file system.
             if flags & os.O_TRUNC:
                 await staged.truncate(0)
-            self._open_staged(fh, found, staged, writes=True)
+            self._open_staged(fh, found, staged, writes=True, flags=flags)
             return pyfuse3.FileInfo(fh=fh)
         if found.state is State.WRITING:
             raise fail(errno.EBUSY)
         if plan is OpenPlan.STREAM:
             self._start_writing(fh, found)
         else:
-            self._open_staged(
-                fh, found, await self._stage(found, copy=plan is OpenPlan.STAGE_COPY), writes=True
-            )
+            staged = await self._stage(found, copy=plan is OpenPlan.STAGE_COPY)
+            self._open_staged(fh, found, staged, writes=True, flags=flags)
         return pyfuse3.FileInfo(fh=fh)
 
     def _log_refusal(self, what: str, inode: Inode, refusal: Refusal) -> None:
@@ -557,7 +557,9 @@ class S3Operations(pyfuse3.Operations):
         of them when None) when ``copy``, else empty. Raises EFBIG past ``--max-staged-file-size``."""
         if self.staging is None:
             raise fail(errno.EPERM)
-        if copy and inode.valid_until <= time.monotonic():
+        if copy:
+            # Always asked, whatever --metadata-ttl says: a size known from before another client changed
+            # the object would cut its tail off when the copy is uploaded.
             await self._refresh(inode)
         length = min(inode.size, inode.size if size is None else size) if copy else 0
         if not within_limit(length, self.staging.limit):
@@ -587,9 +589,11 @@ class S3Operations(pyfuse3.Operations):
         self.table.set_state(inode, State.WRITING)
         return staged
 
-    def _open_staged(self, fh: int, inode: Inode, staged: StagedFile, *, writes: bool) -> None:
+    def _open_staged(
+        self, fh: int, inode: Inode, staged: StagedFile, *, writes: bool, flags: int = os.O_RDONLY
+    ) -> None:
         staged.handles += 1
-        self.files[fh] = OpenFile(inode, staged=staged, writes=writes)
+        self.files[fh] = OpenFile(inode, staged=staged, writes=writes, appends=bool(flags & os.O_APPEND))
 
     async def _set_size(self, inode: Inode, size: int) -> None:
         """truncate/ftruncate: of a staged copy, or (--staged-writes) of a closed object through one; of
@@ -712,7 +716,7 @@ class S3Operations(pyfuse3.Operations):
             self.read_ahead.drop(inode.key)
             inode.size, inode.mtime_ns = 0, time.time_ns()
             self.staged[inode.ino] = staged
-            self._open_staged(fh, inode, staged, writes=True)
+            self._open_staged(fh, inode, staged, writes=True, flags=flags)
         self.table.remember(inode)
         return pyfuse3.FileInfo(fh=fh), self.attributes(inode)
 
@@ -732,7 +736,11 @@ class S3Operations(pyfuse3.Operations):
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         handle = self.files.get(fh)
         if handle is not None and handle.staged is not None and handle.writes:
-            return await handle.staged.write(off, buf)
+            if handle.appends and off != handle.staged.size:
+                # The kernel took the end from a size it was told before another client changed the object:
+                # the append goes to the real end, and the kernel's stale size and pages are dropped.
+                self._invalidate_soon(handle.inode.ino)
+            return await handle.staged.write(off, buf, append=handle.appends)
         if handle is None or handle.writer is None:
             raise fail(errno.EBADF)
         if handle.writer.reopen_if_empty(off):
@@ -741,6 +749,18 @@ class S3Operations(pyfuse3.Operations):
         if staged is not None:
             return await staged.write(off, buf)
         return await handle.writer.write(off, buf)
+
+    def _invalidate_soon(self, ino: int) -> None:
+        """Have the kernel forget its attributes and pages of ``ino``, once this request is answered: in
+        a worker thread, since the kernel may wait for the pages the request holds."""
+
+        def invalidate() -> None:
+            try:
+                pyfuse3.invalidate_inode(ino, attr_only=False)
+            except OSError as exc:  # the inode is gone from the kernel meanwhile, or a kernel without it
+                log.debug("cannot invalidate inode %d: %s", ino, exc)
+
+        asyncio.get_running_loop().run_in_executor(None, invalidate)
 
     async def _stage_written(self, handle: OpenFile) -> StagedFile | None:
         """--staged-writes: a file on the fast path written out of order, or truncated, before any of it

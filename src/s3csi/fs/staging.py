@@ -182,11 +182,14 @@ class StagedFile:
     async def read(self, offset: int, size: int) -> bytes:
         return await self.area.run(os.pread, self.fd, size, offset)
 
-    async def write(self, offset: int, data: bytes) -> int:
-        end = offset + len(data)
-        if not within_limit(end, self.area.limit):
-            raise fail(errno.EFBIG)
+    async def write(self, offset: int, data: bytes, *, append: bool = False) -> int:
+        """Write at ``offset``, or with ``append`` at the copy's end (O_APPEND: the end is the file's,
+        whatever size the kernel believed when it computed ``offset``)."""
         async with self.lock:
+            if append:
+                offset = self.size
+            if not within_limit(offset + len(data), self.area.limit):
+                raise fail(errno.EFBIG)
             written: int = await self.area.run(os.pwrite, self.fd, data, offset)
             self.size = max(self.size, offset + written)
             self.dirty = True
