@@ -578,6 +578,10 @@ class S3Operations(pyfuse3.Operations):
             staged.close()
             raise
         joined = self.staged.get(inode.ino)
+        if joined is None and (not inode.linked or inode.state is State.WRITING):
+            # Deleted, or opened to be replaced on the fast path, while it was copied.
+            staged.close()
+            raise fail(errno.EBUSY if inode.linked else errno.ENOENT)
         if joined is not None:
             # Another open staged the same file while this one downloaded: share its copy.
             staged.close()
