@@ -530,3 +530,34 @@ def test_unmount_with_unstored_changes_exits_loudly(
         assert status == 1
     assert f"unmounted while s3://{bucket}/open.txt was still open for writing" in fs.final_log
     assert body(s3, bucket, "open.txt") == b"before"
+
+
+def test_a_crash_leaves_no_copy_on_disk(s3_server: EmbeddedS3Server, s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="private.txt", Body=b"private")
+    with cache_dir() as cache:
+        with mounted(s3_server, bucket, *OWNER, *WRITES, "--cache", str(cache), "--staged-writes") as fs:
+            writer = subprocess.Popen(
+                [sys.executable, "-c", CRASH_WRITER, str(fs.path / "private.txt")],
+                stdout=subprocess.PIPE,
+                stdin=subprocess.PIPE,
+            )
+            try:
+                assert writer.stdout is not None and writer.stdout.readline() == b"written\n"
+                fs.process.send_signal(signal.SIGKILL)
+                fs.process.wait(timeout=30)
+            finally:
+                writer.kill()
+                writer.wait()
+        (staging,) = cache.glob("s3csi-staging-*")
+        assert list(staging.iterdir()) == []  # the copy died with its descriptor
+        assert stat.S_IMODE(staging.stat().st_mode) == 0o700
+    assert body(s3, bucket, "private.txt") == b"private"
+
+
+CRASH_WRITER = """
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.pwrite(fd, b"PRIVATE, CHANGED", 0)
+print("written", flush=True)
+sys.stdin.read()
+"""
