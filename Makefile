@@ -14,9 +14,9 @@ VENV ?= /opt/s3csi/venv
 PYTHON := $(VENV)/bin/python
 SYSTEM_PYTHON ?= /usr/bin/python3
 APT_PACKAGES := fuse3 libfuse3-dev pkg-config gcc python3-venv python3-dev util-linux
-# The everyday tools the file system tests run through a mount (tests/integration/test_fs_tools.py), and
-# the two other S3 file systems its interoperability tests read and write with.
-APT_PACKAGES += tar rsync zip unzip git s3fs rclone
+# The everyday tools the file system tests run through a mount (tests/integration/test_fs_tools.py,
+# test_fs_staged_writes.py), and the two other S3 file systems its interoperability tests read and write with.
+APT_PACKAGES += tar rsync zip unzip git sqlite3 s3fs rclone
 # Debian's npm only when no npm is there: a nodejs from elsewhere (NodeSource) brings its own, and
 # conflicts with Debian's.
 BENCH_APT_PACKAGES := s3fs rclone nodejs $(if $(shell command -v npm 2>/dev/null),,npm)

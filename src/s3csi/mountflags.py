@@ -45,6 +45,11 @@ DEFAULT_PART_SIZE = 8 * MiB
 MAX_THREADS = 1024
 DEFAULT_MAX_THREADS = 16
 MAX_CACHE_SIZE_MIB = 2**40
+# --max-staged-file-size: at most S3's largest object (5 TiB). The default, 1 GiB, bounds what one staged
+# file takes of the cache volume (a Mountpoint Pod's emptyDir) and what one close() re-uploads whole: about
+# ten seconds at 100 MB/s. Files larger than that are better written once, sequentially, on the fast path.
+MAX_STAGED_FILE_SIZE_MIB = 5 * 1024 * 1024
+DEFAULT_MAX_STAGED_FILE_SIZE_MIB = 1024
 DEFAULT_DIR_MODE = 0o755
 DEFAULT_FILE_MODE = 0o644
 MAX_MODE = 0o777  # permission bits only: no setuid, setgid or sticky bit
@@ -76,6 +81,7 @@ class ValueKind(Enum):
     READ_PART_SIZE = f"a size in bytes from {MIN_READ_PART_SIZE} (64 KiB) to {MAX_PART_SIZE} (5 GiB)"
     THREADS = f"a whole number from 1 to {MAX_THREADS}"
     CACHE_SIZE = f"a size in MiB from 1 to {MAX_CACHE_SIZE_MIB}"
+    STAGED_FILE_SIZE = f"a size in MiB from 1 to {MAX_STAGED_FILE_SIZE_MIB} (5 TiB)"
     REGION = "a region name of lowercase letters, digits and '-', such as eu-west-1"
     PREFIX = "an S3 key prefix (letters, digits and ._~=+@:/-, no '.' or '..' segments)"
     STORAGE_CLASS = "an S3 storage class such as STANDARD"
@@ -95,6 +101,7 @@ RANGES: Mapping[ValueKind, tuple[int, int]] = {
     ValueKind.READ_PART_SIZE: (MIN_READ_PART_SIZE, MAX_PART_SIZE),
     ValueKind.THREADS: (1, MAX_THREADS),
     ValueKind.CACHE_SIZE: (1, MAX_CACHE_SIZE_MIB),
+    ValueKind.STAGED_FILE_SIZE: (1, MAX_STAGED_FILE_SIZE_MIB),
 }
 
 PATTERNS: Mapping[ValueKind, re.Pattern[str]] = {
@@ -115,6 +122,7 @@ PV_SYNTAX: Mapping[ValueKind, re.Pattern[str]] = {
     ValueKind.PART_SIZE: _DECIMAL,
     ValueKind.READ_PART_SIZE: _DECIMAL,
     ValueKind.THREADS: _DECIMAL,
+    ValueKind.STAGED_FILE_SIZE: _DECIMAL,
     ValueKind.PREFIX: re.compile(r"[A-Za-z0-9._~=+@:/-]+"),
     ValueKind.KMS_KEY_ID: re.compile(r"[A-Za-z0-9:/_.-]{1,2048}"),
     ValueKind.USER_AGENT_PREFIX: re.compile(r"[A-Za-z0-9._~/=+@:-]{1,256}"),
@@ -258,6 +266,19 @@ FLAGS: tuple[FlagSpec, ...] = (
         pv=PvStance.DENIED,
         why="the size of the volume's cache volume bounds the cache",
         default_help="leave 5% of the disk free",
+        metavar="MiB",
+    ),
+    _switch(
+        "staged-writes",
+        "allow appends, writes at any offset, truncate and read-write opens, through a local copy in the"
+        " --cache directory uploaded on close/fsync (needs --cache)",
+    ),
+    FlagSpec(
+        "max-staged-file-size",
+        ValueKind.STAGED_FILE_SIZE,
+        "largest file --staged-writes copies; larger ones fail with EFBIG",
+        default=DEFAULT_MAX_STAGED_FILE_SIZE_MIB,
+        default_help=f"{DEFAULT_MAX_STAGED_FILE_SIZE_MIB} MiB",
         metavar="MiB",
     ),
     FlagSpec(

@@ -200,3 +200,28 @@ def test_abort_goes_on_when_its_caller_is_cancelled() -> None:
         return client.calls
 
     assert ("abort",) in asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("writes", "completed", "expected"),
+    [
+        ([], False, b""),
+        ([b"abc", b"de"], False, b"abcde"),
+        ([b"x" * (PART - 1)], False, b"x" * (PART - 1)),
+        ([b"x" * PART], False, None),  # a full part went to S3: the writer cannot hand its bytes over
+        ([b"x" * 3], True, None),  # stored already
+    ],
+    ids=["nothing", "small", "just-under-a-part", "a-part-uploaded", "completed"],
+)
+def test_bytes_can_be_handed_over_only_before_any_left_for_s3(
+    writes: list[bytes], completed: bool, expected: bytes | None
+) -> None:
+    async def scenario() -> bytes | None:
+        w = writer(RecordingClient())
+        for data in writes:
+            await w.write(w.size, data)
+        if completed:
+            await w.complete()
+        return w.buffered_only()
+
+    assert asyncio.run(scenario()) == expected

@@ -25,6 +25,7 @@ from s3csi.mountflags import (
     SSE_TYPES,
     TTL_WORDS,
     FlagSpec,
+    MiB,
     PvStance,
     ValueKind,
 )
@@ -45,21 +46,39 @@ _SAMPLES: dict[ValueKind, list[tuple[str, bool]]] = {
     ValueKind.DIRECTORY: [("/var/cache/s3", True), ("", False)],
     ValueKind.TTL: [*((word, True) for word in TTL_WORDS), ("later", False)],
 }
-# What some flags need beside them to be valid at all (the rules between flags, not the flag's own range).
-_COMPANIONS: dict[str, tuple[str, str]] = {
-    "max-cache-size": ("cache", "/var/cache/s3"),
-    "sse-kms-key-id": ("sse", "aws:kms"),
+# What some flags need beside them to be valid at all (the rules between flags, not the flag's own range):
+# (name, value or None for a switch). A companion a volume may not set (--cache) is the driver's to give.
+_COMPANIONS: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "max-cache-size": (("cache", "/var/cache/s3"),),
+    "sse-kms-key-id": (("sse", "aws:kms"),),
+    "staged-writes": (("cache", "/var/cache/s3"),),
+    "max-staged-file-size": (("staged-writes", None), ("cache", "/var/cache/s3")),
 }
 
 
+def _companions(spec: FlagSpec, *, in_volume: bool) -> list[tuple[str, str | None]]:
+    return [
+        (name, value)
+        for name, value in _COMPANIONS.get(spec.name, ())
+        if (BY_NAME[name].pv is PvStance.ALLOWED) is in_volume
+    ]
+
+
 def _companion_argv(spec: FlagSpec) -> list[str]:
-    companion = _COMPANIONS.get(spec.name)
-    return [] if companion is None else [f"--{companion[0]}", companion[1]]
+    return _driver_argv(spec) + [
+        word
+        for name, value in _companions(spec, in_volume=True)
+        for word in ([f"--{name}"] if value is None else [f"--{name}", value])
+    ]
 
 
 def _companion_entries(spec: FlagSpec) -> list[str]:
-    companion = _COMPANIONS.get(spec.name)
-    return [] if companion is None else [f"{companion[0]}={companion[1]}"]
+    return [name if value is None else f"{name}={value}" for name, value in _companions(spec, in_volume=True)]
+
+
+def _driver_argv(spec: FlagSpec) -> list[str]:
+    """The companions only the driver gives (a volume may not), beside what the volume policy lets through."""
+    return [word for name, value in _companions(spec, in_volume=False) for word in (f"--{name}", value or "")]
 
 
 def _numeric_samples(spec: FlagSpec) -> list[tuple[str, bool]]:
@@ -120,14 +139,15 @@ def test_cli_settings_and_volume_policy_agree_with_the_spec(
     else:
         # What the policy lets through, in its canonical spelling, means to `s3csi mount` what the value did.
         pv_args = MountOptions.parse([*_companion_entries(spec), entry]).to_args()
-        assert _settings(*pv_args) == cli_settings
+        assert _settings(*_driver_argv(spec), *pv_args) == cli_settings
 
 
 @pytest.mark.parametrize("spec", [spec for spec in FLAGS if spec.default is not None], ids=lambda s: s.name)
 def test_an_absent_flag_takes_the_specs_default(spec: FlagSpec) -> None:
     settings = _settings()
     field = {"metadata-ttl": "metadata_ttl_s", "part-size": "read_part_size"}.get(spec.name, spec.dest)
-    assert getattr(settings, field) == spec.default
+    unit = {"max-staged-file-size": MiB}.get(spec.name, 1)  # the settings hold bytes
+    assert getattr(settings, field) == spec.default * unit
 
 
 @pytest.mark.parametrize("spec", [spec for spec in FLAGS if spec.default_from], ids=lambda s: s.name)

@@ -329,6 +329,11 @@ BAD = [
         request("sse-kms-key-id=alias/s3"), "--sse-kms-key-id needs --sse", id="kms-key-without-sse"
     ),
     pytest.param(request("sse=AES256", "sse-kms-key-id=alias/s3"), "--sse-kms-key-id", id="kms-key-with-aes"),
+    pytest.param(
+        request("max-staged-file-size=64"),
+        "--max-staged-file-size needs --staged-writes",
+        id="staged-size-without-staged-writes",
+    ),
 ]
 
 
@@ -356,9 +361,15 @@ def _kms_key_without_kms_sse(policy_input: PolicyInput) -> bool:
     return options.has("sse-kms-key-id") and options.get("sse") not in KMS_SSE_TYPES
 
 
+def _staged_size_without_staged_writes(policy_input: PolicyInput) -> bool:
+    options = MountOptions.parse(policy_input.mount_flags)
+    return options.has("max-staged-file-size") and not options.has("staged-writes")
+
+
 @given(_REQUESTS)
 def test_effective_mount_is_idempotent_and_keeps_its_promises(policy_input: PolicyInput) -> None:
     assume(not _kms_key_without_kms_sse(policy_input))
+    assume(not _staged_size_without_staged_writes(policy_input))
     mount = effective_mount(policy_input)
     again = effective_mount(replace(policy_input, mount_flags=mount.args))
     assert again == mount
@@ -381,10 +392,13 @@ def test_every_effective_mount_is_accepted_by_s3csi_mount(policy_input: PolicyIn
     # The Mountpoint Pod runs `s3csi mount BUCKET /dev/fd/N ARGS`: a mount the policy lets through must never
     # be refused there, where the error would surface only as a failed mount.
     assume(not _kms_key_without_kms_sse(policy_input))
+    assume(not _staged_size_without_staged_writes(policy_input))
     mount = effective_mount(policy_input)
     parser = argparse.ArgumentParser()
     fs_cli.add_arguments(parser)
-    flags = fs_cli.flags_from(parser.parse_args(["bucket", "/dev/fd/3", *mount.args]))
+    # --staged-writes keeps its copies in the Mountpoint Pod's cache volume: the driver gives it as --cache.
+    driver = ["--cache", "/var/cache/s3"] if "--staged-writes" in mount.args else []
+    flags = fs_cli.flags_from(parser.parse_args(["bucket", "/dev/fd/3", *driver, *mount.args]))
     settings = build_settings(flags, default_uid=1000, default_gid=1000)
     assert settings.read_only is mount.read_only
     assert settings.allow_other is mount.allow_other

@@ -13,6 +13,7 @@ from s3csi.mountflags import (
     MAX_TTL_S,
     MIN_READ_PART_SIZE,
     MIN_WRITE_PART_SIZE,
+    RANGES,
     ValueKind,
 )
 from s3csi.volume.options import ALLOWED_OPTIONS, DENIED_OPTIONS, DROPPED_OPTIONS
@@ -28,6 +29,7 @@ _VALID_VALUES: dict[ValueKind, st.SearchStrategy[str]] = {
     ValueKind.PART_SIZE: st.integers(MIN_WRITE_PART_SIZE, MAX_PART_SIZE).map(str),
     ValueKind.READ_PART_SIZE: st.integers(MIN_READ_PART_SIZE, MAX_PART_SIZE).map(str),
     ValueKind.THREADS: st.integers(1, MAX_THREADS).map(str),
+    ValueKind.STAGED_FILE_SIZE: st.integers(*RANGES[ValueKind.STAGED_FILE_SIZE]).map(str),
     ValueKind.REGION: st.text(f"{_LOWER}-", max_size=15).map(lambda middle: f"r{middle}0"),
     ValueKind.PREFIX: st.builds(
         lambda lead, segments, last, trail: f"{lead}{''.join(f'{s}/' for s in segments)}{last}{trail}",

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 MTIME = "mtime"
 ATIME = "atime"
 MODE = "mode"
+STORED_KEYS = (MTIME, ATIME, MODE)
+"""The user-metadata keys s3csi reads and writes; every other key belongs to another tool."""
 # The keys above, as they travel in HTTP headers.
 META_PREFIX = "x-amz-meta-"
 NS_PER_S = 1_000_000_000

@@ -27,6 +27,7 @@ from s3csi.fs.attributes import (
     NOTHING_STORED,
     NS_PER_S,
     PERMISSION_BITS,
+    STORED_KEYS,
     StoredAttributes,
     chown_allowed,
     combine,
@@ -36,7 +37,7 @@ from s3csi.fs.attributes import (
     shown_permissions,
 )
 from s3csi.fs.cache import DiskCache
-from s3csi.fs.errors import fail, fuse_errors
+from s3csi.fs.errors import fail, fuse_errors, repeats
 from s3csi.fs.inodes import ROOT_INODE, Inode, InodeTable, Kind, State
 from s3csi.fs.listing import DirectoryRead, DirectoryWins, Entry
 from s3csi.fs.lookups import LOOKUP_LIST_PAGES, DirectoryKnowledge, LookupSource, lookup_source
@@ -45,6 +46,15 @@ from s3csi.fs.prefetch import PrefetchPolicy
 from s3csi.fs.reader import ObjectReader
 from s3csi.fs.settings import FsSettings
 from s3csi.fs.siblings import SIBLINGS_AHEAD, SiblingReadAhead, siblings_to_fetch
+from s3csi.fs.staging import (
+    OpenPlan,
+    Refusal,
+    StagedFile,
+    StagingArea,
+    open_plan,
+    truncate_refusal,
+    within_limit,
+)
 from s3csi.fs.writer import ObjectWriter, flush_deadline
 from s3csi.s3.client import ObjectInfo, S3Client, WriteOptions
 from s3csi.s3.errors import S3Error
@@ -74,17 +84,30 @@ class OpenFile:
     inode: Inode
     reader: ObjectReader | None = None
     writer: ObjectWriter | None = None
+    # --staged-writes: the local copy this handle reads and (``writes``) writes (s3csi.fs.staging).
+    staged: StagedFile | None = None
+    writes: bool = False
+    appends: bool = False
 
 
 class S3Operations(pyfuse3.Operations):
     supports_dot_lookup = False
     enable_writeback_cache = False
 
-    def __init__(self, settings: FsSettings, client: S3Client, cache: DiskCache | None = None) -> None:
+    def __init__(
+        self,
+        settings: FsSettings,
+        client: S3Client,
+        cache: DiskCache | None = None,
+        staging: StagingArea | None = None,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.client = client
         self.cache = cache
+        self.staging = staging
+        # Inode number → its staged copy, while a handle has it open (or a truncate works on it).
+        self.staged: dict[int, StagedFile] = {}
         self.table = InodeTable(settings.prefix, mtime_ns=time.time_ns())
         self.requests = asyncio.Semaphore(settings.max_threads)
         self.read_policy = PrefetchPolicy.for_part_size(settings.read_part_size)
@@ -123,6 +146,9 @@ class S3Operations(pyfuse3.Operations):
         open_writer = self._writer_of(inode)
         if open_writer is not None:
             size = open_writer.size
+        staged = self.staged.get(inode.ino)
+        if staged is not None:
+            size = staged.size
         attrs.st_size = size
         attrs.st_blocks = (size + 511) // 512
         attrs.st_blksize = BLOCK_SIZE
@@ -462,10 +488,7 @@ class S3Operations(pyfuse3.Operations):
         if not chown_allowed(self.settings.uid, self.settings.gid, new_uid, new_gid):
             raise fail(errno.EPERM)  # ownership is the volume's; to the same owner and group, a no-op
         if fields.update_size:
-            writer = self._writer_of(found)
-            # Only the truncation an O_TRUNC open implies, of a file being written and still empty.
-            if writer is None or writer.size != attr.st_size:
-                raise fail(errno.EPERM)
+            await self._set_size(found, attr.st_size)
         changes = self._attribute_changes(found, attr, fields)
         if changes != NOTHING_STORED:
             await self._set_attributes(found, changes)
@@ -492,6 +515,9 @@ class S3Operations(pyfuse3.Operations):
             writer = self._writer_of(inode)
             if writer is not None:
                 writer.metadata = merged(writer.metadata, inode.stored)
+            staged = self.staged.get(inode.ino)
+            if staged is not None:
+                staged.dirty = True  # the attributes go with the copy's next upload
             return
         await self._store_attributes(inode, changes)
 
@@ -674,6 +700,10 @@ class S3Operations(pyfuse3.Operations):
         if found.is_dir:
             raise fail(errno.EISDIR)
         fh = self._new_fh()
+        staged = self.staged.get(found.ino)
+        if flags & os.O_ACCMODE == os.O_RDONLY and staged is not None:
+            self._open_staged(fh, found, staged, writes=False)  # the bytes this mount's writers staged
+            return pyfuse3.FileInfo(fh=fh)
         if flags & os.O_ACCMODE == os.O_RDONLY:
             if found.state is State.WRITING:
                 raise fail(errno.EBUSY)  # its bytes are not in S3 until it is closed
@@ -686,13 +716,131 @@ class S3Operations(pyfuse3.Operations):
             self.files[fh] = OpenFile(found, reader=reader)
             return pyfuse3.FileInfo(fh=fh)
         self._refuse_if_read_only()
+        plan = open_plan(
+            flags,
+            exists=staged is None or staged.stored,  # a new file staged by another handle is not in S3
+            staged_writes=self.staging is not None,
+            allow_overwrite=self.settings.allow_overwrite,
+        )
+        if isinstance(plan, Refusal):
+            # S3 objects cannot be modified in place; replacing one needs --allow-overwrite and O_TRUNC,
+            # changing one needs --staged-writes.
+            self._log_refusal("open for writing", found, plan)
+            raise fail(plan.errno)
+        if staged is not None:
+            # Another writer of a staged file: both write the one copy, as on a local file system.
+            if flags & os.O_TRUNC:
+                await staged.truncate(0)
+            self._open_staged(fh, found, staged, writes=True, flags=flags)
+            return pyfuse3.FileInfo(fh=fh)
         if found.state is State.WRITING:
             raise fail(errno.EBUSY)
-        if not flags & os.O_TRUNC or not self.settings.allow_overwrite:
-            # S3 objects cannot be modified in place; replacing one needs --allow-overwrite and O_TRUNC.
-            raise fail(errno.EPERM)
-        self._start_writing(fh, found)
+        if plan is OpenPlan.STREAM:
+            self._start_writing(fh, found)
+        else:
+            staged = await self._stage(found, copy=plan is OpenPlan.STAGE_COPY)
+            self._open_staged(fh, found, staged, writes=True, flags=flags)
         return pyfuse3.FileInfo(fh=fh)
+
+    def _log_refusal(self, what: str, inode: Inode, refusal: Refusal) -> None:
+        repeats.log(
+            log,
+            logging.INFO,
+            ("refused", what, refusal.needs),
+            "%s of s3://%s/%s refused: it needs %s (docs/filesystem.md)",
+            what,
+            self.settings.bucket,
+            inode.key,
+            refusal.needs,
+        )
+
+    async def _stage(self, inode: Inode, *, copy: bool, size: int | None = None) -> StagedFile:
+        """A staged copy of ``inode``, registered as its copy: the object's first ``size`` bytes (all
+        of them when None) when ``copy``, else empty. Raises EFBIG past ``--max-staged-file-size``."""
+        if self.staging is None:
+            raise fail(errno.EPERM)
+        if copy:
+            # Always asked, whatever --metadata-ttl says: a size known from before another client changed
+            # the object would cut its tail off when the copy is uploaded.
+            await self._refresh(inode)
+        length = min(inode.size, inode.size if size is None else size) if copy else 0
+        if not within_limit(length, self.staging.limit):
+            raise fail(errno.EFBIG)
+        staged = await self.staging.new_copy(stored=True, dirty=not copy)
+        try:
+            await staged.fill(
+                self.client,
+                self.settings.bucket,
+                inode.key,
+                size=length,
+                part_size=self.settings.read_part_size,
+                requests=self.requests,
+            )
+        except BaseException:
+            staged.close()
+            raise
+        joined = self.staged.get(inode.ino)
+        if joined is None and (not inode.linked or inode.state is State.WRITING):
+            # Deleted, or opened to be replaced on the fast path, while it was copied.
+            staged.close()
+            raise fail(errno.EBUSY if inode.linked else errno.ENOENT)
+        if joined is not None:
+            # Another open staged the same file while this one downloaded: share its copy.
+            staged.close()
+            if not copy:
+                await joined.truncate(0)
+            return joined
+        self.read_ahead.drop(inode.key)
+        self.staged[inode.ino] = staged
+        self.table.set_state(inode, State.WRITING)
+        return staged
+
+    def _open_staged(
+        self, fh: int, inode: Inode, staged: StagedFile, *, writes: bool, flags: int = os.O_RDONLY
+    ) -> None:
+        staged.handles += 1
+        self.files[fh] = OpenFile(inode, staged=staged, writes=writes, appends=bool(flags & os.O_APPEND))
+
+    async def _set_size(self, inode: Inode, size: int) -> None:
+        """truncate/ftruncate: of a staged copy, or (--staged-writes) of a closed object through one; of
+        a file being written, only the truncation an O_TRUNC open implies while it is still empty."""
+        staged = self.staged.get(inode.ino)
+        if staged is not None:
+            self._content_changed(inode)
+            await staged.truncate(size)
+            return
+        writer = self._writer_of(inode)
+        if writer is not None or inode.state is not State.REMOTE:
+            if writer is not None and writer.size == size:
+                return
+            handle = next((f for f in self.files.values() if writer is not None and f.writer is writer), None)
+            if handle is None or await self._stage_written(handle) is None:
+                raise fail(errno.EPERM)
+            await self._set_size(inode, size)
+            return
+        refusal = truncate_refusal(
+            staged_writes=self.staging is not None, allow_overwrite=self.settings.allow_overwrite
+        )
+        if refusal is not None:
+            self._log_refusal("truncate", inode, refusal)
+            raise fail(refusal.errno)
+        if inode.valid_until <= time.monotonic():
+            await self._refresh(inode)
+        if size == inode.size:
+            return
+        if self.staged.get(inode.ino) is not None:
+            await self._set_size(inode, size)  # opened while S3 was asked
+            return
+        # truncate(2) of a file nobody has open: a copy of what stays, and the upload now (no close follows).
+        staged = await self._stage(inode, copy=True, size=size)
+        staged.handles += 1
+        try:
+            await staged.truncate(size)
+            await self._upload_staged(inode, staged)
+        finally:
+            staged.handles -= 1
+            if staged.handles == 0:
+                self._retire_staged(inode, staged)
 
     def _reader(self, inode: Inode) -> ObjectReader:
         return ObjectReader(
@@ -764,9 +912,24 @@ class S3Operations(pyfuse3.Operations):
         if not self.settings.allow_overwrite and await self._head(parent.key + text) is not None:
             # The kernel believed the name free (a cached negative entry), but S3 has it now.
             raise fail(errno.EEXIST)
+        plan = open_plan(
+            flags,
+            exists=False,
+            staged_writes=self.staging is not None,
+            allow_overwrite=self.settings.allow_overwrite,
+        )
+        staged = None
+        if self.staging is not None and plan is OpenPlan.STAGE_EMPTY:
+            staged = await self.staging.new_copy(stored=False, dirty=True)
         inode = self.table.upsert(parent.ino, text, Kind.FILE, valid_until=0.0, state=State.WRITING)
         fh = self._new_fh()
-        self._start_writing(fh, inode)
+        if staged is None:
+            self._start_writing(fh, inode)
+        else:
+            self.read_ahead.drop(inode.key)
+            inode.size, inode.mtime_ns = 0, time.time_ns()
+            self.staged[inode.ino] = staged
+            self._open_staged(fh, inode, staged, writes=True, flags=flags)
         self.table.remember(inode)
         return pyfuse3.FileInfo(fh=fh), self.attributes(inode)
 
@@ -776,6 +939,8 @@ class S3Operations(pyfuse3.Operations):
         handle = self.files.get(fh)
         if handle is None:
             raise fail(errno.EBADF)
+        if handle.staged is not None:
+            return await handle.staged.read(off, size)
         if handle.reader is None:
             raise fail(errno.EBUSY)  # reading back a file being written
         return await handle.reader.read(off, size)
@@ -783,11 +948,50 @@ class S3Operations(pyfuse3.Operations):
     @fuse_errors
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         handle = self.files.get(fh)
+        if handle is not None and handle.staged is not None and handle.writes:
+            if handle.appends and off != handle.staged.size:
+                # The kernel took the end from a size it was told before another client changed the object:
+                # the append goes to the real end, and the kernel's stale size and pages are dropped.
+                self._invalidate_soon(handle.inode.ino)
+            self._content_changed(handle.inode)
+            return await handle.staged.write(off, buf, append=handle.appends)
         if handle is None or handle.writer is None:
             raise fail(errno.EBADF)
         if handle.writer.reopen_if_empty(off):
             self.table.set_state(handle.inode, State.WRITING)
+        staged = await self._stage_written(handle) if off != handle.writer.size else None
+        if staged is not None:
+            return await staged.write(off, buf)
         return await handle.writer.write(off, buf)
+
+    def _invalidate_soon(self, ino: int) -> None:
+        """Have the kernel forget its attributes and pages of ``ino``, once this request is answered: in
+        a worker thread, since the kernel may wait for the pages the request holds."""
+
+        def invalidate() -> None:
+            try:
+                pyfuse3.invalidate_inode(ino, attr_only=False)
+            except OSError as exc:  # the inode is gone from the kernel meanwhile, or a kernel without it
+                log.debug("cannot invalidate inode %d: %s", ino, exc)
+
+        asyncio.get_running_loop().run_in_executor(None, invalidate)
+
+    async def _stage_written(self, handle: OpenFile) -> StagedFile | None:
+        """--staged-writes: a file on the fast path written out of order, or truncated, before any of it
+        left for S3 (less than one part written) moves to a staged copy, which this returns."""
+        if self.staging is None or handle.writer is None or handle.writer.buffered_only() is None:
+            return None
+        staged = await self.staging.new_copy(stored=handle.inode.etag is not None, dirty=True)
+        data = handle.writer.buffered_only() if handle.writer is not None else None  # again, after the wait
+        if data is None or not within_limit(len(data), self.staging.limit):
+            staged.close()
+            return None
+        # Nothing was sent to S3, so there is nothing to abort: the writer is simply dropped.
+        handle.writer, handle.staged, handle.writes = None, staged, True
+        staged.handles += 1
+        self.staged[handle.inode.ino] = staged
+        await staged.write(0, data)
+        return staged
 
     async def _finish_upload(self, handle: OpenFile) -> None:
         writer, inode = handle.writer, handle.inode
@@ -810,22 +1014,81 @@ class S3Operations(pyfuse3.Operations):
             # Set (futimens, fchmod) after a multipart upload had begun with the metadata it had then.
             await self._store_attributes(inode, decode(writer.metadata))
 
+    def _content_changed(self, inode: Inode) -> None:
+        """A write or truncate of a staged copy: the file's times become those of its upload (unless set
+        again afterwards); its mode stays (a narrowed file stays narrow)."""
+        inode.stored = StoredAttributes(mode=inode.stored.mode)
+
+    async def _upload_staged(self, inode: Inode, staged: StagedFile) -> None:
+        """The staged copy to S3 when it has changes S3 lacks (every close and fsync: durable when they
+        return). On failure the copy stays as it is, and the next close or fsync tries again. The upload
+        replaces the object, so it carries the file's stored attributes and every other tool's metadata."""
+        writer = ObjectWriter(
+            self.client,
+            self.settings.bucket,
+            inode.key,
+            self.settings.write_part_size,
+            self.write_options,
+            self.requests,
+            flush_deadline_s=flush_deadline(self.client.settings.request_timeout_s),
+        )
+        others = {key: value for key, value in (inode.metadata or {}).items() if key not in STORED_KEYS}
+        writer.metadata = merged(others, inode.stored)
+        try:
+            done = await staged.upload(writer)
+        except BaseException:
+            log.error("upload of s3://%s/%s failed: its changes are not stored", writer.bucket, writer.key)
+            raise
+        if done is not None:
+            inode.size, inode.etag, inode.mtime_ns = done.size, done.etag, time.time_ns()
+            sent = writer.sent_metadata or {}
+            inode.stored, inode.stored_for, inode.metadata = decode(sent), (done.etag, None), sent or None
+            self._mark_ancestors_remote(inode)
+
+    def _retire_staged(self, inode: Inode, staged: StagedFile) -> None:
+        """The last handle of a staged copy is gone: the copy goes, S3's object stands for the file."""
+        if self.staged.get(inode.ino) is staged:
+            del self.staged[inode.ino]
+        staged.close()
+        if staged.dirty:
+            log.error(
+                "s3://%s/%s closed with changes that are not stored (their upload failed)",
+                self.settings.bucket,
+                inode.key,
+            )
+        if staged.stored:
+            self.table.set_state(inode, State.REMOTE)
+            # A failed upload leaves S3's object as it was: ask S3 again rather than trust the copy.
+            inode.valid_until = 0.0 if staged.dirty else self._expiry()
+        elif inode.linked and inode.state is State.WRITING:
+            self.table.unlink(inode.parent, inode.name)
+
     @fuse_errors
     async def flush(self, fh: int) -> None:
         handle = self.files.get(fh)
-        if handle is not None:
+        if handle is not None and handle.staged is not None:
+            if handle.writes:
+                await self._upload_staged(handle.inode, handle.staged)
+        elif handle is not None:
             await self._finish_upload(handle)
 
     @fuse_errors
     async def fsync(self, fh: int, datasync: bool) -> None:
         handle = self.files.get(fh)
-        if handle is not None:
+        if handle is not None and handle.staged is not None:
+            await self._upload_staged(handle.inode, handle.staged)
+        elif handle is not None:
             await self._finish_upload(handle)
 
     @fuse_errors
     async def release(self, fh: int) -> None:
         handle = self.files.pop(fh, None)
         if handle is None:
+            return
+        if handle.staged is not None:
+            handle.staged.handles -= 1
+            if handle.staged.handles == 0:
+                self._retire_staged(handle.inode, handle.staged)
             return
         if handle.reader is not None:
             handle.reader.close()
@@ -1003,6 +1266,20 @@ class S3Operations(pyfuse3.Operations):
         the keys that did not reach S3, after logging each."""
         lost = []
         for fh, handle in list(self.files.items()):
+            if handle.staged is not None:
+                self.files.pop(fh, None)
+                if handle.staged.dirty and handle.writes and handle.inode.key not in lost:
+                    lost.append(handle.inode.key)
+                    log.error(
+                        "unmounted while s3://%s/%s was still open for writing with changes not uploaded:"
+                        " they are not stored",
+                        self.settings.bucket,
+                        handle.inode.key,
+                    )
+                handle.staged.handles -= 1
+                if handle.staged.handles == 0:
+                    handle.staged.close()
+                continue
             writer = handle.writer
             if writer is None or writer.completed is not None:
                 continue

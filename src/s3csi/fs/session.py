@@ -22,6 +22,7 @@ from s3csi.fs.cache import DiskCache
 from s3csi.fs.operations import S3Operations
 from s3csi.fs.prefetch import PrefetchPolicy
 from s3csi.fs.settings import READ_AHEAD_KIB, FsSettings
+from s3csi.fs.staging import StagingArea
 from s3csi.kernel.mountinfo import parse_mountinfo, read_ahead_path
 from s3csi.s3.client import S3Client
 from s3csi.s3.credentials import default_credential_provider
@@ -70,6 +71,7 @@ async def _serve(
     s3 = s3_settings(settings, env)
     client = S3Client(s3, None if s3.no_sign_request else default_credential_provider(env))
     cache: DiskCache | None = None
+    staging: StagingArea | None = None
     try:
         # Like mount-s3: fail before mounting when the bucket (or prefix) cannot be listed.
         await client.list_objects_v2(settings.bucket, prefix=settings.prefix, max_keys=1)
@@ -77,7 +79,11 @@ async def _serve(
             cache = await asyncio.get_running_loop().run_in_executor(
                 None, DiskCache.create, settings.cache_dir, settings.max_cache_size
             )
-        operations = S3Operations(settings, client, cache)
+        if settings.staged_writes and settings.cache_dir is not None:
+            staging = await asyncio.get_running_loop().run_in_executor(
+                None, StagingArea.create, settings.cache_dir, settings.max_staged_file_size
+            )
+        operations = S3Operations(settings, client, cache, staging)
         loop = asyncio.get_running_loop()
 
         def initialized() -> None:
@@ -99,6 +105,8 @@ async def _serve(
         if cache is not None:
             log.info("cache: %d parts read from disk, %d fetched", cache.hits, cache.misses)
             await cache.close()
+        if staging is not None:
+            await staging.close()
 
 
 def _set_read_ahead(mountpoint: str, kib: int) -> None:

@@ -20,6 +20,7 @@ from s3csi.mountflags import (
     CACHED_METADATA_TTL_S,
     DEFAULT_DIR_MODE,
     DEFAULT_FILE_MODE,
+    DEFAULT_MAX_STAGED_FILE_SIZE_MIB,
     DEFAULT_MAX_THREADS,
     DEFAULT_PART_SIZE,
     KMS_SSE_TYPES,
@@ -73,6 +74,10 @@ class FsSettings:
     negative_metadata_ttl_s: float = MINIMAL_TTL_S
     cache_dir: str | None = None
     max_cache_size: int | None = None
+    # Appends, writes at any offset, truncate and read-write opens through a copy in a sub-directory of
+    # cache_dir (fs/staging.py), files up to max_staged_file_size bytes.
+    staged_writes: bool = False
+    max_staged_file_size: int = DEFAULT_MAX_STAGED_FILE_SIZE_MIB * MiB
     read_part_size: int = DEFAULT_PART_SIZE
     write_part_size: int = DEFAULT_PART_SIZE
     # Most S3 requests in flight at once (reads, part uploads, listings together).
@@ -229,13 +234,22 @@ def build_settings(flags: FsFlags, *, default_uid: int, default_gid: int) -> FsS
         raise InvalidArgument("--allow-other and --allow-root cannot be used together")
     if on("auto-unmount") and fuse_fd is not None:
         raise InvalidArgument("--auto-unmount: a /dev/fd/N mount is unmounted by the parent that mounted it")
-    if on("read-only") and (on("allow-delete") or on("allow-overwrite") or on("allow-rename")):
+    if on("read-only") and (
+        on("allow-delete") or on("allow-overwrite") or on("allow-rename") or on("staged-writes")
+    ):
         raise InvalidArgument(
-            "--read-only cannot be combined with --allow-delete, --allow-overwrite or --allow-rename"
+            "--read-only cannot be combined with --allow-delete, --allow-overwrite, --allow-rename"
+            " or --staged-writes"
         )
     cache = _text(flags, "cache")
     if flags.text("max-cache-size") is not None and cache is None:
         raise InvalidArgument("--max-cache-size needs --cache")
+    if on("staged-writes") and cache is None:
+        raise InvalidArgument(
+            "--staged-writes needs --cache DIR: the staged copies are kept in that directory"
+        )
+    if flags.text("max-staged-file-size") is not None and not on("staged-writes"):
+        raise InvalidArgument("--max-staged-file-size needs --staged-writes")
     sse = _text(flags, "sse")
     if flags.text("sse-kms-key-id") is not None and sse not in KMS_SSE_TYPES:
         raise InvalidArgument(f"--sse-kms-key-id needs --sse {' or --sse '.join(KMS_SSE_TYPES)}")
@@ -269,6 +283,8 @@ def build_settings(flags: FsFlags, *, default_uid: int, default_gid: int) -> FsS
         negative_metadata_ttl_s=_ttl(flags, "negative-metadata-ttl", metadata_ttl),
         cache_dir=cache,
         max_cache_size=max_cache_size * MiB if max_cache_size else None,
+        staged_writes=on("staged-writes"),
+        max_staged_file_size=_number(flags, "max-staged-file-size", DEFAULT_MAX_STAGED_FILE_SIZE_MIB) * MiB,
         read_part_size=_number(flags, "read-part-size", part_size),
         write_part_size=_number(flags, "write-part-size", part_size),
         max_threads=_number(flags, "max-threads", DEFAULT_MAX_THREADS),

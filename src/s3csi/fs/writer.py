@@ -120,6 +120,13 @@ class ObjectWriter:
         self.completed, self._completing, self.failure = None, None, None
         return True
 
+    def buffered_only(self) -> bytes | None:
+        """Every byte written so far, when none has left for S3 yet (no part uploaded or waiting, nothing
+        completed), so a writer that turns out not to be sequential can move them elsewhere; else None."""
+        if self._upload_id is not None or self._full or self._completing is not None or self.completed:
+            return None
+        return bytes(memoryview(self._part)[: self._filled]) if self._part is not None else b""
+
     async def complete(self) -> Completed:
         """Finish the upload (once; concurrent and later callers share the outcome)."""
         if self.completed is not None:

@@ -156,6 +156,7 @@ _CANONICAL: Mapping[ValueKind, Callable[[str], str]] = {
     ValueKind.PART_SIZE: _canonical_int(ValueKind.PART_SIZE),
     ValueKind.READ_PART_SIZE: _canonical_int(ValueKind.READ_PART_SIZE),
     ValueKind.THREADS: _canonical_int(ValueKind.THREADS),
+    ValueKind.STAGED_FILE_SIZE: _canonical_int(ValueKind.STAGED_FILE_SIZE),
     ValueKind.REGION: _matching(PATTERNS[ValueKind.REGION]),
     ValueKind.PREFIX: _canonical_prefix,
     ValueKind.STORAGE_CLASS: _matching(PATTERNS[ValueKind.STORAGE_CLASS]),

@@ -4,7 +4,8 @@
 mount-s3 argument list. The rules, in the order they apply:
 
 1. The access mode must be one s3csi supports (:data:`SUPPORTED_ACCESS_MODES`), and options that only work
-   together must come together (``--sse-kms-key-id`` needs ``--sse=aws:kms`` or ``--sse=aws:kms:dsse``).
+   together must come together (``--sse-kms-key-id`` needs ``--sse=aws:kms`` or ``--sse=aws:kms:dsse``;
+   ``--max-staged-file-size`` needs ``--staged-writes``, whose ``--cache`` directory the driver gives).
 2. **fsGroup** (kubelet's ``volume_mount_group``) *overrides* ``--gid`` (the pod-level intent wins) and
    adds ``--allow-other`` when absent; ``--uid`` is untouched.
 3. **fsUser** (the pod annotation ``s3csi.io/fs-user``, else the volume attribute ``fsUser``; the pod's
@@ -14,7 +15,8 @@ mount-s3 argument list. The rules, in the order they apply:
    owner-only ``--dir-mode=700 --file-mode=600`` that ssh and psql demand.
 5. **read-only** when the request says so, the access mode is ``*_READER_ONLY``, or the options hold
    ``--read-only``: ``--read-only`` is in the arguments and nothing drops it. The write permissions
-   ``--allow-delete``, ``--allow-overwrite`` and ``--allow-rename`` are removed: they cannot apply.
+   ``--allow-delete``, ``--allow-overwrite``, ``--allow-rename`` and ``--staged-writes`` (with its
+   ``--max-staged-file-size``) are removed: they cannot apply.
 6. ``--allow-other`` lets every uid in, root included, so it replaces ``--allow-root`` (FUSE refuses both);
    without ``--allow-other``, ``--allow-root`` is added because the Mountpoint Pod runs as uid 1000 and a
    workload running as root must still reach its volume.
@@ -87,7 +89,13 @@ _DEFAULT_MODES = {  # keyed by "has an fsGroup"
     True: (FS_GROUP_DIR_MODE, FS_GROUP_FILE_MODE),
     False: (FS_USER_DIR_MODE, FS_USER_FILE_MODE),
 }
-_WRITE_PERMISSIONS = ("allow-delete", "allow-overwrite", "allow-rename")
+_WRITE_PERMISSIONS = (
+    "allow-delete",
+    "allow-overwrite",
+    "allow-rename",
+    "staged-writes",
+    "max-staged-file-size",
+)
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,8 @@ def effective_mount(request: PolicyInput) -> EffectiveMount:
     options = MountOptions.parse(request.mount_flags)
     if options.has("sse-kms-key-id") and options.get("sse") not in KMS_SSE_TYPES:
         raise InvalidArgument("mount option --sse-kms-key-id needs --sse=aws:kms or --sse=aws:kms:dsse")
+    if options.has("max-staged-file-size") and not options.has("staged-writes"):
+        raise InvalidArgument("mount option --max-staged-file-size needs --staged-writes")
     fs_group = _fs_group(request.volume_mount_group)
     fs_user = _fs_user(request.fs_user_annotation, request.volume_fs_user)
 
