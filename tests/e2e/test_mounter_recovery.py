@@ -5,15 +5,18 @@ target as a container with HostToContainer propagation does, and ``kill -9`` of 
 
 from __future__ import annotations
 
+import errno
 import re
 import statistics
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
 from s3csi.demo.s3server import EmbeddedS3Server
+from s3csi.kernel.mount import find_mount
 from tests.e2e.node_support import Node, node
 from tests.polling import wait_until
 from tests.recovery_support import (
@@ -150,3 +153,32 @@ def test_a_crash_loop_backs_off_without_spinning(s3_server: EmbeddedS3Server, s3
         assert cpu < 0.25 * elapsed, (cpu, elapsed)
         assert the_node.unpublish(target) == (OK, "")
         assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
+
+
+def test_a_read_only_volume_comes_back_read_only(the_node: Node, s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="a.txt", Body=b"a")
+    target = the_node.target()
+    request = the_node.publish_request(
+        target, bucket, mount_flags=("allow-other",), fs_group=1001, readonly=True
+    )
+    assert the_node.publish(request) == (OK, "")
+    mounter = the_mounter(the_node)
+    before = find_mount(target)
+    assert before is not None and before.read_only
+    kill_mounter(mounter)
+    the_mounter(the_node, other_than=mounter)
+    assert wait_until(lambda: _reads(f"{target}/a.txt")), "the read-only volume did not serve again"
+    after = find_mount(target)
+    assert after is not None and after.read_only and after.device != before.device
+    with pytest.raises(OSError) as refused:
+        Path(target, "new.txt").write_bytes(b"x")
+    assert refused.value.errno == errno.EROFS
+    assert the_node.unpublish(target) == (OK, "")
+    assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
+
+
+def _reads(path: str) -> bool:
+    try:
+        return Path(path).read_bytes() == b"a"
+    except OSError:
+        return False
