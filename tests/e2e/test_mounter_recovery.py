@@ -182,3 +182,28 @@ def _reads(path: str) -> bool:
         return Path(path).read_bytes() == b"a"
     except OSError:
         return False
+
+
+def test_a_publish_right_after_the_crash_remounts_once(the_node: Node, s3: Any, bucket: str) -> None:
+    """A NodePublishVolume of the key that arrives while the watch's recovery runs, or before it: the two
+    take the key's lock in turn, the session is remounted once, and both targets read the new one."""
+    target = publish(the_node, bucket, s3)
+    mounter = the_mounter(the_node)
+    kill_mounter(mounter)
+    joining = the_node.target()
+    request = the_node.publish_request(joining, bucket, mount_flags=("allow-other",), fs_group=1001)
+    assert the_node.publish(request) == (OK, "")
+    assert the_mounter(the_node, other_than=mounter)
+    for path in (target, joining):
+        assert wait_until(lambda p=path: _reads_name(f"{p}/a.txt")), path
+    assert the_node.driver.log().count("remounting its FUSE session") == 1, the_node.driver.log()
+    for path in (target, joining):
+        assert the_node.unpublish(path) == (OK, "")
+    assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
+
+
+def _reads_name(path: str) -> bool:
+    try:
+        return Path(path).read_bytes() == b"a.txt" * 100
+    except OSError:
+        return False
