@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +153,28 @@ def test_off_serves_no_propagation_path(tmp_path: Path) -> None:
         assert post(process.connect(), MOUNT_PROPAGATION_PATH, body).status == 404
     finally:
         assert process.terminate() == 0, process.log()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--mount-propagation=off", "--kube-api-url=https://127.0.0.1:6443"],
+            "--kube-api-url applies to --mount-propagation HostToContainer only",
+        ),
+        (["--kube-api=off", "--kube-token-file=/x"], "--kube-token-file contradicts --kube-api off"),
+        (["--mount-propagation=Bidirectional"], "invalid choice: 'Bidirectional'"),
+    ],
+)
+def test_contradicting_flags_are_refused_naming_the_flag(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "s3csi", "webhook", "--cert", "c", "--key", "k", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
