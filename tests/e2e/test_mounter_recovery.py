@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import re
 import statistics
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,3 +208,23 @@ def _reads_name(path: str) -> bool:
         return Path(path).read_bytes() == b"a.txt" * 100
     except OSError:
         return False
+
+
+def test_a_target_the_remount_did_not_reach_is_rebound_by_a_republish(
+    the_node: Node, s3: Any, bucket: str
+) -> None:
+    """A target bound when sources were not shared mounts (an older driver) is no peer of its source: the
+    remount does not reach it and it keeps failing with ENOTCONN, until kubelet publishes it again, which
+    binds it to the live session."""
+    target = publish(the_node, bucket, s3)
+    subprocess.run(["mount", "--make-private", target], check=True)
+    mounter = the_mounter(the_node)
+    kill_mounter(mounter)
+    the_mounter(the_node, other_than=mounter)
+    assert wait_until(lambda: "FUSE session remounted" in the_node.driver.log()), the_node.driver.log()
+    assert not _reads_name(f"{target}/a.txt")
+    request = the_node.publish_request(target, bucket, mount_flags=("allow-other",), fs_group=1001)
+    assert the_node.publish(request) == (OK, "")
+    assert _reads_name(f"{target}/a.txt")
+    assert the_node.unpublish(target) == (OK, "")
+    assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()

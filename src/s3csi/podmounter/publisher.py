@@ -249,7 +249,9 @@ class PodMounterPublisher:
             table = mountinfo()
             source_mount = find_mount(source, table)
         target_mount = find_mount(target, table)
-        if target_mount is not None and self._orphaned(target_mount, table):
+        if target_mount is not None and (
+            self._orphaned(target_mount, table) or self._left_behind(target_mount, source_mount, name, table)
+        ):
             # kubelet publishes a target again when it finds it broken (ENOTCONN): its Mountpoint Pod
             # is gone, so the target gets the mount of a live one.
             log.warning("replacing the dead mount at the target", extra=_context(spec, target, name))
@@ -569,6 +571,19 @@ class PodMounterPublisher:
     def _orphaned(self, mounted: MountInfo, table: list[MountInfo]) -> bool:
         """A bind of a Mountpoint Pod that was retired after it died: no source serves it any more."""
         return mounted.fstype == FUSE_FSTYPE and self._source_name(mounted, table) is None
+
+    def _left_behind(
+        self, mounted: MountInfo, source: MountInfo | None, name: str, table: list[MountInfo]
+    ) -> bool:
+        """A bind of a dead session of this very source that the remount did not reach: bound before
+        sources were shared mounts (an older driver), so it still shows the dead layer beneath the live
+        one."""
+        return (
+            mounted.fstype == FUSE_FSTYPE
+            and source is not None
+            and mounted.device != source.device
+            and self._source_name(mounted, table) == name
+        )
 
     def _source_name(self, mounted: MountInfo, table: list[MountInfo]) -> str | None:
         for entry in table:
