@@ -27,8 +27,9 @@ that serve nobody, and kubelet removes their emptyDir.
 
 Which Mountpoint Pod, and which run of its container (``restartCount``), took a key's FUSE session is
 recorded in ``STATE/kubernetes/<key>.json``: a mounter that kubelet restarted serves no session, so
-``running`` is false for it and the publisher replaces the session on the key's next publish, as with a
-local mounter that died.
+``running`` is false for it; ``watch`` tells the publisher as soon as the pod watch shows it, and
+``restart`` waits for the new run, to which the publisher hands a session mounted where the dead one was
+(docs/architecture.md, "Mountpoint Pod crash recovery").
 
 The runtime keeps two watches, narrowed to this node: the attachments (``spec.nodeName``) and the Mountpoint
 Pods in the mounter namespace (``spec.nodeName``). ``find``, ``running`` and ``list`` answer from them, so a
