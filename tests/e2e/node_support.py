@@ -154,7 +154,7 @@ class Node:
     def leftovers(self) -> list[str]:
         """Everything a clean node would not have: mounts, mounters, sockets, pod and source dirs."""
         found = [f"mount {m}" for m in self.mounts()] + [f"mounter pid {p}" for p in self.mounters()]
-        for sub in ("pods", "sources", "targets"):
+        for sub in ("pods", "sources", "sessions", "targets"):
             directory = self.state_dir / sub
             if directory.exists():
                 found += [f"{sub}/{entry}" for entry in os.listdir(directory)]

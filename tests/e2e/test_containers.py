@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -494,3 +495,52 @@ def test_a_cache_volume_holds_the_mountpoint_pods_read_cache(node: Node, bucket:
     assert session.name.startswith("s3csi-cache-") and session.stat().st_uid == 1000
     assert sum(part.stat().st_size for part in session.iterdir()) == len(body)
     assert node.unpublish(request) == (grpc.StatusCode.OK, "")
+
+
+def test_a_workload_container_reads_again_after_its_mounter_container_is_killed(
+    node: Node, bucket: str, s3: Any
+) -> None:
+    """Crash recovery with real containers (docs/architecture.md, "Mountpoint Pod crash recovery"): the
+    Mountpoint Pod's container is killed, the test kubelet restarts it, the chart's node plugin remounts the
+    session at the source, and a workload container that received its target with HostToContainer (as the
+    webhook sets it) reads again in the same run."""
+    s3.put_object(Bucket=bucket, Key="kept.txt", Body=b"kept")
+    pv, claim = controller_support.volume(node.api, "crash-data", namespace=TEAM, bucket=bucket)
+    workload = node.api.add(
+        controller_support.workload("app-1", claim, namespace=TEAM, node=NODE, fs_group=2000)
+    )
+    node.start_node_plugin()
+    node.start_controller()
+    request = publish_request(
+        node.kubelet, workload, pv=pv, volume_id=bucket, attributes={"bucketName": bucket}, fs_group=2000
+    )
+    assert node.publish(request) == (grpc.StatusCode.OK, ""), node.log("node") + node.log("controller")
+    [mountpoint] = node.api.items("Pod", DEFAULT_NAMESPACE)
+    uid = mountpoint["metadata"]["uid"]
+    # Reads every 50 ms; says when reads fail, and exits 0 at the first read that works again after that.
+    script = (
+        ": > /data/started.txt; failed=0; while true; do "
+        "if cat /data/kept.txt >/dev/null 2>&1; then "
+        '[ "$failed" = 1 ] && { echo recovered; exit 0; }; '
+        'else [ "$failed" = 0 ] && echo failing; failed=1; fi; sleep 0.05; done'
+    )
+    with ThreadPoolExecutor(1) as pool:
+        reader = pool.submit(node.workload, "reader", request.target_path, script)
+        assert wait_until(
+            lambda: (Path(request.target_path) / "started.txt").exists() or reader.done(), within=120
+        )
+        pid = podman("inspect", "--format", "{{.State.Pid}}", node.kubelet.names[uid]).stdout.strip()
+        os.kill(int(pid), signal.SIGKILL)
+        out = reader.result(timeout=180)
+    assert out == "exit 0\nfailing\nrecovered\n", out + node.log("node")
+    assert "remounting its FUSE session under 1 targets" in node.log("node")
+    [status] = node.api.get("Pod", DEFAULT_NAMESPACE, mountpoint["metadata"]["name"])["status"][
+        "containerStatuses"
+    ]
+    assert status["restartCount"] == 1, status
+
+    assert node.unpublish(request) == (grpc.StatusCode.OK, "")
+    node.api.remove("Pod", TEAM, workload["metadata"]["name"])
+    assert not any(m.endswith("/mount") for m in node.mounts()), node.mounts()
+    assert wait_until(lambda: not node.api.items("Pod", DEFAULT_NAMESPACE), within=60), node.log("controller")
+    assert wait_until(lambda: not node.kubelet.containers, within=60)

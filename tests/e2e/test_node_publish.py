@@ -222,9 +222,14 @@ def test_kill_9_of_the_driver_disturbs_no_mount_and_a_new_driver_cleans_up(
 
 
 def test_a_dead_mountpoint_pod_is_replaced_for_the_next_pod(the_node: Node, s3: Any, bucket: str) -> None:
+    """A session that cannot be remounted where it is (here: mounted by a driver that kept no record of
+    how, as before crash recovery existed) is replaced for the next pod; its old targets stay broken
+    until kubelet publishes them again. tests/e2e/test_mounter_recovery.py covers the remount."""
     old, new, abandoned = the_node.target(), the_node.target(), the_node.target()
     assert the_node.publish(the_node.publish_request(old, bucket, fs_group=1001)) == (OK, "")
     assert the_node.publish(the_node.publish_request(abandoned, bucket, fs_group=1001)) == (OK, "")
+    for record in (the_node.state_dir / "sessions").iterdir():
+        record.unlink()
     [dead] = the_node.mounters()
     os.kill(dead, signal.SIGKILL)
     assert wait_until(lambda: dead not in the_node.mounters())

@@ -9,9 +9,7 @@ dynamic examples run ``s3csi controller`` itself."""
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -32,6 +30,9 @@ from tests.kube_fake import FakeKubeApi
 from tests.kubelet_fake import publish_request
 from tests.kubernetes_support import MOUNTERS, NODE, TEAM, WAIT_S, Cluster, provision, running_cluster
 from tests.polling import wait_until, wait_until_async
+from tests.recovery_support import await_recovery, await_written_after, kill_mounter, start_workload
+
+RECOVERY_FILES = ["a.txt", "b.txt", "c.txt"]
 
 
 @pytest.fixture
@@ -138,36 +139,40 @@ def test_a_restarted_node_plugin_adopts_its_mounts(cluster: Cluster, bucket: str
     assert cluster.mounts() == []
 
 
-def test_a_mounter_restarted_by_kubelet_gets_a_new_session(cluster: Cluster, bucket: str, s3: Any) -> None:
-    """The mounter dies; kubelet restarts its container (restartCount 1). The next publish of the key sees
-    that the session went to the previous run and replaces it; a target kubelet publishes again works."""
-    s3.put_object(Bucket=bucket, Key="kept.txt", Body=b"kept")
+def test_a_mounter_restarted_by_kubelet_gets_its_session_back(cluster: Cluster, bucket: str, s3: Any) -> None:
+    """The mounter dies; kubelet restarts its container (restartCount 1). The node plugin sees in its pod
+    watch that the run which took the session ended, waits for the new run to listen, and mounts a new
+    session on top of the dead one at the source: a workload in its own mount namespace (HostToContainer)
+    reads again, without a republish and without a restart (docs/architecture.md, "Mountpoint Pod crash
+    recovery")."""
+    for name in RECOVERY_FILES:
+        s3.put_object(Bucket=bucket, Key=name, Body=b"kept")
     cluster.start_driver()
     first = cluster.workload("app-1", fs_group=2000)
     request = cluster.request(first, bucket)
     _, name = cluster.assign(request, first)
     assert cluster.publish(request) == (grpc.StatusCode.OK, "")
     uid = cluster.mountpoint_pod_uid(name)
-
-    os.kill(running_mounter(cluster, name), signal.SIGKILL)
-
-    def restarted() -> bool:
-        [status] = cluster.api.get("Pod", MOUNTERS, name)["status"]["containerStatuses"]
-        return status["restartCount"] == 1 and "running" in status["state"]
-
-    assert wait_until(restarted), cluster.kubelet.container_log(uid)
-    with pytest.raises(OSError) as broken:
-        os.listdir(request.target_path)
-    assert broken.value.errno == errno.ENOTCONN
+    workload = start_workload(request.target_path, cluster.base / "workload", RECOVERY_FILES)
+    try:
+        killed_at = kill_mounter(running_mounter(cluster, name))
+        seconds = await_recovery(workload, killed_at)
+        print(f"\nKubernetes runtime: reads resumed {seconds * 1000:.0f} ms after kill -9 of the mounter")
+        written = await_written_after(workload, killed_at)
+        assert written["error"] is None, written
+    finally:
+        workload.stop()
+    [status] = cluster.api.get("Pod", MOUNTERS, name)["status"]["containerStatuses"]
+    assert status["restartCount"] == 1 and "running" in status["state"], cluster.kubelet.container_log(uid)
+    assert "remounting its FUSE session under 1 targets" in cluster.driver.log()
+    assert s3.get_object(Bucket=bucket, Key=written["name"])["Body"].read() == written["name"].encode()
+    # The same session serves a new workload of the key.
     second = cluster.workload("app-2", fs_group=2000)
     joining = cluster.request(second, bucket)
     assert cluster.assign(joining, second)[1] == name
-
     assert cluster.publish(joining) == (grpc.StatusCode.OK, "")
-    assert (Path(joining.target_path) / "kept.txt").read_bytes() == b"kept"
-    assert "Mountpoint Pod is gone" in cluster.driver.log()
-    assert cluster.publish(request) == (grpc.StatusCode.OK, "")  # kubelet remounts the broken target
-    assert (Path(request.target_path) / "kept.txt").read_bytes() == b"kept"
+    assert (Path(joining.target_path) / "a.txt").read_bytes() == b"kept"
+    assert (Path(request.target_path) / "a.txt").read_bytes() == b"kept"
     assert cluster.unpublish(request) == (grpc.StatusCode.OK, "")
     assert cluster.unpublish(joining) == (grpc.StatusCode.OK, "")
     assert cluster.mounts() == []

@@ -55,13 +55,19 @@ def publisher(state: Path, server: EmbeddedS3Server, credentials: Any = None) ->
 
 
 def spec(
-    state: Path, bucket: str, pod: str, fs_group: str = "1001", attributes: dict[str, str] | None = None
+    state: Path,
+    bucket: str,
+    pod: str,
+    fs_group: str = "1001",
+    *,
+    attributes: dict[str, str] | None = None,
+    flags: tuple[str, ...] = (),
 ) -> PublishSpec:
     target = state / "kubelet" / "pods" / pod / "volumes" / "kubernetes.io~csi" / "pv" / "mount"
     target.parent.mkdir(parents=True, exist_ok=True)
     mount = effective_mount(
         PolicyInput(
-            mount_flags=["allow-other"],
+            mount_flags=["allow-other", *flags],
             volume_mount_group=fs_group,
             fs_user_annotation=None,
             volume_fs_user=None,
@@ -147,6 +153,22 @@ def test_a_cache_volume_holds_the_read_parts_of_its_mountpoint_pod(
     assert sum(part.stat().st_size for part in session.iterdir()) == len(expected)
     asyncio.run(the_publisher.unpublish(one.volume_id, one.target_path))
     assert the_publisher.runtime.list() == []
+
+
+def test_staged_writes_keep_their_copies_in_the_cache_volume(
+    state: Path, s3_server: EmbeddedS3Server, s3: Any, bucket: str
+) -> None:
+    # A PV with staged-writes and a cache volume: an append through the published target reaches S3.
+    s3.put_object(Bucket=bucket, Key="log.txt", Body=b"one\n")
+    the_publisher = publisher(state, s3_server)
+    one = spec(
+        state, bucket, "p", attributes={"cache": "emptyDir"}, flags=("staged-writes", "allow-overwrite")
+    )
+    asyncio.run(the_publisher.publish(one))
+    with open(f"{one.target_path}/log.txt", "a") as file:
+        file.write("two\n")
+    assert s3.get_object(Bucket=bucket, Key="log.txt")["Body"].read() == b"one\ntwo\n"
+    asyncio.run(the_publisher.unpublish(one.volume_id, one.target_path))
 
 
 @pytest.mark.parametrize(

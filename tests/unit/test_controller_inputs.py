@@ -192,6 +192,10 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "ReadWriteOnce": (make_pod(fs_group=10), make_pv(modes=["ReadWriteOnce"])),
     "ReadWriteOncePod": (make_pod(), make_pv(modes=["ReadWriteOncePod"])),
     "prefix": (make_pod(), make_pv(attributes={"prefix": "team-a/"})),
+    "staged writes in a cache volume": (
+        make_pod(fs_group=2000),
+        make_pv(options=["staged-writes", "allow-overwrite"], attributes={"cache": "emptyDir"}),
+    ),
     "pod credentials": (
         make_pod(service_account="reader", fs_group=5),
         make_pv(attributes={"authenticationSource": "pod", "roleArn": ROLE}),
@@ -255,6 +259,10 @@ REFUSED = {
     ),
     "bad secret": (make_pod(), make_pv(attributes={"authenticationSource": "secret"}, secret=True)),
     "pod credentials without a role": (make_pod(), make_pv(attributes={"authenticationSource": "pod"})),
+    "staged writes without a cache volume": (
+        make_pod(),
+        make_pv(options=["staged-writes", "allow-overwrite"]),
+    ),
     "pod credentials, annotation not a role": (
         make_pod(service_account="not-a-role"),
         make_pv(attributes={"authenticationSource": "pod"}),

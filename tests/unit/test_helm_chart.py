@@ -171,12 +171,14 @@ CHANGED_VALUE: dict[str, Any] = {
     "webhook.replicas": 3,
     "webhook.certificateValidityDays": 30,
     "webhook.resources": {"requests": {"cpu": "20m"}},
+    "webhook.mountPropagation": False,
 }
 # Values that only act together with another one.
 NEEDS: dict[str, Obj] = {
     "webhook.replicas": {"webhook": {"enabled": True}},
     "webhook.certificateValidityDays": {"webhook": {"enabled": True}},
     "webhook.resources": {"webhook": {"enabled": True}},
+    "webhook.mountPropagation": {"webhook": {"enabled": True}},
 }
 
 
@@ -375,8 +377,12 @@ RBAC: dict[str, set[str]] = {
             for verb in ("get", "list", "watch", "create", "update", "patch", "delete")
         ),
     },
-    # The webhook calls no API: no binding at all.
-    "s3csi-webhook": set(),
+    # Mount propagation: which driver serves a pod's claims, get only.
+    "s3csi-webhook": {
+        "cluster  core persistentvolumeclaims get",
+        "cluster  core persistentvolumes get",
+        "cluster  storage.k8s.io storageclasses get",
+    },
 }
 
 

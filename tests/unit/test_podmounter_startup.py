@@ -56,3 +56,26 @@ def test_bad_flags_are_refused_naming_the_flag(
 ) -> None:
     with pytest.raises(InvalidArgument, match=message):
         publisher_settings(flags, serves_node=serves_node, node_id="n", kubelet_dir="/k", s3=S3)
+
+
+def test_the_crash_loop_window_reaches_the_publisher() -> None:
+    settings = publisher_settings(
+        NodeRuntimeFlags(None, None, mounter_crash_loop_window=0.0),
+        serves_node=True,
+        node_id="n",
+        kubelet_dir="/k",
+        s3=S3,
+    )
+    assert settings is not None and settings.recovery.crash_loop_window_s == 0.0
+
+
+@pytest.mark.parametrize(("window", "serves_node"), [(-1.0, True), (3601.0, True), (5.0, False)])
+def test_a_bad_crash_loop_window_is_refused(window: float, serves_node: bool) -> None:
+    with pytest.raises(InvalidArgument, match="--mounter-crash-loop-window"):
+        publisher_settings(
+            NodeRuntimeFlags(None, None, mounter_crash_loop_window=window),
+            serves_node=serves_node,
+            node_id="n",
+            kubelet_dir="/k",
+            s3=S3,
+        )

@@ -13,12 +13,14 @@ from s3csi.errors import InvalidArgument
 from s3csi.fs import cli as fs_cli
 from s3csi.fs.settings import build_settings
 from s3csi.mountflags import KMS_SSE_TYPES, MAX_ID
+from s3csi.volume.context import CacheType, CacheVolume
 from s3csi.volume.options import MountOptions
 from s3csi.volume.policy import (
     SUPPORTED_ACCESS_MODES,
     AccessMode,
     EffectiveMount,
     PolicyInput,
+    check_staging_cache,
     effective_mount,
 )
 from tests.unit.volume_strategies import option_name, valid_entries
@@ -405,3 +407,22 @@ def test_every_effective_mount_is_accepted_by_s3csi_mount(policy_input: PolicyIn
     assert settings.allow_root is not mount.allow_other
     assert settings.uid == (1000 if mount.uid is None else mount.uid)
     assert settings.gid == (1000 if mount.gid is None else mount.gid)
+
+
+@pytest.mark.parametrize(
+    ("flags", "cache", "refused"),
+    [
+        (("staged-writes",), None, True),
+        (("staged-writes",), CacheVolume(CacheType.EMPTY_DIR), False),
+        ((), None, False),
+    ],
+)
+def test_staged_writes_need_a_cache_volume(
+    flags: tuple[str, ...], cache: CacheVolume | None, refused: bool
+) -> None:
+    mount = effective_mount(request(*flags))
+    if refused:
+        with pytest.raises(InvalidArgument, match="set the volume attribute cache"):
+            check_staging_cache(mount, cache)
+    else:
+        check_staging_cache(mount, cache)

@@ -172,8 +172,10 @@ def allow(request: AdmissionRequest, *, warnings: list[str] | None = None) -> Ad
     return response
 
 
-def allow_with_patch(request: AdmissionRequest, patch: list[JSONPatchOperation]) -> AdmissionResponse:
-    response = allow(request)
+def allow_with_patch(
+    request: AdmissionRequest, patch: list[JSONPatchOperation], *, warnings: list[str] | None = None
+) -> AdmissionResponse:
+    response = allow(request, warnings=warnings)
     response["patchType"] = "JSONPatch"
     response["patch"] = base64.b64encode(json.dumps(patch, separators=(",", ":")).encode()).decode("ascii")
     return response

@@ -1,7 +1,8 @@
 """The HTTPS server of ``s3csi webhook``: routes, TLS with certificate reloading, graceful stop.
 
 No decision lives here: a route maps a path to a pure function from AdmissionRequest to AdmissionResponse
-(pods.py, namespaces.py). This module only turns HTTP into those calls and never answers 500: the API
+(pods.py, namespaces.py), or for mount propagation to the lookup of the pod's claims and then one
+(claims.py, propagation.py). This module only turns HTTP into those calls and never answers 500: the API
 server would then apply the webhook's failurePolicy to every pod. Anyone who reaches the port can send
 anything, so each request is bounded in size and in time before a decision sees it (docs/admission.md,
 "Limits").
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import os
 import signal
 import socket
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
+from s3csi.admission.claims import decide_mount_propagation
 from s3csi.admission.connections import ReadDeadlines
 from s3csi.admission.labels import HEALTHZ_PATH, MUTATE_PATHS, VALIDATE_NAMESPACES_PATH
 from s3csi.admission.namespaces import validate_namespace
@@ -37,14 +40,19 @@ from s3csi.admission.review import (
     review_of,
 )
 from s3csi.errors import FailedPrecondition, InvalidArgument
+from s3csi.kube.api import Api
+from s3csi.kube.settings import KubeApiSettings
 from s3csi.tasks import background
+from s3csi.volume.context import DEFAULT_DRIVER_NAME
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("s3csi.admission.access")
 # aiohttp's per-connection messages (its own default is the "aiohttp.server" logger).
 http_log = logging.getLogger("s3csi.admission.http")
 
-Decide = Callable[[AdmissionRequest], AdmissionResponse]
+Decide = Callable[[AdmissionRequest], AdmissionResponse | Awaitable[AdmissionResponse]]
+# Sets mountPropagation: HostToContainer on the volume mounts of this driver's volumes (docs/admission.md).
+MOUNT_PROPAGATION_PATH = "/mutate-pods/mount-propagation"
 
 # Header fields a request may have; the API server sends about ten. With aiohttp's limit of 8190 bytes for
 # the request line and for each field, the headers of a request are at most about 270 KB.
@@ -106,14 +114,26 @@ class WebhookSettings:
     read_timeout: float = 10.0
     """Seconds the TLS handshake may take, and each request from its first byte to the end of its body;
     then the connection is closed. The API server itself gives up on a call after at most 30 s."""
+    mount_propagation: bool = True
+    """Serve MOUNT_PROPAGATION_PATH (``--mount-propagation HostToContainer``); off: the path is 404."""
+    driver_name: str = DEFAULT_DRIVER_NAME
+    """The CSIDriver whose volumes get HostToContainer propagation."""
+    kube: KubeApiSettings | None = None
+    """The API the claims are looked up in; None: only inline CSI volumes are recognised."""
 
 
-def default_routes() -> dict[str, Decide]:
+def default_routes(settings: WebhookSettings | None = None, api: Api | None = None) -> dict[str, Decide]:
+    """The namespace defaults; with ``settings`` asking for it, mount propagation (claims looked up in
+    ``api``)."""
     routes: dict[str, Decide] = {
         path: functools.partial(default_pod, default=default, value=value)
         for path, (default, value) in MUTATE_PATHS.items()
     }
     routes[VALIDATE_NAMESPACES_PATH] = validate_namespace
+    if settings is not None and settings.mount_propagation:
+        routes[MOUNT_PROPAGATION_PATH] = functools.partial(
+            decide_mount_propagation, driver=settings.driver_name, api=api
+        )
     return routes
 
 
@@ -172,7 +192,8 @@ async def _review(
     except InvalidArgument as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from exc
     try:
-        response = decide(admission_request)
+        decided = decide(admission_request)
+        response = await decided if inspect.isawaitable(decided) else decided
     except Exception:
         # A bug must not block pods: fail open with a warning the user sees, and the traceback logged.
         log.exception("deciding %s %s failed", request.path, admission_request["uid"])
@@ -258,8 +279,9 @@ async def serve(settings: WebhookSettings) -> None:
     reloader = CertificateReloader(settings.cert_file, settings.key_file)
     sock = _listen(settings.host, settings.port)
     read_deadlines = ReadDeadlines(settings.read_timeout)
+    api = Api(settings.kube) if settings.kube is not None and settings.mount_propagation else None
     runner = web.AppRunner(
-        make_app(default_routes(), read_deadlines),
+        make_app(default_routes(settings, api), read_deadlines),
         access_log=access_log,
         access_log_class=AccessLogger,
         handle_signals=False,
@@ -296,5 +318,7 @@ async def serve(settings: WebhookSettings) -> None:
         else:
             sock.close()
         await runner.cleanup()
+        if api is not None:
+            await api.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

@@ -42,7 +42,7 @@ from s3csi.volume.context import (
     CacheVolume,
     VolumeContext,
 )
-from s3csi.volume.policy import AccessMode, PolicyInput, effective_mount
+from s3csi.volume.policy import AccessMode, PolicyInput, check_staging_cache, effective_mount
 from s3csi.volume.sharing import credentials_identity_of
 
 JsonObject = dict[str, Any]
@@ -218,6 +218,7 @@ def sharing_inputs(
             access_mode=access_mode(pv),
         )
     )
+    check_staging_cache(mount, context.cache)
     source = context.authentication_source
     identity = role = None
     if source is AuthenticationSource.POD:

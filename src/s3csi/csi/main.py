@@ -63,6 +63,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--state-dir", help="the node plugin's runtime state (node mode; default /var/lib/s3csi)"
     )
     parser.add_argument(
+        "--mounter-crash-loop-window",
+        type=float,
+        metavar="SECONDS",
+        help="a mounter that dies within SECONDS of its FUSE session being remounted is in a crash loop: "
+        "further remounts back off, 1 s doubling to 60 s (node mode; default 10; 0: every crash is "
+        "remounted at once)",
+    )
+    parser.add_argument(
         "--sts-audience",
         help="audience of the service-account token exchanged with STS for authenticationSource pod "
         "(node mode; default sts.amazonaws.com; must match the CSIDriver's tokenRequests)",
@@ -121,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         sts_audience=args.sts_audience,
         mountpoint_namespace=args.mountpoint_namespace,
         mountpoint_pod_timeout=args.mountpoint_pod_timeout,
+        mounter_crash_loop_window=args.mounter_crash_loop_window,
     )
     node = publisher_settings(
         runtime_flags,

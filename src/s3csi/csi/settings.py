@@ -10,8 +10,9 @@ from enum import StrEnum
 from s3csi.errors import InvalidArgument
 from s3csi.logs import LogFormat
 from s3csi.s3 import S3Settings
+from s3csi.volume.context import DEFAULT_DRIVER_NAME
 
-DEFAULT_DRIVER_NAME = "s3.csi.s3csi.io"
+__all__ = ["DEFAULT_DRIVER_NAME"]
 DEFAULT_KUBELET_DIR = "/var/lib/kubelet"
 UNIX_SCHEME = "unix://"
 

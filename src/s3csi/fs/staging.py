@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -115,9 +116,29 @@ class StagingArea:
         return StagedFile(self, fd, stored=stored, dirty=dirty)
 
     def _anonymous_file(self) -> int:
-        fd, path = tempfile.mkstemp(prefix="copy-", dir=self.directory)  # O_EXCL, mode 0600
-        os.unlink(path)
-        return fd
+        """A 0600 file with no name, so a crash leaves nothing behind. Opened relative to the directory's
+        own path as given, never made absolute: a mounter whose cache is named relative to its working
+        directory may not be able to search that directory's parents (the local runtime's state dir)."""
+        try:
+            return os.open(self.directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR):
+                raise
+        # A file system without O_TMPFILE: a fresh name, unlinked at once.
+        directory = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            while True:
+                name = f"copy-{secrets.token_hex(8)}"
+                try:
+                    fd = os.open(
+                        name, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o600, dir_fd=directory
+                    )
+                except FileExistsError:
+                    continue
+                os.unlink(name, dir_fd=directory)
+                return fd
+        finally:
+            os.close(directory)
 
     async def run(self, call: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)

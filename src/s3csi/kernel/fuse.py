@@ -8,6 +8,7 @@ take effect for the workload.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from s3csi.errors import Internal
@@ -82,3 +83,16 @@ def set_read_ahead(target: str, kib: int) -> None:
             sysfs.write(str(kib))
     except OSError as exc:
         raise Internal(f"cannot set the read-ahead of {target}: [Errno {exc.errno}] {exc.strerror}") from exc
+
+
+def connection_aborted(path: str) -> bool:
+    """True when the FUSE mount on top at ``path`` lost its server: the kernel answers ENOTCONN.
+
+    statfs(2) is never answered from the kernel's caches (a stat of the root may be), so it reaches
+    the connection every time. Blocking while a live server answers slowly: call it in a thread.
+    """
+    try:
+        os.statvfs(path)
+    except OSError as exc:
+        return exc.errno == errno.ENOTCONN
+    return False

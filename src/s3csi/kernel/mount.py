@@ -9,11 +9,20 @@ from __future__ import annotations
 import errno
 import os
 
-from s3csi.errors import NotFound
+from s3csi.errors import FailedPrecondition, NotFound
 from s3csi.kernel import syscalls
 from s3csi.kernel.mountinfo import MountInfo, parse_mountinfo
 
-__all__ = ["MountInfo", "bind_mount", "find_mount", "is_dead_fuse", "mountinfo", "unmount"]
+__all__ = [
+    "MountInfo",
+    "bind_mount",
+    "find_mount",
+    "is_dead_fuse",
+    "make_shared",
+    "mountinfo",
+    "unmount",
+    "unmount_all",
+]
 
 MOUNTINFO_PATH = "/proc/self/mountinfo"
 # Nothing reached through a pod volume may be a device or gain privileges.
@@ -32,6 +41,12 @@ def bind_mount(source: str, target: str, *, read_only: bool) -> None:
         raise
 
 
+def make_shared(target: str) -> None:
+    """Make the mount at ``target`` shared (its own peer group unless it already is in one): a bind of it
+    is then a peer, and a mount made later on top of it reaches every peer and every slave copy."""
+    syscalls.mount("none", target, None, syscalls.MS_SHARED, None)
+
+
 def unmount(target: str, *, lazy: bool = False) -> None:
     """Unmount ``target`` (never following a symlink in its last component).
 
@@ -40,6 +55,23 @@ def unmount(target: str, *, lazy: bool = False) -> None:
     """
     flags = syscalls.UMOUNT_NOFOLLOW | (syscalls.MNT_DETACH if lazy else 0)
     syscalls.umount2(target, flags)
+
+
+def unmount_all(target: str, *, lazy: bool = False) -> int:
+    """Unmount every mount stacked at ``target``, top first; how many there were.
+
+    A recovered FUSE session is mounted on top of the dead one it replaces (docs/architecture.md,
+    "Mountpoint Pod crash recovery"), so a source or target may hold several. A busy one (EBUSY) is
+    detached lazily rather than left behind.
+    """
+    count = 0
+    while find_mount(target) is not None:
+        try:
+            unmount(target, lazy=lazy)
+        except FailedPrecondition:
+            unmount(target, lazy=True)
+        count += 1
+    return count
 
 
 def mountinfo(path: str = MOUNTINFO_PATH) -> list[MountInfo]:

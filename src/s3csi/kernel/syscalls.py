@@ -26,6 +26,7 @@ MS_NODEV = 4
 MS_REMOUNT = 32
 MS_NOATIME = 1024
 MS_BIND = 4096
+MS_SHARED = 1 << 20
 
 # <sys/mount.h>
 MNT_DETACH = 2

@@ -10,11 +10,18 @@ State under ``--state-dir`` (root only)::
     sources/<mountpoint pod>/        the source mount points
     targets/<digest of target>.json  what a target was published with: volume, pod, mount arguments,
                                      and whether the driver created the target directory
+    sessions/<mountpoint pod>.json   how each source was mounted, to mount it again (sessions.py)
     pods/…                           the runtime's (runtime/local.py)
 
-Nothing is kept in memory but the per-key locks: every call reads the mount table and the state
-dir afresh, so a restarted driver continues where the old one stopped, and ``recover`` tidies what
-a crash left half done.
+Each source is a *shared* mount and every target a bind of it, so a peer: when a mounter dies, the
+node plugin mounts a new FUSE session on top of the dead one at the source, and the kernel propagates
+it onto every target and into every workload container that received its target with HostToContainer
+propagation — the targets themselves are never touched (docs/architecture.md, "Mountpoint Pod crash
+recovery").
+
+Nothing is kept in memory but the per-key locks, the watches on the mounters and the crash counts
+of the back-off: every call reads the mount table and the state dir afresh, so a restarted driver
+continues where the old one stopped, and ``recover`` tidies what a crash left half done.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NotRequired, TypedDict
 
@@ -37,13 +45,35 @@ from s3csi.credentials.files import (
 )
 from s3csi.credentials.plan import DEFAULT_AUDIENCE, AssumePodRole, CredentialPlan, UseSecret, inputs_for
 from s3csi.credentials.resolver import CredentialResolver
-from s3csi.errors import AlreadyExists, FailedPrecondition, InvalidArgument, Unavailable
+from s3csi.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    S3csiError,
+    Unavailable,
+)
 from s3csi.fs.settings import READ_AHEAD_KIB
-from s3csi.kernel.fuse import FUSE_FSTYPE, mount_fuse, open_fuse_device, set_read_ahead
-from s3csi.kernel.mount import MountInfo, bind_mount, find_mount, mountinfo, unmount
+from s3csi.kernel.fuse import (
+    FUSE_FSTYPE,
+    connection_aborted,
+    mount_fuse,
+    open_fuse_device,
+    set_read_ahead,
+)
+from s3csi.kernel.mount import (
+    MountInfo,
+    bind_mount,
+    find_mount,
+    make_shared,
+    mountinfo,
+    unmount,
+    unmount_all,
+)
 from s3csi.locks import KeyedLocks
 from s3csi.podmounter.mount_request import build_mount_request
 from s3csi.podmounter.protocol import MountRequest, request_mount
+from s3csi.podmounter.recovery import RecoverySettings, crashes_in_a_row, recovery_delay
 from s3csi.podmounter.runtime import (
     CREDENTIALS_DIR,
     MOUNTER_GID,
@@ -53,6 +83,13 @@ from s3csi.podmounter.runtime import (
     pod_name,
 )
 from s3csi.podmounter.runtime.local import LocalRuntime
+from s3csi.podmounter.sessions import (
+    SESSIONS_DIR,
+    SessionRecord,
+    delete_session,
+    read_session,
+    write_session,
+)
 from s3csi.podmounter.targets import (
     TargetAction,
     check_unpublish,
@@ -63,6 +100,7 @@ from s3csi.podmounter.targets import (
 )
 from s3csi.s3.credentials import CredentialProvider, Credentials
 from s3csi.s3.settings import S3Settings
+from s3csi.tasks import background
 from s3csi.volume.context import CacheVolume
 from s3csi.volume.publish_spec import PublishSpec
 from s3csi.volume.sharing import credentials_identity_of, sharing_key
@@ -74,6 +112,8 @@ TARGETS_DIR = "targets"
 _POD_NAME_PREFIX = pod_name("")
 # Seconds for the first answer of a new FUSE mount (the kernel's INIT, then the root's attributes).
 FIRST_ANSWER_TIMEOUT = 30.0
+# Seconds for statfs(2) to tell whether a source's FUSE connection is aborted.
+ABORTED_CHECK_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +129,8 @@ class PublisherSettings:
     # for AWS's regional endpoint; and the audience of the service-account token to exchange.
     sts_endpoint_url: str | None = None
     sts_audience: str = DEFAULT_AUDIENCE
+    # When a crash-looping mounter's session is remounted (recovery.py).
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
 
 
 class TargetRecord(TypedDict):
@@ -123,10 +165,15 @@ class PodMounterPublisher:
         )
         self.sources_dir = Path(settings.state_dir) / SOURCES_DIR
         self.targets_dir = Path(settings.state_dir) / TARGETS_DIR
+        self.sessions_dir = Path(settings.state_dir) / SESSIONS_DIR
         self._locks = KeyedLocks()
+        # Per key: the running recovery, the crashes in a row and when the session was last mounted.
+        self._recoveries: dict[str, asyncio.Task[None]] = {}
+        self._crashes: dict[str, int] = {}
+        self._mounted_at: dict[str, float] = {}
 
     def prepare(self) -> None:
-        for directory in (self.sources_dir, self.targets_dir):
+        for directory in (self.sources_dir, self.targets_dir, self.sessions_dir):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     # ---- NodePublishVolume ----------------------------------------------------------------------
@@ -207,16 +254,20 @@ class PodMounterPublisher:
         source_mount = find_mount(source, table)
         pod = self.runtime.find(key)
         if source_mount is not None and (pod is None or not self.runtime.running(pod)):
-            self._report_dead(name, source_mount, table)
-            await self._retire(key)
+            # The watch normally got there first; a publish does not wait for its back-off.
+            if not await self._remount_if_dead(key):
+                self._report_dead(name, source_mount, table)
+                await self._retire(key)
             table = mountinfo()
-            source_mount = None
+            source_mount = find_mount(source, table)
         target_mount = find_mount(target, table)
-        if target_mount is not None and self._orphaned(target_mount, table):
+        if target_mount is not None and (
+            self._orphaned(target_mount, table) or self._left_behind(target_mount, source_mount, name, table)
+        ):
             # kubelet publishes a target again when it finds it broken (ENOTCONN): its Mountpoint Pod
             # is gone, so the target gets the mount of a live one.
             log.warning("replacing the dead mount at the target", extra=_context(spec, target, name))
-            unmount(target, lazy=True)
+            unmount_all(target, lazy=True)
             target_mount = None
         action = publish_action(target_mount, source_mount, read_only=spec.mount.read_only)
         if action is TargetAction.NONE:
@@ -270,18 +321,40 @@ class PodMounterPublisher:
             log.info(
                 "credentials from %s", credentials.source, extra=_context(spec, spec.target_path, pod.name)
             )
-            fd = _mount_fuse_source(source, spec)
+            session = SessionRecord(
+                request=request,
+                allow_other=spec.mount.allow_other,
+                read_only=spec.mount.read_only,
+                fsname=spec.context.bucket_name,
+            )
+            write_session(self.sessions_dir, pod_name(key), session)
+            await self._hand_over(pod, source, session)
+        except BaseException:
+            await self._retire(key)
+            raise
+        self._watch(key)
+
+    async def _hand_over(self, pod: MountpointPod, source: str, session: SessionRecord) -> None:
+        """Mount a new FUSE connection at ``source`` — on top of a dead one there, if any — make it shared,
+        and hand it to ``pod``'s mounter; once it answers, the mount is ready. On failure the new
+        mount is gone again and whatever was beneath it stays."""
+        fd = _mount_fuse_source(source, session)
+        try:
             try:
                 await asyncio.to_thread(
-                    functools.partial(request_mount, pod.socket_path, request, fd, mounter_uid=MOUNTER_UID)
+                    functools.partial(
+                        request_mount, pod.socket_path, session["request"], fd, mounter_uid=MOUNTER_UID
+                    )
                 )
             finally:
                 os.close(fd)
             await _first_answer(source)
             set_read_ahead(source, READ_AHEAD_KIB)  # after INIT, which resets it
         except BaseException:
-            await self._retire(key)
+            with contextlib.suppress(S3csiError):
+                unmount(source, lazy=True)
             raise
+        self._mounted_at[pod.key] = time.monotonic()
 
     async def _write_credentials(self, pod: MountpointPod, volume_id: str, credentials: Credentials) -> None:
         name = credentials_file_name(volume_id, pod.key)
@@ -347,7 +420,7 @@ class PodMounterPublisher:
                     f"target_path {target} holds a {mounted.fstype} mount s3csi did not make"
                 )
             # A target of a Mountpoint Pod that died and whose source is already gone.
-            unmount(target, lazy=True)
+            unmount_all(target, lazy=True)
             self._remove_created_target(target, record)
             self._delete_record(target)
             return
@@ -356,11 +429,9 @@ class PodMounterPublisher:
             await self._unpublish(key, target, volume_id, record)
 
     async def _unpublish(self, key: str, target: str, volume_id: str, record: TargetRecord | None) -> None:
-        if find_mount(target) is not None:
-            try:
-                unmount(target)
-            except FailedPrecondition:  # EBUSY: kubelet stopped the containers; a straggler must not block
-                unmount(target, lazy=True)
+        # Recovered sessions are stacked on the dead ones; EBUSY (kubelet stopped the containers, a
+        # straggler must not block) detaches lazily.
+        unmount_all(target)
         self._remove_created_target(target, record)
         self._delete_record(target)
         log.info("volume unpublished", extra={"volume_id": volume_id, "target_path": target})
@@ -374,13 +445,16 @@ class PodMounterPublisher:
         """Unmount the key's source (the mounter then exits by itself) and retire its Mountpoint Pod."""
         name = pod_name(key)
         source = str(self.sources_dir / name)
+        pod = self.runtime.find(key)
+        if pod is not None:
+            self.runtime.unwatch(pod)  # the mounter exits once its mount is gone: no recovery for that
         if find_mount(source) is not None:
-            pod = self.runtime.find(key)
             alive = pod is not None and self.runtime.running(pod)
-            try:
-                unmount(source, lazy=not alive)
-            except FailedPrecondition:  # EBUSY: detach now, the kernel lets go when the last user does
-                unmount(source, lazy=True)
+            # EBUSY: detach now, the kernel lets go when the last user does.
+            unmount_all(source, lazy=not alive)
+        delete_session(self.sessions_dir, name)
+        self._crashes.pop(key, None)
+        self._mounted_at.pop(key, None)
         pod = self.runtime.find(key)
         if pod is not None:
             # The keys go first, whatever the runtime keeps of a retired Mountpoint Pod.
@@ -405,14 +479,123 @@ class PodMounterPublisher:
                 running = pod is not None and self.runtime.running(pod)
                 if source is not None and running and targets_of(source, table):
                     log.info("Mountpoint Pod in use", extra={"mountpoint_pod": name})
+                    self._watch(key)
+                    continue
+                if (
+                    source is not None
+                    and targets_of(source, table)
+                    and read_session(self.sessions_dir, name) is not None
+                ):
+                    self._mounter_ended(key)  # remounted in the background, with the back-off
                     continue
                 if source is not None and not running:
                     self._report_dead(name, source, table)
                 await self._retire(key)
 
+    # ---- Mountpoint Pod crash recovery ---------------------------------------------------------
+
+    def _watch(self, key: str) -> None:
+        pod = self.runtime.find(key)
+        if pod is not None:
+            self.runtime.watch(pod, functools.partial(self._mounter_ended, key))
+
+    def _mounter_ended(self, key: str) -> None:
+        """The watch saw the key's mounter end: remount its session unless a recovery already runs."""
+        running = self._recoveries.get(key)
+        if running is not None and not running.done():
+            return
+        self._recoveries[key] = background(self._recover(key), name=f"recover {pod_name(key)}")
+
+    async def _recover(self, key: str) -> None:
+        """Remount the key's session under its lock, after the back-off of a crash loop; retried (with
+        the back-off) until it works or nothing needs it any more."""
+        name = pod_name(key)
+        mounted_at = self._mounted_at.get(key)
+        served = time.monotonic() - mounted_at if mounted_at is not None else float("inf")
+        crashes = crashes_in_a_row(self._crashes.get(key, 0), served, self.settings.recovery)
+        while True:
+            self._crashes[key] = crashes
+            delay = recovery_delay(crashes, self.settings.recovery)
+            if delay > 0:
+                log.warning(
+                    "Mountpoint Pod crash loop: %d crashes in a row, each within %gs of its mount; "
+                    "next remount in %gs",
+                    crashes,
+                    self.settings.recovery.crash_loop_window_s,
+                    delay,
+                    extra={"mountpoint_pod": name},
+                )
+                await asyncio.sleep(delay)
+            try:
+                async with self._locks.hold(key):
+                    await self._remount_if_dead(key)
+                return
+            except NotFound as exc:  # the Mountpoint Pod is gone for good (Kubernetes: deleted)
+                log.error("cannot remount the FUSE session: %s", exc, extra={"mountpoint_pod": name})
+                return
+            except (S3csiError, OSError) as exc:
+                log.error("remounting the FUSE session failed: %s", exc, extra={"mountpoint_pod": name})
+                crashes += 1  # a failed attempt always counts as a crash in the loop
+
+    async def _remount_if_dead(self, key: str) -> bool:
+        """Under the key's lock: if the key's source has targets and its FUSE connection is dead, mount a
+        new session on top of it with a new mounter. False when it cannot be remounted (no targets,
+        no record of how it was mounted, no Mountpoint Pod); True when the source serves again or
+        already did."""
+        name = pod_name(key)
+        source = str(self.sources_dir / name)
+        table = mountinfo()
+        mounted = find_mount(source, table)
+        pod = self.runtime.find(key)
+        session = read_session(self.sessions_dir, name)
+        if mounted is None or pod is None or session is None:
+            return False
+        targets = targets_of(mounted, table)
+        if not targets:
+            return False
+        aborted = await _aborted(source)
+        if self.runtime.running(pod) and not aborted:
+            return True  # recovered already (by a publish, or an earlier attempt)
+        if not aborted:
+            # The mounter is gone but something still answers on its connection: not ours to replace.
+            log.error(
+                "Mountpoint Pod ended but its FUSE session still answers: not remounted",
+                extra={"mountpoint_pod": name},
+            )
+            return True
+        log.warning(
+            "Mountpoint Pod ended: remounting its FUSE session under %d targets",
+            len(targets),
+            extra={"mountpoint_pod": name},
+        )
+        started = time.monotonic()
+        pod = await self.runtime.restart(pod)
+        await self._hand_over(pod, source, session)
+        self._watch(key)
+        log.info(
+            "FUSE session remounted in %.0f ms: its %d targets serve again",
+            (time.monotonic() - started) * 1000,
+            len(targets),
+            extra={"mountpoint_pod": name},
+        )
+        return True
+
     def _orphaned(self, mounted: MountInfo, table: list[MountInfo]) -> bool:
         """A bind of a Mountpoint Pod that was retired after it died: no source serves it any more."""
         return mounted.fstype == FUSE_FSTYPE and self._source_name(mounted, table) is None
+
+    def _left_behind(
+        self, mounted: MountInfo, source: MountInfo | None, name: str, table: list[MountInfo]
+    ) -> bool:
+        """A bind of a dead session of this very source that the remount did not reach: bound before
+        sources were shared mounts (an older driver), so it still shows the dead layer beneath the live
+        one."""
+        return (
+            mounted.fstype == FUSE_FSTYPE
+            and source is not None
+            and mounted.device != source.device
+            and self._source_name(mounted, table) == name
+        )
 
     def _source_name(self, mounted: MountInfo, table: list[MountInfo]) -> str | None:
         for entry in table:
@@ -475,22 +658,41 @@ def _context(spec: PublishSpec, target: str, name: str) -> dict[str, str]:
     }
 
 
-def _mount_fuse_source(source: str, spec: PublishSpec) -> int:
-    """Mount a new FUSE connection on ``source``; the fd to hand to the Mountpoint Pod."""
-    os.makedirs(source, mode=0o700, exist_ok=True)
+def _mount_fuse_source(source: str, session: SessionRecord) -> int:
+    """Mount a new FUSE connection on ``source`` and make it a shared mount; the fd to hand to the
+    Mountpoint Pod. Shared, so that the targets bound from it are its peers and a session mounted
+    later on top of it reaches them all."""
+    # Not os.makedirs(exist_ok=True): it stats an existing directory, and a dead session there fails that.
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(source, mode=0o700)
     fd = open_fuse_device()
     try:
         mount_fuse(
             fd,
             source,
-            allow_other=spec.mount.allow_other,
-            read_only=spec.mount.read_only,
-            fsname=spec.context.bucket_name,
+            allow_other=session["allow_other"],
+            read_only=session["read_only"],
+            fsname=session["fsname"],
         )
     except BaseException:
         os.close(fd)
         raise
+    try:
+        make_shared(source)
+    except BaseException:
+        os.close(fd)
+        unmount(source, lazy=True)
+        raise
     return fd
+
+
+async def _aborted(source: str) -> bool:
+    """Whether the FUSE connection at ``source`` lost its server; a server too slow to answer statfs
+    within the timeout is taken as alive."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(connection_aborted, source), ABORTED_CHECK_TIMEOUT)
+    except TimeoutError:
+        return False
 
 
 async def _first_answer(source: str) -> None:

@@ -17,6 +17,7 @@ from s3csi.errors import InvalidArgument
 from s3csi.kube.settings import KubeApiSettings
 from s3csi.podmounter.podspec import DEFAULT_NAMESPACE
 from s3csi.podmounter.publisher import PodMounterPublisher, PublisherSettings
+from s3csi.podmounter.recovery import RecoverySettings
 from s3csi.podmounter.runtime import MountpointPodRuntime
 from s3csi.podmounter.runtime.kubernetes import (
     DEFAULT_WAIT_TIMEOUT_S,
@@ -40,6 +41,7 @@ class NodeRuntimeFlags:
     sts_audience: str | None = None  # --sts-audience; None: sts.amazonaws.com
     mountpoint_namespace: str | None = None  # --mountpoint-namespace (kubernetes); None: s3csi-mounters
     mountpoint_pod_timeout: float | None = None  # --mountpoint-pod-timeout (kubernetes); None: 90 s
+    mounter_crash_loop_window: float | None = None  # --mounter-crash-loop-window; None: 10 s
 
 
 def publisher_settings(
@@ -60,6 +62,7 @@ def publisher_settings(
             ("--sts-audience", flags.sts_audience),
             ("--mountpoint-namespace", flags.mountpoint_namespace),
             ("--mountpoint-pod-timeout", flags.mountpoint_pod_timeout),
+            ("--mounter-crash-loop-window", flags.mounter_crash_loop_window),
         )
         for name, value in named:
             if value is not None:
@@ -74,6 +77,9 @@ def publisher_settings(
         not flags.sts_audience or flags.sts_audience != flags.sts_audience.strip()
     ):
         raise InvalidArgument("--sts-audience must be a non-empty audience without surrounding spaces")
+    window = flags.mounter_crash_loop_window
+    if window is not None and not 0 <= window <= 3600:
+        raise InvalidArgument("--mounter-crash-loop-window must be at least 0 and at most 3600 seconds")
     return PublisherSettings(
         node_id=node_id,
         state_dir=state_dir,
@@ -81,6 +87,7 @@ def publisher_settings(
         s3=s3,
         sts_endpoint_url=sts_endpoint_url,
         sts_audience=flags.sts_audience or DEFAULT_AUDIENCE,
+        recovery=RecoverySettings() if window is None else RecoverySettings(crash_loop_window_s=window),
     )
 
 

@@ -17,6 +17,8 @@ from s3csi.mountflags import REGION_PATTERN, ValueKind
 from s3csi.volume.options import normalise_prefix, parse_id
 from s3csi.volume.quantity import cpu_millicores, memory_bytes, storage_bytes
 
+# The CSIDriver's name unless --driver-name says otherwise (the node plugin, the controller, the webhook).
+DEFAULT_DRIVER_NAME = "s3.csi.s3csi.io"
 BUCKET_NAME = "bucketName"
 PREFIX = "prefix"
 AUTHENTICATION_SOURCE = "authenticationSource"

@@ -38,7 +38,7 @@ from enum import Enum
 
 from s3csi.errors import InvalidArgument
 from s3csi.mountflags import KMS_SSE_TYPES, MAX_ID, ValueKind
-from s3csi.volume.context import FS_USER, FS_USER_ANNOTATION
+from s3csi.volume.context import CACHE, FS_USER, FS_USER_ANNOTATION, CacheVolume
 from s3csi.volume.options import MountOptions, parse_id
 
 
@@ -198,3 +198,13 @@ def effective_mount(request: PolicyInput) -> EffectiveMount:
         fs_user=fs_user,
         allow_other=allow_other,
     )
+
+
+def check_staging_cache(mount: EffectiveMount, cache: CacheVolume | None) -> None:
+    """``--staged-writes`` keeps its copies in the Mountpoint Pod's cache volume (the mounter's --cache,
+    which a volume cannot name): InvalidArgument naming the attribute when the volume asks for none."""
+    if cache is None and MountOptions.parse(mount.args).has("staged-writes"):
+        raise InvalidArgument(
+            "mount option --staged-writes keeps its copies in the Mountpoint Pod's cache volume: set the "
+            f"volume attribute {CACHE} (docs/kubernetes.md#the-cache-volume)"
+        )

@@ -21,6 +21,12 @@ local state dir, or the API server), never from memory alone:
 - ``cache_dir(cache)`` is the directory, as the mounter sees it, that holds the cache volume the volume
   attributes ask for (volume.context.CacheVolume); InvalidArgument, naming the attribute, when the
   runtime cannot give a Mountpoint Pod that kind of cache.
+- ``watch(pod, on_exit)`` calls ``on_exit()`` (in the event loop, once) when the pod's mounter ends: the
+  local runtime waits on a pidfd of the process, the Kubernetes runtime on its container's status in the
+  pod watch — neither costs anything while the mounter runs. ``unwatch(pod)`` stops watching.
+- ``restart(pod)`` returns once a new mounter of a pod whose mounter died listens on mount.sock, in the
+  same comm dir (its credentials stay): started here (local), or restarted by kubelet (Kubernetes,
+  ``restartPolicy: Always``); raises ``Unavailable`` (saying why) when none gets there.
 - ``retire(pod)`` stops the mounter (it normally exits by itself once its FUSE mount is unmounted),
   and removes the comm dir and every trace of the pod. Retiring an absent pod succeeds. In
   Kubernetes the controller deletes Mountpoint Pods: there the node plugin only unmounts.
@@ -31,6 +37,7 @@ concurrently.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -78,3 +85,9 @@ class MountpointPodRuntime(Protocol):
     def cache_dir(self, cache: CacheVolume) -> str: ...
 
     async def retire(self, pod: MountpointPod) -> None: ...
+
+    def watch(self, pod: MountpointPod, on_exit: Callable[[], None]) -> None: ...
+
+    def unwatch(self, pod: MountpointPod) -> None: ...
+
+    async def restart(self, pod: MountpointPod) -> MountpointPod: ...

@@ -27,8 +27,9 @@ that serve nobody, and kubelet removes their emptyDir.
 
 Which Mountpoint Pod, and which run of its container (``restartCount``), took a key's FUSE session is
 recorded in ``STATE/kubernetes/<key>.json``: a mounter that kubelet restarted serves no session, so
-``running`` is false for it and the publisher replaces the session on the key's next publish, as with a
-local mounter that died.
+``running`` is false for it; ``watch`` tells the publisher as soon as the pod watch shows it, and
+``restart`` waits for the new run, to which the publisher hands a session mounted where the dead one was
+(docs/architecture.md, "Mountpoint Pod crash recovery").
 
 The runtime keeps two watches, narrowed to this node: the attachments (``spec.nodeName``) and the Mountpoint
 Pods in the mounter namespace (``spec.nodeName``). ``find``, ``running`` and ``list`` answer from them, so a
@@ -45,11 +46,12 @@ import json
 import logging
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
-from s3csi.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
+from s3csi.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from s3csi.kernel.dirfd import open_beneath, open_directory
 from s3csi.kube.api import Api, ApiError, path_of
 from s3csi.kube.client import RBAC_MANIFEST
@@ -67,6 +69,7 @@ from s3csi.podmounter.podspec import (
 )
 from s3csi.podmounter.protocol import SOCKET_NAME
 from s3csi.podmounter.runtime import MountpointPod
+from s3csi.tasks import background
 from s3csi.volume.context import SHARING_KEY_LABEL, CacheVolume
 from s3csi.volume.sharing import SHARING_KEY_LENGTH
 
@@ -180,6 +183,8 @@ class KubernetesRuntime:
         self.sessions_dir = Path(state_dir) / SESSIONS_DIR
         self.attachments: Informer | None = None
         self.pods: Informer | None = None
+        # Mountpoint Pods watched for the end of the mounter that took their session: name → task.
+        self._watches: dict[str, asyncio.Task[None]] = {}
 
     async def open(self) -> None:
         self._api = Api(self._api_settings)
@@ -225,6 +230,9 @@ class KubernetesRuntime:
         )
 
     async def close(self) -> None:
+        for watch in self._watches.values():
+            watch.cancel()
+        self._watches.clear()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -332,9 +340,72 @@ class KubernetesRuntime:
     async def retire(self, pod: MountpointPod) -> None:
         """Nothing to stop: the controller deletes Mountpoint Pods that serve nobody (module docstring). The
         record of the key's session goes."""
+        self.unwatch(pod)
         with contextlib.suppress(FileNotFoundError):
             (self.sessions_dir / f"{pod.key}.json").unlink()
         log.info("Mountpoint Pod left to the controller", extra={"mountpoint_pod": pod.name})
+
+    # ---- the mounter's end, and kubelet's restart of it ----------------------------------------------
+
+    def watch(self, pod: MountpointPod, on_exit: Callable[[], None]) -> None:
+        """``on_exit`` once the container run that took the session ends (its restartCount moves on, it
+        stops running, or the pod goes): woken by the pod watch's events, nothing is polled."""
+        self.unwatch(pod)
+        self._watches[pod.name] = background(self._watch(pod, on_exit), name=f"watch {pod.name}")
+
+    async def _watch(self, pod: MountpointPod, on_exit: Callable[[], None]) -> None:
+        assert self.pods is not None
+        while True:
+            change = self.pods.changed()
+            if not self.running(pod):
+                self._watches.pop(pod.name, None)
+                on_exit()
+                return
+            await change.wait()
+
+    def unwatch(self, pod: MountpointPod) -> None:
+        watch = self._watches.pop(pod.name, None)
+        if watch is not None:
+            watch.cancel()
+
+    async def restart(self, pod: MountpointPod) -> MountpointPod:
+        """Once kubelet restarted the pod's mounter container (``restartPolicy: Always``) and the new run
+        listens on mount.sock in the same comm dir (an emptyDir lives as long as its pod: the
+        credentials stay); that run is recorded as the session's. ``NotFound`` when the pod is gone
+        (its replacement is a new pod the controller assigns on the workloads' next publish),
+        ``Unavailable`` after the wait timeout."""
+        assert self.pods is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.wait_timeout_s
+        session = self._session(pod.key)
+        where = f"Mountpoint Pod {self.settings.namespace}/{pod.name}"
+        while True:
+            change = self.pods.changed()
+            obj = self._pod_objects().get((self.settings.namespace, pod.name))
+            if obj is None or self._mountpoint_pod(obj) != pod:
+                raise NotFound(f"{where} is gone: its workloads fail with ENOTCONN until they are restarted")
+            interval = _CACHE_POLL_S
+            problem = pod_problem(obj) or f"{where}: its mounter container has not been restarted yet"
+            new_run = (
+                session is None
+                or session["uid"] != obj["metadata"]["uid"]
+                or (session["restart_count"] != restart_count(obj))
+            )
+            if container_running(obj) and new_run:
+                found = await asyncio.to_thread(
+                    comm_dir_problem, self.settings.kubelet_dir, obj["metadata"]["uid"]
+                )
+                if found is None:
+                    await asyncio.to_thread(self._record_session, pod, obj)
+                    return pod
+                problem, interval = f"{where}: {found}", _COMM_DIR_POLL_S
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise Unavailable(
+                    f"{where} did not serve again within {self.settings.wait_timeout_s:g} s: {problem}"
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(change.wait(), min(remaining, interval))
 
     def _look(self, key: str, workload_uid: str) -> tuple[MountpointPod | None, str, str]:
         """The workload's Mountpoint Pod and its uid if it runs on this node, else what is missing."""

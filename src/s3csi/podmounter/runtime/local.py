@@ -28,13 +28,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypedDict
 
 from s3csi.errors import Internal, InvalidArgument, Unavailable
-from s3csi.kernel.dirfd import open_directory, remove_tree
+from s3csi.kernel.dirfd import open_directory, remove_tree, unlink_entry
 from s3csi.kernel.process import check_suid_dumpable, read_suid_dumpable
 from s3csi.ownership.shared_dir import prepare_shared_dir
+from s3csi.podmounter.protocol import SOCKET_NAME
 from s3csi.podmounter.runtime import MOUNTER_GID, MOUNTER_UID, MountpointPod, pod_name
 from s3csi.volume.context import CACHE, CACHE_EMPTY_DIR_MEDIUM, CACHE_MEDIUM_MEMORY, CacheType, CacheVolume
 
@@ -136,6 +138,8 @@ class LocalRuntime:
         self.pods_dir = Path(state_dir) / PODS_DIR
         # Mounters this driver process started: waited for, so they never linger as zombies.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        # Mounters watched for their end: pod name → (pidfd, the loop it is registered with).
+        self._watches: dict[str, tuple[int, asyncio.AbstractEventLoop]] = {}
 
     def _pod(self, key: str) -> MountpointPod:
         name = pod_name(key)
@@ -213,13 +217,65 @@ class LocalRuntime:
     async def join(self, key: str, workload_uid: str | None = None) -> None:
         """Locally a running Mountpoint Pod serves every workload of its key: nothing to wait for."""
 
-    def _spawn(self, pod: MountpointPod) -> subprocess.Popen[bytes]:
+    async def restart(self, pod: MountpointPod) -> MountpointPod:
+        """A new mounter in the pod's comm dir after its old one died: the credentials files stay."""
+        pid = self.pid(pod)
+        if pid is not None:  # a mounter that runs but was not given the session serves nothing
+            await self._stop(pod, pid, process_start_time(pid))
+        if not (self.pods_dir / pod.name).is_dir():
+            raise Unavailable(f"Mountpoint Pod {pod.name} was retired: nothing to restart")
+        comm_fd = open_directory(pod.comm_dir)
+        try:  # a mount.sock the old mounter left would take the new one's connections
+            unlink_entry(comm_fd, SOCKET_NAME, where=pod.comm_dir)
+        finally:
+            os.close(comm_fd)
+        child = self._spawn(pod, fresh=False)
+        log.info("restarted Mountpoint Pod", extra={"mountpoint_pod": pod.name, "pid": child.pid})
+        await self._await_socket(pod, child, retire=False)
+        return pod
+
+    def watch(self, pod: MountpointPod, on_exit: Callable[[], None]) -> None:
+        """``on_exit`` once the mounter process ends: its pidfd becomes readable, nothing is polled."""
+        self.unwatch(pod)
+        loop = asyncio.get_running_loop()
+        record = self._record(pod)
+        pid = self.pid(pod)
+        pidfd = None
+        if record is not None and pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                pidfd = os.pidfd_open(pid)
+            # The pid could have been recycled between the check and pidfd_open: the start time says.
+            if pidfd is not None and process_start_time(pid) != record["start_time"]:
+                os.close(pidfd)
+                pidfd = None
+        if pid is None or pidfd is None:
+            loop.call_soon(on_exit)
+            return
+
+        def ended() -> None:
+            self.unwatch(pod)
+            self._reap(pid)
+            on_exit()
+
+        loop.add_reader(pidfd, ended)
+        self._watches[pod.name] = (pidfd, loop)
+
+    def unwatch(self, pod: MountpointPod) -> None:
+        watched = self._watches.pop(pod.name, None)
+        if watched is not None:
+            pidfd, loop = watched
+            if not loop.is_closed():
+                loop.remove_reader(pidfd)
+            os.close(pidfd)
+
+    def _spawn(self, pod: MountpointPod, *, fresh: bool = True) -> subprocess.Popen[bytes]:
         check_suid_dumpable(read_suid_dumpable())
         self.pods_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         pod_dir = self.pods_dir / pod.name
-        pod_dir.mkdir(mode=0o700)
-        prepare_comm_dir(Path(pod.comm_dir))
-        prepare_comm_dir(Path(pod.comm_dir) / CACHE_DIR)
+        if fresh:
+            pod_dir.mkdir(mode=0o700)
+            prepare_comm_dir(Path(pod.comm_dir))
+            prepare_comm_dir(Path(pod.comm_dir) / CACHE_DIR)
         with open(pod_dir / LOG_FILE, "ab") as log_file:
             child = subprocess.Popen(
                 mounter_command(),
@@ -235,7 +291,11 @@ class LocalRuntime:
         self._write_record(pod, PodRecord(key=pod.key, name=pod.name, pid=child.pid, start_time=start_time))
         return child
 
-    async def _await_socket(self, pod: MountpointPod, child: subprocess.Popen[bytes]) -> None:
+    async def _await_socket(
+        self, pod: MountpointPod, child: subprocess.Popen[bytes], *, retire: bool = True
+    ) -> None:
+        """Until the mounter listens; when it does not, it is retired (``retire``) or only stopped: a
+        restarted one keeps its comm dir and credentials for the next attempt."""
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not self.accepts_requests(pod):
             if child.poll() is not None or time.monotonic() > deadline:
@@ -245,7 +305,10 @@ class LocalRuntime:
                     else f"did not listen on mount.sock within {STARTUP_TIMEOUT:g}s"
                 )
                 tail = self.log_tail(pod)
-                await self.retire(pod)
+                if retire:
+                    await self.retire(pod)
+                elif child.poll() is None:
+                    await self._stop(pod, child.pid, process_start_time(child.pid))
                 raise Unavailable(f"Mountpoint Pod {pod.name} {problem}: {tail}")
             await asyncio.sleep(_POLL)
 
@@ -271,6 +334,7 @@ class LocalRuntime:
         return CACHE_DIR
 
     async def retire(self, pod: MountpointPod) -> None:
+        self.unwatch(pod)
         pid = self.pid(pod)
         if pid is not None:
             await self._stop(pod, pid, process_start_time(pid))
