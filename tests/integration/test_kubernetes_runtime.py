@@ -9,6 +9,7 @@ dynamic examples run ``s3csi controller`` itself."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import stat
 import subprocess
@@ -175,6 +176,46 @@ def test_a_mounter_restarted_by_kubelet_gets_its_session_back(cluster: Cluster, 
     assert (Path(request.target_path) / "a.txt").read_bytes() == b"kept"
     assert cluster.unpublish(request) == (grpc.StatusCode.OK, "")
     assert cluster.unpublish(joining) == (grpc.StatusCode.OK, "")
+    assert cluster.mounts() == []
+
+
+def _restarted(cluster: Cluster, uid: str, killed: int, restarts: int) -> bool:
+    container = cluster.kubelet.containers.get(uid)
+    return container is not None and container.process.pid != killed and container.restarts == restarts
+
+
+def _remounts_are(cluster: Cluster, count: int) -> bool:
+    return cluster.driver.log().count("FUSE session remounted") == count
+
+
+def test_a_crash_loop_is_recorded_as_an_event_on_the_workload_pod(
+    cluster: Cluster, bucket: str, s3: Any
+) -> None:
+    """A mounter that dies again soon after its session was remounted is in a crash loop: the remount waits
+    (the back-off) and the workload pod gets a Warning Event saying so (kubectl describe pod), once."""
+    s3.put_object(Bucket=bucket, Key="a.txt", Body=b"kept")
+    cluster.start_driver()
+    workload = cluster.workload("app-1", fs_group=2000)
+    request = cluster.request(workload, bucket)
+    _, name = cluster.assign(request, workload)
+    assert cluster.publish(request) == (grpc.StatusCode.OK, "")
+    uid = cluster.mountpoint_pod_uid(name)
+    for restarts in (1, 2):
+        killed = running_mounter(cluster, name)
+        kill_mounter(killed)
+        assert wait_until(functools.partial(_restarted, cluster, uid, killed, restarts), within=60), (
+            cluster.kubelet.container_log(uid)
+        )
+        assert wait_until(functools.partial(_remounts_are, cluster, restarts), within=60), (
+            cluster.driver.log()
+        )
+    [event] = wait_until(lambda: cluster.api.items("Event", workload["metadata"]["namespace"]), within=30)
+    assert event["reason"] == "MountpointPodCrashLoop" and event["type"] == "Warning", event
+    assert event["involvedObject"]["uid"] == workload["metadata"]["uid"]
+    assert "is in a crash loop (2 crashes in a row" in event["message"], event["message"]
+    assert "Mountpoint Pod crash loop" in cluster.driver.log()
+    assert (Path(request.target_path) / "a.txt").read_bytes() == b"kept"
+    assert cluster.unpublish(request) == (grpc.StatusCode.OK, "")
     assert cluster.mounts() == []
 
 

@@ -333,6 +333,7 @@ RBAC: dict[str, set[str]] = {
     "s3csi-node": {
         "cluster  core pods get",
         "cluster  core serviceaccounts get",
+        "cluster  core events create",
         "cluster  s3csi.io mountpointpodattachments get",
         "cluster  s3csi.io mountpointpodattachments list",
         "cluster  s3csi.io mountpointpodattachments watch",

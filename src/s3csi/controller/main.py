@@ -11,7 +11,6 @@ again, so a restart or a change of leader in the middle of a pass loses nothing 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from s3csi.controller.reconcile import (
 )
 from s3csi.controller.settings import ControllerSettings
 from s3csi.kube.api import Api, ApiError, JsonObject, path_of
+from s3csi.kube.events import pod_event
 from s3csi.kube.informer import Informer
 from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION, MountpointPodAttachment, attachment_status
 from s3csi.podmounter.names import label_value
@@ -55,37 +55,7 @@ log = logging.getLogger(__name__)
 
 EVENT_REASON = "VolumeNotServed"
 COMPONENT_NAME = "s3csi-controller"
-MAX_EVENT_MESSAGE = 1024
 SECRET_RETRY_S = 1.0
-
-
-def event_for(pod: JsonObject, cause: str, *, instance: str, now: datetime) -> JsonObject:
-    """The Warning Event on ``pod`` saying why its volume is not served; named by the pod and the cause, so
-    the same cause is recorded once, by any replica."""
-    metadata = pod["metadata"]
-    digest = hashlib.sha256(f"{metadata['uid']}\0{cause}".encode()).hexdigest()[:16]
-    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{metadata['name'][:200]}.{digest}", "namespace": metadata["namespace"]},
-        "involvedObject": {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "name": metadata["name"],
-            "namespace": metadata["namespace"],
-            "uid": metadata["uid"],
-        },
-        "reason": EVENT_REASON,
-        "message": cause[:MAX_EVENT_MESSAGE],
-        "type": "Warning",
-        "source": {"component": COMPONENT_NAME},
-        "reportingComponent": COMPONENT_NAME,
-        "reportingInstance": instance[:128],
-        "firstTimestamp": stamp,
-        "lastTimestamp": stamp,
-        "count": 1,
-    }
 
 
 class Controller:
@@ -310,7 +280,16 @@ class Controller:
         log.warning("pod %s cannot be served: %s", pod_label(pod), cause)
         if not self.leading():
             return
-        event = event_for(pod, cause, instance=self.settings.lease.identity, now=datetime.now(UTC))
+        # Named by the pod and the cause: the same cause is recorded once, by any replica.
+        event = pod_event(
+            pod,
+            reason=EVENT_REASON,
+            message=cause,
+            component=COMPONENT_NAME,
+            instance=self.settings.lease.identity,
+            now=datetime.now(UTC),
+            once_per=cause,
+        )
         try:
             await self.api.call(
                 "POST", path_of("", "v1", "events", event["metadata"]["namespace"]), body=event

@@ -80,6 +80,7 @@ from s3csi.podmounter.runtime import (
     MOUNTER_UID,
     MountpointPod,
     MountpointPodRuntime,
+    WorkloadPod,
     pod_name,
 )
 from s3csi.podmounter.runtime.local import LocalRuntime
@@ -106,6 +107,9 @@ from s3csi.volume.publish_spec import PublishSpec
 from s3csi.volume.sharing import credentials_identity_of, sharing_key
 
 log = logging.getLogger(__name__)
+
+CRASH_LOOP_REASON = "MountpointPodCrashLoop"
+"""The reason of the Event on workload pods whose Mountpoint Pod is in a crash loop."""
 
 SOURCES_DIR = "sources"
 TARGETS_DIR = "targets"
@@ -144,6 +148,8 @@ class TargetRecord(TypedDict):
     mountpoint_pod: str
     created: NotRequired[bool]
     args: NotRequired[list[str]]
+    workload: NotRequired[list[str]]
+    """The workload pod's namespace, name and uid (kubelet's pod info), for Events on it."""
 
 
 class PodMounterPublisher:
@@ -288,6 +294,8 @@ class PodMounterPublisher:
             created=created,
             args=list(spec.mount.args),
         )
+        if spec.pod.namespace and spec.pod.name and spec.pod.uid:
+            record["workload"] = [spec.pod.namespace, spec.pod.name, spec.pod.uid]
         self._write_record(record)
         try:
             bind_mount(source, target, read_only=spec.mount.read_only)
@@ -525,6 +533,15 @@ class PodMounterPublisher:
                     delay,
                     extra={"mountpoint_pod": name},
                 )
+                await self.runtime.record_event(
+                    self._workloads_of(key),
+                    CRASH_LOOP_REASON,
+                    f"Mountpoint Pod {name} of this pod's S3 volume is in a crash loop ({crashes} crashes "
+                    f"in a row, each within {self.settings.recovery.crash_loop_window_s:g}s of its "
+                    "remount): files of the volume fail with ENOTCONN until it serves again; the node "
+                    "plugin's and the Mountpoint Pod's logs say why",
+                    once_per=name,
+                )
                 await asyncio.sleep(delay)
             try:
                 async with self._locks.hold(key):
@@ -536,6 +553,17 @@ class PodMounterPublisher:
             except (S3csiError, OSError) as exc:
                 log.error("remounting the FUSE session failed: %s", exc, extra={"mountpoint_pod": name})
                 crashes += 1  # a failed attempt always counts as a crash in the loop
+
+    def _workloads_of(self, key: str) -> list[WorkloadPod]:
+        """The workload pods whose targets the key's source serves, from their targets' records."""
+        table = mountinfo()
+        source = find_mount(str(self.sources_dir / pod_name(key)), table)
+        found = []
+        for target in targets_of(source, table) if source is not None else []:
+            record = self._record(target.mount_point)
+            if record is not None and len(record.get("workload", [])) == 3:
+                found.append(WorkloadPod(*record["workload"]))
+        return found
 
     async def _remount_if_dead(self, key: str) -> bool:
         """Under the key's lock: if the key's source has targets and its FUSE connection is dead, mount a

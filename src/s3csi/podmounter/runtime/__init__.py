@@ -24,6 +24,10 @@ local state dir, or the API server), never from memory alone:
 - ``watch(pod, on_exit)`` calls ``on_exit()`` (in the event loop, once) when the pod's mounter ends: the
   local runtime waits on a pidfd of the process, the Kubernetes runtime on its container's status in the
   pod watch — neither costs anything while the mounter runs. ``unwatch(pod)`` stops watching.
+- ``record_event(workloads, reason, message, once_per)`` tells the teams of ``workloads`` what happened to
+  their volume's Mountpoint Pod (Kubernetes: a Warning Event on each pod, once per pod, reason and
+  ``once_per``; local: nothing
+  more than the publisher's log line, as there is no API). It never raises.
 - ``restart(pod)`` returns once a new mounter of a pod whose mounter died listens on mount.sock, in the
   same comm dir (its credentials stay): started here (local), or restarted by kubelet (Kubernetes,
   ``restartPolicy: Always``); raises ``Unavailable`` (saying why) when none gets there.
@@ -37,9 +41,9 @@ concurrently.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from s3csi.podmounter.protocol import SOCKET_NAME
 from s3csi.volume.context import CacheVolume
@@ -64,6 +68,14 @@ class MountpointPod:
 
 
 CREDENTIALS_DIR = "credentials"
+
+
+class WorkloadPod(NamedTuple):
+    """A workload pod using a Mountpoint Pod, as its target's record names it."""
+
+    namespace: str
+    name: str
+    uid: str
 
 
 def pod_name(key: str) -> str:
@@ -91,3 +103,7 @@ class MountpointPodRuntime(Protocol):
     def unwatch(self, pod: MountpointPod) -> None: ...
 
     async def restart(self, pod: MountpointPod) -> MountpointPod: ...
+
+    async def record_event(
+        self, workloads: Sequence[WorkloadPod], reason: str, message: str, once_per: str
+    ) -> None: ...

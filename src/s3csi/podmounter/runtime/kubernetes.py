@@ -46,8 +46,9 @@ import json
 import logging
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -55,6 +56,7 @@ from s3csi.errors import FailedPrecondition, InvalidArgument, NotFound, Permissi
 from s3csi.kernel.dirfd import open_beneath, open_directory
 from s3csi.kube.api import Api, ApiError, path_of
 from s3csi.kube.client import RBAC_MANIFEST
+from s3csi.kube.events import pod_event
 from s3csi.kube.informer import Informer, ObjectKey, watch_error
 from s3csi.kube.settings import KubeApiSettings
 from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION, is_pod_uid, mountpoint_pod_of
@@ -68,12 +70,15 @@ from s3csi.podmounter.podspec import (
     DEFAULT_NAMESPACE,
 )
 from s3csi.podmounter.protocol import SOCKET_NAME
-from s3csi.podmounter.runtime import MountpointPod
+from s3csi.podmounter.runtime import MountpointPod, WorkloadPod
 from s3csi.tasks import background
 from s3csi.volume.context import SHARING_KEY_LABEL, CacheVolume
 from s3csi.volume.sharing import SHARING_KEY_LENGTH
 
 log = logging.getLogger(__name__)
+
+EVENT_COMPONENT = "s3csi-node"
+"""The reportingComponent of the node plugin's Events."""
 
 JsonObject = dict[str, Any]
 
@@ -332,6 +337,36 @@ class KubernetesRuntime:
         """Once the controller lists the workload under a Mountpoint Pod of the key that runs on this node
         (the publisher waits here before it takes the key's lock)."""
         await self._wait(key, workload_uid, listening=False)
+
+    async def record_event(
+        self, workloads: Sequence[WorkloadPod], reason: str, message: str, once_per: str
+    ) -> None:
+        """A Warning Event on each workload pod, once per pod, reason and ``once_per`` (a second create
+        is a 409, ignored); a refusal is logged, never raised: the report must not stop
+        the recovery it reports on."""
+        if self._api is None:
+            return
+        for workload in workloads:
+            event = pod_event(
+                {"metadata": workload._asdict()},
+                reason=reason,
+                message=message,
+                component=EVENT_COMPONENT,
+                instance=self.settings.node_name,
+                now=datetime.now(UTC),
+                once_per=once_per,
+            )
+            try:
+                await self._api.call("POST", path_of("", "v1", "events", workload.namespace), body=event)
+            except ApiError as exc:
+                if exc.status != 409:
+                    log.warning(
+                        "the Event %s for pod %s/%s cannot be recorded: %s",
+                        reason,
+                        workload.namespace,
+                        workload.name,
+                        exc,
+                    )
 
     def cache_dir(self, cache: CacheVolume) -> str:
         """Every kind: the controller built the Mountpoint Pod with the volume's cache volume."""

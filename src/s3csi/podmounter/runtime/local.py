@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypedDict
 
@@ -37,7 +37,7 @@ from s3csi.kernel.dirfd import open_directory, remove_tree, unlink_entry
 from s3csi.kernel.process import check_suid_dumpable, read_suid_dumpable
 from s3csi.ownership.shared_dir import prepare_shared_dir
 from s3csi.podmounter.protocol import SOCKET_NAME
-from s3csi.podmounter.runtime import MOUNTER_GID, MOUNTER_UID, MountpointPod, pod_name
+from s3csi.podmounter.runtime import MOUNTER_GID, MOUNTER_UID, MountpointPod, WorkloadPod, pod_name
 from s3csi.volume.context import CACHE, CACHE_EMPTY_DIR_MEDIUM, CACHE_MEDIUM_MEMORY, CacheType, CacheVolume
 
 log = logging.getLogger(__name__)
@@ -318,6 +318,11 @@ class LocalRuntime:
         except FileNotFoundError:
             return "(no log)"
         return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
+
+    async def record_event(
+        self, workloads: Sequence[WorkloadPod], reason: str, message: str, once_per: str
+    ) -> None:
+        """No API to record in: the publisher's log line is the report."""
 
     def cache_dir(self, cache: CacheVolume) -> str:
         """An emptyDir on the node's disk; a memory-backed or ephemeral cache needs a Pod's volumes."""
