@@ -167,7 +167,7 @@ CHANGED_VALUE: dict[str, Any] = {
     "mountpointPods.resources.cpuRequest": "300m",
     "mountpointPods.resources.memoryRequest": "200Mi",
     "mountpointPods.resources.memoryLimit": "1Gi",
-    "webhook.enabled": True,
+    "webhook.enabled": False,
     "webhook.replicas": 3,
     "webhook.certificateValidityDays": 30,
     "webhook.resources": {"requests": {"cpu": "20m"}},
