@@ -228,3 +228,34 @@ def test_a_target_the_remount_did_not_reach_is_rebound_by_a_republish(
     assert _reads_name(f"{target}/a.txt")
     assert the_node.unpublish(target) == (OK, "")
     assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
+
+
+def test_a_restarted_mounter_removes_what_the_dead_one_left_in_the_cache_volume(
+    the_node: Node, s3: Any, bucket: str
+) -> None:
+    # The cache volume outlives the mounter: the read parts and staged copies of a mounter killed with -9
+    # would pile up with every crash (and, in a Pod, get it evicted for outgrowing its sizeLimit).
+    s3.put_object(Bucket=bucket, Key="data.bin", Body=b"x" * 2**20)
+    target = the_node.target()
+    request = the_node.publish_request(
+        target, bucket, mount_flags=("allow-other",), fs_group=1001, attributes={"cache": "emptyDir"}
+    )
+    assert the_node.publish(request) == (OK, "")
+    [cache] = list((the_node.state_dir / "pods").glob("*/comm/cache"))
+    assert (Path(target) / "data.bin").read_bytes() == b"x" * 2**20
+    [dead] = [entry.name for entry in cache.iterdir()]
+    mounter = the_mounter(the_node)
+    kill_mounter(mounter)
+    the_mounter(the_node, other_than=mounter)
+    assert wait_until(lambda: _reads_data(Path(target) / "data.bin")), the_node.driver.log()
+    entries = [entry.name for entry in cache.iterdir()]
+    assert dead not in entries and len(entries) == 1 and entries[0].startswith("s3csi-cache-"), entries
+    assert the_node.unpublish(target) == (OK, "")
+    assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
+
+
+def _reads_data(path: Path) -> bool:
+    try:
+        return path.read_bytes() == b"x" * 2**20
+    except OSError:
+        return False

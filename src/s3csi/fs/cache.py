@@ -19,6 +19,7 @@ import tempfile
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
+from s3csi.fs.settings import CACHE_DIR_PREFIX
 from s3csi.tasks import background
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class DiskCache:
 
     @classmethod
     def create(cls, parent: str, max_bytes: int | None) -> DiskCache:
-        directory = tempfile.mkdtemp(prefix="s3csi-cache-", dir=parent)
+        directory = tempfile.mkdtemp(prefix=CACHE_DIR_PREFIX, dir=parent)
         if max_bytes is None:
             usage = shutil.disk_usage(directory)
             max_bytes = int(usage.free * DEFAULT_CACHE_FRACTION_OF_FREE_DISK)

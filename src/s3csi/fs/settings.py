@@ -43,6 +43,12 @@ READ_AHEAD_KIB = 4096
 _FD_PATH = re.compile(r"/dev/fd/(\d+)")
 
 
+CACHE_DIR_PREFIX = "s3csi-cache-"
+STAGING_DIR_PREFIX = "s3csi-staging-"
+"""The fresh sub-directories of ``--cache`` a mount keeps its read parts and staged copies in (removed at
+unmount; left behind only by a process that was killed)."""
+
+
 @dataclass(frozen=True)
 class FsSettings:
     """One mount. Sizes are bytes, times seconds, modes the permission bits only."""

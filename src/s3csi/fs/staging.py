@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from s3csi.fs.errors import fail
 from s3csi.fs.reader import ShortRead
+from s3csi.fs.settings import STAGING_DIR_PREFIX
 from s3csi.fs.writer import Completed, ObjectWriter
 from s3csi.mountflags import BY_NAME
 from s3csi.s3.client import S3Client
@@ -107,7 +108,7 @@ class StagingArea:
     @classmethod
     def create(cls, parent: str, limit: int) -> StagingArea:
         """A fresh sub-directory of ``parent`` (mkdtemp: mode 0700, a name nobody could have planted)."""
-        return cls(tempfile.mkdtemp(prefix="s3csi-staging-", dir=parent), limit)
+        return cls(tempfile.mkdtemp(prefix=STAGING_DIR_PREFIX, dir=parent), limit)
 
     async def new_copy(self, *, stored: bool, dirty: bool) -> StagedFile:
         """An empty copy. ``stored``: S3 holds a version of the file already; ``dirty``: the copy differs

@@ -18,11 +18,18 @@ import argparse
 import contextlib
 import logging
 import os
+import shutil
 import socket
 
 from s3csi.errors import FailedPrecondition, Internal, InvalidArgument, S3csiError
 from s3csi.fs import cli as fs_cli
-from s3csi.fs.settings import FsSettings, build_settings, check_mountpoint
+from s3csi.fs.settings import (
+    CACHE_DIR_PREFIX,
+    STAGING_DIR_PREFIX,
+    FsSettings,
+    build_settings,
+    check_mountpoint,
+)
 from s3csi.kernel.process import make_non_dumpable
 from s3csi.logs import configure_logging
 from s3csi.podmounter import protocol
@@ -88,6 +95,8 @@ def serve_request(conn: socket.socket, request: MountRequest, fd: int) -> int:
 
     try:
         settings = fs_settings(request, fd)
+        if settings.cache_dir is not None:
+            remove_stale_copies(settings.cache_dir)
         use_credentials_file(request["env"]["credentials_file"])
         from s3csi.fs import session  # pyfuse3 and the S3 client, once the request is known to be good
 
@@ -121,6 +130,19 @@ def fs_settings(request: MountRequest, fd: int) -> FsSettings:
     settings = build_settings(fs_cli.flags_from(args), default_uid=os.getuid(), default_gid=os.getgid())
     check_mountpoint(settings)
     return settings
+
+
+def remove_stale_copies(cache_dir: str) -> None:
+    """The read cache and staged copies a mounter of this Mountpoint Pod left when it died (kill -9, OOM):
+    a Pod's cache volume, or the local runtime's cache dir, outlives a restart of its mounter, and one mounter
+    at a time serves it, so what another left is garbage — kept, it would grow with every crash until
+    kubelet evicts the pod for outgrowing the volume's sizeLimit."""
+    for entry in os.scandir(cache_dir):
+        if entry.name.startswith((CACHE_DIR_PREFIX, STAGING_DIR_PREFIX)) and entry.is_dir(
+            follow_symlinks=False
+        ):
+            log.info("removing %s, left by a mounter that died", entry.name)
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def use_credentials_file(credentials_file: str | None) -> None:
