@@ -879,16 +879,19 @@ class S3Operations(pyfuse3.Operations):
             if fetching is not None:
                 self.read_ahead.hold(sibling.key, sibling.etag, now + self.settings.metadata_ttl_s, fetching)
 
-    def _start_writing(self, fh: int, inode: Inode) -> None:
-        writer = ObjectWriter(
+    def _writer_for(self, key: str) -> ObjectWriter:
+        return ObjectWriter(
             self.client,
             self.settings.bucket,
-            inode.key,
+            key,
             self.settings.write_part_size,
             self.write_options,
             self.requests,
             flush_deadline_s=flush_deadline(self.client.settings.request_timeout_s),
         )
+
+    def _start_writing(self, fh: int, inode: Inode) -> None:
+        writer = self._writer_for(inode.key)
         # A file replaced keeps the mode it was given (a narrowed one stays narrow); its times are new.
         inode.stored = StoredAttributes(mode=self._stored(inode).mode)
         writer.metadata = encode(inode.stored)
@@ -1023,15 +1026,7 @@ class S3Operations(pyfuse3.Operations):
         """The staged copy to S3 when it has changes S3 lacks (every close and fsync: durable when they
         return). On failure the copy stays as it is, and the next close or fsync tries again. The upload
         replaces the object, so it carries the file's stored attributes and every other tool's metadata."""
-        writer = ObjectWriter(
-            self.client,
-            self.settings.bucket,
-            inode.key,
-            self.settings.write_part_size,
-            self.write_options,
-            self.requests,
-            flush_deadline_s=flush_deadline(self.client.settings.request_timeout_s),
-        )
+        writer = self._writer_for(inode.key)
         others = {key: value for key, value in (inode.metadata or {}).items() if key not in STORED_KEYS}
         writer.metadata = merged(others, inode.stored)
         try:
