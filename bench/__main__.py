@@ -28,7 +28,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from bench import big_directory, report
+from bench import big_directory, report, tree
 from bench.mounts import Mount, Profiler, cpu_seconds, py_spy
 from bench.proxy import CountingProxy
 from bench.servers import ACCESS_KEY, REGION, SECRET_KEY, S3rver
@@ -246,15 +246,25 @@ class Setting:
     s3: Any
     sizes: Sizes
     profile_dir: Path | None
+    tree: tree.Tree
 
 
-def measure_mounted(system: str, setting: Setting, samples: dict[str, list[float]], repetition: int) -> None:
+def measure_mounted(
+    system: str, setting: Setting, samples: dict[str, list[float]], repetition: int, failed: set[str]
+) -> list[str]:
+    """Every row on a fresh mount of `system`; what failed of the tool rows (`failed` gets their metrics).
+
+    Any other row that fails raises, and ends the system's measurements.
+    """
+
     @contextlib.contextmanager
-    def cold_mount(workload: str, endpoint_url: str = setting.server.endpoint_url) -> Iterator[Mount]:
+    def cold_mount(
+        workload: str, endpoint_url: str = setting.server.endpoint_url, tools: bool = False
+    ) -> Iterator[Mount]:
         drop_caches()
         with contextlib.ExitStack() as stack:
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix=f"s3csi-bench-{system}-"))
-            mount = stack.enter_context(Mount(system, BUCKET, endpoint_url, Path(workdir)))
+            mount = stack.enter_context(Mount(system, BUCKET, endpoint_url, Path(workdir), tools=tools))
             if setting.profile_dir is not None and system == report.S3CSI:
                 output = setting.profile_dir / f"{system}-{workload}-{repetition + 1}.txt"
                 stack.enter_context(Profiler(mount.process.pid, output))
@@ -313,6 +323,28 @@ def measure_mounted(system: str, setting: Setting, samples: dict[str, list[float
     samples["write_close_s"].append(result["seconds"])
     samples["write_visible_s"].append(visible_s)
 
+    errors = []
+    tools = (("tar", "tar_s", tree.tar_argv), ("rsync", "rsync_s", tree.rsync_argv))
+    for name, key, argv in tools:
+        if key in failed:
+            continue
+        prefix = f"{name}-{system}-{repetition}/"
+        try:
+            with cold_mount(name, tools=True) as mount:
+                destination = mount.mountpoint / prefix.rstrip("/")
+                if name == "tar":
+                    destination.mkdir()  # tar -C wants it; rsync makes its own
+                timing = tree.measure(argv(setting.tree, destination), s3, BUCKET, prefix, setting.tree)
+            samples[key].append(timing.in_s3_s)
+            samples[f"{name}_exit_s"].append(timing.exited_s)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+            failed.update(report.TOOL_METRICS[key])
+            errors.append(f"{system}, {name}: {error}")
+            print(f"{system}, {name}: FAILED: {error}", file=sys.stderr)
+        finally:
+            tree.delete_prefix(s3, BUCKET, prefix)
+    return errors
+
 
 def wait_visible(s3: Any, key: str, size: int) -> float:
     """Polls HEAD until the object has its full size; the wall-clock time it was first seen."""
@@ -353,14 +385,22 @@ def versions() -> dict[str, str]:
     }
 
 
-def run(args: argparse.Namespace) -> tuple[Samples, big_directory.BigDirectory | None, list[str]]:
+def run(
+    args: argparse.Namespace,
+) -> tuple[Samples, dict[str, set[str]], big_directory.BigDirectory | None, list[str]]:
     sizes = QUICK if args.quick else FULL
     samples: Samples = {system: {metric.key: [] for metric in report.METRICS} for system in args.systems}
+    tool_failed: dict[str, set[str]] = {system: set() for system in args.systems}
     failures: list[str] = []
-    with S3rver.start() as server, CountingProxy(server.port) as proxy:
+    with (
+        S3rver.start() as server,
+        CountingProxy(server.port) as proxy,
+        tempfile.TemporaryDirectory(prefix="s3csi-bench-tree-") as tree_dir,
+    ):
         s3 = s3_client(server.endpoint_url)
         print(f"s3rver on {server.endpoint_url}; uploading the data set", file=sys.stderr)
         upload_dataset(s3, sizes)
+        files = tree.build(Path(tree_dir))
         failed: set[str] = set()
         # Repetitions outermost: on a noisy machine every system then sees the same spells of load.
         for repetition in range(args.repetitions):
@@ -370,8 +410,10 @@ def run(args: argparse.Namespace) -> tuple[Samples, big_directory.BigDirectory |
                     if system == report.DIRECT:
                         measure_direct(s3, sizes, samples[system], repetition)
                     else:
-                        setting = Setting(server, proxy, s3, sizes, args.profile)
-                        measure_mounted(system, setting, samples[system], repetition)
+                        setting = Setting(server, proxy, s3, sizes, args.profile, files)
+                        failures += measure_mounted(
+                            system, setting, samples[system], repetition, tool_failed[system]
+                        )
                 except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
                     failed.add(system)
                     failures.append(f"{system}: {error}")
@@ -384,7 +426,7 @@ def run(args: argparse.Namespace) -> tuple[Samples, big_directory.BigDirectory |
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
             failures.append(f"s3csi, big directory: {error}")
             print(f"s3csi, big directory: FAILED: {error}", file=sys.stderr)
-    return samples, big, failures
+    return samples, tool_failed, big, failures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -397,9 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so every mount is unmounted and the server stopped.
     signal.signal(signal.SIGTERM, _raise_exit)
     started = datetime.datetime.now(datetime.UTC)
-    samples, big, failures = run(args)
+    samples, tool_failed, big, failures = run(args)
     figures = report.medians(samples)
-    verdicts = report.verdicts(figures)
+    verdicts = report.verdicts(figures, tool_failed)
     if report.S3CSI in args.systems and args.big_directory:
         verdicts.append(big_directory.verdict(big))
     sizes = QUICK if args.quick else FULL
@@ -410,9 +452,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"sequential read {sizes.sequential // MiB} MiB, first byte of {sizes.first_byte // MiB} MiB, "
-        f"{sizes.small_count} x {sizes.small_size // 1024} KiB, write {sizes.write // MiB} MiB; MB = 10^6 B\n"
+        f"{sizes.small_count} x {sizes.small_size // 1024} KiB, write {sizes.write // MiB} MiB; "
+        f"tar -xf and rsync -a of {tree.FILES} x {tree.FILE_SIZE // 1024} KiB in {tree.DIRECTORIES} "
+        "directories; MB = 10^6 B\n"
     )
-    print(report.format_table(figures))
+    print(report.format_table(figures, tool_failed))
     if big is not None:
         print()
         print(big_directory.format_result(big))
@@ -435,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
                     ],
                     "big_directory": asdict(big) if big is not None else None,
                     "failures": failures,
+                    "tool_failed": {system: sorted(keys) for system, keys in tool_failed.items()},
                 },
                 indent=2,
             )

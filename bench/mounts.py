@@ -27,15 +27,23 @@ class MountCommand:
 
 
 def mount_command(
-    system: str, bucket: str, mountpoint: Path, endpoint_url: str, workdir: Path
+    system: str, bucket: str, mountpoint: Path, endpoint_url: str, workdir: Path, *, tools: bool = False
 ) -> MountCommand:
-    """How `system` mounts `bucket` at `mountpoint` in the foreground (so that its pid is the mounter's)."""
+    """How `system` mounts `bucket` at `mountpoint` in the foreground (so that its pid is the mounter's).
+
+    `tools`: for the `tar -xf` and `rsync -a` rows, which set times and modes and rename temporary files
+    (rsync): s3csi adds --allow-rename; "rclone" runs with `--vfs-cache-mode writes` (the mode rclone's
+    documentation gives for applications that need more than sequential writes) instead of `off`, and both
+    rclone mounts keep rclone's default write-back delay; s3fs needs nothing more.
+    """
     env = dict(os.environ)
     if system == "s3csi":
         env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
         argv = [sys.executable, "-m", "s3csi", "mount", bucket, str(mountpoint), "--foreground"]
         argv += ["--endpoint-url", endpoint_url, "--force-path-style", "--region", REGION]
         argv += ["--allow-delete", "--allow-overwrite"]
+        if tools:
+            argv += ["--allow-rename"]
         return MountCommand(argv, env)
     if system == "s3fs":
         passwd = workdir / "s3fs.passwd"
@@ -52,7 +60,12 @@ def mount_command(
         argv += ["--s3-provider", "Other", "--s3-endpoint", endpoint_url, "--s3-region", REGION]
         argv += ["--s3-access-key-id", ACCESS_KEY, "--s3-secret-access-key", SECRET_KEY]
         argv += ["--cache-dir", str(workdir / "rclone-cache")]
-        if system == "rclone":
+        if tools:
+            # rclone's default 5 s write-back delay: with 0 s, rclone 1.60 loses files that are renamed while
+            # they upload (rsync's temporary files: "corrupted on transfer", never in S3). The rows time
+            # until the files are in S3, so the delay is counted.
+            argv += ["--vfs-cache-mode", "writes" if system == "rclone" else "full"]
+        elif system == "rclone":
             argv += ["--vfs-cache-mode", "off"]
         else:
             # Upload at close rather than after the default 5 s write-back delay, as the others do.
@@ -141,12 +154,14 @@ class RssSampler:
 class Mount:
     """One cold mount: started in its own session, waited for, and always unmounted and reaped on exit."""
 
-    def __init__(self, system: str, bucket: str, endpoint_url: str, workdir: Path) -> None:
+    def __init__(
+        self, system: str, bucket: str, endpoint_url: str, workdir: Path, *, tools: bool = False
+    ) -> None:
         self.system = system
         self.workdir = workdir
         self.mountpoint = workdir / "mnt"
         self.mountpoint.mkdir(parents=True, exist_ok=True)
-        command = mount_command(system, bucket, self.mountpoint, endpoint_url, workdir)
+        command = mount_command(system, bucket, self.mountpoint, endpoint_url, workdir, tools=tools)
         self._log = open(workdir / f"{system}.log", "ab")  # noqa: SIM115 - closed in unmount()
         self.process = subprocess.Popen(
             command.argv,

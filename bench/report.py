@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 DIRECT = "direct"
@@ -32,12 +32,20 @@ METRICS = (
     Metric("write_visible_s", "write: object visible (s)", False, 2),
     Metric("rss_mib", "peak RSS in seq read (MiB)", False, 0),
     Metric("read_cpu_s", "CPU in seq read (s)", False, 2),
+    Metric("tar_s", "tar -xf 1000 files, in S3 (s)", False, 2),
+    Metric("tar_exit_s", "tar -xf: tar exited (s)", False, 2),
+    Metric("rsync_s", "rsync -a 1000 files, in S3 (s)", False, 2),
+    Metric("rsync_exit_s", "rsync -a: rsync exited (s)", False, 2),
 )
 METRIC_BY_KEY = {metric.key: metric for metric in METRICS}
 
 # Samples per system and metric, as measured; and their medians.
 Samples = Mapping[str, Mapping[str, Sequence[float]]]
 Figures = dict[str, dict[str, float]]
+# Per system, the metrics whose workload failed (a tool's non-zero exit, bytes that did not arrive).
+Failed = Mapping[str, Collection[str]]
+# The rows whose workload can fail on one system while the others go on: the everyday tools.
+TOOL_METRICS = {"tar_s": ("tar_s", "tar_exit_s"), "rsync_s": ("rsync_s", "rsync_exit_s")}
 
 
 def medians(samples: Samples) -> Figures:
@@ -77,8 +85,9 @@ def _get(figures: Figures, system: str, key: str) -> float | None:
     return figures.get(system, {}).get(key)
 
 
-def verdicts(figures: Figures) -> list[Verdict]:
-    """The targets of issue 2 (on s3rver, one run), each with the figures it compares."""
+def verdicts(figures: Figures, failed: Failed | None = None) -> list[Verdict]:
+    """The targets of issues 2 and 14 (on s3rver, one run), each with the figures it compares."""
+    failed = failed or {}
 
     def check(target: str, value: float | None, bound: float | None, ok: bool, shown: str) -> Verdict:
         if value is None or bound is None:
@@ -137,6 +146,12 @@ def verdicts(figures: Figures) -> list[Verdict]:
             f"{write or 0:.0f} / {direct_write or 0:.0f} MB/s = {r or 0:.2f}",
         )
     )
+    tool_targets = (
+        ("tar_s", "tar -xf of 1000 files faster than both peers"),
+        ("rsync_s", "rsync -a of 1000 files faster than both peers"),
+    )
+    for key, target in tool_targets:
+        result.append(_tool_verdict(figures, failed, key, target))
     rss = _get(figures, S3CSI, "rss_mib")
     result.append(
         check(
@@ -150,6 +165,20 @@ def verdicts(figures: Figures) -> list[Verdict]:
     return result
 
 
+def _tool_verdict(figures: Figures, failed: Failed, key: str, target: str) -> Verdict:
+    """s3csi against the best peer that completed the tool; a peer whose tool failed is beaten by any time."""
+    broken = [peer for peer in PEERS if key in failed.get(peer, ())]
+    note = f" ({', '.join(broken)} failed)" if broken else ""
+    if key in failed.get(S3CSI, ()):
+        return Verdict(target, f"s3csi failed{note}", False)
+    ours, best = _get(figures, S3CSI, key), best_peer(figures, key)
+    if ours is None or (best is None and not broken):
+        return Verdict(target, "not measured", None)
+    if best is None:
+        return Verdict(target, f"{ours:.2f}, every peer failed{note}", True)
+    return Verdict(target, f"{ours:.2f} vs {best[0]} {best[1]:.2f}{note}", ours < best[1])
+
+
 def _cell(value: float | None, decimals: int) -> str:
     return "-" if value is None else f"{value:.{decimals}f}"
 
@@ -159,20 +188,31 @@ def _ratio_cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}" if value >= 0.1 else f"{value:.2g}"
 
 
-def format_table(figures: Figures) -> str:
-    """Metrics as rows, systems as columns, then s3csi/direct and s3csi/best-peer ratios."""
+def format_table(figures: Figures, failed: Failed | None = None) -> str:
+    """Metrics as rows, systems as columns, then s3csi/direct and s3csi/best-peer ratios.
+
+    A workload that failed on a system shows "failed" in its cells rather than a time.
+    """
+    failed = failed or {}
     systems = [system for system in SYSTEMS if system in figures]
     header = ["metric", *systems, "s3csi/direct", "s3csi/best peer"]
     rows = [header]
     for metric in METRICS:
-        if not any(metric.key in figures[system] for system in systems):
+        if not any(
+            metric.key in figures[system] or metric.key in failed.get(system, ()) for system in systems
+        ):
             continue
         ours = _get(figures, S3CSI, metric.key)
         best = best_peer(figures, metric.key)
         rows.append(
             [
                 metric.label,
-                *(_cell(_get(figures, system, metric.key), metric.decimals) for system in systems),
+                *(
+                    "failed"
+                    if metric.key in failed.get(system, ())
+                    else _cell(_get(figures, system, metric.key), metric.decimals)
+                    for system in systems
+                ),
                 _ratio_cell(ratio(ours, _get(figures, DIRECT, metric.key))),
                 _ratio_cell(ratio(ours, best[1] if best else None))
                 + (f" ({best[0]})" if best and ours is not None else ""),

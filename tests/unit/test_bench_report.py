@@ -16,6 +16,8 @@ def figures_where_s3csi(**overrides: float) -> report.Figures:
         "small_reads_s": 1.0,
         "write_mbps": 170.0,
         "rss_mib": 100.0,
+        "tar_s": 5.0,
+        "rsync_s": 6.0,
     }
     s3csi.update(overrides)
     return {
@@ -27,6 +29,8 @@ def figures_where_s3csi(**overrides: float) -> report.Figures:
             "ls_s": 0.82,
             "ls_requests": 1005,
             "small_reads_s": 2.65,
+            "tar_s": 20.0,
+            "rsync_s": 30.0,
         },
         "rclone": {
             "seq_read_mbps": 275.0,
@@ -34,6 +38,8 @@ def figures_where_s3csi(**overrides: float) -> report.Figures:
             "ls_s": 1.39,
             "ls_requests": 1001,
             "small_reads_s": 1.55,
+            "tar_s": 15.0,
+            "rsync_s": 25.0,
         },
     }
 
@@ -83,6 +89,8 @@ def test_every_target_passes_with_good_figures() -> None:
         ({"small_reads_s": 1.6}, "1000 small reads faster than both peers"),
         ({"write_mbps": 161.0}, "durable write >= 0.9 x direct multipart PUT"),
         ({"rss_mib": 257.0}, "RSS <= 256 MiB during the sequential read"),
+        ({"tar_s": 15.0}, "tar -xf of 1000 files faster than both peers"),  # equal to rclone's
+        ({"rsync_s": 25.1}, "rsync -a of 1000 files faster than both peers"),
     ],
 )
 def test_each_target_misses_on_its_own_figure(override: dict[str, float], missed: str | None) -> None:
@@ -117,3 +125,46 @@ def test_small_ratios_keep_two_significant_digits() -> None:
     table = report.format_table(figures_where_s3csi()).splitlines()
     requests_row = next(line for line in table if line.startswith("ls -l S3 requests"))
     assert requests_row.endswith("0.002 (rclone)")  # 2 against rclone's 1001
+
+
+TAR = "tar -xf of 1000 files faster than both peers"
+
+
+@pytest.mark.parametrize(
+    ("failed", "word", "measured"),
+    [
+        ({}, "PASS", "5.00 vs rclone 15.00"),
+        # A peer whose tar failed is beaten by any time; the other peer still counts.
+        ({"rclone": {"tar_s", "tar_exit_s"}}, "PASS", "5.00 vs s3fs 20.00 (rclone failed)"),
+        ({"s3csi": {"tar_s", "tar_exit_s"}}, "MISS", "s3csi failed"),
+        ({"s3csi": {"tar_s"}, "s3fs": {"tar_s"}}, "MISS", "s3csi failed (s3fs failed)"),
+    ],
+)
+def test_a_failed_tool_is_reported_not_timed(failed: dict[str, set[str]], word: str, measured: str) -> None:
+    figures = figures_where_s3csi()
+    for system, keys in failed.items():
+        for key in keys:
+            figures[system].pop(key, None)
+    verdict = next(v for v in report.verdicts(figures, failed) if v.target == TAR)
+    assert (verdict.word, verdict.measured) == (word, measured)
+
+
+def test_tool_target_passes_when_every_peer_failed_and_is_not_applicable_unmeasured() -> None:
+    figures = figures_where_s3csi()
+    for peer in ("s3fs", "rclone"):
+        del figures[peer]["tar_s"]
+    failed = {"s3fs": {"tar_s"}, "rclone": {"tar_s"}}
+    verdict = next(v for v in report.verdicts(figures, failed) if v.target == TAR)
+    assert (verdict.word, verdict.measured) == ("PASS", "5.00, every peer failed (s3fs, rclone failed)")
+    assert words(figures)[TAR] == "n/a"
+
+
+def test_table_shows_failed_rather_than_a_time() -> None:
+    figures = figures_where_s3csi()
+    del figures["s3fs"]["rsync_s"]
+    table = report.format_table(figures, {"s3fs": {"rsync_s", "rsync_exit_s"}}).splitlines()
+    rsync_row = next(line for line in table if line.startswith("rsync -a 1000 files"))
+    assert rsync_row.split()[7:] == ["-", "6.00", "failed", "25.00", "-", "0.24", "(rclone)"]
+    # A row no system measured, but one failed, is shown too.
+    exit_row = next(line for line in table if line.startswith("rsync -a: rsync exited"))
+    assert exit_row.split()[5:9] == ["-", "-", "failed", "-"]
