@@ -493,7 +493,8 @@ def test_a_cache_volume_holds_the_mountpoint_pods_read_cache(node: Node, bucket:
     cache = empty_dir(node.kubelet_dir, mountpoint["metadata"]["uid"], "cache")
     [session] = list(cache.iterdir())  # the mounter's own sub-directory of the volume
     assert session.name.startswith("s3csi-cache-") and session.stat().st_uid == 1000
-    assert sum(part.stat().st_size for part in session.iterdir()) == len(body)
+    # Parts are written to disk in the background, after the read that fetched them returned.
+    assert wait_until(lambda: sum(part.stat().st_size for part in session.iterdir()) == len(body))
     assert node.unpublish(request) == (grpc.StatusCode.OK, "")
 
 

@@ -30,6 +30,7 @@ import yaml
 from celpy import celtypes
 
 from s3csi.admission.labels import MUTATE_PATHS, NAMESPACE_DEFAULTS, VALIDATE_NAMESPACES_PATH
+from s3csi.admission.server import MOUNT_PROPAGATION_PATH
 from tests.admission_cases import NAMESPACE_CASES, POD_CASES, namespace
 from tests.admission_support import CertificateAuthority, WebhookProcess, admission_review, post
 
@@ -51,6 +52,13 @@ def the(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 WEBHOOK = documents("webhook.yaml")
 POLICIES = documents("policies.yaml")
 (MUTATING_WEBHOOKS,) = the(WEBHOOK, "MutatingWebhookConfiguration")
+# The namespace-default entries, which the policies of policies.yaml mirror; the mount-propagation entry looks
+# claims up in the API, which no policy can (tests/integration/test_admission_propagation.py covers it).
+NAMESPACE_DEFAULT_WEBHOOKS = [
+    entry
+    for entry in MUTATING_WEBHOOKS["webhooks"]
+    if entry["clientConfig"]["service"]["path"] in MUTATE_PATHS
+]
 (VALIDATING_WEBHOOKS,) = the(WEBHOOK, "ValidatingWebhookConfiguration")
 (NAMESPACE_POLICY,) = the(POLICIES, "ValidatingAdmissionPolicy")
 
@@ -92,9 +100,15 @@ def selected_value(selector: dict[str, Any]) -> tuple[str, str]:
 def test_one_webhook_entry_per_label_value_calls_the_path_naming_it() -> None:
     entries = {
         entry["clientConfig"]["service"]["path"]: selected_value(entry["namespaceSelector"])
-        for entry in MUTATING_WEBHOOKS["webhooks"]
+        for entry in NAMESPACE_DEFAULT_WEBHOOKS
     }
     assert entries == {path: (default.label, value) for path, (default, value) in MUTATE_PATHS.items()}
+    others = [
+        e["clientConfig"]["service"]["path"]
+        for e in MUTATING_WEBHOOKS["webhooks"]
+        if e not in NAMESPACE_DEFAULT_WEBHOOKS
+    ]
+    assert others == [MOUNT_PROPAGATION_PATH]
     for entry in MUTATING_WEBHOOKS["webhooks"]:
         assert entry["failurePolicy"] == "Ignore" and entry["sideEffects"] == "None"
         assert entry["rules"] == [
@@ -121,12 +135,27 @@ def test_one_policy_binding_per_label_value() -> None:
     assert all("paramKind" not in p["spec"] for p in the(POLICIES, "MutatingAdmissionPolicy"))
 
 
-def test_the_webhook_needs_no_api_access() -> None:
+def test_the_webhooks_api_access_is_get_on_claims_volumes_and_storage_classes() -> None:
+    # Mount propagation looks up which driver serves a pod's claims; the namespace defaults need no API.
     (account,) = the(WEBHOOK, "ServiceAccount")
     (deployment,) = the(WEBHOOK, "Deployment")
-    assert account["automountServiceAccountToken"] is False
-    assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
-    assert not {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"} & {d["kind"] for d in WEBHOOK}
+    assert account["automountServiceAccountToken"] is False  # only the webhook's pod mounts its token
+    assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
+    (role,) = the(WEBHOOK, "ClusterRole")
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["persistentvolumeclaims", "persistentvolumes"], "verbs": ["get"]},
+        {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get"]},
+    ]
+    (binding,) = the(WEBHOOK, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": account["metadata"]["name"],
+            "namespace": account["metadata"]["namespace"],
+        }
+    ]
+    assert not {"Role", "RoleBinding"} & {d["kind"] for d in WEBHOOK}
 
 
 # --- playing the API server ---------------------------------------------------------------------------------
@@ -216,7 +245,7 @@ def with_policies(pod: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]
 
 
 def with_webhooks(pod: dict[str, Any], labels: dict[str, str], webhook: WebhookProcess) -> dict[str, Any]:
-    for entry in MUTATING_WEBHOOKS["webhooks"]:
+    for entry in NAMESPACE_DEFAULT_WEBHOOKS:
         if selects(entry["namespaceSelector"], labels) and conditions_hold(entry["matchConditions"], pod):
             body = json.dumps(admission_review(pod, kind="Pod")).encode()
             conn = webhook.connect()

@@ -23,6 +23,7 @@ from s3csi.s3.settings import S3Settings
 from s3csi.volume.context import VolumeContext
 from s3csi.volume.policy import AccessMode, PolicyInput, effective_mount
 from s3csi.volume.publish_spec import PodInfo, PublishSpec
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.usefixtures("privileged")
 SESSION_TOKEN = "s3csi-test-session-token-do-not-leak"
@@ -150,7 +151,8 @@ def test_a_cache_volume_holds_the_read_parts_of_its_mountpoint_pod(
             assert file.read() == expected
     [session] = list(cache.iterdir())  # the mounter's own fresh sub-directory
     assert session.name.startswith("s3csi-cache-") and session.stat().st_uid == 1000
-    assert sum(part.stat().st_size for part in session.iterdir()) == len(expected)
+    # Parts are written to disk in the background, after the read that fetched them returned.
+    assert wait_until(lambda: sum(part.stat().st_size for part in session.iterdir()) == len(expected))
     asyncio.run(the_publisher.unpublish(one.volume_id, one.target_path))
     assert the_publisher.runtime.list() == []
 

@@ -191,6 +191,8 @@ _NOT_A_FLAG = {
     ("fs/operations.py", "STATFS_BLOCKS = 2**40"),  # what statfs reports, not a flag
     ("fs/operations.py", "STATFS_FILES = 2**32"),
     ("volume/quantity.py", '"Ti": 2**40,'),  # a Kubernetes quantity suffix, not a flag
+    ("fs/attributes.py", "PERMISSION_BITS = 0o777"),  # st_mode's permission bits (POSIX), not a mode flag
+    ("fs/operations.py", "SYMLINK_MODE = stat.S_IFLNK | 0o777"),  # a symlink's mode is always lrwxrwxrwx
     ("demo/local_node.py", "self.base.chmod(0o755)"),  # the demo's own directories on disk
     ("demo/local_node.py", "self.kubelet_dir.mkdir(mode=0o755)"),
 }
