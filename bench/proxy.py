@@ -72,10 +72,12 @@ class RequestCounter:
 
 
 class CountingProxy:
-    """Listens on 127.0.0.1:<port> in a background thread and forwards to 127.0.0.1:<upstream_port>."""
+    """Listens on 127.0.0.1:<port> in a background thread and forwards to 127.0.0.1:<upstream_port>, or to
+    the unix socket `upstream_path` (the dashboard's picture: Prometheus scrapes only TCP)."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int = 0, *, upstream_path: str | None = None) -> None:
         self.upstream_port = upstream_port
+        self.upstream_path = upstream_path
         self.port = free_port()
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self._counters: list[RequestCounter] = []
@@ -109,7 +111,12 @@ class CountingProxy:
         counter = RequestCounter()
         self._counters.append(counter)
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            if self.upstream_path is not None:
+                upstream_reader, upstream_writer = await asyncio.open_unix_connection(self.upstream_path)
+            else:
+                upstream_reader, upstream_writer = await asyncio.open_connection(
+                    "127.0.0.1", self.upstream_port
+                )
         except OSError:
             client_writer.close()
             return
