@@ -20,6 +20,11 @@ APT_PACKAGES += tar rsync zip unzip git sqlite3 s3fs rclone
 # Debian's npm only when no npm is there: a nodejs from elsewhere (NodeSource) brings its own, and
 # conflicts with Debian's.
 BENCH_APT_PACKAGES := s3fs rclone nodejs $(if $(shell command -v npm 2>/dev/null),,npm)
+# Prometheus for `make dashboard-picture` (bench/dashboard.py runs its own server on a free port of 127.0.0.1,
+# with its own configuration and storage; the Debian service, started or not, plays no part).
+BENCH_APT_PACKAGES += prometheus
+# `make dashboard-picture DASHBOARD_ARGS="--seconds 120"`: see `python -m bench.dashboard --help`.
+DASHBOARD_ARGS ?=
 # The npm package s3rver (the benchmark's S3 server) goes here; `make bench BENCH_ARGS=--quick` for a fast check.
 BENCH_NODE ?= /opt/s3csi/bench-node
 PYTEST_ARGS ?=
@@ -37,7 +42,7 @@ CHECKOV_LOCK := requirements/checkov.lock
 # `make lock LOCK_ARGS=--upgrade` (or `--upgrade-package NAME`): without it, the versions already locked stay.
 LOCK_ARGS ?=
 
-.PHONY: all system venv install demo test lint unit bench clean-venv lock checkov image
+.PHONY: all system venv install demo test lint unit bench bench-setup dashboard-picture clean-venv lock checkov image
 
 # `make image`: the container image (Containerfile), built without any image registry: each stage's base root
 # file system comes from Debian's packages (mmdebstrap --variant=minbase), imported with `podman import`. The
@@ -138,11 +143,18 @@ test: lint checkov
 demo: install
 	$(VENV)/bin/s3csi demo
 
-bench:
+bench-setup:
 	$(MAKE) install EXTRA_APT="$(BENCH_APT_PACKAGES)"
 	@[ -f $(BENCH_NODE)/node_modules/s3rver/bin/s3rver.js ] || \
 		{ umask 022; npm install --no-audit --no-fund --prefix $(BENCH_NODE) s3rver@3 >/dev/null; }
+
+bench: bench-setup
 	S3RVER_JS=$(BENCH_NODE)/node_modules/s3rver/bin/s3rver.js $(PYTHON) -m bench $(BENCH_ARGS)
+
+# docs/observability-dashboard.svg: the Grafana dashboard drawn from a real run (bench/dashboard.py, about
+# 2 minutes); not part of `make test`.
+dashboard-picture: bench-setup
+	S3RVER_JS=$(BENCH_NODE)/node_modules/s3rver/bin/s3rver.js $(PYTHON) -m bench.dashboard $(DASHBOARD_ARGS)
 
 image: EXTRA_APT = $(IMAGE_APT_PACKAGES)
 image: system
