@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -28,14 +27,7 @@ class MountCommand:
 
 
 def mount_command(
-    system: str,
-    bucket: str,
-    mountpoint: Path,
-    endpoint_url: str,
-    workdir: Path,
-    *,
-    tools: bool = False,
-    s3csi_args: Sequence[str] = (),
+    system: str, bucket: str, mountpoint: Path, endpoint_url: str, workdir: Path, *, tools: bool = False
 ) -> MountCommand:
     """How `system` mounts `bucket` at `mountpoint` in the foreground (so that its pid is the mounter's).
 
@@ -43,7 +35,6 @@ def mount_command(
     (rsync): s3csi adds --allow-rename; "rclone" runs with `--vfs-cache-mode writes` (the mode rclone's
     documentation gives for applications that need more than sequential writes) instead of `off`, and both
     rclone mounts keep rclone's default write-back delay; s3fs needs nothing more.
-    `s3csi_args`: more flags of `s3csi mount` (the dashboard's picture adds --metrics-address).
     """
     env = dict(os.environ)
     if system == "s3csi":
@@ -53,7 +44,6 @@ def mount_command(
         argv += ["--allow-delete", "--allow-overwrite"]
         if tools:
             argv += ["--allow-rename"]
-        argv += s3csi_args
         return MountCommand(argv, env)
     if system == "s3fs":
         passwd = workdir / "s3fs.passwd"
@@ -165,22 +155,13 @@ class Mount:
     """One cold mount: started in its own session, waited for, and always unmounted and reaped on exit."""
 
     def __init__(
-        self,
-        system: str,
-        bucket: str,
-        endpoint_url: str,
-        workdir: Path,
-        *,
-        tools: bool = False,
-        s3csi_args: Sequence[str] = (),
+        self, system: str, bucket: str, endpoint_url: str, workdir: Path, *, tools: bool = False
     ) -> None:
         self.system = system
         self.workdir = workdir
         self.mountpoint = workdir / "mnt"
         self.mountpoint.mkdir(parents=True, exist_ok=True)
-        command = mount_command(
-            system, bucket, self.mountpoint, endpoint_url, workdir, tools=tools, s3csi_args=s3csi_args
-        )
+        command = mount_command(system, bucket, self.mountpoint, endpoint_url, workdir, tools=tools)
         self._log = open(workdir / f"{system}.log", "ab")  # noqa: SIM115 - closed in unmount()
         self.process = subprocess.Popen(
             command.argv,
