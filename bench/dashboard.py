@@ -43,7 +43,6 @@ from botocore.config import Config
 
 from bench import dashboard_svg, grafana
 from bench.admission import review_requests
-from bench.mounts import Mount
 from bench.proxy import CountingProxy
 from bench.publish import Server
 from bench.servers import ACCESS_KEY, REGION, SECRET_KEY, S3rver, free_port
@@ -61,12 +60,15 @@ SMALL_PREFIX = "small"
 SMALL_COUNT = 200
 SMALL_SIZE = 4096
 SMALL_READS = 50
+# The read-write publish the mount workload goes through.
+WRITER_FS_GROUP = 5000
+WRITER_FLAGS = ("allow-delete", "allow-overwrite")
+METRICS_SOCKET = "metrics.sock"
 WRITE_SIZE = 16 * MiB
 SCRAPE_INTERVAL_S = 1
 # The namespace and pod labels Prometheus's Kubernetes discovery would give each process (a PodMonitor's
 # target labels), so that the dashboard's variables select them as they would in a cluster.
 MOUNTER_NAMESPACE = "s3csi-mounters"
-MOUNTER_POD = "s3csi-mp-dashboard"
 DRIVER_NAMESPACE = "kube-system"
 WORKLOAD_NAMESPACE = "team-a"
 NODE_FS_GROUPS = (4000, 4001)
@@ -88,16 +90,26 @@ class ScrapeTarget:
     labels: Mapping[str, str]
 
 
-def prometheus_config(targets: Sequence[ScrapeTarget], interval_s: int) -> str:
-    """Prometheus's configuration: each target scraped every `interval_s` seconds, with its labels. JSON is
-    YAML, so json.dumps writes it."""
+def prometheus_config(
+    targets: Sequence[ScrapeTarget], interval_s: int, discovered: Mapping[str, Path] | None = None
+) -> str:
+    """Prometheus's configuration: each target scraped every `interval_s` seconds, with its labels, and the
+    jobs of `discovered` (job name → file) scraping the targets listed in their file. JSON is YAML, so
+    json.dumps writes it."""
     jobs: dict[str, list[dict[str, Any]]] = {}
     for target in targets:
         jobs.setdefault(target.job, []).append({"targets": [target.address], "labels": dict(target.labels)})
     interval = f"{interval_s}s"
+    scrape: list[dict[str, Any]] = [
+        {"job_name": job, "static_configs": static} for job, static in jobs.items()
+    ]
+    scrape += [
+        {"job_name": job, "file_sd_configs": [{"files": [str(path)]}]}
+        for job, path in (discovered or {}).items()
+    ]
     config = {
         "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
-        "scrape_configs": [{"job_name": job, "static_configs": static} for job, static in jobs.items()],
+        "scrape_configs": scrape,
     }
     return json.dumps(config, indent=2) + "\n"
 
@@ -140,7 +152,9 @@ def _steps(start: float, end: float, step: int) -> Iterator[float]:
 class Prometheus:
     """A Prometheus server on a free port of 127.0.0.1 with its configuration and storage in `workdir`."""
 
-    def __init__(self, workdir: Path, targets: Sequence[ScrapeTarget]) -> None:
+    def __init__(
+        self, workdir: Path, targets: Sequence[ScrapeTarget], discovered: Mapping[str, Path] | None = None
+    ) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
             raise SystemExit(
@@ -148,9 +162,8 @@ class Prometheus:
             )
         workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "prometheus.yml"
-        config.write_text(prometheus_config(targets, SCRAPE_INTERVAL_S))
+        config.write_text(prometheus_config(targets, SCRAPE_INTERVAL_S, discovered))
         self.url = f"http://127.0.0.1:{free_port()}"
-        self.targets = targets
         self.log_path = workdir / "prometheus.log"
         argv = [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}"]
         argv += [f"--web.listen-address={self.url.removeprefix('http://')}", "--log.level=warn"]
@@ -186,15 +199,15 @@ class Prometheus:
     def log_tail(self) -> str:
         return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-3:])
 
-    def wait_all_up(self) -> None:
-        """Until every target has been scraped successfully once."""
+    def wait_up(self, addresses: Sequence[str]) -> None:
+        """Until each target at `addresses` (HOST:PORT) has been scraped successfully."""
 
         def up() -> bool:
-            body = self._get("/api/v1/query?query=" + urllib.parse.quote("sum(up)"))
+            body = self._get("/api/v1/query?query=" + urllib.parse.quote("up == 1"))
             result = json.loads(body)["data"]["result"] if body else []
-            return bool(result) and float(result[0]["value"][1]) == len(self.targets)
+            return set(addresses) <= {series["metric"]["instance"] for series in result}
 
-        self._wait(up, f"scrape all {len(self.targets)} targets")
+        self._wait(up, f"scrape {', '.join(addresses)}")
 
     def query_range(self, expr: str, start: float, end: float, step: int) -> list[dict[str, Any]]:
         query = urllib.parse.urlencode({"query": expr, "start": start, "end": end, "step": step})
@@ -282,8 +295,18 @@ def _drop_cached(path: Path) -> None:
         os.close(fd)
 
 
-def mounter_workload(root: Path, stop: threading.Event) -> str:
-    """Rounds of work through the mount at `root` until `stop`."""
+def _read_deleted(s3: Any, root: Path, key: str) -> None:
+    """Opens an object, deletes it behind the mount's back (as another S3 client would) and reads it: S3
+    answers the GET with 404 (an S3 error of class client) and the read fails with ENOENT."""
+    s3.put_object(Bucket=BUCKET, Key=key, Body=os.urandom(SMALL_SIZE))
+    with open(root / key, "rb", buffering=0) as file:
+        s3.delete_object(Bucket=BUCKET, Key=key)
+        _expect_errno(errno.ENOENT, lambda _: file.read(), root / key)
+
+
+def mounter_workload(root: Path, endpoint_url: str, stop: threading.Event) -> str:
+    """Rounds of work through the published target `root` until `stop`."""
+    s3 = s3_client(endpoint_url)
     (root / "out").mkdir(exist_ok=True)
     small = sorted(os.listdir(root / SMALL_PREFIX))
     rounds = 0
@@ -297,13 +320,16 @@ def mounter_workload(root: Path, stop: threading.Event) -> str:
         # Calls that fail, so that the error panels have something to show.
         _expect_errno(errno.ENOENT, os.stat, root / f"missing-{rounds}")
         _expect_errno(errno.EEXIST, os.mkdir, root / "out")
+        _read_deleted(s3, root, f"gone/{rounds}")
         if rounds >= 2:
             (root / f"out/file-{rounds - 2:03d}").unlink()
         rounds += 1
         stop.wait(1.0)
     return (
-        f"s3csi mount: {rounds} rounds of a {WRITE_SIZE // MiB} MiB write, a {SEQUENTIAL_SIZE // MiB} MiB "
-        f"sequential read, {SMALL_READS} small reads, a listing, a delete and two calls that fail"
+        f"read-write publish (fsGroup {WRITER_FS_GROUP}): {rounds} rounds of a {WRITE_SIZE // MiB} MiB "
+        f"write, a {SEQUENTIAL_SIZE // MiB} MiB sequential read, {SMALL_READS} small reads, a listing, "
+        "a delete, a stat and a mkdir that fail (ENOENT, EEXIST) and a read of an object deleted behind the "
+        "mount's back (ENOENT; S3 answers 404)"
     )
 
 
@@ -316,48 +342,67 @@ class Component:
     work: Callable[[threading.Event], str]
 
 
-@contextlib.contextmanager
-def mounter(server: S3rver, workdir: Path) -> Iterator[Component]:
-    """One `s3csi mount` with its metrics on a TCP port, labelled as a Mountpoint Pod."""
-    port = free_port()
-    args = ["--metrics-address", f"127.0.0.1:{port}"]
-    with Mount("s3csi", BUCKET, server.endpoint_url, workdir, s3csi_args=args) as mount:
-        labels = {"namespace": MOUNTER_NAMESPACE, "pod": MOUNTER_POD}
-        target = ScrapeTarget("mountpoint-pod", f"127.0.0.1:{port}", labels)
-        yield Component([target], lambda stop: mounter_workload(mount.mountpoint, stop))
+class MountpointPodTargets:
+    """Finds the Mountpoint Pods the node plugin started (their metrics.sock in their comm dir), puts a TCP
+    proxy in front of each and lists them in the file Prometheus discovers targets from (file_sd_configs:
+    it reads the file again when it changes)."""
+
+    def __init__(self, node: DemoNode, sd_file: Path) -> None:
+        self.node = node
+        self.sd_file = sd_file
+        self.proxies: dict[str, CountingProxy] = {}
+        sd_file.write_text("[]\n")
+
+    def refresh(self) -> None:
+        for socket_path in sorted((self.node.state_dir / "pods").glob(f"*/comm/{METRICS_SOCKET}")):
+            name = socket_path.parent.parent.name
+            if name not in self.proxies:
+                self.proxies[name] = CountingProxy(upstream_path=str(socket_path)).start()
+        groups = [
+            {"targets": [f"127.0.0.1:{proxy.port}"], "labels": {"namespace": MOUNTER_NAMESPACE, "pod": name}}
+            for name, proxy in self.proxies.items()
+        ]
+        # Written aside and renamed: Prometheus must never read half a file.
+        partial = self.sd_file.with_suffix(".partial")
+        partial.write_text(json.dumps(groups))
+        partial.rename(self.sd_file)
+
+    def addresses(self) -> list[str]:
+        return [f"127.0.0.1:{proxy.port}" for proxy in self.proxies.values()]
+
+    def stop(self) -> None:
+        for proxy in self.proxies.values():
+            proxy.stop()
 
 
-def node_workload(node: DemoNode, stop: threading.Event) -> str:
-    """Publishes as kubelet makes them: each round a pod with one of two fsGroups (a new Mountpoint Pod, or
-    one joining a running one) reads a small file through its target, the oldest target is unpublished,
-    and one NodePublishVolume without a target path is refused (INVALID_ARGUMENT)."""
+def publish(node: DemoNode, target: str, index: int, fs_group: int | None, flags: Sequence[str]) -> None:
+    node.publish(
+        volume_id=BUCKET,
+        target=target,
+        volume_context={"bucketName": BUCKET},
+        mount_flags=flags,
+        fs_group=fs_group,
+        read_only=not flags,
+        pod=(WORKLOAD_NAMESPACE, f"pod-{index}", f"uid-{index}"),
+    )
+
+
+def node_workload(node: DemoNode, pods: MountpointPodTargets, stop: threading.Event) -> str:
+    """Publishes as kubelet makes them: each round a read-only pod with one of two fsGroups (a new
+    Mountpoint Pod, or one joining a running one) reads a small file through its target, the oldest target
+    is unpublished, and one NodePublishVolume without a target path is refused (INVALID_ARGUMENT)."""
     published: list[str] = []
     rounds = refused = 0
     while not stop.is_set():
-        target = node.target_path(f"pod-{rounds}", "pv")
-        node.publish(
-            volume_id=BUCKET,
-            target=target,
-            volume_context={"bucketName": BUCKET},
-            mount_flags=(),
-            fs_group=NODE_FS_GROUPS[rounds % len(NODE_FS_GROUPS)],
-            read_only=True,
-            pod=(WORKLOAD_NAMESPACE, f"pod-{rounds}", f"uid-{rounds}"),
-        )
+        target = node.target_path(f"reader-{rounds}", "pv")
+        publish(node, target, rounds, NODE_FS_GROUPS[rounds % len(NODE_FS_GROUPS)], ())
+        pods.refresh()
         published.append(target)
         (Path(target) / SMALL_PREFIX / f"{rounds % SMALL_COUNT:04d}").read_bytes()
         if len(published) > len(NODE_FS_GROUPS) + 1:
             node.unpublish(BUCKET, published.pop(0))
         try:
-            node.publish(
-                volume_id=BUCKET,
-                target="",
-                volume_context={"bucketName": BUCKET},
-                mount_flags=(),
-                fs_group=None,
-                read_only=True,
-                pod=(WORKLOAD_NAMESPACE, "refused", "uid-refused"),
-            )
+            publish(node, "", rounds, None, ())
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.INVALID_ARGUMENT:
                 raise
@@ -368,20 +413,35 @@ def node_workload(node: DemoNode, stop: threading.Event) -> str:
         stop.wait(NODE_ROUND_S)
     for target in published:
         node.unpublish(BUCKET, target)
-    return f"node plugin: {rounds} publishes, {refused} refused"
+    return (
+        f"node plugin: {rounds} read-only publishes (fsGroups {' and '.join(map(str, NODE_FS_GROUPS))}) "
+        f"and unpublishes, {refused} refused; {len(pods.proxies)} Mountpoint Pods in all"
+    )
 
 
 @contextlib.contextmanager
-def node_plugin(server: S3rver) -> Iterator[Component]:
-    """`s3csi driver --mode all` on the local runtime (bench/publish.py's set-up); its metrics socket
-    reached through a TCP proxy, as Prometheus scrapes only TCP."""
+def node_plugin(server: S3rver, sd_file: Path) -> Iterator[list[Component]]:
+    """`s3csi driver --mode all` on the local runtime (bench/publish.py's set-up), its Mountpoint Pods
+    serving their metrics: one read-write publish that the mount workload runs through, and the
+    publishes of node_workload. Prometheus scrapes only TCP: the unix sockets are reached through proxies."""
     s3 = Server(server.endpoint_url, REGION, ACCESS_KEY, SECRET_KEY, "s3rver")
     with DemoNode(s3) as node:
-        node.start_driver()
-        with CountingProxy(upstream_path=str(node.base / "metrics.sock")) as proxy:
-            labels = {"namespace": DRIVER_NAMESPACE, "pod": "s3csi-node-dashboard"}
-            target = ScrapeTarget("node", f"127.0.0.1:{proxy.port}", labels)
-            yield Component([target], lambda stop: node_workload(node, stop))
+        node.start_driver("--mountpoint-pod-metrics")
+        pods = MountpointPodTargets(node, sd_file)
+        try:
+            app = node.target_path("app", "pv")
+            publish(node, app, 0, WRITER_FS_GROUP, WRITER_FLAGS)
+            pods.refresh()
+            with CountingProxy(upstream_path=str(node.base / METRICS_SOCKET)) as proxy:
+                labels = {"namespace": DRIVER_NAMESPACE, "pod": "s3csi-node-dashboard"}
+                target = ScrapeTarget("node", f"127.0.0.1:{proxy.port}", labels)
+                yield [
+                    Component([target], lambda stop: node_workload(node, pods, stop)),
+                    Component([], lambda stop: mounter_workload(Path(app), server.endpoint_url, stop)),
+                ]
+            node.unpublish(BUCKET, app)
+        finally:
+            pods.stop()
 
 
 def controller_workload(api: FakeKubeApi, stop: threading.Event) -> str:
@@ -498,15 +558,18 @@ def main(argv: Sequence[str]) -> int:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="s3csi-dashboard-")))
         server = stack.enter_context(S3rver.start())
         seed(server.endpoint_url)
+        pods_file = workdir / "mountpoint-pods.json"
         components = [
-            stack.enter_context(mounter(server, workdir / "mount")),
-            stack.enter_context(node_plugin(server)),
+            *stack.enter_context(node_plugin(server, pods_file)),
             stack.enter_context(controller(workdir)),
             stack.enter_context(webhook(workdir)),
         ]
         targets = [target for component in components for target in component.targets]
-        prometheus = stack.enter_context(Prometheus(workdir / "prometheus", targets))
-        prometheus.wait_all_up()
+        prometheus = stack.enter_context(
+            Prometheus(workdir / "prometheus", targets, {"mountpoint-pods": pods_file})
+        )
+        discovered = [group["targets"][0] for group in json.loads(pods_file.read_text())]
+        prometheus.wait_up([target.address for target in targets] + discovered)
         start = math.floor(time.time())
         stop = threading.Event()
         with ThreadPoolExecutor(len(components)) as pool:

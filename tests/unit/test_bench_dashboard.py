@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ def test_prometheus_config_groups_targets_by_job_with_their_labels() -> None:
         dashboard.ScrapeTarget("mountpoint-pod", "127.0.0.1:2", {"pod": "b"}),
         dashboard.ScrapeTarget("node", "127.0.0.1:3", {}),
     ]
-    config = json.loads(dashboard.prometheus_config(targets, 1))
+    config = json.loads(dashboard.prometheus_config(targets, 1, {"pods": Path("/run/pods.json")}))
     assert config["global"]["scrape_interval"] == "1s"
     assert config["scrape_configs"] == [
         {
@@ -32,6 +33,7 @@ def test_prometheus_config_groups_targets_by_job_with_their_labels() -> None:
             ],
         },
         {"job_name": "node", "static_configs": [{"targets": ["127.0.0.1:3"], "labels": {}}]},
+        {"job_name": "pods", "file_sd_configs": [{"files": ["/run/pods.json"]}]},
     ]
 
 
