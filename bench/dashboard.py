@@ -65,6 +65,7 @@ WRITER_FS_GROUP = 5000
 WRITER_FLAGS = ("allow-delete", "allow-overwrite")
 METRICS_SOCKET = "metrics.sock"
 WRITE_SIZE = 16 * MiB
+DELETED_SIZE = 8 * MiB
 SCRAPE_INTERVAL_S = 1
 # The namespace and pod labels Prometheus's Kubernetes discovery would give each process (a PodMonitor's
 # target labels), so that the dashboard's variables select them as they would in a cluster.
@@ -298,7 +299,15 @@ def _drop_cached(path: Path) -> None:
 def _read_deleted(s3: Any, root: Path, key: str) -> None:
     """Opens an object, deletes it behind the mount's back (as another S3 client would) and reads it: S3
     answers the GET with 404 (an S3 error of class client) and the read fails with ENOENT."""
-    s3.put_object(Bucket=BUCKET, Key=key, Body=os.urandom(SMALL_SIZE))
+    # Large enough that opening it does not fetch it whole (a small object's data comes with the open).
+    s3.put_object(Bucket=BUCKET, Key=key, Body=os.urandom(DELETED_SIZE))
+    # The mount may have listed the directory before the object existed: until its metadata cache expires
+    # it does not see it.
+    deadline = time.monotonic() + STEP_TIMEOUT_S
+    while not (root / key).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{key} did not appear in the mount within {STEP_TIMEOUT_S:g} s")
+        time.sleep(0.2)
     with open(root / key, "rb", buffering=0) as file:
         s3.delete_object(Bucket=BUCKET, Key=key)
         _expect_errno(errno.ENOENT, lambda _: file.read(), root / key)
@@ -320,7 +329,7 @@ def mounter_workload(root: Path, endpoint_url: str, stop: threading.Event) -> st
         # Calls that fail, so that the error panels have something to show.
         _expect_errno(errno.ENOENT, os.stat, root / f"missing-{rounds}")
         _expect_errno(errno.EEXIST, os.mkdir, root / "out")
-        _read_deleted(s3, root, f"gone/{rounds}")
+        _read_deleted(s3, root, f"gone-{rounds}")
         if rounds >= 2:
             (root / f"out/file-{rounds - 2:03d}").unlink()
         rounds += 1
