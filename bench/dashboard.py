@@ -2,12 +2,13 @@
 (deploy/grafana/s3csi-dashboard.json) in docs/observability-dashboard.svg, drawn from a real run, without
 Grafana.
 
-It starts s3rver, a real `s3csi mount` with its metrics endpoint on 127.0.0.1, and Prometheus (Debian's
-`prometheus` package, its own configuration and a temporary storage directory) scraping every process's
-/metrics each second; runs a workload through the mount for `--seconds` (writes, sequential and small
-reads, listings, deletes and a few calls that fail); then asks Prometheus's HTTP API (query_range) for each
-panel's own expressions over the run, the dashboard's variables set to All, and draws the panels where their
-gridPos puts them (bench/dashboard_svg.py). Needs root (FUSE mounts). See docs/observability.md, "Dashboard".
+It starts s3rver, the node plugin on the local runtime with its Mountpoint Pods serving metrics, the
+controller against the tests' fake API server, the webhook, and Prometheus (Debian's `prometheus` package,
+its own configuration and a temporary storage directory) scraping every process's /metrics each second; puts
+each under work for `--seconds` (writes, reads, listings and failing calls through a published volume,
+publishes, workload pods, AdmissionReviews); then asks Prometheus's HTTP API (query_range) for each panel's
+own expressions over the run, the dashboard's variables set to All, and draws the panels where their gridPos
+puts them (bench/dashboard_svg.py). Needs root. See docs/performance.md, "The dashboard's picture".
 """
 
 from __future__ import annotations
