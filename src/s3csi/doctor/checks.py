@@ -6,9 +6,11 @@
   S3 settings below are the mount's own (endpoint, region, addressing, prefix, write options).
 - endpoint: an unsigned HeadBucket; any HTTP answer (a 403 included) shows the endpoint is there.
 - credentials: the credentials the node plugin would hand the Mountpoint Pod (``credentials.resolver``),
-  then a signed ListObjectsV2 of the prefix: refused keys, signatures and tokens fail here.
-- bucket: a signed HeadBucket.
-- prefix: that ListObjectsV2's answer (the mounter lists the prefix before it mounts).
+  then a signed ListObjectsV2 of the prefix, the request the mounter sends before it mounts: refused keys,
+  signatures and tokens fail here.
+- bucket: that answer: NoSuchBucket, or a redirect to another region, fails. S3 says so only to keys that
+  may list the bucket; to others it answers AccessDenied, and the step is skipped.
+- prefix: that answer: a refusal to list fails.
 - write, read-write mounts only: HeadObject of a new, randomly named key under the prefix
   (``.s3csi-doctor-<random>``; it must not exist: doctor never overwrites), PutObject of an empty object
   with the mount's write options (storage class, encryption), DeleteObject of it.
@@ -33,6 +35,7 @@ from s3csi.credentials.resolver import CredentialResolver
 from s3csi.csi.node import publish_spec
 from s3csi.csi.proto import csi_pb2
 from s3csi.doctor.verdicts import (
+    BUCKET_CODES,
     CREDENTIAL_CODES,
     PROBE_KEY_EXISTS,
     Failure,
@@ -162,7 +165,7 @@ class Doctor:
         provider = None if credentials is None else StaticCredentials(credentials)
         async with S3Client(mount.s3, provider) as client:
             listed = await self._check_signature(mount, client, credentials)
-            await self._check_bucket(mount, client)
+            self._check_bucket(mount, listed)
             if isinstance(listed, S3Error):
                 raise self._fail_s3(Step.PREFIX, listed)
             where = f"s3://{mount.fs.bucket}/{mount.fs.prefix}"
@@ -220,13 +223,16 @@ class Doctor:
             self._pass(Step.CREDENTIALS, detail)
         return listed
 
-    async def _check_bucket(self, mount: _Mount, client: S3Client) -> None:
-        try:
-            await client.head_bucket(mount.fs.bucket)
-        except S3Error as error:
-            raise self._fail_s3(Step.BUCKET, error) from None
-        detail = f"s3://{mount.fs.bucket} exists in {mount.s3.region} and these credentials may use it"
-        self._pass(Step.BUCKET, detail)
+    def _check_bucket(self, mount: _Mount, listed: ListPage | S3Error) -> None:
+        """From the listing's answer. S3 says a bucket is missing or elsewhere only to keys that may list
+        it; others get AccessDenied either way."""
+        bucket = mount.fs.bucket
+        if isinstance(listed, ListPage):
+            self._pass(Step.BUCKET, f"s3://{bucket} exists in {mount.s3.region}")
+        elif listed.code in BUCKET_CODES:
+            raise self._fail_s3(Step.BUCKET, listed)
+        else:
+            self._skip(Step.BUCKET, f"S3 refused to list s3://{bucket}, so it did not say whether it exists")
 
     async def _check_write(self, mount: _Mount, client: S3Client) -> None:
         if mount.fs.read_only:

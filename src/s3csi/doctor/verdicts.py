@@ -75,6 +75,8 @@ CREDENTIAL_CODES = frozenset(
 REGION_CODES = frozenset(
     {"PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"}
 )
+BUCKET_CODES = frozenset({"NoSuchBucket", "NotFound", "MovedPermanently"}) | REGION_CODES
+"""Answers that say the bucket is not there (or not in this region)."""
 TRANSIENT_CODES = frozenset(
     {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling", "Timeout"}
 )
@@ -168,7 +170,10 @@ def _bucket_fix(failure: Failure, facts: VolumeFacts) -> str:
 
 def _prefix_fix(facts: VolumeFacts) -> str:
     where = f" with the condition s3:prefix {facts.prefix}*" if facts.prefix else ""
-    return f"allow s3:ListBucket on {_arn(facts, objects=False)}{where} for these credentials"
+    return (
+        f"allow s3:ListBucket on {_arn(facts, objects=False)}{where} for these credentials, and check that "
+        f"the bucket {facts.bucket} exists"
+    )
 
 
 def _write_fix(failure: Failure, facts: VolumeFacts) -> str:
