@@ -7,6 +7,7 @@ its environment or files, never its argv; no secret value appears in what it pri
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import subprocess
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -22,6 +24,7 @@ from s3csi.demo.s3server import free_port
 from s3csi.s3 import Credentials
 from s3csi.volume.context import DEFAULT_DRIVER_NAME
 from tests.integration.iam_support import IamWorld, WebIdentityFront, bucket_policy, iam_world
+from tests.kube_fake import FakeKubeApi
 
 BUCKET = "doctor-data"
 PREFIX = "team/"
@@ -43,6 +46,12 @@ DRIVER_KEYS_FIX = (
     "docs/credentials.md); doctor reads them from its own environment as the node plugin does"
 )
 PROBE_NAME = re.compile(r"\.s3csi-doctor-[0-9a-f]{16}")
+READ_ONLY_KEYS_FAIL = (
+    f"FAIL write: PutObject s3://{BUCKET}/{PREFIX}.s3csi-doctor-<random>: AccessDenied (HTTP 403): "
+    f"Access Denied — fix: these credentials cannot write: allow s3:PutObject on "
+    f"arn:aws:s3:::{BUCKET}/{PREFIX}*, or mount the volume read-only (PV spec.csi.readOnly: true, "
+    "accessModes ReadOnlyMany, or the mount option --read-only)"
+)
 PROBE = re.compile(
     rf"PASS write: wrote and deleted the probe object s3://{BUCKET}/{PREFIX}\.s3csi-doctor-[0-9a-f]{{16}}"
 )
@@ -116,15 +125,15 @@ def attributes(*extra: str) -> list[str]:
     return [arg for pair in pairs for arg in ("--volume-attribute", pair)]
 
 
-def secret_manifest(path: Path, keys: Credentials) -> str:
-    """The node-publish Secret as ``kubectl get secret -o yaml`` writes it (data base64-encoded)."""
+def secret_object(keys: Credentials) -> dict[str, Any]:
+    """The node-publish Secret as ``kubectl get secret -o yaml`` shows it (data base64-encoded)."""
     data = {"access_key_id": keys.access_key_id, "secret_access_key": keys.secret_access_key}
     encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
-    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": encoded}))
-    return str(path)
+    metadata = {"name": "reader-keys", "namespace": NAMESPACE}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": "Opaque", "data": encoded}
 
 
-def pv_manifest(path: Path, *, access_mode: str, mount_options: list[str]) -> str:
+def pv_object(name: str, *, access_mode: str, mount_options: list[str]) -> dict[str, Any]:
     spec = {
         "accessModes": [access_mode],
         "capacity": {"storage": "1Ti"},
@@ -135,13 +144,11 @@ def pv_manifest(path: Path, *, access_mode: str, mount_options: list[str]) -> st
             "volumeAttributes": {"bucketName": BUCKET, "prefix": PREFIX},
         },
     }
-    manifest = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": "pv-doctor"},
-        "spec": spec,
-    }
-    path.write_text(yaml.safe_dump(manifest))
+    return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name}, "spec": spec}
+
+
+def manifest_file(path: Path, obj: dict[str, Any]) -> str:
+    path.write_text(yaml.safe_dump(obj))
     return str(path)
 
 
@@ -165,7 +172,10 @@ def test_a_read_write_volume_passes_every_step(world: World, tmp_path: Path) -> 
 
 def test_a_read_only_pv_passes_with_read_only_keys(world: World, tmp_path: Path) -> None:
     env = environment(world, world.reader, tmp_path)
-    pv = pv_manifest(tmp_path / "pv.yaml", access_mode="ReadOnlyMany", mount_options=["allow-other"])
+    pv = manifest_file(
+        tmp_path / "pv.yaml",
+        pv_object("pv-doctor", access_mode="ReadOnlyMany", mount_options=["allow-other"]),
+    )
     status, lines = doctor(world, env, "--pv", pv)
     assert lines == [
         f"PASS options: NodePublishVolume accepts the volume: s3://{BUCKET}/{PREFIX} read-only, "
@@ -243,29 +253,82 @@ def test_missing_bucket(world: World, tmp_path: Path) -> None:
 
 
 def test_read_only_keys_on_a_read_write_volume(world: World, tmp_path: Path) -> None:
-    secret = secret_manifest(tmp_path / "secret.yaml", world.reader)
+    secret = manifest_file(tmp_path / "secret.yaml", secret_object(world.reader))
     env = environment(world, None, tmp_path)
     status, lines = doctor(world, env, *attributes("authenticationSource=secret"), "--secret-file", secret)
     assert lines[2] == "PASS credentials: S3 accepts requests signed with the keys from node-publish secret"
     assert len(lines) == 6
-    assert PROBE_NAME.sub(".s3csi-doctor-<random>", lines[5]) == (
-        f"FAIL write: PutObject s3://{BUCKET}/{PREFIX}.s3csi-doctor-<random>: AccessDenied (HTTP 403): "
-        f"Access Denied — fix: these credentials cannot write: allow s3:PutObject on "
-        f"arn:aws:s3:::{BUCKET}/{PREFIX}*, or mount the volume read-only (PV spec.csi.readOnly: true, "
-        "accessModes ReadOnlyMany, or the mount option --read-only)"
-    )
+    assert PROBE_NAME.sub(".s3csi-doctor-<random>", lines[5]) == READ_ONLY_KEYS_FAIL
     assert status == 1
 
 
 def test_refused_option(world: World, tmp_path: Path) -> None:
     env = environment(world, world.writer, tmp_path)
-    pv = pv_manifest(
-        tmp_path / "pv.yaml", access_mode="ReadWriteMany", mount_options=["endpoint-url=http://elsewhere"]
+    pv = manifest_file(
+        tmp_path / "pv.yaml",
+        pv_object("pv-doctor", access_mode="ReadWriteMany", mount_options=["endpoint-url=http://elsewhere"]),
     )
     status, lines = doctor(world, env, "--pv", pv)
     assert lines == [
         "FAIL options: mount option --endpoint-url is not allowed: the S3 endpoint is driver configuration "
         "(--s3-endpoint-url); a volume cannot choose where the driver sends its credentials — fix: remove or "
         "correct that entry of the PV's mountOptions (the allowed ones: docs/mount-options.md)"
+    ]
+    assert status == 1
+
+
+def kubelet_volume(kubelet: Path, pod_uid: str, name: str, **data: str) -> None:
+    """The directory and vol_data.json kubelet keeps for one CSI volume of a pod."""
+    directory = kubelet / "pods" / pod_uid / "volumes" / "kubernetes.io~csi" / name
+    (directory / "mount").mkdir(parents=True)
+    (directory / "vol_data.json").write_text(
+        json.dumps({"nodeName": "node-1", "attachmentID": "csi-x", **data})
+    )
+
+
+def test_a_pod_on_a_node(world: World, tmp_path: Path, kube_api: FakeKubeApi) -> None:
+    """``--pod-uid``: each of the pod's volumes of this driver, its PV (and secret) read from the API."""
+    kubelet, pod_uid = tmp_path / "kubelet", "6d1f3e8a-54c2-4a8e-9f0e-2b1c7d9e0a11"
+    guarded = pv_object("pv-b", access_mode="ReadWriteMany", mount_options=[])
+    guarded["spec"]["csi"]["volumeAttributes"]["authenticationSource"] = "secret"
+    guarded["spec"]["csi"]["nodePublishSecretRef"] = {"namespace": NAMESPACE, "name": "reader-keys"}
+    kube_api.add(pv_object("pv-a", access_mode="ReadWriteMany", mount_options=[]))
+    kube_api.add(guarded)
+    kube_api.add(secret_object(world.reader))
+    persistent = {"driverName": DEFAULT_DRIVER_NAME, "volumeLifecycleMode": "Persistent"}
+    kubelet_volume(kubelet, pod_uid, "pv-a", specVolumeID="pv-a", volumeHandle="doctor-volume", **persistent)
+    kubelet_volume(kubelet, pod_uid, "pv-b", specVolumeID="pv-b", volumeHandle="doctor-volume", **persistent)
+    kubelet_volume(
+        kubelet,
+        pod_uid,
+        "scratch",
+        specVolumeID="scratch",
+        volumeHandle="csi-123",
+        driverName=DEFAULT_DRIVER_NAME,
+        volumeLifecycleMode="Ephemeral",
+    )
+    kubelet_volume(kubelet, pod_uid, "pv-ebs", specVolumeID="pv-ebs", driverName="ebs.csi.aws.com")
+
+    env = environment(world, world.writer, tmp_path)
+    status, lines = doctor(
+        world, env, "--pod-uid", pod_uid, "--kubelet-dir", str(kubelet), *kube_api.driver_args()
+    )
+    assert [PROBE_NAME.sub(".s3csi-doctor-<random>", line) for line in lines] == [
+        "volume pv-a: PersistentVolume pv-a",
+        PASS_OPTIONS_RW,
+        PASS_ENDPOINT.format(endpoint=world.iam.server.endpoint_url),
+        "PASS credentials: S3 accepts requests signed with the keys from environment",
+        PASS_BUCKET,
+        PASS_PREFIX,
+        f"PASS write: wrote and deleted the probe object s3://{BUCKET}/{PREFIX}.s3csi-doctor-<random>",
+        "volume pv-b: PersistentVolume pv-b",
+        PASS_OPTIONS_RW,
+        PASS_ENDPOINT.format(endpoint=world.iam.server.endpoint_url),
+        "PASS credentials: S3 accepts requests signed with the keys from node-publish secret",
+        PASS_BUCKET,
+        PASS_PREFIX,
+        READ_ONLY_KEYS_FAIL,
+        "SKIP volume scratch: an inline volume, whose attributes are in the pod's spec: check it with "
+        "--volume-attribute",
     ]
     assert status == 1

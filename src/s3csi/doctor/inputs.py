@@ -146,19 +146,19 @@ def key_values(pairs: Sequence[str], flag: str) -> dict[str, str]:
     return found
 
 
-def secret_data(manifest: Any) -> dict[str, str]:
+def secret_data(manifest: Any, where: str = "--secret-file") -> dict[str, str]:
     """The keys of a Kubernetes Secret manifest (``data`` base64-decoded, then ``stringData``, which the API
-    server merges over it); InvalidArgument naming the key, never a value."""
+    server merges over it); InvalidArgument naming ``where`` and the key, never a value."""
     if not isinstance(manifest, dict) or manifest.get("kind") != "Secret":
-        raise InvalidArgument("--secret-file: the file is not a Secret manifest (kind: Secret)")
+        raise InvalidArgument(f"{where}: not a Secret manifest (kind: Secret)")
     values: dict[str, str] = {}
     for key, encoded in _mapping(manifest.get("data"), "data").items():
         try:
             values[str(key)] = base64.b64decode(str(encoded), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
             shown = str(key)[:64]
-            raise InvalidArgument(f"--secret-file: data.{shown} is not base64 of UTF-8 text") from None
-    values.update(_strings(manifest.get("stringData"), "--secret-file: stringData"))
+            raise InvalidArgument(f"{where}: data.{shown} is not base64 of UTF-8 text") from None
+    values.update(_strings(manifest.get("stringData"), f"{where}: stringData"))
     return values
 
 
