@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from s3csi.doctor.inputs import (
     secret_data,
     volume_from_pv,
 )
+from s3csi.doctor.pods import KubeletVolume, parse_vol_data, pod_volumes
 from s3csi.errors import InvalidArgument
 from s3csi.volume.context import DEFAULT_DRIVER_NAME
 from s3csi.volume.policy import AccessMode
@@ -103,3 +106,51 @@ def test_key_values() -> None:
         key_values(["bucketName"], "--volume-attribute")
     with pytest.raises(InvalidArgument, match="--volume-attribute prefix is given twice"):
         key_values(["prefix=a", "prefix=b"], "--volume-attribute")
+
+
+def test_vol_data_as_kubelet_writes_it() -> None:
+    text = json.dumps(
+        {
+            "specVolumeID": "pv-data",
+            "volumeHandle": "vol-1",
+            "driverName": DEFAULT_DRIVER_NAME,
+            "nodeName": "node-1",
+            "attachmentID": "csi-0123",
+            "volumeLifecycleMode": "Persistent",
+        }
+    )
+    assert parse_vol_data(text, "pv-data") == KubeletVolume(
+        "pv-data", "pv-data", "vol-1", DEFAULT_DRIVER_NAME, False
+    )
+    inline = json.dumps({"specVolumeID": "scratch", "driverName": "d", "volumeLifecycleMode": "Ephemeral"})
+    assert parse_vol_data(inline, "scratch").ephemeral
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "pv-data/vol_data.json is not JSON"),
+        ("[]", "is not a JSON object of strings"),
+        ('{"specVolumeID": 1}', "is not a JSON object of strings"),
+        ('{"driverName": "d"}', "has no specVolumeID"),
+    ],
+)
+def test_bad_vol_data(text: str, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        parse_vol_data(text, "pv-data")
+
+
+@pytest.mark.parametrize("uid", ["../../etc", "a/b", "", "-x"])
+def test_a_pod_uid_never_leaves_the_pods_directory(uid: str, tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match="is not a pod UID"):
+        pod_volumes(str(tmp_path), uid, DEFAULT_DRIVER_NAME)
+
+
+def test_a_pod_without_a_directory_or_volumes(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match="no pod directory"):
+        pod_volumes(str(tmp_path), "abc-123", DEFAULT_DRIVER_NAME)
+    (tmp_path / "pods" / "abc-123").mkdir(parents=True)
+    with pytest.raises(
+        InvalidArgument, match=f"pod abc-123 has no volume of the driver {DEFAULT_DRIVER_NAME}"
+    ):
+        pod_volumes(str(tmp_path), "abc-123", DEFAULT_DRIVER_NAME)

@@ -214,7 +214,9 @@ class Doctor:
                 mount.fs.bucket, prefix=mount.fs.prefix, max_keys=1
             )
         except S3Error as error:
-            if error.code in CREDENTIAL_CODES or error.status is None:
+            if error.status is None:
+                raise self._fail_s3(Step.CREDENTIALS, error, "no answer to a signed request: ") from None
+            if error.code in CREDENTIAL_CODES:
                 source = "" if credentials is None else f"the keys from {credentials.source}: "
                 raise self._fail_s3(Step.CREDENTIALS, error, f"S3 refused {source}") from None
             listed = error
