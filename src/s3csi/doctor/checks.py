@@ -149,7 +149,6 @@ class Doctor:
                 prefix=fs.prefix,
                 region=s3.region,
                 authentication_source=spec.context.authentication_source,
-                read_only=fs.read_only,
             )
             mode = "read-only" if fs.read_only else "read-write"
             self._pass(

@@ -19,10 +19,7 @@ from typing import Any
 from s3csi.csi.proto import csi_pb2
 from s3csi.errors import InvalidArgument
 from s3csi.volume.context import (
-    POD_NAME,
-    POD_NAMESPACE,
     POD_UID,
-    SERVICE_ACCOUNT_NAME,
     SERVICE_ACCOUNT_TOKENS,
 )
 from s3csi.volume.policy import AccessMode
@@ -70,11 +67,8 @@ class VolumeUnderTest:
 
 @dataclass(frozen=True)
 class PodInputs:
-    """What kubelet adds for the pod (CSIDriver podInfoOnMount / tokenRequests); empty when unknown."""
+    """What kubelet adds for the pod's service account (CSIDriver tokenRequests); no token: none."""
 
-    namespace: str = ""
-    name: str = ""
-    service_account: str = ""
     token: str = field(default="", repr=False)
     audience: str = ""
 
@@ -171,10 +165,7 @@ def publish_request(
 ) -> csi_pb2.NodePublishVolumeRequest:
     """The NodePublishVolume kubelet would send for ``volume`` in a pod (target path under a pod directory
     doctor names; nothing is created there)."""
-    context = dict(volume.volume_attributes)
-    pod_keys = {POD_NAMESPACE: pod.namespace, POD_NAME: pod.name, SERVICE_ACCOUNT_NAME: pod.service_account}
-    context.update({key: value for key, value in pod_keys.items() if value})
-    context[POD_UID] = DOCTOR_POD_UID
+    context = {**volume.volume_attributes, POD_UID: DOCTOR_POD_UID}
     if pod.token:
         context[SERVICE_ACCOUNT_TOKENS] = json.dumps({pod.audience: {"token": pod.token}})
     capability = csi_pb2.VolumeCapability(

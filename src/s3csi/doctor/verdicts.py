@@ -54,7 +54,6 @@ class VolumeFacts:
     """"" for the whole bucket, else ending in "/"."""
     region: str
     authentication_source: AuthenticationSource
-    read_only: bool = False
 
 
 @dataclass(frozen=True)
