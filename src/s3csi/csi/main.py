@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import os
 
 from s3csi.credentials.driver import driver_credential_provider
-from s3csi.csi.settings import DEFAULT_DRIVER_NAME, DEFAULT_KUBELET_DIR, DriverSettings, Mode, socket_path
+from s3csi.csi.settings import (
+    DEFAULT_DRIVER_NAME,
+    DEFAULT_KUBELET_DIR,
+    DriverSettings,
+    Mode,
+    driver_s3_settings,
+    socket_path,
+)
 from s3csi.kube.settings import KubeApiFlags, KubeApiMode, kube_api_settings
 from s3csi.logs import configure_logging
-from s3csi.s3 import S3Settings
 from s3csi.s3.sts import sts_endpoint_override
 from s3csi.volume.context import FS_USER_ANNOTATION, ROLE_ARN_ANNOTATION
 
@@ -95,10 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_settings(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) -> DriverSettings:
-    s3 = S3Settings.from_env(env, region=args.s3_region, endpoint_url=args.s3_endpoint_url)
-    # S3-compatible stores (MinIO, Ceph, Scality, the embedded server) are reached path-style; AWS
-    # virtual-hosted. The endpoint's presence decides, so there is no flag to get wrong.
-    s3 = dataclasses.replace(s3, force_path_style=s3.endpoint_url is not None)
+    s3 = driver_s3_settings(env, region=args.s3_region, endpoint_url=args.s3_endpoint_url)
     return DriverSettings(
         socket_path=socket_path(args.endpoint),
         node_id=args.node_id,
