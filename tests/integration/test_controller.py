@@ -282,7 +282,7 @@ def test_a_deleted_workload_leaves_after_its_containers_then_its_pod_retires(api
     leaving = api.add(workload("leaving", "data", fs_group=1))
     pods = api.resource("Pod")
 
-    async def scenario() -> None:
+    async def scenario() -> str:
         async with controller(settings(api, grace_s=0.5)):
             assert await wait_until_async(lambda: settled(api, {uid(leaving)}))
             [mountpoint] = [p["metadata"]["name"] for p in mountpoint_pods(api)]
@@ -297,15 +297,56 @@ def test_a_deleted_workload_leaves_after_its_containers_then_its_pod_retires(api
                 lambda: mountpoint not in [p["metadata"]["name"] for p in mountpoint_pods(api)]
             )
             assert await wait_until_async(lambda: len(attachments(api)) == 1)
+            # Its life on the Mountpoint Pod, for kubectl describe: for whom it was made, why it went.
+            assert await wait_until_async(lambda: len(lifecycle(api, mountpoint)) == 2)
+            return str(mountpoint)
+
+    mountpoint = run(scenario)
+    by_reason = {event["reason"]: event for event in lifecycle(api, mountpoint)}
+    created, retired = by_reason["MountpointPodCreated"], by_reason["MountpointPodRetired"]
+    assert created["type"] == retired["type"] == "Normal"
+    assert "for pods team-a/leaving" in created["message"] and "on node " in created["message"], created
+    assert "served no workload pod for the grace period (0.5 s)" in retired["message"], retired
+    assert "driver version" not in retired["message"]
+
+
+def lifecycle(api: FakeKubeApi, mountpoint_pod: str) -> list[dict[str, Any]]:
+    """The Events on a Mountpoint Pod."""
+    events = api.items("Event", DEFAULT_NAMESPACE)
+    return [event for event in events if event["involvedObject"]["name"] == mountpoint_pod]
+
+
+def test_a_mountpoint_pod_that_cannot_be_created_is_told_on_its_waiting_pod_once(
+    kube_api: FakeKubeApi,
+) -> None:
+    """No namespace for Mountpoint Pods (it was not installed): every pass fails to create the pod, and each
+    waiting workload pod has one Warning Event naming the API's answer, counted at each pass."""
+    volume(kube_api, "data")
+    first = kube_api.add(workload("first", "data"))
+
+    def counts() -> dict[str, int]:
+        return {e["involvedObject"]["uid"]: e["count"] for e in kube_api.items("Event", "team-a")}
+
+    async def scenario() -> None:
+        async with controller(settings(kube_api)):
+            assert await wait_until_async(lambda: counts() == {uid(first): 1}), counts()
+            second = kube_api.add(workload("second", "data"))  # a pass that fails again, for both
+            # (2, or more if a resync pass came first: never a second Event)
+            assert await wait_until_async(
+                lambda: set(counts()) == {uid(first), uid(second)} and counts()[uid(first)] >= 2
+            ), counts()
 
     run(scenario)
+    for event in kube_api.items("Event", "team-a"):
+        assert (event["reason"], event["type"]) == ("MountpointPodCreateFailed", "Warning"), event
+        assert f'namespaces "{DEFAULT_NAMESPACE}" not found' in event["message"], event
 
 
 def test_a_new_driver_version_gets_its_own_mountpoint_pod_and_the_old_one_retires(api: FakeKubeApi) -> None:
     volume(api, "data")
     old = api.add(workload("old", "data"))
 
-    async def scenario() -> None:
+    async def scenario() -> str:
         async with controller(settings(api, driver_version="1.0.0")):
             assert await wait_until_async(lambda: settled(api, {uid(old)}))
         [old_pod] = [p["metadata"]["name"] for p in mountpoint_pods(api)]
@@ -322,8 +363,12 @@ def test_a_new_driver_version_gets_its_own_mountpoint_pod_and_the_old_one_retire
             assert await wait_until_async(
                 lambda: [p["metadata"]["name"] for p in mountpoint_pods(api)] == [new_pod]
             )
+            assert await wait_until_async(lambda: len(lifecycle(api, old_pod)) == 2)
+        return str(old_pod)
 
-    run(scenario)
+    old_pod = run(scenario)
+    [retired] = [event for event in lifecycle(api, old_pod) if event["reason"] == "MountpointPodRetired"]
+    assert "runs another driver version than this controller's (1.1.0)" in retired["message"], retired
 
 
 def test_a_pod_that_cannot_be_served_gets_one_event_naming_the_cause(api: FakeKubeApi) -> None:

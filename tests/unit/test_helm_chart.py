@@ -334,6 +334,7 @@ RBAC: dict[str, set[str]] = {
         "cluster  core pods get",
         "cluster  core serviceaccounts get",
         "cluster  core events create",
+        "cluster  core events patch",
         "cluster  s3csi.io mountpointpodattachments get",
         "cluster  s3csi.io mountpointpodattachments list",
         "cluster  s3csi.io mountpointpodattachments watch",
@@ -351,6 +352,7 @@ RBAC: dict[str, set[str]] = {
         "cluster  core serviceaccounts watch",
         "cluster  core secrets get",
         "cluster  core events create",
+        "cluster  core events patch",
         *(
             f"cluster  s3csi.io mountpointpodattachments {verb}"
             for verb in ("get", "list", "watch", "create", "update", "delete")

@@ -43,8 +43,9 @@ from s3csi.controller.reconcile import (
 )
 from s3csi.controller.settings import ControllerSettings
 from s3csi.kube.api import Api, ApiError, JsonObject, path_of
-from s3csi.kube.events import pod_event
+from s3csi.kube.events import EventType, involved_pod, object_event, pod_event
 from s3csi.kube.informer import Informer
+from s3csi.kube.recorder import EventRecorder
 from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION, MountpointPodAttachment, attachment_status
 from s3csi.podmounter.names import label_value
 from s3csi.podmounter.podspec import APP_COMPONENT_LABEL, APP_NAME, APP_NAME_LABEL, COMPONENT, mountpoint_pod
@@ -54,6 +55,11 @@ RBAC_MANIFEST = "deploy/controller-rbac.yaml"
 log = logging.getLogger(__name__)
 
 EVENT_REASON = "VolumeNotServed"
+# The Mountpoint Pod lifecycle (docs/observability.md#events): on the Mountpoint Pod, and when it cannot
+# be created, on the workload pods waiting for it.
+CREATED_REASON = "MountpointPodCreated"
+RETIRED_REASON = "MountpointPodRetired"
+CREATE_FAILED_REASON = "MountpointPodCreateFailed"
 COMPONENT_NAME = "s3csi-controller"
 SECRET_RETRY_S = 1.0
 
@@ -74,6 +80,8 @@ class Controller:
         self.clock = clock
         self.passes = 0
         self._dirty = asyncio.Event()
+        self._events = EventRecorder(lambda: api)
+        self._by_uid: dict[str, JsonObject] = {}
         self._idle_since: dict[str, float] = {}
         self._reported: set[tuple[str, str]] = set()
         self._uses: dict[str, tuple[tuple[str, ...], list[Served | Refused]]] = {}
@@ -194,7 +202,7 @@ class Controller:
             grace_s=self.settings.idle_grace_s,
         )
         self._idle_since = decision.idle_since
-        by_uid = {str(pod["metadata"]["uid"]): pod for pod in pods}
+        by_uid = self._by_uid = {str(pod["metadata"]["uid"]): pod for pod in pods}
         for workload_uid, cause in decision.refused:
             await self._report_cause(by_uid[workload_uid], cause)
         log.debug(
@@ -290,14 +298,29 @@ class Controller:
             now=datetime.now(UTC),
             once_per=cause,
         )
-        try:
-            await self.api.call(
-                "POST", path_of("", "v1", "events", event["metadata"]["namespace"]), body=event
-            )
-        except ApiError as exc:
-            if exc.status != 409:  # 409: already recorded (by this replica before a restart, or another)
-                log.warning("the Event for pod %s cannot be recorded: %s", pod_label(pod), exc)
-                self._reported.discard((uid, cause))
+        if not await self._events.record(event):
+            self._reported.discard((uid, cause))
+
+    async def _record(
+        self, involved: JsonObject, reason: str, message: str, type: EventType, once_per: str = ""
+    ) -> None:
+        """An Event on ``involved`` (a Pod) for the Mountpoint Pod lifecycle; by the leader only."""
+        if not self.leading():
+            return
+        event = object_event(
+            involved_pod(involved),
+            reason=reason,
+            message=message,
+            component=COMPONENT_NAME,
+            instance=self.settings.lease.identity,
+            now=datetime.now(UTC),
+            once_per=once_per,
+            type=type,
+        )
+        await self._events.record(event)
+
+    def _workload_pods(self, uids: tuple[str, ...]) -> list[JsonObject]:
+        return [self._by_uid[uid] for uid in uids if uid in self._by_uid]
 
     def _forget_reports(self, live: set[str]) -> None:
         self._reported = {(uid, cause) for uid, cause in self._reported if uid in live}
@@ -313,6 +336,10 @@ class Controller:
             resources=action.resources,
             cache=action.cache,
         )
+        volume = f"volume {inputs.volume_id}" + (
+            f" (PV {inputs.persistent_volume_name})" if inputs.persistent_volume_name else ""
+        )
+        waiting = self._workload_pods(action.workloads)
         try:
             created = await self.api.call("POST", self._mp_path, body=body)
         except ApiError as exc:
@@ -322,6 +349,14 @@ class Controller:
                 inputs.node_name,
                 exc,
             )
+            for pod in waiting:
+                await self._record(
+                    pod,
+                    CREATE_FAILED_REASON,
+                    f"the Mountpoint Pod of {volume} on node {inputs.node_name} cannot be created: {exc}",
+                    "Warning",
+                    once_per=action.key,
+                )
             return
         log.info(
             "created Mountpoint Pod %s for sharing key %s on node %s",
@@ -329,11 +364,19 @@ class Controller:
             action.key,
             inputs.node_name,
         )
+        names = ", ".join(pod_label(pod) for pod in waiting) or "none left"
+        await self._record(
+            created,
+            CREATED_REASON,
+            f"serves {volume} on node {inputs.node_name} (sharing key {action.key}) for pods {names}",
+            "Normal",
+        )
         self.mountpoint_pods.put(created)
         self._dirty.set()  # its entries are written in the next pass
 
     async def _delete_mountpoint_pod(self, action: DeleteMountpointPod) -> None:
         path = path_of("", "v1", "pods", self.settings.mountpoint_pods.namespace, action.name)
+        known = self.mountpoint_pods.objects.get((self.settings.mountpoint_pods.namespace, action.name))
         try:
             deleted = await self.api.call("DELETE", path)
         except ApiError as exc:
@@ -347,6 +390,15 @@ class Controller:
             action.name,
             action.key,
         )
+        why = f"it served no workload pod for the grace period ({self.settings.idle_grace_s:g} s)"
+        if action.outdated:
+            why += (
+                f"; it runs another driver version than this controller's "
+                f"({self.settings.mountpoint_pods.driver_version}), so it took no new ones"
+            )
+        retired = deleted if deleted.get("kind") == "Pod" else known
+        if retired is not None:
+            await self._record(retired, RETIRED_REASON, f"retired: {why}", "Normal")
         self._idle_since.pop(action.name, None)
         if deleted.get("kind") == "Pod":
             self.mountpoint_pods.put(deleted)

@@ -168,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
             None if node is None else await start_publisher(node, credentials, kubernetes, kube_settings)
         )
         try:
-            await serve(settings, credentials, publisher, kube=kube)
+            # The runtime records a failed publish on its workload pod (Kubernetes; local: no API to).
+            events = publisher.runtime if publisher is not None else None
+            await serve(settings, credentials, publisher, kube=kube, events=events)
         finally:
             if publisher is not None:
                 await stop_publisher(publisher)

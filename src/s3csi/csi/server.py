@@ -26,6 +26,7 @@ from s3csi.csi.proto import csi_pb2_grpc
 from s3csi.csi.settings import UNIX_SCHEME, DriverSettings
 from s3csi.errors import FailedPrecondition
 from s3csi.kube.client import KubeClient
+from s3csi.podmounter.publish_events import WorkloadEvents
 from s3csi.provisioning.provisioner import Provisioner
 from s3csi.s3 import CredentialProvider
 from s3csi.volume.publish_spec import VolumePublisher
@@ -59,10 +60,13 @@ async def serve(
     publisher: VolumePublisher | None = None,
     stopping: asyncio.Event | None = None,
     kube: KubeClient | None = None,
+    *,
+    events: WorkloadEvents | None = None,
 ) -> None:
     """Serve until ``stopping`` is set (by default: until SIGTERM or SIGINT), then drain and return.
     ``publisher``: required when ``settings.mode`` serves the node service. ``kube``: the Kubernetes API
-    NodePublishVolume reads pod annotations from (None: annotations have no effect)."""
+    NodePublishVolume reads pod annotations from (None: annotations have no effect). ``events``: where a
+    failed NodePublishVolume is recorded on its workload pod (None: only kubelet's own Event tells)."""
     readiness = Readiness()
     server = grpc.aio.server(interceptors=[RequestInterceptor()])
     csi_pb2_grpc.add_IdentityServicer_to_server(IdentityServicer(settings.driver_name, readiness), server)  # type: ignore[no-untyped-call]
@@ -75,7 +79,7 @@ async def serve(
             # The CLI always starts one with the node service: a caller that does not has a bug, and a
             # node service that could only refuse every publish must not listen.
             raise ValueError(f"mode {settings.mode.value}: serving the node service needs a volume publisher")
-        node = NodeServicer(settings.node_id, settings.kubelet_dir, publisher, kube)
+        node = NodeServicer(settings.node_id, settings.kubelet_dir, publisher, kube, events)
         csi_pb2_grpc.add_NodeServicer_to_server(node, server)  # type: ignore[no-untyped-call]
 
     path = settings.socket_path
