@@ -653,9 +653,11 @@ def test_the_provisioners_csi_plugin_is_probed_through_the_liveness_probe_sideca
     assert "--csi-address=/csi/csi.sock" in sidecar and "--health-port=9808" in sidecar
     driver = container(provisioner, "s3csi-driver")
     assert {p["name"]: p["containerPort"] for p in driver["ports"]}["healthz"] == 9808
-    assert driver["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert driver["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    # Probe needs S3 in controller mode: an S3 outage makes the pod unready, it never restarts it.
+    assert "livenessProbe" not in driver
     # Probe's S3 check may take up to 3 s: the sidecar waits longer for it, and kubelet for the sidecar.
-    assert "--probe-timeout=5s" in sidecar and driver["livenessProbe"]["timeoutSeconds"] > 5
+    assert "--probe-timeout=5s" in sidecar and driver["readinessProbe"]["timeoutSeconds"] > 5
 
 
 def _mount_paths(workload: Obj, container_name: str) -> dict[str, Obj]:
