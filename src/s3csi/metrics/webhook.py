@@ -27,7 +27,7 @@ class WebhookMetrics:
         )
         self.duration = Histogram(
             "s3csi_admission_review_duration_seconds",
-            "Time from an AdmissionReview's body read to its answer",
+            "Time to read, decide and answer an AdmissionReview",
             ("path",),
             buckets=REVIEW_BUCKETS,
             registry=registry,
