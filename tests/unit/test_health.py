@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from s3csi.admission.review import allow, allow_with_patch, deny
 from s3csi.admission.server import review_result
 from s3csi.controller.health import lease_problem
 from s3csi.csi.health import socket_problem
+from s3csi.errors import FailedPrecondition, InvalidArgument
 from s3csi.kube.informer import broken_watch
-from s3csi.podmounter.health import fuse_device_problem, state_dir_problem
+from s3csi.metrics.flags import metrics_address, metrics_endpoint
+from s3csi.podmounter.health import fuse_device_problem, publisher_check, state_dir_problem
+from s3csi.podmounter.publisher import PodMounterPublisher, PublisherSettings
+from s3csi.podmounter.runtime.local import LocalRuntime
+from s3csi.s3 import Credentials, StaticCredentials
 from s3csi.s3.reachability import endpoint_root
 from s3csi.s3.settings import S3Settings
 
@@ -104,3 +111,33 @@ def test_a_reviews_result_label() -> None:
     assert review_result(allow(request)) == "allowed"
     assert review_result(allow_with_patch(request, [{"op": "add", "path": "/x", "value": 1}])) == "patched"
     assert review_result(deny(request, "no")) == "denied"
+
+
+def test_the_node_check_names_an_unusable_state_dir(tmp_path: Path) -> None:
+    settings = PublisherSettings(
+        node_id="n", state_dir=str(tmp_path / "state"), kubelet_dir="/var/lib/kubelet", s3=S3Settings()
+    )
+    publisher = PodMounterPublisher(
+        settings, LocalRuntime(settings.state_dir), StaticCredentials(Credentials("a", "b"))
+    )
+    publisher.prepare()
+    check = publisher_check(publisher, fuse_device="/dev/null")
+    assert asyncio.run(check()) is None
+    shutil.rmtree(tmp_path / "state")  # root ignores modes: a state dir gone refuses a file to anyone
+    assert f"the state dir {tmp_path / 'state'} does not take a new file" in str(asyncio.run(check()))
+    assert "is missing" in str(asyncio.run(publisher_check(publisher, fuse_device=str(tmp_path / "x"))()))
+
+
+def test_the_metrics_flag_refuses_a_bad_address_and_a_port_in_use() -> None:
+    assert metrics_address("") is None
+    with pytest.raises(InvalidArgument, match="--metrics-address"):
+        metrics_address("9810")
+
+    async def bind_twice() -> None:
+        async with metrics_endpoint(CollectorRegistry(), metrics_address("127.0.0.1:0")) as bound:
+            assert bound is not None
+            async with metrics_endpoint(CollectorRegistry(), metrics_address(f"127.0.0.1:{bound.port}")):
+                pass
+
+    with pytest.raises(FailedPrecondition, match=r"--metrics-address 127\.0\.0\.1:[0-9]+: cannot listen"):
+        asyncio.run(bind_twice())
