@@ -46,6 +46,7 @@ from s3csi.kube.api import Api, ApiError, JsonObject, path_of
 from s3csi.kube.events import EventType, involved_pod, object_event, pod_event
 from s3csi.kube.informer import Informer
 from s3csi.kube.recorder import EventRecorder
+from s3csi.metrics.controller import ERROR, OK, ControllerMetrics
 from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION, MountpointPodAttachment, attachment_status
 from s3csi.podmounter.names import label_value
 from s3csi.podmounter.podspec import APP_COMPONENT_LABEL, APP_NAME, APP_NAME_LABEL, COMPONENT, mountpoint_pod
@@ -73,12 +74,16 @@ class Controller:
         api: Api,
         leading: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.monotonic,
+        metrics: ControllerMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.api = api
         self.leading = leading
         self.clock = clock
+        self.metrics = ControllerMetrics() if metrics is None else metrics
         self.passes = 0
+        # API calls of the current pass that failed (other than a conflict the next pass decides again).
+        self._failures = 0
         self._dirty = asyncio.Event()
         self._events = EventRecorder(lambda: api)
         self._by_uid: dict[str, JsonObject] = {}
@@ -99,7 +104,7 @@ class Controller:
                 account="the controller",
                 rbac_manifest=RBAC_MANIFEST,
                 query=selectors,
-                on_change=self._dirty.set,
+                on_change=self._changed,
                 watch_timeout_s=settings.watch_timeout_s,
             )
 
@@ -120,6 +125,10 @@ class Controller:
             self.mountpoint_pods,
             self.attachments,
         )
+
+    def _changed(self) -> None:
+        self.metrics.queue_depth.inc()
+        self._dirty.set()
 
     @property
     def events(self) -> int:
@@ -152,9 +161,25 @@ class Controller:
             for task in watches:
                 task.cancel()
             await asyncio.gather(*watches, return_exceptions=True)
+            self.metrics.queue_depth.set(0)  # a replica that stopped leading has no work waiting
 
     async def reconcile_once(self) -> float | None:
-        """One pass; returns when the next Mountpoint Pod's grace period ends, if one is waiting."""
+        """One pass; returns when the next Mountpoint Pod's grace period ends, if one is waiting. Counted in
+        the metrics: ``error`` when one of its API calls failed (or the pass itself did)."""
+        self.metrics.queue_depth.set(0)  # the events so far are all in this pass's view
+        self._failures = 0
+        started = time.perf_counter()
+        result = ERROR
+        try:
+            next_retirement = await self._reconcile()
+            if not self._failures:
+                result = OK
+            return next_retirement
+        finally:
+            self.metrics.reconciles.labels(result=result).inc()
+            self.metrics.reconcile_duration.observe(time.perf_counter() - started)
+
+    async def _reconcile(self) -> float | None:
         self.passes += 1
         pods = list(self.pods.objects.values())
         objects = Objects(
@@ -170,6 +195,7 @@ class Controller:
             secrets = await self._read_secrets(refs)
             if secrets is None:
                 # Not "missing": an API failure must neither split nor refuse workloads. Try again soon.
+                self._failures += 1
                 return self.clock() + SECRET_RETRY_S
             objects = replace(objects, secrets=secrets)
         workloads: list[Workload] = []
@@ -343,6 +369,7 @@ class Controller:
         try:
             created = await self.api.call("POST", self._mp_path, body=body)
         except ApiError as exc:
+            self._failures += 1
             log.error(
                 "Mountpoint Pod for sharing key %s on node %s cannot be created: %s",
                 action.key,
@@ -371,6 +398,7 @@ class Controller:
             f"serves {volume} on node {inputs.node_name} (sharing key {action.key}) for pods {names}",
             "Normal",
         )
+        self.metrics.mountpoint_pods_created.inc()
         self.mountpoint_pods.put(created)
         self._dirty.set()  # its entries are written in the next pass
 
@@ -383,6 +411,7 @@ class Controller:
             if exc.status == 404:
                 self.mountpoint_pods.drop((self.settings.mountpoint_pods.namespace, action.name))
                 return
+            self._failures += 1
             log.error("Mountpoint Pod %s cannot be deleted: %s", action.name, exc)
             return
         log.info(
@@ -399,6 +428,7 @@ class Controller:
         retired = deleted if deleted.get("kind") == "Pod" else known
         if retired is not None:
             await self._record(retired, RETIRED_REASON, f"retired: {why}", "Normal")
+        self.metrics.mountpoint_pods_retired.inc()
         self._idle_since.pop(action.name, None)
         if deleted.get("kind") == "Pod":
             self.mountpoint_pods.put(deleted)
@@ -440,12 +470,14 @@ class Controller:
     async def _after_refusal(self, name: str, exc: ApiError, verb: str) -> None:
         """A write refused on a stale view (409, 404): read the object again and let the next pass decide."""
         if exc.status not in (404, 409):
+            self._failures += 1
             log.error("attachment %s cannot be %s: %s", name, verb, exc)
             return
         try:
             self.attachments.put(await self.api.call("GET", f"{self._attachments_path}/{name}"))
         except ApiError as again:
             if again.status != 404:
+                self._failures += 1
                 log.error("attachment %s cannot be read: %s", name, again)
                 return
             self.attachments.drop(("", name))

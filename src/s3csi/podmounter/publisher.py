@@ -72,6 +72,7 @@ from s3csi.kernel.mount import (
     unmount_all,
 )
 from s3csi.locks import KeyedLocks
+from s3csi.metrics.node import FAILED, RECOVERED, NodeMetrics
 from s3csi.podmounter.mount_request import build_mount_request
 from s3csi.podmounter.protocol import MountRequest, request_mount
 from s3csi.podmounter.publish_events import WAITING_EVENT_AFTER_S, WAITING_EVENT_EVERY_S, waiting_event
@@ -165,7 +166,11 @@ class PodMounterPublisher:
     """
 
     def __init__(
-        self, settings: PublisherSettings, runtime: MountpointPodRuntime, credentials: CredentialProvider
+        self,
+        settings: PublisherSettings,
+        runtime: MountpointPodRuntime,
+        credentials: CredentialProvider,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.runtime = runtime
@@ -180,6 +185,8 @@ class PodMounterPublisher:
         self._recoveries: dict[str, asyncio.Task[None]] = {}
         self._crashes: dict[str, int] = {}
         self._mounted_at: dict[str, float] = {}
+        self.metrics = NodeMetrics() if metrics is None else metrics
+        self.metrics.count_mountpoint_pods(self.served)
 
     def prepare(self) -> None:
         for directory in (self.sources_dir, self.targets_dir, self.sessions_dir):
@@ -219,7 +226,8 @@ class PodMounterPublisher:
         if find_mount(target) is None:
             # Outside the key's lock: a workload still waiting for its Mountpoint Pod (Kubernetes: the
             # controller's assignment) must not hold up the key's other publishes and unpublishes.
-            await self._waited(self.runtime.join(key, spec.pod.uid), key, spec)
+            with self.metrics.publishes_waiting.track_inprogress():
+                await self._waited(self.runtime.join(key, spec.pod.uid), key, spec)
         async with self._locks.hold(key):
             # Resolved before anything is mounted, so a refused role or a bad secret fails the call cleanly.
             credentials = await self.resolver.act(plan)
@@ -363,7 +371,8 @@ class PodMounterPublisher:
     async def _mount_source(
         self, key: str, source: str, request: MountRequest, spec: PublishSpec, credentials: Credentials
     ) -> None:
-        pod = await self._waited(self.runtime.start(key, spec.pod.uid), key, spec)
+        with self.metrics.publishes_waiting.track_inprogress():
+            pod = await self._waited(self.runtime.start(key, spec.pod.uid), key, spec)
         try:
             await self._write_credentials(pod, spec.volume_id, credentials)
             log.info(
@@ -488,6 +497,12 @@ class PodMounterPublisher:
             await self._retire(key)
 
     # ---- shared -------------------------------------------------------------------------------
+
+    def served(self) -> int:
+        """The Mountpoint Pods whose FUSE session is mounted at a source now (a session remounted on top of a
+        dead one counts once)."""
+        sources = str(self.sources_dir)
+        return len({m.mount_point for m in mountinfo() if os.path.dirname(m.mount_point) == sources})
 
     async def _retire(self, key: str) -> None:
         """Unmount the key's source (the mounter then exits by itself) and retire its Mountpoint Pod."""
@@ -637,8 +652,13 @@ class PodMounterPublisher:
             extra={"mountpoint_pod": name},
         )
         started = time.monotonic()
-        pod = await self.runtime.restart(pod)
-        await self._hand_over(pod, source, session)
+        try:
+            pod = await self.runtime.restart(pod)
+            await self._hand_over(pod, source, session)
+        except Exception:  # not a cancellation (the driver stopping)
+            self.metrics.recoveries.labels(result=FAILED).inc()
+            raise
+        self.metrics.recoveries.labels(result=RECOVERED).inc()
         self._watch(key)
         log.info(
             "FUSE session remounted in %.0f ms: its %d targets serve again",
