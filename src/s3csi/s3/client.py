@@ -518,7 +518,7 @@ class S3Client:
         if self.settings.upload_checksums != "crc32c":
             return {}
         value = await asyncio.to_thread(crc32c_header, body) if len(body) > 64 * 1024 else crc32c_header(body)
-        return {CRC32C_HEADER: value}
+        return {CRC32C_HEADER: value, "x-amz-sdk-checksum-algorithm": CRC32C_ALGORITHM}
 
     # ---- one request, with retries -----------------------------------------------------------------
 

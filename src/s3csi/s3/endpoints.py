@@ -100,7 +100,8 @@ def resolve(bucket: str, inputs: EndpointInputs) -> ResolvedEndpoint:
         "UseArnRegion": True,
         # Multi-Region Access Points need SigV4A (asymmetric keys), which s3csi does not implement.
         "DisableMultiRegionAccessPoints": True,
-        "ForcePathStyle": inputs.force_path_style,
+        # An ARN names an access point, never a path: the flag is for bucket names (as botocore does).
+        "ForcePathStyle": inputs.force_path_style and not bucket.startswith("arn:"),
     }
     if inputs.endpoint_url is not None:
         host = _check_endpoint_url(inputs.endpoint_url)
