@@ -390,6 +390,7 @@ FLAGS: tuple[FlagSpec, ...] = (
         pv=PvStance.DENIED,
         why="log files are managed by the driver; a volume cannot choose a host path",
         metavar="DIR",
+        short="l",
     ),
     _switch("log-metrics", f"log a summary of the S3 requests every {METRICS_LOG_INTERVAL_S:.0f} s"),
     _switch(
