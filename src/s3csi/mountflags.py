@@ -70,7 +70,7 @@ MAX_PREFIX_LENGTH = 1024  # an S3 key is at most 1024 bytes
 BUCKET_TYPES = ("general-purpose", "directory")
 UPLOAD_CHECKSUMS = ("crc32c", "off")
 # "off", unlike mount-s3's crc32c: s3csi has no C implementation of CRC32C among its dependencies, and the
-# pure-Python one costs about 13 s of CPU per 100 MiB written (docs/mount-options.md#upload-checksums).
+# pure-Python one costs about 14 s of CPU per 100 MiB written (docs/mount-options.md#upload-checksums).
 DEFAULT_UPLOAD_CHECKSUMS = "off"
 ACCOUNT_ID_PATTERN = re.compile(r"[0-9]{12}")
 PROFILE_PATTERN = re.compile(r"[A-Za-z0-9._+=,@-]{1,128}")
