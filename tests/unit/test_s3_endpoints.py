@@ -50,8 +50,18 @@ class _Sent(Exception):
 _SESSION = botocore.session.Session()
 
 
-def _botocore_request(bucket: str, region: str, variant: dict[str, Any]) -> tuple[str, str, str]:
-    """(URL, signing name, signing region) of the GetObject botocore would send for the same input."""
+_CLIENTS: dict[tuple[str, str], Any] = {}
+
+
+def _client(region: str, variant: dict[str, Any]) -> Any:
+    """One botocore client per region and variant (making one costs more than the requests)."""
+    key = (region, repr(sorted(variant.items())))
+    if key not in _CLIENTS:
+        _CLIENTS[key] = _new_client(region, variant)
+    return _CLIENTS[key]
+
+
+def _new_client(region: str, variant: dict[str, Any]) -> Any:
     s3_config: dict[str, Any] = {
         "us_east_1_regional_endpoint": "regional",
         "use_arn_region": True,
@@ -63,7 +73,7 @@ def _botocore_request(bucket: str, region: str, variant: dict[str, Any]) -> tupl
         # The data request itself (the session keys of a directory bucket are another helper's call).
         "disable_s3_express_session_auth": True,
     }
-    client = _SESSION.create_client(
+    return _SESSION.create_client(
         "s3",
         region_name=region,
         endpoint_url=variant.get("endpoint_url"),
@@ -71,6 +81,11 @@ def _botocore_request(bucket: str, region: str, variant: dict[str, Any]) -> tupl
         aws_secret_access_key="secret",
         config=Config(use_fips_endpoint=variant.get("use_fips", False), s3=s3_config),
     )
+
+
+def _botocore_request(bucket: str, region: str, variant: dict[str, Any]) -> tuple[str, str, str]:
+    """(URL, signing name, signing region) of the GetObject botocore would send for the same input."""
+    client = _client(region, variant)
     sent: dict[str, str] = {}
 
     def capture(request: Any, **_: Any) -> None:
@@ -78,9 +93,12 @@ def _botocore_request(bucket: str, region: str, variant: dict[str, Any]) -> tupl
         sent["authorization"] = request.headers["Authorization"].decode()
         raise _Sent
 
-    client.meta.events.register("before-send.s3", capture)
-    with pytest.raises(_Sent):
-        client.get_object(Bucket=bucket, Key=KEY)
+    client.meta.events.register("before-send.s3", capture, unique_id="capture")
+    try:
+        with pytest.raises(_Sent):
+            client.get_object(Bucket=bucket, Key=KEY)
+    finally:
+        client.meta.events.unregister("before-send.s3", unique_id="capture")
     scope = _SCOPE.search(sent["authorization"])
     assert scope is not None
     return sent["url"], scope.group(2), scope.group(1)
