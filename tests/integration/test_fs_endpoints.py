@@ -9,6 +9,7 @@ what s3csi sent (host, SigV4 scope, headers, checksums), and the bytes that reac
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from s3csi.demo.s3server import EmbeddedS3Server
+from s3csi.s3 import Credentials, S3Client, S3Settings, StaticCredentials
 from s3csi.s3.checksums import crc32c_header
 from tests.integration.fs_helpers import RecordingProxy, mount_env, run_mount_command
 from tests.polling import wait_until
@@ -120,3 +122,27 @@ def test_a_bucket_of_no_known_form_is_refused_naming_the_forms(
     assert done.returncode != 0
     assert "access point ARN (arn:aws:s3:REGION:ACCOUNT:accesspoint/NAME)" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_copy_checks_the_sources_owner_too(
+    s3_server: EmbeddedS3Server, s3: Any, bucket: str, proxy: RecordingProxy
+) -> None:
+    s3.put_object(Bucket=bucket, Key="from", Body=b"x")
+    settings = S3Settings(
+        region=s3_server.region,
+        endpoint_url=proxy.endpoint_url,
+        expected_bucket_owner=ACCOUNT,
+        requester_pays=True,
+    )
+    keys = StaticCredentials(Credentials(s3_server.access_key_id, s3_server.secret_access_key))
+
+    async def copy() -> None:
+        async with S3Client(settings, keys) as client:
+            await client.copy_object(bucket, "from", "to")
+
+    asyncio.run(copy())
+    assert s3.get_object(Bucket=bucket, Key="to")["Body"].read() == b"x"
+    (copy_headers,) = [headers for _, _, headers in proxy.heads() if "x-amz-copy-source" in headers]
+    assert copy_headers["x-amz-source-expected-bucket-owner"] == ACCOUNT
+    assert copy_headers["x-amz-expected-bucket-owner"] == ACCOUNT
+    assert copy_headers["x-amz-request-payer"] == "requester"

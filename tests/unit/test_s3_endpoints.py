@@ -13,7 +13,9 @@ from botocore.config import Config
 
 from s3csi.bucketforms import EXPECTED_FORMS, BucketForm, bucket_form
 from s3csi.errors import InvalidArgument
+from s3csi.s3.client import S3Client
 from s3csi.s3.endpoints import BucketType, EndpointInputs, resolve
+from s3csi.s3.settings import S3Settings
 
 KEY = "dir/a b+ü"
 ACCESS_POINT_ARN = "arn:aws:s3:us-west-2:123456789012:accesspoint/my-ap"
@@ -201,3 +203,23 @@ def test_legacy_names_only_where_asked() -> None:
     assert bucket_form("Old_Bucket", what="BUCKET", legacy_names=True) is BucketForm.BUCKET
     with pytest.raises(InvalidArgument, match="volume attribute bucketName"):
         bucket_form("Old_Bucket", what="volume attribute bucketName")
+
+
+@pytest.mark.parametrize("bucket", ["my-bucket", ACCESS_POINT_ARN, ACCESS_POINT_ALIAS])
+def test_copy_source_is_botocores(bucket: str) -> None:
+    source = f"{bucket}/object/{KEY}" if bucket.startswith("arn:") else f"{bucket}/{KEY}"
+    client = _client("us-west-2", {})
+    sent: dict[str, str] = {}
+
+    def capture(request: Any, **_: Any) -> None:
+        sent["copy-source"] = request.headers["x-amz-copy-source"].decode()
+        raise _Sent
+
+    client.meta.events.register("before-send.s3", capture, unique_id="copy")
+    try:
+        with pytest.raises(_Sent):
+            client.copy_object(Bucket=bucket, Key="to", CopySource=source)
+    finally:
+        client.meta.events.unregister("before-send.s3", unique_id="copy")
+    s3 = S3Client(S3Settings(region="us-west-2", no_sign_request=True))
+    assert s3._copy_source(bucket, KEY) == sent["copy-source"]
