@@ -10,13 +10,22 @@ what s3csi sent (host, SigV4 scope, headers, checksums), and the bytes that reac
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
 import re
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from s3csi.demo.s3server import EmbeddedS3Server
 from s3csi.s3 import Credentials, S3Client, S3Settings, StaticCredentials
@@ -146,3 +155,126 @@ def test_a_copy_checks_the_sources_owner_too(
     assert copy_headers["x-amz-source-expected-bucket-owner"] == ACCOUNT
     assert copy_headers["x-amz-expected-bucket-owner"] == ACCOUNT
     assert copy_headers["x-amz-request-payer"] == "requester"
+
+
+class _TlsFront:
+    """TLS in front of ``upstream`` (host, port) on 127.0.0.1, with a certificate for ``host_name`` signed
+    by a throw-away CA: the Outposts endpoint rules always ask for https."""
+
+    def __init__(self, upstream: tuple[str, int], host_name: str, directory: Path) -> None:
+        self.ca_bundle = directory / "ca.pem"
+        certificate, key = directory / "cert.pem", directory / "key.pem"
+        _self_signed(host_name, certificate, key)
+        self.ca_bundle.write_bytes(certificate.read_bytes())
+        self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._context.load_cert_chain(certificate, key)
+        self._upstream = upstream
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            secure = self._context.wrap_socket(client, server_side=True)
+        except (OSError, ssl.SSLError):
+            client.close()
+            return
+        plain = socket.create_connection(self._upstream)
+        threading.Thread(target=_pipe, args=(plain, secure), daemon=True).start()
+        _pipe(secure, plain)
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while chunk := source.recv(65536):
+            sink.sendall(chunk)
+    except OSError:
+        pass
+    finally:
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+
+def _self_signed(host_name: str, certificate: Path, key_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host_name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+
+
+def test_an_outposts_access_point_arn_is_signed_for_s3_outposts(
+    s3_server: EmbeddedS3Server, s3: Any, proxy: RecordingProxy, tmp_path: Path
+) -> None:
+    outpost = "op-01234567890123456"
+    stand_in = f"{ACCESS_POINT}-{ACCOUNT}"
+    s3.create_bucket(Bucket=stand_in)
+    host_name = f"{stand_in}.{outpost}.s3.test"
+    arn = f"arn:aws:s3-outposts:{s3_server.region}:{ACCOUNT}:outpost/{outpost}/accesspoint/{ACCESS_POINT}"
+    upstream = proxy.endpoint_url.removeprefix("http://").split(":")
+    front = _TlsFront((upstream[0], int(upstream[1])), host_name, tmp_path)
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost s3.test {host_name}\n")
+    mountpoint, out = tmp_path / "mnt", tmp_path / "out"
+    mountpoint.mkdir()
+    out.mkdir()
+    script = f"""set -e
+mount --bind {hosts} /etc/hosts
+trap 'umount -l {mountpoint} 2>/dev/null || true' EXIT
+timeout 60 {sys.executable} -m s3csi mount {arn} {mountpoint} --endpoint-url https://s3.test:{front.port} \\
+    --allow-delete
+printf data > {mountpoint}/file
+cat {mountpoint}/file > {out}/read
+ls {mountpoint} > {out}/before
+rm {mountpoint}/file
+ls {mountpoint} > {out}/after
+umount {mountpoint}
+"""
+    try:
+        done = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            env=mount_env(s3_server, {"AWS_CA_BUNDLE": str(front.ca_bundle)}),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    finally:
+        front.close()
+    assert done.returncode == 0, done.stderr
+    assert ((out / "read").read_text(), (out / "before").read_text().split()) == ("data", ["file"])
+    assert (out / "after").read_text() == ""
+    assert "Contents" not in s3.list_objects_v2(Bucket=stand_in)
+    heads = proxy.heads()
+    assert {"GET", "PUT", "DELETE"} <= {method for method, _, _ in heads}
+    assert {headers["host"] for _, _, headers in heads} == {f"{host_name}:{front.port}"}
+    scopes = {_SCOPE.search(headers["authorization"]).groups()[:2] for _, _, headers in heads}  # type: ignore[union-attr]
+    assert scopes == {(s3_server.region, "s3-outposts")}
