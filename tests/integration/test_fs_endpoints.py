@@ -234,11 +234,11 @@ def _self_signed(host_name: str, certificate: Path, key_path: Path) -> None:
 def test_an_outposts_access_point_arn_is_signed_for_s3_outposts(
     s3_server: EmbeddedS3Server, s3: Any, proxy: RecordingProxy, tmp_path: Path
 ) -> None:
-    outpost = "op-01234567890123456"
-    stand_in = f"{ACCESS_POINT}-{ACCOUNT}"
+    outpost, access_point = "op-01234567890123456", "outposts-ap"
+    stand_in = f"{access_point}-{ACCOUNT}"
     s3.create_bucket(Bucket=stand_in)
     host_name = f"{stand_in}.{outpost}.s3.test"
-    arn = f"arn:aws:s3-outposts:{s3_server.region}:{ACCOUNT}:outpost/{outpost}/accesspoint/{ACCESS_POINT}"
+    arn = f"arn:aws:s3-outposts:{s3_server.region}:{ACCOUNT}:outpost/{outpost}/accesspoint/{access_point}"
     upstream = proxy.endpoint_url.removeprefix("http://").split(":")
     front = _TlsFront((upstream[0], int(upstream[1])), host_name, tmp_path)
     hosts = tmp_path / "hosts"
