@@ -16,6 +16,7 @@ from s3csi.errors import InvalidArgument
 from s3csi.s3.client import S3Client
 from s3csi.s3.endpoints import BucketType, EndpointInputs, resolve
 from s3csi.s3.settings import S3Settings
+from s3csi.volume.context import VolumeContext, validate_bucket_name
 
 KEY = "dir/a b+ü"
 ACCESS_POINT_ARN = "arn:aws:s3:us-west-2:123456789012:accesspoint/my-ap"
@@ -223,3 +224,18 @@ def test_copy_source_is_botocores(bucket: str) -> None:
         client.meta.events.unregister("before-send.s3", unique_id="copy")
     s3 = S3Client(S3Settings(region="us-west-2", no_sign_request=True))
     assert s3._copy_source(bucket, KEY) == sent["copy-source"]
+
+
+@pytest.mark.parametrize("bucket", BUCKETS)
+def test_bucket_name_attribute_takes_every_form_provisioning_no_arn(bucket: str) -> None:
+    assert VolumeContext.parse({"bucketName": bucket}).bucket_name == bucket
+    if bucket.startswith("arn:"):
+        with pytest.raises(InvalidArgument, match=r"bucketName .* an access point ARN"):
+            validate_bucket_name(bucket)
+    else:
+        assert validate_bucket_name(bucket) == bucket
+
+
+def test_bucket_name_attribute_refuses_other_forms() -> None:
+    with pytest.raises(InvalidArgument, match=re.escape("volume attribute bucketName 'arn:aws:s3:::b'")):
+        VolumeContext.parse({"bucketName": "arn:aws:s3:::b"})
