@@ -30,7 +30,7 @@ from cryptography.x509.oid import NameOID
 from s3csi.demo.s3server import EmbeddedS3Server
 from s3csi.s3 import Credentials, S3Client, S3Settings, StaticCredentials
 from s3csi.s3.checksums import crc32c_header
-from tests.integration.fs_helpers import RecordingProxy, mount_env, run_mount_command
+from tests.integration.fs_helpers import RecordingProxy, is_mounted, mount_env, run_mount_command
 from tests.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("privileged")]
@@ -278,3 +278,15 @@ umount {mountpoint}
     assert {headers["host"] for _, _, headers in heads} == {f"{host_name}:{front.port}"}
     scopes = {_SCOPE.search(headers["authorization"]).groups()[:2] for _, _, headers in heads}  # type: ignore[union-attr]
     assert scopes == {(s3_server.region, "s3-outposts")}
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"), [("--dual-stack", "dual-stack"), ("--transfer-acceleration", "Accelerate")]
+)
+def test_endpoint_variants_the_rules_refuse_with_a_custom_endpoint_fail_the_mount(
+    s3_server: EmbeddedS3Server, bucket: str, tmp_path: Path, flag: str, message: str
+) -> None:
+    done = run_mount_command(s3_server, bucket, str(tmp_path), flag)
+    assert done.returncode != 0
+    assert message in done.stderr and "custom endpoint" in done.stderr
+    assert not is_mounted(tmp_path)
