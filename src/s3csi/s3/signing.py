@@ -42,17 +42,20 @@ def sign(
     content_sha256: str,
     credentials: Credentials,
     region: str,
+    service: str = "s3",
 ) -> dict[str, str]:
     """``headers`` plus Authorization, X-Amz-Date, X-Amz-Content-SHA256 (and the session token).
 
     ``url`` must be the encoded URL sent on the wire: its path and query are signed as they are.
+    ``service`` and ``region`` are the signing name and region the endpoint rules chose
+    (``s3/endpoints.py``): ``s3``, ``s3-outposts`` or ``s3express``.
     """
     request = AWSRequest(method=method, url=url, headers=dict(headers))
     request.context["payload_hash"] = content_sha256
     frozen = ReadOnlyCredentials(
         credentials.access_key_id, credentials.secret_access_key, credentials.session_token
     )
-    _Signer(frozen, "s3", region).add_auth(request)
+    _Signer(frozen, service, region).add_auth(request)
     # botocore signs the Host it derives from the URL (port left out when it is the scheme's
     # default); aiohttp sends that same Host, so it is not added here.
     return dict(request.headers.items())
