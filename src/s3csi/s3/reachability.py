@@ -10,7 +10,7 @@ import ssl
 
 import aiohttp
 
-from s3csi.s3.addressing import Endpoint
+from s3csi.s3.endpoints import check_endpoint_url
 from s3csi.s3.settings import S3Settings
 
 # Seconds for the whole request: under the 5 s the chart gives the livenessprobe sidecar's Probe call.
@@ -18,8 +18,11 @@ REACHABILITY_TIMEOUT_S = 3.0
 
 
 def endpoint_root(settings: S3Settings) -> str:
-    endpoint = Endpoint.build(settings.endpoint_url, settings.region, force_path_style=True)
-    return f"{endpoint.scheme}://{endpoint.netloc}/"
+    """The service's root URL: the custom endpoint's, else the region's AWS endpoint."""
+    if settings.endpoint_url is None:
+        return f"https://s3.{settings.region}.amazonaws.com/"
+    check_endpoint_url(settings.endpoint_url)
+    return settings.endpoint_url.rstrip("/") + "/"
 
 
 async def endpoint_problem(settings: S3Settings, timeout_s: float = REACHABILITY_TIMEOUT_S) -> str | None:
