@@ -29,7 +29,7 @@ from s3csi.errors import InvalidArgument, S3csiError
 from s3csi.mountflags import KMS_SSE_TYPES, SSE_TYPES, STORAGE_CLASS_PATTERN
 from s3csi.s3 import http1, wire
 from s3csi.s3.addressing import Endpoint, copy_source
-from s3csi.s3.credentials import CredentialProvider, default_credential_provider
+from s3csi.s3.credentials import CredentialProvider, Credentials, default_credential_provider
 from s3csi.s3.errors import (
     CONNECTION_ERROR,
     CONNECTION_LOST,
@@ -39,6 +39,15 @@ from s3csi.s3.errors import (
     credentials_error,
     exhausted,
     make_error,
+)
+from s3csi.s3.express import (
+    SIGNING_NAME,
+    ExpressSessions,
+    MalformedSession,
+    is_directory_bucket,
+    parse_create_session,
+    refused_session,
+    zonal_endpoint,
 )
 from s3csi.s3.retry import Idempotency, backoff_delay, is_transient, should_retry
 from s3csi.s3.settings import DEFAULT_REGION, S3Settings
@@ -116,6 +125,9 @@ class S3Client:
         self._session: aiohttp.ClientSession | None = None
         # GetObject's connections, one pool per (scheme, host): virtual-hosted buckets are hosts.
         self._pools: dict[tuple[str, str], http1.ConnectionPool] = {}
+        # Directory buckets (s3csi.s3.express): their sessions, and their zonal endpoints at AWS.
+        self.express_sessions = ExpressSessions(self._create_session)
+        self._zonal: dict[str, Endpoint] = {}
 
     async def __aenter__(self) -> S3Client:
         return self
@@ -218,11 +230,26 @@ class S3Client:
         body: bytes | memoryview,
         options: WriteOptions = WriteOptions(),
         metadata: Mapping[str, str] | None = None,
+        *,
+        write_offset: int | None = None,
     ) -> str:
-        """Store the whole object, with ``metadata`` as its user metadata; returns its ETag."""
+        """Store the whole object, with ``metadata`` as its user metadata; returns its ETag.
+
+        ``write_offset``: append ``body`` to the existing object, whose size must be exactly that
+        (``x-amz-write-offset-bytes``; directory buckets only, which refuse a wrong offset)."""
         headers = {**options.headers(), **metadata_headers(metadata)}
+        if write_offset is not None:
+            headers["x-amz-write-offset-bytes"] = str(write_offset)
         response = await self._call(
-            "PutObject", "PUT", bucket, key, headers=headers, body=body, data_body=True
+            "PutObject",
+            "PUT",
+            bucket,
+            key,
+            headers=headers,
+            body=body,
+            data_body=True,
+            # An append whose answer was lost may have happened: retried, it could be appended twice.
+            idempotency=Idempotency.IDEMPOTENT if write_offset is None else Idempotency.NOT_IDEMPOTENT,
         )
         return self._etag("PutObject", bucket, key, response)
 
@@ -454,6 +481,46 @@ class S3Client:
         """Succeeds when the bucket exists and these credentials may use it."""
         await self._call("HeadBucket", "HEAD", bucket)
 
+    # ---- directory buckets ---------------------------------------------------------------------------
+
+    async def _create_session(self, bucket: str) -> Credentials:
+        """A directory bucket's session (CreateSession), signed with this client's own credentials."""
+        response = await self._call("CreateSession", "GET", bucket, params={"session": None})
+        try:
+            return parse_create_session(response.body)
+        except MalformedSession as exc:
+            raise self._malformed("CreateSession", bucket, None, str(exc)) from exc
+
+    def _endpoint_for(self, bucket: str) -> Endpoint:
+        """The endpoint a request for ``bucket`` goes to: a directory bucket's zonal endpoint at AWS;
+        with an endpoint URL, that URL for every bucket."""
+        if self.settings.endpoint_url is not None or not is_directory_bucket(bucket):
+            return self._endpoint
+        endpoint = self._zonal.get(bucket)
+        if endpoint is None:
+            endpoint = self._zonal[bucket] = zonal_endpoint(bucket, self.settings.region)
+        return endpoint
+
+    async def _signed(
+        self, operation: str, method: str, url: str, *, bucket: str, headers: Mapping[str, str], sha256: str
+    ) -> Mapping[str, str]:
+        """``headers`` signed: with this client's credentials, or with a directory bucket's session."""
+        if self._credentials is None:
+            return headers
+        express = is_directory_bucket(bucket)
+        session = express and operation != "CreateSession"
+        credentials = await (self.express_sessions.get(bucket) if session else self._credentials.get())
+        return sign(
+            method,
+            url,
+            headers,
+            content_sha256=sha256,
+            credentials=credentials,
+            region=self.settings.region,
+            service=SIGNING_NAME if express else "s3",
+            s3_session=session,
+        )
+
     # ---- one request, with retries -----------------------------------------------------------------
 
     async def _call(
@@ -476,9 +543,10 @@ class S3Client:
         hash is signed only when the settings ask for it; ``error_in_200`` marks calls that S3 may
         answer with 200 and an error body (CompleteMultipartUpload, CopyObject); ``into_buffer``
         marks a GET of object data, sent through ``http1.py``."""
-        url = self._endpoint.url(bucket, key, params)
+        url = self._endpoint_for(bucket).url(bucket, key, params)
         content_sha256 = payload_hash(body, sign=self.settings.sign_payload or not data_body)
         attempt = 0
+        new_session = operation != "CreateSession" and is_directory_bucket(bucket)
         while True:
             attempt += 1
             try:
@@ -496,6 +564,11 @@ class S3Client:
                     into_buffer=into_buffer,
                 )
             except S3Error as error:
+                if new_session and refused_session(method, error.code, error.status):
+                    # A directory bucket refused its session before its time: once more with a new one.
+                    new_session = False
+                    self.express_sessions.forget(bucket)
+                    continue
                 if should_retry(error, idempotency, attempt, self.settings.max_attempts):
                     delay = backoff_delay(
                         attempt, self.settings.retry_base_delay_s, self.settings.retry_max_delay_s
@@ -522,20 +595,15 @@ class S3Client:
         error_in_200: bool,
         into_buffer: bool,
     ) -> _Response:
-        if self._credentials is not None:
-            try:
-                credentials = await self._credentials.get()
-            except S3csiError as exc:
-                # A file that cannot be read, no keys, STS down: this request's failure, like any other.
-                raise credentials_error(operation, exc, bucket=bucket, key=key) from exc
-            headers = sign(
-                method,
-                url,
-                headers,
-                content_sha256=content_sha256,
-                credentials=credentials,
-                region=self.settings.region,
+        try:
+            headers = await self._signed(
+                operation, method, url, bucket=bucket, headers=headers, sha256=content_sha256
             )
+        except S3Error:
+            raise  # a directory bucket's CreateSession failed: its own error, already translated
+        except S3csiError as exc:
+            # A file that cannot be read, no keys, STS down: this request's failure, like any other.
+            raise credentials_error(operation, exc, bucket=bucket, key=key) from exc
         data: bytes | bytearray
         try:
             if into_buffer:
