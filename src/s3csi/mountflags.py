@@ -67,6 +67,17 @@ KMS_SSE_TYPES = ("aws:kms", "aws:kms:dsse")  # the ones --sse-kms-key-id applies
 REGION_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 STORAGE_CLASS_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 MAX_PREFIX_LENGTH = 1024  # an S3 key is at most 1024 bytes
+# A directory bucket (S3 Express One Zone): BASE--ZONEID--x-s3, BASE as a general-purpose bucket's name (no
+# dots), ZONEID an Availability Zone id such as usw2-az1 (or a Local Zone's, usw2-lax1-az1). The suffix is
+# reserved for them, so the name alone tells; --incremental-upload takes these buckets only.
+DIRECTORY_BUCKET_PATTERN = re.compile(
+    r"(?P<base>[a-z0-9][a-z0-9-]*[a-z0-9])--(?P<zone>[a-z0-9]+(?:-[a-z0-9]+)+)--x-s3"
+)
+
+
+def is_directory_bucket(bucket: str) -> bool:
+    """Whether ``bucket`` is a directory bucket's name."""
+    return DIRECTORY_BUCKET_PATTERN.fullmatch(bucket) is not None
 
 
 class ValueKind(Enum):
@@ -323,6 +334,10 @@ FLAGS: tuple[FlagSpec, ...] = (
         "put this in front of the User-Agent of every request",
     ),
     _switch("debug", "log at DEBUG", short="d"),
+    _switch(
+        "incremental-upload",
+        "append to existing files opened with O_APPEND, in place (directory buckets only)",
+    ),
 )
 
 BY_NAME: Mapping[str, FlagSpec] = {spec.name: spec for spec in FLAGS}

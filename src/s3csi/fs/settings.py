@@ -32,6 +32,7 @@ from s3csi.mountflags import (
     FlagSpec,
     MiB,
     ValueKind,
+    is_directory_bucket,
 )
 from s3csi.s3.addressing import refuse_userinfo
 
@@ -92,6 +93,9 @@ class FsSettings:
     sse: str | None = None  # one of mountflags.SSE_TYPES
     sse_kms_key_id: str | None = None
     debug: bool = False
+    # Write-only O_APPEND opens of existing files append to the object in place (fs/appender.py);
+    # directory buckets only.
+    incremental_upload: bool = False
 
     @property
     def fuse_options(self) -> tuple[str, ...]:
@@ -256,6 +260,8 @@ def build_settings(flags: FsFlags, *, default_uid: int, default_gid: int) -> FsS
         )
     if flags.text("max-staged-file-size") is not None and not on("staged-writes"):
         raise InvalidArgument("--max-staged-file-size needs --staged-writes")
+    if on("incremental-upload"):
+        _check_incremental_upload(flags)
     sse = _text(flags, "sse")
     if flags.text("sse-kms-key-id") is not None and sse not in KMS_SSE_TYPES:
         raise InvalidArgument(f"--sse-kms-key-id needs --sse {' or --sse '.join(KMS_SSE_TYPES)}")
@@ -298,7 +304,18 @@ def build_settings(flags: FsFlags, *, default_uid: int, default_gid: int) -> FsS
         sse=sse,
         sse_kms_key_id=_text(flags, "sse-kms-key-id"),
         debug=on("debug"),
+        incremental_upload=on("incremental-upload"),
     )
+
+
+def _check_incremental_upload(flags: FsFlags) -> None:
+    if not is_directory_bucket(flags.bucket):
+        raise InvalidArgument(
+            f"--incremental-upload appends with S3 Express One Zone's write offsets, which only directory "
+            f"buckets (NAME--ZONEID--x-s3) take; {flags.bucket} is a general-purpose bucket"
+        )
+    if flags.on("read-only"):
+        raise InvalidArgument("--incremental-upload cannot be combined with --read-only")
 
 
 def _number(flags: FsFlags, name: str, default: int) -> int:

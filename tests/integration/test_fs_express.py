@@ -1,0 +1,97 @@
+"""A directory bucket (S3 Express One Zone) mounted for real, against the zonal-endpoint stand-in of
+``express_support.py``: sessions from CreateSession, refreshed before they expire and replaced when the
+bucket ends them early; listings in no order, paged; appends with ``--incremental-upload``."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
+from typing import cast
+
+import pytest
+
+from s3csi.demo.s3server import EmbeddedS3Server
+from tests.integration.express_support import BUCKET, ExpressStandIn
+from tests.integration.fs_helpers import MountedFs, mounted
+from tests.polling import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("privileged")]
+
+# Short sessions (renewed every second or so) and small listing pages, so one mount shows both.
+SESSION_LIFETIME_S = 2.5
+PAGE_SIZE = 7
+FILES = [f"f{i:02d}" for i in range(20)]
+SUB_DIRECTORIES = [f"sub{i}" for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[ExpressStandIn]:
+    with ExpressStandIn.start(session_lifetime_s=SESSION_LIFETIME_S, page_size=PAGE_SIZE) as server:
+        for name in FILES:
+            server.put(f"top/{name}", name.encode())
+        for name in SUB_DIRECTORIES:
+            server.put(f"top/{name}/inner", b"i")
+        # An object and a directory of the same name: the directory wins, as in every listing.
+        server.put("top/sub0", b"hidden by the directory")
+        server.put("log.txt", b"first\n")
+        yield server
+
+
+@pytest.fixture(scope="module")
+def fs(standin: ExpressStandIn) -> Iterator[MountedFs]:
+    server = cast(EmbeddedS3Server, standin)  # duck-typed: mounted() reads only client_env()
+    with mounted(server, BUCKET, "--incremental-upload", "--allow-delete", "--allow-overwrite") as fs:
+        yield fs
+
+
+def test_listing_in_any_order_is_complete_and_sorted_out(fs: MountedFs, standin: ExpressStandIn) -> None:
+    names = os.listdir(fs.path / "top")
+    assert sorted(names) == sorted(FILES + SUB_DIRECTORIES)
+    assert len(names) == len(set(names))
+    assert (fs.path / "top" / "sub0").is_dir()
+    assert (fs.path / "top" / "f07").read_bytes() == b"f07"
+    assert (fs.path / "top" / "sub3" / "inner").read_bytes() == b"i"
+    with pytest.raises(FileNotFoundError):
+        (fs.path / "top" / "f0").stat()
+    # Directory buckets list only by prefixes ending in "/": the mount never asked otherwise.
+    assert not [e for e in standin.errors() if e[2] == "InvalidArgument"]
+
+
+def test_write_then_append_in_place(fs: MountedFs, standin: ExpressStandIn) -> None:
+    (fs.path / "new.txt").write_bytes(b"one\n")
+    assert standin.body("new.txt") == b"one\n"
+    with open(fs.path / "log.txt", "ab") as log:
+        log.write(b"second\n")
+    assert standin.body("log.txt") == b"first\nsecond\n"
+    subprocess.run(["sh", "-c", f"echo third >> {fs.path / 'log.txt'}"], check=True)
+    assert standin.body("log.txt") == b"first\nsecond\nthird\n"
+    assert (fs.path / "log.txt").read_bytes() == b"first\nsecond\nthird\n"
+    appends = [r for r in standin.requests if r[0] == "PUT" and r[1].endswith("/log.txt")]
+    assert len(appends) == 2 and not [a for a in appends if a[2]]
+    # A read-write open of an existing file still needs --staged-writes.
+    with pytest.raises(PermissionError) as refused:
+        os.open(fs.path / "log.txt", os.O_RDWR)
+    assert refused.value.errno == errno.EPERM
+
+
+def test_sessions_are_renewed_before_they_expire(fs: MountedFs, standin: ExpressStandIn) -> None:
+    first = standin.sessions_created
+
+    def renewed() -> bool:
+        os.listdir(fs.path / "top")  # a request each time: sessions are made when requests need them
+        return standin.sessions_created >= first + 2
+
+    assert wait_until(renewed, within=30), standin.sessions_created
+    # Each session was replaced while still good: no request was refused for an expired one.
+    assert not [e for e in standin.errors() if e[2] == "ExpiredToken"]
+
+
+def test_a_session_ended_early_is_replaced(fs: MountedFs, standin: ExpressStandIn) -> None:
+    standin.put("late.txt", b"after the expiry")
+    before = standin.sessions_created
+    standin.expire_sessions()
+    assert (fs.path / "late.txt").read_bytes() == b"after the expiry"
+    assert standin.sessions_created > before
+    assert [e for e in standin.errors() if e[2] == "ExpiredToken"]
