@@ -330,6 +330,8 @@ class LocalImds:
     def __init__(self, role: str, credentials: Credentials) -> None:
         self.role = role
         self.credentials = credentials
+        # placement/region's answer; None: 404, as off EC2 or on an instance that does not say.
+        self.region: str | None = None
         self.session_tokens: set[str] = set()
         self.requests: list[str] = []
         imds = self
@@ -352,7 +354,9 @@ class LocalImds:
                     self.reply(401, b"", "text/plain")
                     return
                 base = "/latest/meta-data/iam/security-credentials/"
-                if self.path == base:
+                if self.path == "/latest/meta-data/placement/region" and imds.region is not None:
+                    self.reply(200, imds.region.encode(), "text/plain")
+                elif self.path == base:
                     self.reply(200, imds.role.encode(), "text/plain")
                 elif self.path == base + imds.role:
                     expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=6)

@@ -8,7 +8,9 @@ the IAM policy of the user or role behind the keys.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
+import functools
 import logging
 import os
 import stat
@@ -23,6 +25,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from s3csi.credentials import resolver as resolver_module
 from s3csi.credentials.driver import driver_credential_provider
 from s3csi.credentials.files import (
     credentials_file_name,
@@ -36,6 +39,7 @@ from s3csi.errors import InvalidArgument, PermissionDenied, S3csiError
 from s3csi.s3 import Credentials, S3Client, S3Settings, StaticCredentials
 from s3csi.s3.credentials import CredentialProvider, default_credential_provider
 from s3csi.s3.errors import AccessDenied
+from s3csi.s3.imds import instance_region
 from s3csi.s3.sts import WebIdentityCredentials
 from s3csi.volume.context import AuthenticationSource
 from tests.conftest import run_as
@@ -366,6 +370,55 @@ def test_pods_in_different_service_accounts_get_their_roles_permissions(world: W
     other = pod_inputs(world, "team-a", "reader", world.reader_role, audience="vault")
     error = expect(PermissionDenied, lambda: run(pods.resolve(other)))
     assert "InvalidIdentityToken" in str(error)
+
+
+def test_a_pod_sts_region_nobody_sets_comes_from_instance_metadata(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.front.allow(world.reader_role, "team-c", "reader")
+    inputs = dataclasses.replace(
+        pod_inputs(world, "team-c", "reader", world.reader_role), driver_region=None
+    )  # neither stsRegion, nor --region, nor a configured driver region
+    regions: list[str] = []
+    real_sts_endpoint = resolver_module.sts_endpoint
+
+    def sts_endpoint(override: str | None, region: str) -> str:
+        regions.append(region)
+        return real_sts_endpoint(override, region)
+
+    monkeypatch.setattr(resolver_module, "sts_endpoint", sts_endpoint)
+    pods = CredentialResolver(
+        driver_credential_provider({"AWS_EC2_METADATA_DISABLED": "true", "HOME": "/nonexistent"}),
+        sts_endpoint_url=world.front.url,
+        instance_region=functools.partial(instance_region, world.imds.url),
+    )
+    world.imds.region = None  # an instance metadata service that does not say
+    error = expect(InvalidArgument, lambda: run(pods.resolve(inputs)))
+    assert "volume attribute stsRegion" in str(error) and "--region mount option" in str(error)
+    world.imds.region = "eu-central-1"
+    keys = run(pods.resolve(inputs))
+    assert read_with(world, StaticCredentials(keys)) == CONTENT
+    assert regions == ["eu-central-1"]
+    assert "GET /latest/meta-data/placement/region" in world.imds.requests
+    said = [line for line in world.captured.lines if "from the instance metadata service" in line]
+    assert len(said) == 1 and "STS region eu-central-1" in said[0]
+    # Asked once: the next exchange uses the region found.
+    asked = world.imds.requests.count("GET /latest/meta-data/placement/region")
+    run(
+        pods.resolve(
+            dataclasses.replace(
+                inputs,
+                service_account_tokens=pod_inputs(
+                    world, "team-c", "reader", world.reader_role
+                ).service_account_tokens,
+            )
+        )
+    )
+    assert world.imds.requests.count("GET /latest/meta-data/placement/region") == asked
+    # Without a service (instance metadata disabled), the same clear error.
+    alone = CredentialResolver(pods.driver, sts_endpoint_url=world.front.url)
+    error = expect(InvalidArgument, lambda: run(alone.resolve(inputs)))
+    assert "stsRegion" in str(error)
 
 
 def test_pod_keys_are_reused_for_a_token_and_renewed_for_a_new_one(world: World) -> None:

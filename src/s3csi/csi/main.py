@@ -13,6 +13,7 @@ from s3csi.csi.settings import DEFAULT_DRIVER_NAME, DEFAULT_KUBELET_DIR, DriverS
 from s3csi.kube.settings import KubeApiFlags, KubeApiMode, kube_api_settings
 from s3csi.logs import configure_logging
 from s3csi.s3 import S3Settings
+from s3csi.s3.imds import metadata_endpoint
 from s3csi.s3.sts import sts_endpoint_override
 from s3csi.volume.context import FS_USER_ANNOTATION, ROLE_ARN_ANNOTATION
 
@@ -138,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
         kubelet_dir=settings.kubelet_dir,
         s3=settings.s3,
         sts_endpoint_url=sts_endpoint_override(os.environ),
+        region_configured=bool(
+            args.s3_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        ),
+        metadata_endpoint=metadata_endpoint(os.environ),
     )
     kube_settings = kube_api_settings(
         KubeApiFlags(
