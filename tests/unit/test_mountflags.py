@@ -45,6 +45,10 @@ _SAMPLES: dict[ValueKind, list[tuple[str, bool]]] = {
     ValueKind.URL: [("http://127.0.0.1:9000", True), ("localhost:9000", False)],
     ValueKind.DIRECTORY: [("/var/cache/s3", True), ("", False)],
     ValueKind.TTL: [*((word, True) for word in TTL_WORDS), ("later", False)],
+    ValueKind.BUCKET_TYPE: [("general-purpose", True), ("directory", True), ("outposts", False)],
+    ValueKind.ACCOUNT_ID: [("111122223333", True), ("1111", False), ("11112222333a", False)],
+    ValueKind.UPLOAD_CHECKSUMS: [("crc32c", True), ("off", True), ("crc32", False)],
+    ValueKind.PROFILE: [("team-a", True), ("a b", False)],
 }
 # What some flags need beside them to be valid at all (the rules between flags, not the flag's own range):
 # (name, value or None for a switch). A companion a volume may not set (--cache) is the driver's to give.

@@ -13,6 +13,7 @@ from botocore.credentials import ReadOnlyCredentials
 
 from s3csi.fs.listing import AnyOrderEntries, DirectoryWins, Entry
 from s3csi.s3.credentials import Credentials
+from s3csi.s3.endpoints import SIGV4_S3EXPRESS, EndpointInputs, resolve
 from s3csi.s3.express import (
     ExpressSessions,
     MalformedSession,
@@ -20,7 +21,6 @@ from s3csi.s3.express import (
     parse_create_session,
     refresh_time,
     refused_session,
-    zonal_endpoint,
     zone_id,
 )
 from s3csi.s3.signing import EMPTY_SHA256, sign
@@ -50,9 +50,13 @@ def test_directory_bucket_names(bucket: str, directory: bool, zone: str | None) 
         assert zone_id(bucket) == zone
 
 
-def test_the_zonal_endpoint_is_virtual_hosted() -> None:
-    url = zonal_endpoint("data--usw2-az1--x-s3", "us-west-2").url("data--usw2-az1--x-s3", "a b/c")
-    assert url == "https://data--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com/a%20b/c"
+def test_the_endpoint_rules_send_a_directory_bucket_to_its_zonal_endpoint_with_sessions() -> None:
+    endpoint = resolve("data--usw2-az1--x-s3", EndpointInputs(region="us-west-2"))
+    assert (
+        endpoint.url("a b/c")
+        == "https://data--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com/a%20b/c"
+    )
+    assert (endpoint.auth_scheme, endpoint.signing_name) == (SIGV4_S3EXPRESS, "s3express")
 
 
 SESSION_XML = (

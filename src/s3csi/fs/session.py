@@ -24,6 +24,7 @@ from s3csi.fs.prefetch import PrefetchPolicy
 from s3csi.fs.settings import READ_AHEAD_KIB, FsSettings
 from s3csi.fs.staging import StagingArea
 from s3csi.kernel.mountinfo import parse_mountinfo, read_ahead_path
+from s3csi.mountflags import METRICS_LOG_INTERVAL_S
 from s3csi.s3.client import S3Client
 from s3csi.s3.credentials import default_credential_provider
 from s3csi.s3.settings import S3Settings
@@ -45,7 +46,26 @@ def s3_settings(settings: FsSettings, env: Mapping[str, str]) -> S3Settings:
         no_sign_request=settings.no_sign_request,
         user_agent_prefix=settings.user_agent_prefix,
         max_connections=settings.max_threads,
+        # None where the flag was not given: the environment (AWS_USE_DUALSTACK_ENDPOINT) may still say so.
+        dual_stack=settings.dual_stack or None,
+        accelerate=settings.transfer_acceleration,
+        bucket_type=settings.bucket_type,
+        requester_pays=settings.requester_pays,
+        expected_bucket_owner=settings.expected_bucket_owner,
+        upload_checksums=settings.upload_checksums,
     )
+
+
+def credentials_env(settings: FsSettings, env: Mapping[str, str]) -> Mapping[str, str]:
+    """``--profile NAME``: the keys of that profile of the shared config and credentials files, as an
+    SDK given a profile explicitly does, so keys in the environment no longer take precedence."""
+    if settings.profile is None:
+        return env
+    dropped = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    return {
+        **{name: value for name, value in env.items() if name not in dropped},
+        "AWS_PROFILE": settings.profile,
+    }
 
 
 def serve(settings: FsSettings, env: Mapping[str, str], on_ready: Callable[[], None] | None = None) -> int:
@@ -69,7 +89,9 @@ async def _serve(
     read_ahead_target: str | None,
 ) -> int:
     s3 = s3_settings(settings, env)
-    client = S3Client(s3, None if s3.no_sign_request else default_credential_provider(env))
+    client = S3Client(
+        s3, None if s3.no_sign_request else default_credential_provider(credentials_env(settings, env))
+    )
     cache: DiskCache | None = None
     staging: StagingArea | None = None
     try:
@@ -99,7 +121,15 @@ async def _serve(
         except RuntimeError as exc:
             raise FailedPrecondition(f"cannot mount on {settings.mountpoint}: {exc}") from exc
         log.info("mounted s3://%s/%s on %s", settings.bucket, settings.prefix, settings.mountpoint)
-        return await _run_until_unmounted(operations)
+        metrics = (
+            asyncio.create_task(log_metrics(client), name="log metrics") if settings.log_metrics else None
+        )
+        try:
+            return await _run_until_unmounted(operations)
+        finally:
+            if metrics is not None:
+                metrics.cancel()
+                log.info("%s", metrics_summary(client))
     finally:
         await client.close()
         if cache is not None:
@@ -107,6 +137,23 @@ async def _serve(
             await cache.close()
         if staging is not None:
             await staging.close()
+
+
+async def log_metrics(client: S3Client, interval_s: float = METRICS_LOG_INTERVAL_S) -> None:
+    """``--log-metrics``: one INFO line every ``interval_s`` with what the client counted so far."""
+    while True:
+        await asyncio.sleep(interval_s)
+        log.info("%s", metrics_summary(client))
+
+
+def metrics_summary(client: S3Client) -> str:
+    """``metrics: requests GetObject=12 ListObjectsV2=3; failures HeadObject=1; sent 0 B; received 12 B``."""
+    requests = " ".join(f"{name}={count}" for name, count in sorted(client.requests.items())) or "none"
+    failures = " ".join(f"{name}={count}" for name, count in sorted(client.failures.items())) or "none"
+    return (
+        f"metrics: requests {requests}; failures {failures};"
+        f" sent {client.bytes_sent} B; received {client.bytes_received} B"
+    )
 
 
 def _set_read_ahead(mountpoint: str, kib: int) -> None:

@@ -1,7 +1,8 @@
 """Directory buckets (S3 Express One Zone): their names, zonal endpoints and session credentials.
 
 A directory bucket is named ``BASE--ZONEID--x-s3`` and lives in one Availability Zone, served by a zonal
-endpoint (``https://BUCKET.s3express-ZONEID.REGION.amazonaws.com``). Its data requests are not signed
+endpoint (``https://BUCKET.s3express-ZONEID.REGION.amazonaws.com``, which the endpoint rules give:
+``s3/endpoints.py``, auth scheme ``sigv4-s3express``). Its data requests are not signed
 with the caller's keys: the caller asks the bucket for a *session* (``CreateSession``: ``GET /?session``
 signed with the caller's keys for the service ``s3express``), and then signs each request with the
 session's keys, for the service ``s3express``, sending the session token as ``x-amz-s3session-token``
@@ -27,7 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from s3csi.mountflags import DIRECTORY_BUCKET_PATTERN, is_directory_bucket
-from s3csi.s3.addressing import Endpoint
 from s3csi.s3.credentials import Credentials
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ REFRESH_BEFORE_S = 60.0
 # with a new session.
 SESSION_ERROR_CODES = frozenset({"ExpiredToken", "InvalidToken", "TokenRefreshRequired"})
 
-__all__ = ["ExpressSessions", "is_directory_bucket", "parse_create_session", "zonal_endpoint", "zone_id"]
+__all__ = ["ExpressSessions", "is_directory_bucket", "parse_create_session", "zone_id"]
 
 
 def refused_session(method: str, code: str, status: int | None) -> bool:
@@ -55,11 +55,6 @@ def zone_id(bucket: str) -> str:
     if match is None:
         raise ValueError(f"{bucket!r} is not a directory bucket name (BASE--ZONEID--x-s3)")
     return match.group("zone")
-
-
-def zonal_endpoint(bucket: str, region: str) -> Endpoint:
-    """AWS's zonal endpoint of a directory bucket, which is addressed virtual-hosted."""
-    return Endpoint("https", f"s3express-{zone_id(bucket)}.{region}.amazonaws.com", path_style=False)
 
 
 class MalformedSession(ValueError):

@@ -59,8 +59,9 @@ def sign(
     """``headers`` plus Authorization, X-Amz-Date, X-Amz-Content-SHA256 (and the session token).
 
     ``url`` must be the encoded URL sent on the wire: its path and query are signed as they are.
-    ``service`` is the signing name (``s3express`` for a directory bucket); ``s3_session`` marks
-    credentials from a directory bucket's CreateSession (s3csi.s3.express).
+    ``service`` and ``region`` are the signing name and region the endpoint rules chose
+    (``s3/endpoints.py``): ``s3``, ``s3-outposts`` or ``s3express``.
+    ``s3_session`` marks credentials from a directory bucket's CreateSession (s3csi.s3.express).
     """
     request = AWSRequest(method=method, url=url, headers=dict(headers))
     request.context["payload_hash"] = content_sha256
