@@ -59,7 +59,6 @@ from s3csi.fs.staging import (
 from s3csi.fs.writer import ObjectWriter, flush_deadline
 from s3csi.s3.client import ObjectInfo, S3Client, WriteOptions
 from s3csi.s3.errors import S3Error
-from s3csi.s3.express import is_directory_bucket
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +116,7 @@ class S3Operations(pyfuse3.Operations):
         self.files: dict[int, OpenFile] = {}
         self.listings: dict[int, DirectoryRead] = {}
         # A directory bucket lists in no particular order and only by prefixes ending in "/".
-        self.ordered_listings = not is_directory_bucket(settings.bucket)
+        self.ordered_listings = not settings.directory_bucket
         self._lookup_listings: dict[int, asyncio.Task[bool]] = {}
         self.read_ahead = SiblingReadAhead()
         self._next_fh = 1

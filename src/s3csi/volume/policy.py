@@ -204,10 +204,13 @@ def effective_mount(request: PolicyInput) -> EffectiveMount:
 def check_bucket_type(mount: EffectiveMount, bucket: str) -> None:
     """``--incremental-upload`` appends with a directory bucket's write offsets: InvalidArgument naming the
     bucket when the volume's is a general-purpose one (it would fail only inside the Mountpoint Pod)."""
-    if MountOptions.parse(mount.args).has("incremental-upload") and not is_directory_bucket(bucket):
+    options = MountOptions.parse(mount.args)
+    bucket_type = options.get("bucket-type")
+    directory = bucket_type == "directory" or (bucket_type is None and is_directory_bucket(bucket))
+    if options.has("incremental-upload") and not directory:
         raise InvalidArgument(
-            f"mount option --incremental-upload needs a directory bucket (NAME--ZONEID--x-s3); {bucket} is a "
-            "general-purpose bucket"
+            f"mount option --incremental-upload needs a directory bucket (NAME--ZONEID--x-s3, or "
+            f"--bucket-type=directory); {bucket} is a general-purpose bucket"
         )
 
 
