@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import errno
 import functools
+import json
 import logging
 import os
 import stat
@@ -419,6 +420,87 @@ def test_a_pod_sts_region_nobody_sets_comes_from_instance_metadata(
     alone = CredentialResolver(pods.driver, sts_endpoint_url=world.front.url)
     error = expect(InvalidArgument, lambda: run(alone.resolve(inputs)))
     assert "stsRegion" in str(error)
+
+
+OTHER_ACCOUNT = "111122223333"
+
+
+def read_bucket(world: World, credentials: Credentials, bucket: str, key: str) -> bytes:
+    async def read() -> bytes:
+        async with S3Client(world.settings(), StaticCredentials(credentials)) as client:
+            await client.list_objects_v2(bucket, max_keys=1)
+            return await client.get_object(bucket, key)
+
+    return run(read())
+
+
+def test_a_bucket_in_another_account_through_its_bucket_policy(world: World) -> None:
+    """docs/credentials.md, "Cross-account access": account B's bucket policy names account A's user, whose
+    own policy allows the bucket too. moto evaluates the bucket policy (its Deny refuses) and requires the
+    identity policy, as AWS does; it does not refuse a caller the bucket policy does not name (AWS would)."""
+    owner = world.iam.other_account(OTHER_ACCOUNT)
+    bucket = f"xacct-{uuid.uuid4().hex[:10]}"
+    owner_s3 = world.iam.client("s3", owner)
+    owner_s3.create_bucket(Bucket=bucket)
+    owner_s3.put_object(Bucket=bucket, Key=OBJECT, Body=CONTENT)
+    reader = world.iam.user(f"xacct-{uuid.uuid4().hex[:6]}", bucket_policy(bucket, READ))
+    caller = world.iam.client("sts", reader).get_caller_identity()
+    assert caller["Account"] != OTHER_ACCOUNT  # two accounts indeed
+
+    def policy(effect: str) -> str:
+        resources = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+        statement = {
+            "Effect": effect,
+            "Principal": {"AWS": caller["Arn"]},
+            "Action": READ,
+            "Resource": resources,
+        }
+        return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+    owner_s3.put_bucket_policy(Bucket=bucket, Policy=policy("Allow"))
+    assert read_bucket(world, reader, bucket, OBJECT) == CONTENT
+    # The bucket policy is what the owner controls: its Deny wins over the reader's own Allow.
+    owner_s3.put_bucket_policy(Bucket=bucket, Policy=policy("Deny"))
+    expect(AccessDenied, lambda: read_bucket(world, reader, bucket, OBJECT))
+    # And the bucket policy alone grants nothing: account A must allow its user the bucket too.
+    owner_s3.put_bucket_policy(Bucket=bucket, Policy=policy("Allow"))
+    stranger = world.iam.user(f"xacct-none-{uuid.uuid4().hex[:6]}", bucket_policy(world.bucket, READ))
+    expect(AccessDenied, lambda: read_bucket(world, stranger, bucket, OBJECT))
+
+
+def test_a_pod_role_in_another_account_trusting_this_clusters_issuer(world: World) -> None:
+    """The volume names a role of account B that trusts the cluster's identity provider: the pod's token
+    buys keys that act in account B, on B's bucket, under the role's policy."""
+    owner = world.iam.other_account(OTHER_ACCOUNT)
+    bucket = f"xacct-pod-{uuid.uuid4().hex[:10]}"
+    owner_s3 = world.iam.client("s3", owner)
+    owner_s3.create_bucket(Bucket=bucket)
+    owner_s3.put_object(Bucket=bucket, Key=OBJECT, Body=CONTENT)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": "kubernetes"},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+            }
+        ],
+    }
+    owner_iam = world.iam.client("iam", owner)
+    name = f"pod-reader-{uuid.uuid4().hex[:6]}"
+    role = owner_iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    owner_iam.put_role_policy(RoleName=name, PolicyName="s3", PolicyDocument=bucket_policy(bucket, READ))
+    assert f":{OTHER_ACCOUNT}:role/" in role
+    world.front.allow(role, "team-x", "reader")
+    keys = run(resolver(world).resolve(pod_inputs(world, "team-x", "reader", None, role_arn=role)))
+    assert world.iam.client("sts", keys).get_caller_identity()["Account"] == OTHER_ACCOUNT
+    assert read_bucket(world, keys, bucket, OBJECT) == CONTENT
+    # Another service account of the same cluster is not trusted by that role.
+    error = expect(
+        PermissionDenied,
+        lambda: run(resolver(world).resolve(pod_inputs(world, "team-y", "reader", None, role_arn=role))),
+    )
+    assert "AccessDenied" in str(error)
 
 
 def test_pod_keys_are_reused_for_a_token_and_renewed_for_a_new_one(world: World) -> None:
