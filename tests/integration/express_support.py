@@ -14,6 +14,7 @@ What it emulates, and nothing more:
 - Objects in memory: ``PutObject`` (with ``x-amz-write-offset-bytes``: an append, refused with
   ``400 InvalidWriteOffset`` unless the offset is the object's size), ``GetObject`` (whole, or one
   ``Range: bytes=A-B``), ``HeadObject``, ``DeleteObject``, user metadata (``x-amz-meta-*``).
+- ``HeadBucket``; ``DeleteObjects``; ``ListMultipartUploads`` (always empty).
 - ``ListObjectsV2`` as directory buckets answer it: ``delimiter`` only ``/``, a ``prefix`` must end in
   ``/``, and the objects and common prefixes of each page in no particular order (shuffled, the pages too),
   paged by ``max-keys`` (at most ``page_size``) with an opaque continuation token.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import re
 import secrets
 import threading
 import time
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
 from urllib.parse import quote, unquote
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, unescape
 
 from aiohttp import web
 from botocore.auth import S3SigV4Auth
@@ -219,6 +221,14 @@ class ExpressStandIn:
             return _error(403, "SignatureDoesNotMatch", "not signed with the session's keys for s3express")
         if request.method == "GET" and not key and request.query.get("list-type") == "2":
             return self._list(request)
+        if request.method == "HEAD" and not key:
+            return web.Response(status=200)  # HeadBucket
+        if request.method == "GET" and not key and "uploads" in request.query:
+            # ListMultipartUploads: multipart uploads are not emulated, so there is never one in progress.
+            xml = "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>"
+            return web.Response(body=xml.encode(), content_type="application/xml")
+        if request.method == "POST" and not key and "delete" in request.query:
+            return self._delete_objects(body)
         if request.method == "PUT" and key:
             return self._put(request, key, body)
         if request.method in ("GET", "HEAD") and key:
@@ -227,6 +237,15 @@ class ExpressStandIn:
             self.objects.pop(key, None)
             return web.Response(status=204)
         return _error(501, "NotImplemented", f"{request.method} {request.raw_path}")
+
+    def _delete_objects(self, body: bytes) -> web.Response:
+        keys = [unescape(k) for k in re.findall(r"<Key>(.*?)</Key>", body.decode())]
+        for key in keys:
+            self.objects.pop(key, None)
+        deleted = "".join(f"<Deleted><Key>{escape(k)}</Key></Deleted>" for k in keys)
+        return web.Response(
+            body=f"<DeleteResult>{deleted}</DeleteResult>".encode(), content_type="application/xml"
+        )
 
     def _create_session(self, request: web.Request) -> web.Response:
         if request.method != "GET":

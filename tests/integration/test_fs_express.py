@@ -4,6 +4,7 @@ bucket ends them early; listings in no order, paged; appends with ``--incrementa
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import subprocess
@@ -13,6 +14,9 @@ from typing import cast
 import pytest
 
 from s3csi.demo.s3server import EmbeddedS3Server
+from s3csi.provisioning.plan import CapacityRange, plan_volume
+from s3csi.provisioning.provisioner import Provisioner
+from s3csi.s3 import Credentials, S3Settings, StaticCredentials
 from tests.integration.express_support import BUCKET, ExpressStandIn
 from tests.integration.fs_helpers import MountedFs, mounted
 from tests.polling import wait_until
@@ -97,3 +101,30 @@ def test_a_session_ended_early_is_replaced(fs: MountedFs, standin: ExpressStandI
     assert standin.sessions_created > before
     assert [e for e in standin.errors() if e[2] == "ExpiredToken"]
     assert (fs.path / "top" / "late.txt").read_bytes() == b"after the expiry"
+
+
+def test_prefix_per_volume_provisioning_in_a_directory_bucket(standin: ExpressStandIn) -> None:
+    """docs/architecture.md: a directory bucket as the parent of prefix-per-volume works as any bucket."""
+    plan = plan_volume(
+        "pvc-express",
+        {"provisioningMode": "prefix-per-volume", "bucketName": BUCKET},
+        CapacityRange(required_bytes=1),
+    )
+    assert plan.volume_id.prefix.endswith("/")  # directory buckets list only such prefixes
+    env = standin.client_env()
+    settings = S3Settings.from_env(env)
+    keys = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+
+    async def scenario() -> None:
+        provisioner = Provisioner(settings, StaticCredentials(keys))
+        try:
+            await provisioner.create_volume(plan, None)
+            await provisioner.create_volume(plan, None)  # the same volume again: success
+            standin.put(plan.volume_id.prefix + "data/file", b"written by a workload")
+            await provisioner.delete_volume(plan.volume_id, None)
+        finally:
+            await provisioner.close()
+
+    asyncio.run(scenario())
+    assert not [key for key in standin.objects if key.startswith((plan.volume_id.prefix, plan.marker_key))]
+    assert not [e for e in standin.errors() if e[2] in ("InvalidArgument", "NotImplemented")]
