@@ -118,6 +118,7 @@ class ValueKind(Enum):
     UPLOAD_CHECKSUMS = f"one of {', '.join(UPLOAD_CHECKSUMS)}"
     THROUGHPUT = f"a whole number of Gbit/s from 1 to {MAX_THROUGHPUT_GBPS}"
     PROFILE = "an AWS profile name (letters, digits and ._+=,@-)"
+    DIRECTORY_BUCKET = "a directory bucket name (NAME--ZONE-ID--x-s3)"
 
 
 RANGES: Mapping[ValueKind, tuple[int, int]] = {
@@ -139,6 +140,7 @@ PATTERNS: Mapping[ValueKind, re.Pattern[str]] = {
     ValueKind.STORAGE_CLASS: STORAGE_CLASS_PATTERN,
     ValueKind.ACCOUNT_ID: ACCOUNT_ID_PATTERN,
     ValueKind.PROFILE: PROFILE_PATTERN,
+    ValueKind.DIRECTORY_BUCKET: DIRECTORY_BUCKET_PATTERN,
 }
 
 _DECIMAL = re.compile(r"[0-9]{1,19}")  # ASCII digits only: no sign, no spaces, no "1_000"
@@ -413,6 +415,12 @@ FLAGS: tuple[FlagSpec, ...] = (
     _switch(
         "incremental-upload",
         "append to existing files opened with O_APPEND, in place (directory buckets only)",
+    ),
+    FlagSpec(
+        "cache-xz",
+        ValueKind.DIRECTORY_BUCKET,
+        "keep read parts in BUCKET, a directory bucket shared by every mount that names it, read before S3",
+        metavar="BUCKET",
     ),
 )
 

@@ -1,4 +1,5 @@
-"""A stand-in for one S3 Express One Zone directory bucket's zonal endpoint, on 127.0.0.1 (aiohttp).
+"""A stand-in for two S3 Express One Zone directory buckets' zonal endpoint, on 127.0.0.1 (aiohttp):
+:data:`BUCKET` and :data:`CACHE_BUCKET`, each with its own sessions.
 
 What it emulates, and nothing more:
 
@@ -6,11 +7,11 @@ What it emulates, and nothing more:
   signing name ``s3express`` and the region, with the account's keys; it must carry no session token. The
   answer is ``<CreateSessionResult><Credentials>`` with fresh keys, a token and an ``Expiration``
   ``session_lifetime_s`` seconds ahead (short in the tests, so the client's refresh is exercised).
-- Every other request must carry ``x-amz-s3session-token`` naming a live session (else ``400 ExpiredToken``,
-  as AWS answers) and be signed (SigV4, ``s3express``, the region) with that session's keys; a signature
-  made with the account's keys, for ``s3``, or without the token signed fails with ``403
-  SignatureDoesNotMatch``. :meth:`ExpressStandIn.expire_sessions` ends every session at once (expiry
-  mid-mount).
+- Every other request must carry ``x-amz-s3session-token`` naming a live session of its bucket (else
+  ``400 ExpiredToken``, as AWS answers) and be signed (SigV4, ``s3express``, the region) with that
+  session's keys; a signature made with the account's keys, for ``s3``, or without the token signed
+  fails with ``403 SignatureDoesNotMatch``. :meth:`ExpressStandIn.expire_sessions` ends every session at
+  once (expiry mid-mount).
 - Objects in memory: ``PutObject`` (with ``x-amz-write-offset-bytes``: an append, refused with
   ``400 InvalidWriteOffset`` unless the offset is the object's size), ``GetObject`` (whole, or one
   ``Range: bytes=A-B``), ``HeadObject``, ``DeleteObject``, user metadata (``x-amz-meta-*``).
@@ -19,7 +20,7 @@ What it emulates, and nothing more:
   ``/``, and the objects and common prefixes of each page in no particular order (shuffled, the pages too),
   paged by ``max-keys`` (at most ``page_size``) with an opaque continuation token.
 
-Not emulated: multipart uploads, copies, batch deletes, checksums, other buckets (404 NoSuchBucket).
+Not emulated: multipart uploads, copies, checksums, other buckets (404 NoSuchBucket).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from botocore.credentials import ReadOnlyCredentials
 
 REGION = "us-west-2"
 BUCKET = "data--usw2-az1--x-s3"
+# A second directory bucket, for --cache-xz.
+CACHE_BUCKET = "cache--usw2-az1--x-s3"
 ACCESS_KEY = "AKIAEXPRESSTEST"
 SECRET_KEY = "express-account-secret"
 
@@ -60,6 +63,7 @@ class _Object:
 
 @dataclass
 class _Session:
+    bucket: str
     access_key: str
     secret: str
     expires: float
@@ -120,7 +124,8 @@ class ExpressStandIn:
         self.session_lifetime_s = session_lifetime_s
         # Most entries per listing page, whatever max-keys asks (S3 may always answer fewer).
         self.page_size = page_size
-        self.objects: dict[str, _Object] = {}
+        self.buckets: dict[str, dict[str, _Object]] = {BUCKET: {}, CACHE_BUCKET: {}}
+        self.objects = self.buckets[BUCKET]
         self.sessions: dict[str, _Session] = {}
         self.sessions_created = 0
         # (method, path and query, error code or "") of every request, for the tests to read.
@@ -206,21 +211,22 @@ class ExpressStandIn:
 
     def _answer(self, request: web.Request, body: bytes) -> web.Response:
         bucket, _, key = request.raw_path.split("?")[0].lstrip("/").partition("/")
-        if bucket != BUCKET:
+        if bucket not in self.buckets:
             return _error(404, "NoSuchBucket", bucket)
+        objects = self.buckets[bucket]
         key = unquote(key)
         if "session" in request.query:
-            return self._create_session(request)
+            return self._create_session(request, bucket)
         token = request.headers.get("x-amz-s3session-token")
         session = self.sessions.get(token or "")
-        if session is None or session.expires <= time.time():
+        if session is None or session.expires <= time.time() or session.bucket != bucket:
             return _error(400, "ExpiredToken", "the session token is missing or expired")
         if "X-Amz-Security-Token" in request.headers:
             return _error(400, "InvalidRequest", "X-Amz-Security-Token on a zonal endpoint")
         if not _signature_ok(request, session.access_key, session.secret, "x-amz-s3session-token"):
             return _error(403, "SignatureDoesNotMatch", "not signed with the session's keys for s3express")
         if request.method == "GET" and not key and request.query.get("list-type") == "2":
-            return self._list(request)
+            return self._list(request, objects)
         if request.method == "HEAD" and not key:
             return web.Response(status=200)  # HeadBucket
         if request.method == "GET" and not key and "uploads" in request.query:
@@ -228,26 +234,26 @@ class ExpressStandIn:
             xml = "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>"
             return web.Response(body=xml.encode(), content_type="application/xml")
         if request.method == "POST" and not key and "delete" in request.query:
-            return self._delete_objects(body)
+            return self._delete_objects(body, objects)
         if request.method == "PUT" and key:
-            return self._put(request, key, body)
+            return self._put(request, objects, key, body)
         if request.method in ("GET", "HEAD") and key:
-            return self._get(request, key)
+            return self._get(request, objects, key)
         if request.method == "DELETE" and key:
-            self.objects.pop(key, None)
+            objects.pop(key, None)
             return web.Response(status=204)
         return _error(501, "NotImplemented", f"{request.method} {request.raw_path}")
 
-    def _delete_objects(self, body: bytes) -> web.Response:
+    def _delete_objects(self, body: bytes, objects: dict[str, _Object]) -> web.Response:
         keys = [unescape(k) for k in re.findall(r"<Key>(.*?)</Key>", body.decode())]
         for key in keys:
-            self.objects.pop(key, None)
+            objects.pop(key, None)
         deleted = "".join(f"<Deleted><Key>{escape(k)}</Key></Deleted>" for k in keys)
         return web.Response(
             body=f"<DeleteResult>{deleted}</DeleteResult>".encode(), content_type="application/xml"
         )
 
-    def _create_session(self, request: web.Request) -> web.Response:
+    def _create_session(self, request: web.Request, bucket: str) -> web.Response:
         if request.method != "GET":
             return _error(405, "MethodNotAllowed")
         if "x-amz-s3session-token" in request.headers:
@@ -255,7 +261,7 @@ class ExpressStandIn:
         if not _signature_ok(request, ACCESS_KEY, SECRET_KEY, None):
             return _error(403, "SignatureDoesNotMatch", "CreateSession not signed for s3express")
         self.sessions_created += 1
-        session = _Session(f"ASIASESSION{self.sessions_created}", secrets.token_hex(16), time.time())
+        session = _Session(bucket, f"ASIASESSION{self.sessions_created}", secrets.token_hex(16), time.time())
         session.expires += self.session_lifetime_s
         token = secrets.token_urlsafe(24)
         self.sessions[token] = session
@@ -267,9 +273,9 @@ class ExpressStandIn:
         )
         return web.Response(body=xml.encode(), content_type="application/xml")
 
-    def _put(self, request: web.Request, key: str, body: bytes) -> web.Response:
+    def _put(self, request: web.Request, objects: dict[str, _Object], key: str, body: bytes) -> web.Response:
         offset = request.headers.get("x-amz-write-offset-bytes")
-        existing = self.objects.get(key)
+        existing = objects.get(key)
         metadata = {k.lower(): v for k, v in request.headers.items() if k.lower().startswith("x-amz-meta-")}
         if offset is not None:
             size = len(existing.body) if existing is not None else 0
@@ -278,11 +284,11 @@ class ExpressStandIn:
             if existing is not None:
                 body, metadata = existing.body + body, existing.metadata
         etag = f'"{hashlib.md5(body).hexdigest()}"'
-        self.objects[key] = _Object(body, etag, time.time(), metadata)
+        objects[key] = _Object(body, etag, time.time(), metadata)
         return web.Response(headers={"ETag": etag})
 
-    def _get(self, request: web.Request, key: str) -> web.Response:
-        found = self.objects.get(key)
+    def _get(self, request: web.Request, objects: dict[str, _Object], key: str) -> web.Response:
+        found = objects.get(key)
         if found is None:
             return _error(404, "NoSuchKey", key) if request.method == "GET" else web.Response(status=404)
         headers = {
@@ -305,7 +311,7 @@ class ExpressStandIn:
             return web.Response(status=200, headers=headers)
         return web.Response(status=status, body=data, headers=headers)
 
-    def _list(self, request: web.Request) -> web.Response:
+    def _list(self, request: web.Request, objects: dict[str, _Object]) -> web.Response:
         query = request.query
         prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
         if delimiter not in ("", "/"):
@@ -316,7 +322,7 @@ class ExpressStandIn:
         token = query.get("continuation-token")
         if token is None:
             entries: dict[str, bool] = {}
-            for key in self.objects:
+            for key in objects:
                 if not key.startswith(prefix):
                     continue
                 below = key[len(prefix) :]
@@ -340,7 +346,7 @@ class ExpressStandIn:
             if is_prefix:
                 parts.append(f"<CommonPrefixes><Prefix>{quote(name)}</Prefix></CommonPrefixes>")
             else:
-                found = self.objects[name]
+                found = objects[name]
                 parts.append(
                     f"<Contents><Key>{quote(name)}</Key><Size>{len(found.body)}</Size>"
                     f"<ETag>{escape(found.etag)}</ETag><LastModified>{_iso(found.modified)}</LastModified>"

@@ -14,10 +14,12 @@ from typing import cast
 import pytest
 
 from s3csi.demo.s3server import EmbeddedS3Server
+from s3csi.fs.cache import block_id
+from s3csi.fs.xz_cache import cache_key
 from s3csi.provisioning.plan import CapacityRange, plan_volume
 from s3csi.provisioning.provisioner import Provisioner
 from s3csi.s3 import Credentials, S3Settings, StaticCredentials
-from tests.integration.express_support import BUCKET, ExpressStandIn
+from tests.integration.express_support import BUCKET, CACHE_BUCKET, ExpressStandIn
 from tests.integration.fs_helpers import MountedFs, mounted
 from tests.polling import wait_until
 
@@ -26,6 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("privileged")]
 # Short sessions (renewed every second or so) and small listing pages, so one mount shows both.
 SESSION_LIFETIME_S = 2.5
 PAGE_SIZE = 7
+PART = 64 * 1024
 FILES = [f"f{i:02d}" for i in range(20)]
 SUB_DIRECTORIES = [f"sub{i}" for i in range(4)]
 
@@ -46,7 +49,10 @@ def standin() -> Iterator[ExpressStandIn]:
 @pytest.fixture(scope="module")
 def fs(standin: ExpressStandIn) -> Iterator[MountedFs]:
     server = cast(EmbeddedS3Server, standin)  # duck-typed: mounted() reads only client_env()
-    with mounted(server, BUCKET, "--incremental-upload", "--allow-delete", "--allow-overwrite") as fs:
+    flags = ["--incremental-upload", "--allow-delete", "--allow-overwrite"]
+    # Read parts of 64 KiB shared through the second directory bucket.
+    flags += ["--cache-xz", CACHE_BUCKET, "--read-part-size", str(PART)]
+    with mounted(server, BUCKET, *flags) as fs:
         yield fs
 
 
@@ -128,3 +134,26 @@ def test_prefix_per_volume_provisioning_in_a_directory_bucket(standin: ExpressSt
     asyncio.run(scenario())
     assert not [key for key in standin.objects if key.startswith((plan.volume_id.prefix, plan.marker_key))]
     assert not [e for e in standin.errors() if e[2] in ("InvalidArgument", "NotImplemented")]
+
+
+def test_read_parts_are_shared_through_the_cache_bucket(fs: MountedFs, standin: ExpressStandIn) -> None:
+    blob = os.urandom(3 * PART + 1000)  # four parts
+    standin.put("big/blob", blob)
+    cache = standin.buckets[CACHE_BUCKET]
+
+    def gets(bucket: str, path: str) -> int:
+        return len([r for r in standin.requests if r[0] == "GET" and r[1].startswith(f"/{bucket}/{path}")])
+
+    assert (fs.path / "big" / "blob").read_bytes() == blob
+    etag = standin.objects["big/blob"].etag
+    blocks = sorted(cache_key(block_id(BUCKET, "big/blob", etag, PART, index)) for index in range(4))
+    assert wait_until(lambda: set(blocks) <= set(cache)), sorted(cache)
+    # A cache object of the wrong length (corrupted, or written by a careless writer) is not served.
+    cache[blocks[0]].body = b"short"
+    from_source, from_cache = gets(BUCKET, "big/blob"), gets(CACHE_BUCKET, "s3csi-cache/")
+    # Another mount (another node) reads the parts from the cache bucket, that one from S3.
+    server = cast(EmbeddedS3Server, standin)
+    with mounted(server, BUCKET, "--cache-xz", CACHE_BUCKET, "--read-part-size", str(PART)) as other:
+        assert (other.path / "big" / "blob").read_bytes() == blob
+    assert gets(BUCKET, "big/blob") == from_source + 1
+    assert gets(CACHE_BUCKET, "s3csi-cache/") >= from_cache + 4

@@ -49,6 +49,7 @@ _SAMPLES: dict[ValueKind, list[tuple[str, bool]]] = {
     ValueKind.ACCOUNT_ID: [("111122223333", True), ("1111", False), ("11112222333a", False)],
     ValueKind.UPLOAD_CHECKSUMS: [("crc32c", True), ("off", True), ("crc32", False)],
     ValueKind.PROFILE: [("team-a", True), ("a b", False)],
+    ValueKind.DIRECTORY_BUCKET: [("cache--usw2-az1--x-s3", True), ("cache", False), ("a;b--x-s3", False)],
 }
 # What some flags need beside them to be valid at all (the rules between flags, not the flag's own range):
 # (name, value or None for a switch). A companion a volume may not set (--cache) is the driver's to give.

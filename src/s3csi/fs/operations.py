@@ -37,7 +37,7 @@ from s3csi.fs.attributes import (
     merged,
     shown_permissions,
 )
-from s3csi.fs.cache import DiskCache
+from s3csi.fs.cache import PartCache
 from s3csi.fs.errors import fail, fuse_errors, repeats
 from s3csi.fs.inodes import ROOT_INODE, Inode, InodeTable, Kind, State
 from s3csi.fs.listing import DirectoryRead, Entry, entry_order
@@ -99,7 +99,7 @@ class S3Operations(pyfuse3.Operations):
         self,
         settings: FsSettings,
         client: S3Client,
-        cache: DiskCache | None = None,
+        cache: PartCache | None = None,
         staging: StagingArea | None = None,
     ) -> None:
         super().__init__()

@@ -114,6 +114,8 @@ class FsSettings:
     # Write-only O_APPEND opens of existing files append to the object in place (fs/appender.py);
     # directory buckets only.
     incremental_upload: bool = False
+    # --cache-xz: the directory bucket read parts are shared in (fs/xz_cache.py).
+    cache_xz: str | None = None
 
     @property
     def directory_bucket(self) -> bool:
@@ -348,6 +350,7 @@ def build_settings(flags: FsFlags, *, default_uid: int, default_gid: int) -> FsS
         log_metrics=on("log-metrics"),
         no_log=on("no-log"),
         incremental_upload=on("incremental-upload"),
+        cache_xz=_text(flags, "cache-xz"),
     )
 
 
