@@ -13,7 +13,10 @@ from botocore.config import Config
 
 from s3csi.bucketforms import EXPECTED_FORMS, BucketForm, bucket_form
 from s3csi.errors import InvalidArgument
+from s3csi.s3.client import S3Client
 from s3csi.s3.endpoints import BucketType, EndpointInputs, resolve
+from s3csi.s3.settings import S3Settings
+from s3csi.volume.context import VolumeContext, validate_bucket_name
 
 KEY = "dir/a b+ü"
 ACCESS_POINT_ARN = "arn:aws:s3:us-west-2:123456789012:accesspoint/my-ap"
@@ -50,8 +53,18 @@ class _Sent(Exception):
 _SESSION = botocore.session.Session()
 
 
-def _botocore_request(bucket: str, region: str, variant: dict[str, Any]) -> tuple[str, str, str]:
-    """(URL, signing name, signing region) of the GetObject botocore would send for the same input."""
+_CLIENTS: dict[tuple[str, str], Any] = {}
+
+
+def _client(region: str, variant: dict[str, Any]) -> Any:
+    """One botocore client per region and variant (making one costs more than the requests)."""
+    key = (region, repr(sorted(variant.items())))
+    if key not in _CLIENTS:
+        _CLIENTS[key] = _new_client(region, variant)
+    return _CLIENTS[key]
+
+
+def _new_client(region: str, variant: dict[str, Any]) -> Any:
     s3_config: dict[str, Any] = {
         "us_east_1_regional_endpoint": "regional",
         "use_arn_region": True,
@@ -63,7 +76,7 @@ def _botocore_request(bucket: str, region: str, variant: dict[str, Any]) -> tupl
         # The data request itself (the session keys of a directory bucket are another helper's call).
         "disable_s3_express_session_auth": True,
     }
-    client = _SESSION.create_client(
+    return _SESSION.create_client(
         "s3",
         region_name=region,
         endpoint_url=variant.get("endpoint_url"),
@@ -71,6 +84,11 @@ def _botocore_request(bucket: str, region: str, variant: dict[str, Any]) -> tupl
         aws_secret_access_key="secret",
         config=Config(use_fips_endpoint=variant.get("use_fips", False), s3=s3_config),
     )
+
+
+def _botocore_request(bucket: str, region: str, variant: dict[str, Any]) -> tuple[str, str, str]:
+    """(URL, signing name, signing region) of the GetObject botocore would send for the same input."""
+    client = _client(region, variant)
     sent: dict[str, str] = {}
 
     def capture(request: Any, **_: Any) -> None:
@@ -78,9 +96,12 @@ def _botocore_request(bucket: str, region: str, variant: dict[str, Any]) -> tupl
         sent["authorization"] = request.headers["Authorization"].decode()
         raise _Sent
 
-    client.meta.events.register("before-send.s3", capture)
-    with pytest.raises(_Sent):
-        client.get_object(Bucket=bucket, Key=KEY)
+    client.meta.events.register("before-send.s3", capture, unique_id="capture")
+    try:
+        with pytest.raises(_Sent):
+            client.get_object(Bucket=bucket, Key=KEY)
+    finally:
+        client.meta.events.unregister("before-send.s3", unique_id="capture")
     scope = _SCOPE.search(sent["authorization"])
     assert scope is not None
     return sent["url"], scope.group(2), scope.group(1)
@@ -183,3 +204,38 @@ def test_legacy_names_only_where_asked() -> None:
     assert bucket_form("Old_Bucket", what="BUCKET", legacy_names=True) is BucketForm.BUCKET
     with pytest.raises(InvalidArgument, match="volume attribute bucketName"):
         bucket_form("Old_Bucket", what="volume attribute bucketName")
+
+
+@pytest.mark.parametrize("bucket", ["my-bucket", ACCESS_POINT_ARN, ACCESS_POINT_ALIAS])
+def test_copy_source_is_botocores(bucket: str) -> None:
+    source = f"{bucket}/object/{KEY}" if bucket.startswith("arn:") else f"{bucket}/{KEY}"
+    client = _client("us-west-2", {})
+    sent: dict[str, str] = {}
+
+    def capture(request: Any, **_: Any) -> None:
+        sent["copy-source"] = request.headers["x-amz-copy-source"].decode()
+        raise _Sent
+
+    client.meta.events.register("before-send.s3", capture, unique_id="copy")
+    try:
+        with pytest.raises(_Sent):
+            client.copy_object(Bucket=bucket, Key="to", CopySource=source)
+    finally:
+        client.meta.events.unregister("before-send.s3", unique_id="copy")
+    s3 = S3Client(S3Settings(region="us-west-2", no_sign_request=True))
+    assert s3._copy_source(bucket, KEY) == sent["copy-source"]
+
+
+@pytest.mark.parametrize("bucket", BUCKETS)
+def test_bucket_name_attribute_takes_every_form_provisioning_no_arn(bucket: str) -> None:
+    assert VolumeContext.parse({"bucketName": bucket}).bucket_name == bucket
+    if bucket.startswith("arn:"):
+        with pytest.raises(InvalidArgument, match=r"bucketName .* an access point ARN"):
+            validate_bucket_name(bucket)
+    else:
+        assert validate_bucket_name(bucket) == bucket
+
+
+def test_bucket_name_attribute_refuses_other_forms() -> None:
+    with pytest.raises(InvalidArgument, match=re.escape("volume attribute bucketName 'arn:aws:s3:::b'")):
+        VolumeContext.parse({"bucketName": "arn:aws:s3:::b"})

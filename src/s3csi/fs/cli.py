@@ -25,7 +25,11 @@ READY = b"\0ready"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """BUCKET, DIR and one argument per flag spec (:data:`s3csi.mountflags.FLAGS`)."""
-    parser.add_argument("bucket", metavar="BUCKET", help="name of the bucket to mount")
+    parser.add_argument(
+        "bucket",
+        metavar="BUCKET",
+        help="bucket name, access point ARN or alias, or Outposts access point ARN or alias, to mount",
+    )
     parser.add_argument(
         "directory", metavar="DIR", help="mount point, or /dev/fd/N: a mounted /dev/fuse descriptor"
     )

@@ -602,6 +602,9 @@ class S3Client:
         url = endpoint.url(key, params)
         if self._common_headers:
             headers = {**self._common_headers, **(headers or {})}
+            # A copy reads the bucket too: the source's owner is checked as well.
+            if "x-amz-copy-source" in headers and self.settings.expected_bucket_owner is not None:
+                headers["x-amz-source-expected-bucket-owner"] = self.settings.expected_bucket_owner
         content_sha256 = payload_hash(body, sign=self.settings.sign_payload or not data_body)
         attempt = 0
         new_session = operation != "CreateSession" and endpoint.auth_scheme == SIGV4_S3EXPRESS

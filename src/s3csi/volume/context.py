@@ -102,13 +102,11 @@ def is_role_arn(text: str) -> bool:
 
 
 def validate_bucket_name(name: str) -> str:
-    """``name`` if it is a valid S3 bucket name, else InvalidArgument naming ``bucketName``. A name only:
-    what provisioning creates and deletes (no access point, no directory bucket)."""
+    """``name`` if it is a valid S3 bucket name, else InvalidArgument naming ``bucketName``. A name, not an
+    ARN: what provisioning creates, deletes or puts prefixes in (the rules AWS has for new buckets)."""
     what = f"volume attribute {BUCKET_NAME}"
-    if bucket_form(name, what=what) is not BucketForm.BUCKET:
-        raise InvalidArgument(
-            f"{what} {name[:80]!r} is not a valid bucket name: a general purpose bucket name"
-        )
+    if bucket_form(name, what=what) in (BucketForm.ACCESS_POINT_ARN, BucketForm.OUTPOSTS_ACCESS_POINT_ARN):
+        raise InvalidArgument(f"{what} {name[:80]!r} is not a valid bucket name: an access point ARN")
     return name
 
 
