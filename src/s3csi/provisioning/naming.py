@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from s3csi.errors import InvalidArgument
-from s3csi.volume.context import validate_bucket_name, validate_parent_bucket
+from s3csi.volume.context import validate_bucket_name
 
 HASH_CHARS = 16
 MAX_BUCKET_NAME = 63
@@ -90,7 +90,7 @@ class VolumeId:
             if parts[0] == "bucket" and len(parts) == 2:
                 return cls(ProvisioningMode.BUCKET_PER_VOLUME, validate_bucket_name(parts[1]))
             if parts[0] == "prefix" and len(parts) == 3 and _LEAF.fullmatch(parts[2]):
-                return cls(ProvisioningMode.PREFIX_PER_VOLUME, validate_parent_bucket(parts[1]), parts[2])
+                return cls(ProvisioningMode.PREFIX_PER_VOLUME, validate_bucket_name(parts[1]), parts[2])
         except InvalidArgument:
             return None
         return None

@@ -21,7 +21,7 @@ from typing import Any
 from s3csi.errors import InvalidArgument
 from s3csi.provisioning.naming import ProvisioningMode, VolumeId, bucket_name_for, leaf_for
 from s3csi.volume import context
-from s3csi.volume.context import VolumeContext, validate_parent_bucket
+from s3csi.volume.context import VolumeContext, validate_bucket_name
 
 PROVISIONING_MODE = "provisioningMode"
 BUCKET_NAME = context.BUCKET_NAME
@@ -101,7 +101,7 @@ def plan_volume(name: str, parameters: Mapping[str, str], capacity: CapacityRang
         if not bucket_name:
             raise InvalidArgument(f"StorageClass parameter {BUCKET_NAME} is required for {mode.value}")
         try:
-            validate_parent_bucket(bucket_name)
+            validate_bucket_name(bucket_name)
         except InvalidArgument as exc:
             raise InvalidArgument(f"StorageClass parameter {exc}") from None
         volume_id = VolumeId(mode, bucket_name, leaf_for(name))

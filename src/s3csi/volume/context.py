@@ -110,17 +110,6 @@ def validate_bucket_name(name: str) -> str:
     return name
 
 
-def validate_parent_bucket(name: str) -> str:
-    """The bucket prefix-per-volume provisioning makes its prefixes in: a general-purpose or a directory
-    bucket's name (its prefixes ``LEAF/`` end in '/', as a directory bucket demands), else InvalidArgument."""
-    what = f"volume attribute {BUCKET_NAME}"
-    if bucket_form(name, what=what) not in (BucketForm.BUCKET, BucketForm.DIRECTORY_BUCKET):
-        raise InvalidArgument(
-            f"{what} {name[:80]!r} is not a valid bucket name: a general purpose or directory bucket name"
-        )
-    return name
-
-
 def validate_bucket(text: str) -> str:
     """``bucketName`` as a volume may give it: a bucket name, an access point or an Outposts access point
     (ARN or alias, see s3csi/bucketforms.py), else InvalidArgument listing the forms expected."""
