@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ownership": ("s3csi.ownership.cli", "give a directory tree a pod's fsGroup/fsUser, as kubelet does"),
     "webhook": ("s3csi.admission.cli", "admission webhook: namespace defaults for new pods (HTTPS)"),
     "controller": ("s3csi.controller.cli", "Mountpoint Pods and attachments for workload pods"),
+    "doctor": ("s3csi.doctor.cli", "check each step a mount of a volume needs, and say what to fix"),
 }
 
 EXIT_FAILURE = 1

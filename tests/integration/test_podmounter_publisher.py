@@ -11,19 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from s3csi.credentials.files import credentials_file_name
 from s3csi.demo.s3server import EmbeddedS3Server
-from s3csi.errors import InvalidArgument, PermissionDenied
+from s3csi.errors import InvalidArgument, PermissionDenied, Unavailable
 from s3csi.kernel.mount import find_mount, mountinfo, unmount
 from s3csi.podmounter.publisher import PodMounterPublisher, PublisherSettings
+from s3csi.podmounter.runtime import MountpointPod
 from s3csi.podmounter.runtime.local import LocalRuntime
 from s3csi.s3.credentials import Credentials, StaticCredentials
 from s3csi.s3.settings import S3Settings
 from s3csi.volume.context import VolumeContext
 from s3csi.volume.policy import AccessMode, PolicyInput, effective_mount
 from s3csi.volume.publish_spec import PodInfo, PublishSpec
-from tests.polling import wait_until
+from tests.metrics_support import parse, value
+from tests.polling import wait_until, wait_until_async
 
 pytestmark = pytest.mark.usefixtures("privileged")
 SESSION_TOKEN = "s3csi-test-session-token-do-not-leak"
@@ -234,3 +237,40 @@ def test_recover_retires_what_a_crash_left_half_done(
     assert second.runtime.list() == []
     assert not [m for m in mountinfo() if m.mount_point.startswith(f"{state}/")]
     assert os.listdir(state / "state" / "sources") == [] and os.listdir(state / "state" / "targets") == []
+
+
+class HeldRuntime(LocalRuntime):
+    """A local runtime whose Mountpoint Pods never come: each start waits for ``release``, then fails."""
+
+    def __init__(self, state_dir: str) -> None:
+        super().__init__(state_dir)
+        self.release = asyncio.Event()
+
+    async def start(self, key: str, workload_uid: str | None = None) -> MountpointPod:
+        await self.release.wait()
+        raise Unavailable("no Mountpoint Pod came")
+
+
+def test_publishes_waiting_for_their_mountpoint_pod_are_counted_while_they_wait(
+    state: Path, s3_server: EmbeddedS3Server, bucket: str
+) -> None:
+    the_publisher = publisher(state, s3_server)
+    runtime = HeldRuntime(the_publisher.settings.state_dir)
+    the_publisher.runtime = runtime
+
+    def now() -> float:
+        samples = parse(generate_latest(the_publisher.metrics.registry).decode())
+        return value(samples, "s3csi_node_publishes_waiting")
+
+    async def scenario() -> list[float]:
+        specs = [spec(state, bucket, "a", fs_group="1001"), spec(state, bucket, "b", fs_group="2002")]
+        publishes = [asyncio.ensure_future(the_publisher.publish(s)) for s in specs]
+        assert await wait_until_async(lambda: now() == 2), now()
+        seen = [now()]
+        runtime.release.set()
+        results = await asyncio.gather(*publishes, return_exceptions=True)
+        assert all(isinstance(r, Unavailable) for r in results), results
+        return [*seen, now()]
+
+    assert asyncio.run(scenario()) == [2, 0]
+    assert the_publisher.served() == 0  # nothing was mounted

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
+import contextlib
 import logging
 import os
 
 from s3csi.credentials.driver import driver_credential_provider
-from s3csi.csi.settings import DEFAULT_DRIVER_NAME, DEFAULT_KUBELET_DIR, DriverSettings, Mode, socket_path
+from s3csi.csi.settings import (
+    DEFAULT_DRIVER_NAME,
+    DEFAULT_KUBELET_DIR,
+    DriverSettings,
+    Mode,
+    driver_s3_settings,
+    socket_path,
+)
 from s3csi.kube.settings import KubeApiFlags, KubeApiMode, kube_api_settings
 from s3csi.logs import configure_logging
-from s3csi.s3 import S3Settings
+from s3csi.metrics.endpoint import HealthCheck, new_registry
+from s3csi.metrics.flags import NODE_PORT, add_metrics_argument, metrics_address, metrics_endpoint
+from s3csi.metrics.node import NodeMetrics
 from s3csi.s3.imds import metadata_endpoint
 from s3csi.s3.sts import sts_endpoint_override
 from s3csi.volume.context import FS_USER_ANNOTATION, ROLE_ARN_ANNOTATION
@@ -91,15 +100,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kube-ca-file", help="CA bundle of the API server (default: the pod's service account)"
     )
+    add_metrics_argument(parser, NODE_PORT)
     parser.add_argument("--log-format", choices=["text", "json"], default="text")
     parser.add_argument("--debug", action="store_true", help="log requests (secrets redacted) and tracebacks")
 
 
 def build_settings(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) -> DriverSettings:
-    s3 = S3Settings.from_env(env, region=args.s3_region, endpoint_url=args.s3_endpoint_url)
-    # S3-compatible stores (MinIO, Ceph, Scality, the embedded server) are reached path-style; AWS
-    # virtual-hosted. The endpoint's presence decides, so there is no flag to get wrong.
-    s3 = dataclasses.replace(s3, force_path_style=s3.endpoint_url is not None)
+    s3 = driver_s3_settings(env, region=args.s3_region, endpoint_url=args.s3_endpoint_url)
     return DriverSettings(
         socket_path=socket_path(args.endpoint),
         node_id=args.node_id,
@@ -115,6 +122,7 @@ def build_settings(args: argparse.Namespace, env: os._Environ[str] | dict[str, s
 def run(args: argparse.Namespace) -> int:
     from s3csi.csi.server import serve  # grpc and the stubs load only for this command
     from s3csi.kube.client import KubeClient
+    from s3csi.podmounter.health import publisher_check
     from s3csi.podmounter.startup import (
         NodeRuntimeFlags,
         kubernetes_runtime_settings,
@@ -124,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     settings = build_settings(args, os.environ)
+    address = metrics_address(args.metrics_address)
     runtime_flags = NodeRuntimeFlags(
         runtime=args.runtime,
         state_dir=args.state_dir,
@@ -165,18 +174,28 @@ def run(args: argparse.Namespace) -> int:
         log.info("no Kubernetes API (--kube-api): pod and service-account annotations have no effect")
     # The environment, the shared files, web identity, then instance metadata (docs/credentials.md).
     credentials = driver_credential_provider(os.environ)
+    metrics = NodeMetrics(new_registry())
 
     async def serve_with_publisher() -> None:
-        publisher = (
-            None if node is None else await start_publisher(node, credentials, kubernetes, kube_settings)
-        )
-        try:
-            await serve(settings, credentials, publisher, kube=kube)
-        finally:
-            if publisher is not None:
-                await stop_publisher(publisher)
-            if kube is not None:
-                await kube.close()
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(metrics_endpoint(metrics.registry, address))
+            publisher = (
+                None
+                if node is None
+                else await start_publisher(node, credentials, kubernetes, kube_settings, metrics)
+            )
+            checks: list[HealthCheck] = [] if publisher is None else [publisher_check(publisher)]
+            # The runtime records a failed publish on its workload pod (Kubernetes; local: no API to).
+            events = publisher.runtime if publisher is not None else None
+            try:
+                await serve(
+                    settings, credentials, publisher, kube=kube, events=events, metrics=metrics, checks=checks
+                )
+            finally:
+                if publisher is not None:
+                    await stop_publisher(publisher)
+                if kube is not None:
+                    await kube.close()
 
     asyncio.run(serve_with_publisher())
     return 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -63,6 +65,14 @@ class DriverSettings:
             )
         if not os.path.isabs(self.kubelet_dir) or os.path.normpath(self.kubelet_dir) != self.kubelet_dir:
             raise InvalidArgument(f"--kubelet-dir {self.kubelet_dir!r} must be an absolute, normalised path")
+
+
+def driver_s3_settings(env: Mapping[str, str], *, region: str | None, endpoint_url: str | None) -> S3Settings:
+    """The node plugin's S3 settings: its flags, else the environment. S3-compatible stores (MinIO, Ceph,
+    Scality, the embedded server) are reached path-style, AWS virtual-hosted: the endpoint's presence
+    decides, so there is no flag to get wrong. ``s3csi doctor`` builds its settings here too."""
+    s3 = S3Settings.from_env(env, region=region, endpoint_url=endpoint_url)
+    return dataclasses.replace(s3, force_path_style=s3.endpoint_url is not None)
 
 
 def socket_path(endpoint: str) -> str:

@@ -34,9 +34,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NotRequired, TypedDict
+from typing import NotRequired, TypedDict, TypeVar
 
 from s3csi.credentials.files import (
     credentials_file_name,
@@ -71,8 +72,10 @@ from s3csi.kernel.mount import (
     unmount_all,
 )
 from s3csi.locks import KeyedLocks
+from s3csi.metrics.node import FAILED, RECOVERED, NodeMetrics
 from s3csi.podmounter.mount_request import build_mount_request
 from s3csi.podmounter.protocol import MountRequest, request_mount
+from s3csi.podmounter.publish_events import WAITING_EVENT_AFTER_S, WAITING_EVENT_EVERY_S, waiting_event
 from s3csi.podmounter.recovery import RecoverySettings, crashes_in_a_row, recovery_delay
 from s3csi.podmounter.runtime import (
     CREDENTIALS_DIR,
@@ -109,6 +112,7 @@ from s3csi.volume.publish_spec import PublishSpec
 from s3csi.volume.sharing import credentials_identity_of, sharing_key
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CRASH_LOOP_REASON = "MountpointPodCrashLoop"
 """The reason of the Event on workload pods whose Mountpoint Pod is in a crash loop."""
@@ -169,7 +173,11 @@ class PodMounterPublisher:
     """
 
     def __init__(
-        self, settings: PublisherSettings, runtime: MountpointPodRuntime, credentials: CredentialProvider
+        self,
+        settings: PublisherSettings,
+        runtime: MountpointPodRuntime,
+        credentials: CredentialProvider,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.runtime = runtime
@@ -188,6 +196,8 @@ class PodMounterPublisher:
         self._recoveries: dict[str, asyncio.Task[None]] = {}
         self._crashes: dict[str, int] = {}
         self._mounted_at: dict[str, float] = {}
+        self.metrics = NodeMetrics() if metrics is None else metrics
+        self.metrics.count_mountpoint_pods(self.served)
 
     def prepare(self) -> None:
         for directory in (self.sources_dir, self.targets_dir, self.sessions_dir):
@@ -231,11 +241,49 @@ class PodMounterPublisher:
         if find_mount(target) is None:
             # Outside the key's lock: a workload still waiting for its Mountpoint Pod (Kubernetes: the
             # controller's assignment) must not hold up the key's other publishes and unpublishes.
-            await self.runtime.join(key, spec.pod.uid)
+            with self.metrics.publishes_waiting.track_inprogress():
+                await self._waited(self.runtime.join(key, spec.pod.uid), key, spec)
         async with self._locks.hold(key):
             # Resolved before anything is mounted, so a refused role or a bad secret fails the call cleanly.
             credentials = await self.resolver.act(plan)
             await self._publish(key, target, spec, request, credentials)
+
+    async def _waited(self, wait: Awaitable[T], key: str, spec: PublishSpec) -> T:
+        """``wait`` (the runtime's ``join`` or ``start``); once it has lasted WAITING_EVENT_AFTER_S, and
+        then every WAITING_EVENT_EVERY_S, the workload pod gets an Event saying why it still waits."""
+        task = asyncio.ensure_future(wait)
+        started = time.monotonic()
+        try:
+            done, _ = await asyncio.wait({task}, timeout=WAITING_EVENT_AFTER_S)
+            while not done:
+                await self._report_waiting(key, spec, time.monotonic() - started)
+                done, _ = await asyncio.wait({task}, timeout=WAITING_EVENT_EVERY_S)
+            return task.result()
+        finally:
+            task.cancel()  # this call was cancelled (nothing happens to a task that is done)
+
+    async def _report_waiting(self, key: str, spec: PublishSpec, waited_s: float) -> None:
+        pod = spec.pod
+        if not (pod.namespace and pod.name and pod.uid):
+            return  # no pod to tell (kubelet sent no pod info): the log line below is the report
+        try:
+            waiting = await self.runtime.waiting_for(key, pod.uid)
+        except (S3csiError, OSError) as exc:
+            log.warning(
+                "cannot tell why the publish waits: %s", exc, extra=_context(spec, "-", pod_name(key))
+            )
+            return
+        if waiting is None:
+            return
+        event = waiting_event(waiting, volume_id=spec.volume_id, waited_s=waited_s)
+        log.info("%s", event.message, extra=_context(spec, spec.target_path, pod_name(key)))
+        await self.runtime.record_event(
+            [WorkloadPod(pod.namespace, pod.name, pod.uid)],
+            event.reason,
+            event.message,
+            once_per=waiting.problem,
+            type=event.type,
+        )
 
     def _cache_args(self, cache: CacheVolume | None) -> list[str]:
         """The mounter's --cache in the Mountpoint Pod's cache volume, bounded by the volume's size. Not in
@@ -338,7 +386,8 @@ class PodMounterPublisher:
     async def _mount_source(
         self, key: str, source: str, request: MountRequest, spec: PublishSpec, credentials: Credentials
     ) -> None:
-        pod = await self.runtime.start(key, spec.pod.uid)
+        with self.metrics.publishes_waiting.track_inprogress():
+            pod = await self._waited(self.runtime.start(key, spec.pod.uid), key, spec)
         try:
             await self._write_credentials(pod, spec.volume_id, credentials)
             log.info(
@@ -463,6 +512,12 @@ class PodMounterPublisher:
             await self._retire(key)
 
     # ---- shared -------------------------------------------------------------------------------
+
+    def served(self) -> int:
+        """The Mountpoint Pods whose FUSE session is mounted at a source now (a session remounted on top of a
+        dead one counts once)."""
+        sources = str(self.sources_dir)
+        return len({m.mount_point for m in mountinfo() if os.path.dirname(m.mount_point) == sources})
 
     async def _retire(self, key: str) -> None:
         """Unmount the key's source (the mounter then exits by itself) and retire its Mountpoint Pod."""
@@ -612,8 +667,13 @@ class PodMounterPublisher:
             extra={"mountpoint_pod": name},
         )
         started = time.monotonic()
-        pod = await self.runtime.restart(pod)
-        await self._hand_over(pod, source, session)
+        try:
+            pod = await self.runtime.restart(pod)
+            await self._hand_over(pod, source, session)
+        except Exception:  # not a cancellation (the driver stopping)
+            self.metrics.recoveries.labels(result=FAILED).inc()
+            raise
+        self.metrics.recoveries.labels(result=RECOVERED).inc()
         self._watch(key)
         log.info(
             "FUSE session remounted in %.0f ms: its %d targets serve again",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from s3csi.credentials.plan import DEFAULT_AUDIENCE
 from s3csi.errors import InvalidArgument
 from s3csi.kube.settings import KubeApiSettings
+from s3csi.metrics.node import NodeMetrics
 from s3csi.podmounter.podspec import DEFAULT_NAMESPACE
 from s3csi.podmounter.publisher import PodMounterPublisher, PublisherSettings
 from s3csi.podmounter.recovery import RecoverySettings
@@ -130,8 +131,10 @@ async def start_publisher(
     credentials: CredentialProvider,
     kubernetes: KubernetesRuntimeSettings | None = None,
     kube: KubeApiSettings | None = None,
+    metrics: NodeMetrics | None = None,
 ) -> PodMounterPublisher:
-    """The publisher on its runtime, after tidying what a previous node plugin left (``recover``)."""
+    """The publisher on its runtime, after tidying what a previous node plugin left (``recover``);
+    ``metrics``: where it counts its Mountpoint Pods, waiting publishes and recoveries."""
     runtime: MountpointPodRuntime
     if kubernetes is not None:
         if kube is None:
@@ -140,7 +143,7 @@ async def start_publisher(
         await runtime.open()  # lists this node's Mountpoint Pods and attachments: recovery reads them
     else:
         runtime = LocalRuntime(settings.state_dir)
-    publisher = PodMounterPublisher(settings, runtime, credentials)
+    publisher = PodMounterPublisher(settings, runtime, credentials, metrics)
     try:
         await publisher.recover()
     except BaseException:

@@ -35,9 +35,17 @@ from typing import TypedDict
 from s3csi.errors import Internal, InvalidArgument, Unavailable
 from s3csi.kernel.dirfd import open_directory, remove_tree, unlink_entry
 from s3csi.kernel.process import check_suid_dumpable, read_suid_dumpable
+from s3csi.kube.events import EventType
 from s3csi.ownership.shared_dir import prepare_shared_dir
 from s3csi.podmounter.protocol import SOCKET_NAME
-from s3csi.podmounter.runtime import MOUNTER_GID, MOUNTER_UID, MountpointPod, WorkloadPod, pod_name
+from s3csi.podmounter.runtime import (
+    MOUNTER_GID,
+    MOUNTER_UID,
+    MountpointPod,
+    Waiting,
+    WorkloadPod,
+    pod_name,
+)
 from s3csi.volume.context import CACHE, CACHE_EMPTY_DIR_MEDIUM, CACHE_MEDIUM_MEMORY, CacheType, CacheVolume
 
 log = logging.getLogger(__name__)
@@ -320,9 +328,18 @@ class LocalRuntime:
         return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
 
     async def record_event(
-        self, workloads: Sequence[WorkloadPod], reason: str, message: str, once_per: str
+        self,
+        workloads: Sequence[WorkloadPod],
+        reason: str,
+        message: str,
+        once_per: str,
+        type: EventType = "Warning",
     ) -> None:
         """No API to record in: the publisher's log line is the report."""
+
+    async def waiting_for(self, key: str, workload_uid: str | None) -> Waiting | None:
+        """Nothing to wait for: ``start`` runs the mounter here and now."""
+        return None
 
     def cache_dir(self, cache: CacheVolume) -> str:
         """An emptyDir on the node's disk; a memory-backed or ephemeral cache needs a Pod's volumes."""
