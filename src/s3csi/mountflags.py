@@ -79,6 +79,17 @@ PROFILE_PATTERN = re.compile(r"[A-Za-z0-9._+=,@-]{1,128}")
 GBPS_PER_REQUEST = 0.7
 MAX_THROUGHPUT_GBPS = 1000
 METRICS_LOG_INTERVAL_S = 60.0
+# A directory bucket (S3 Express One Zone): BASE--ZONEID--x-s3, BASE as a general-purpose bucket's name (no
+# dots), ZONEID an Availability Zone id such as usw2-az1 (or a Local Zone's, usw2-lax1-az1). The suffix is
+# reserved for them, so the name alone tells; --incremental-upload takes these buckets only.
+DIRECTORY_BUCKET_PATTERN = re.compile(
+    r"(?P<base>[a-z0-9][a-z0-9-]*[a-z0-9])--(?P<zone>[a-z0-9]+(?:-[a-z0-9]+)+)--x-s3"
+)
+
+
+def is_directory_bucket(bucket: str) -> bool:
+    """Whether ``bucket`` is a directory bucket's name."""
+    return DIRECTORY_BUCKET_PATTERN.fullmatch(bucket) is not None
 
 
 class ValueKind(Enum):
@@ -107,6 +118,7 @@ class ValueKind(Enum):
     UPLOAD_CHECKSUMS = f"one of {', '.join(UPLOAD_CHECKSUMS)}"
     THROUGHPUT = f"a whole number of Gbit/s from 1 to {MAX_THROUGHPUT_GBPS}"
     PROFILE = "an AWS profile name (letters, digits and ._+=,@-)"
+    DIRECTORY_BUCKET = "a directory bucket name (NAME--ZONE-ID--x-s3)"
 
 
 RANGES: Mapping[ValueKind, tuple[int, int]] = {
@@ -128,6 +140,7 @@ PATTERNS: Mapping[ValueKind, re.Pattern[str]] = {
     ValueKind.STORAGE_CLASS: STORAGE_CLASS_PATTERN,
     ValueKind.ACCOUNT_ID: ACCOUNT_ID_PATTERN,
     ValueKind.PROFILE: PROFILE_PATTERN,
+    ValueKind.DIRECTORY_BUCKET: DIRECTORY_BUCKET_PATTERN,
 }
 
 _DECIMAL = re.compile(r"[0-9]{1,19}")  # ASCII digits only: no sign, no spaces, no "1_000"
@@ -398,6 +411,16 @@ FLAGS: tuple[FlagSpec, ...] = (
         "log nothing (errors before the mount is up still reach stderr)",
         pv=PvStance.DENIED,
         why="the Mountpoint Pod's log is the operator's record of the volume's failures",
+    ),
+    _switch(
+        "incremental-upload",
+        "append to existing files opened with O_APPEND, in place (directory buckets only)",
+    ),
+    FlagSpec(
+        "cache-xz",
+        ValueKind.DIRECTORY_BUCKET,
+        "keep read parts in BUCKET, a directory bucket shared by every mount that names it, read before S3",
+        metavar="BUCKET",
     ),
 )
 

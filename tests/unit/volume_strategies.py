@@ -51,6 +51,7 @@ _VALID_VALUES: dict[ValueKind, st.SearchStrategy[str]] = {
     ValueKind.ACCOUNT_ID: st.integers(0, 10**12 - 1).map(lambda n: f"{n:012d}"),
     ValueKind.UPLOAD_CHECKSUMS: st.sampled_from(["crc32c", "off"]),
     ValueKind.THROUGHPUT: st.integers(*RANGES[ValueKind.THROUGHPUT]).map(str),
+    ValueKind.DIRECTORY_BUCKET: st.sampled_from(["cache--usw2-az1--x-s3", "shared--use1-az4--x-s3"]),
 }
 
 _DASHES = st.sampled_from(["", "--"])

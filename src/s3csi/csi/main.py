@@ -22,6 +22,7 @@ from s3csi.logs import configure_logging
 from s3csi.metrics.endpoint import HealthCheck, new_registry
 from s3csi.metrics.flags import NODE_PORT, add_metrics_argument, metrics_address, metrics_endpoint
 from s3csi.metrics.node import NodeMetrics
+from s3csi.s3.imds import metadata_endpoint
 from s3csi.s3.sts import sts_endpoint_override
 from s3csi.volume.context import FS_USER_ANNOTATION, ROLE_ARN_ANNOTATION
 
@@ -147,6 +148,10 @@ def run(args: argparse.Namespace) -> int:
         kubelet_dir=settings.kubelet_dir,
         s3=settings.s3,
         sts_endpoint_url=sts_endpoint_override(os.environ),
+        region_configured=bool(
+            args.s3_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        ),
+        metadata_endpoint=metadata_endpoint(os.environ),
     )
     kube_settings = kube_api_settings(
         KubeApiFlags(

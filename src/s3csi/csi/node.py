@@ -17,7 +17,7 @@ from s3csi.kube.lookup import lookup_pod_identity
 from s3csi.podmounter.publish_events import WorkloadEvents, failure_event
 from s3csi.podmounter.runtime import WorkloadPod
 from s3csi.volume.context import BUCKET_NAME, SERVICE_ACCOUNT_TOKENS, AuthenticationSource, VolumeContext
-from s3csi.volume.policy import PolicyInput, check_staging_cache, effective_mount
+from s3csi.volume.policy import PolicyInput, check_bucket_type, check_staging_cache, effective_mount
 from s3csi.volume.publish_spec import PodInfo, PublishSpec, VolumePublisher, pv_name_from_target
 
 _CAPABILITIES = [
@@ -74,6 +74,7 @@ def publish_spec(
         )
     )
     check_staging_cache(mount, context.cache)
+    check_bucket_type(mount, context.bucket_name)
     return PublishSpec(
         volume_id=volume_id,
         target_path=target,

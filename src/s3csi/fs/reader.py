@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 
-from s3csi.fs.cache import DiskCache, block_id
+from s3csi.fs.cache import PartCache, block_id
 from s3csi.fs.prefetch import PrefetchPolicy, PrefetchWindow
 from s3csi.s3.client import S3Client
 from s3csi.s3.errors import S3Error
@@ -51,7 +51,7 @@ class ObjectReader:
     etag: str
     policy: PrefetchPolicy
     requests: asyncio.Semaphore
-    cache: DiskCache | None = None
+    cache: PartCache | None = None
     _window: PrefetchWindow = field(init=False)
     _parts: dict[int, _Part] = field(init=False, default_factory=dict)
     # The parts to hold, as the window last said.
@@ -176,7 +176,8 @@ class ObjectReader:
         block = block_id(self.bucket, self.key, self.etag, part_size, index) if self.cache else ""
         if self.cache is not None:
             cached = await self.cache.get(block)
-            if cached is not None:
+            # A shared cache (--cache-xz) is written by other mounts too: only the length it must have.
+            if cached is not None and len(cached) == end - start:
                 return cached
         data = await self._get(start, end)
         if self.cache is not None:

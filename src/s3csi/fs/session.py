@@ -18,11 +18,12 @@ import uvloop
 
 from s3csi.errors import FailedPrecondition
 from s3csi.fs.allocator import malloc_thresholds, tune_malloc
-from s3csi.fs.cache import DiskCache
+from s3csi.fs.cache import DiskCache, PartCache
 from s3csi.fs.operations import S3Operations
 from s3csi.fs.prefetch import PrefetchPolicy
 from s3csi.fs.settings import READ_AHEAD_KIB, FsSettings
 from s3csi.fs.staging import StagingArea
+from s3csi.fs.xz_cache import Layered, SharedCache
 from s3csi.kernel.mountinfo import parse_mountinfo, read_ahead_path
 from s3csi.mountflags import METRICS_LOG_INTERVAL_S
 from s3csi.s3.client import S3Client
@@ -92,7 +93,7 @@ async def _serve(
     client = S3Client(
         s3, None if s3.no_sign_request else default_credential_provider(credentials_env(settings, env))
     )
-    cache: DiskCache | None = None
+    cache: PartCache | None = None
     staging: StagingArea | None = None
     try:
         # Like mount-s3: fail before mounting when the bucket (or prefix) cannot be listed.
@@ -101,6 +102,10 @@ async def _serve(
             cache = await asyncio.get_running_loop().run_in_executor(
                 None, DiskCache.create, settings.cache_dir, settings.max_cache_size
             )
+        if settings.cache_xz is not None:
+            shared = SharedCache(client, settings.cache_xz, asyncio.Semaphore(settings.max_threads))
+            await shared.check()  # a cache bucket that cannot be used fails the mount, as the bucket does
+            cache = shared if cache is None else Layered(cache, shared)
         if settings.staged_writes and settings.cache_dir is not None:
             staging = await asyncio.get_running_loop().run_in_executor(
                 None, StagingArea.create, settings.cache_dir, settings.max_staged_file_size
@@ -131,10 +136,10 @@ async def _serve(
                 metrics.cancel()
                 log.info("%s", metrics_summary(client))
     finally:
-        await client.close()
         if cache is not None:
-            log.info("cache: %d parts read from disk, %d fetched", cache.hits, cache.misses)
-            await cache.close()
+            log.info("cache: %d parts read from the cache, %d fetched", cache.hits, cache.misses)
+            await cache.close()  # before the client: --cache-xz's writes still in flight use it
+        await client.close()
         if staging is not None:
             await staging.close()
 

@@ -38,6 +38,7 @@ from s3csi.mountflags import (
     FlagSpec,
     MiB,
     ValueKind,
+    is_directory_bucket,
 )
 from s3csi.s3.addressing import refuse_userinfo
 
@@ -110,6 +111,18 @@ class FsSettings:
     log_directory: str | None = None
     log_metrics: bool = False
     no_log: bool = False
+    # Write-only O_APPEND opens of existing files append to the object in place (fs/appender.py);
+    # directory buckets only.
+    incremental_upload: bool = False
+    # --cache-xz: the directory bucket read parts are shared in (fs/xz_cache.py).
+    cache_xz: str | None = None
+
+    @property
+    def directory_bucket(self) -> bool:
+        """A directory bucket (S3 Express One Zone): said by --bucket-type, else by the bucket's name."""
+        if self.bucket_type is not None:
+            return self.bucket_type == "directory"
+        return is_directory_bucket(self.bucket)
 
     @property
     def fuse_options(self) -> tuple[str, ...]:
@@ -277,6 +290,8 @@ def build_settings(flags: FsFlags, *, default_uid: int, default_gid: int) -> FsS
         )
     if flags.text("max-staged-file-size") is not None and not on("staged-writes"):
         raise InvalidArgument("--max-staged-file-size needs --staged-writes")
+    if on("incremental-upload"):
+        _check_incremental_upload(flags)
     sse = _text(flags, "sse")
     if flags.text("sse-kms-key-id") is not None and sse not in KMS_SSE_TYPES:
         raise InvalidArgument(f"--sse-kms-key-id needs --sse {' or --sse '.join(KMS_SSE_TYPES)}")
@@ -334,6 +349,8 @@ def build_settings(flags: FsFlags, *, default_uid: int, default_gid: int) -> FsS
         log_directory=_text(flags, "log-directory"),
         log_metrics=on("log-metrics"),
         no_log=on("no-log"),
+        incremental_upload=on("incremental-upload"),
+        cache_xz=_text(flags, "cache-xz"),
     )
 
 
@@ -345,6 +362,19 @@ def threads_for(gbps: int) -> int:
         return 0
     low, high = RANGES[ValueKind.THREADS]
     return max(low, min(high, math.ceil(gbps / GBPS_PER_REQUEST)))
+
+
+def _check_incremental_upload(flags: FsFlags) -> None:
+    """Directory buckets only: by name, or said with --bucket-type directory (a custom endpoint's)."""
+    bucket_type = flags.text("bucket-type")
+    if bucket_type == "general-purpose" or (bucket_type is None and not is_directory_bucket(flags.bucket)):
+        raise InvalidArgument(
+            f"--incremental-upload appends with S3 Express One Zone's write offsets, which only directory "
+            f"buckets (NAME--ZONEID--x-s3, or --bucket-type directory) take; {flags.bucket} is a "
+            "general-purpose bucket"
+        )
+    if flags.on("read-only"):
+        raise InvalidArgument("--incremental-upload cannot be combined with --read-only")
 
 
 def _number(flags: FsFlags, name: str, default: int) -> int:

@@ -103,6 +103,8 @@ from s3csi.podmounter.targets import (
     targets_of,
 )
 from s3csi.s3.credentials import CredentialProvider, Credentials
+from s3csi.s3.imds import DEFAULT_ENDPOINT as METADATA_ENDPOINT
+from s3csi.s3.imds import instance_region
 from s3csi.s3.settings import S3Settings
 from s3csi.tasks import background
 from s3csi.volume.context import CacheVolume
@@ -139,6 +141,11 @@ class PublisherSettings:
     sts_audience: str = DEFAULT_AUDIENCE
     # When a crash-looping mounter's session is remounted (recovery.py).
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
+    # Whether s3.region was configured (--s3-region, AWS_REGION) rather than defaulted: only a configured
+    # one stands for a pod-level STS region the volume does not set; otherwise the instance metadata
+    # service at metadata_endpoint (None: disabled, AWS_EC2_METADATA_DISABLED) is asked.
+    region_configured: bool = True
+    metadata_endpoint: str | None = METADATA_ENDPOINT
 
 
 class TargetRecord(TypedDict):
@@ -174,8 +181,12 @@ class PodMounterPublisher:
     ) -> None:
         self.settings = settings
         self.runtime = runtime
+        endpoint = settings.metadata_endpoint
         self.resolver = CredentialResolver(
-            credentials, sts_endpoint_url=settings.sts_endpoint_url, ca_bundle=settings.s3.ca_bundle
+            credentials,
+            sts_endpoint_url=settings.sts_endpoint_url,
+            ca_bundle=settings.s3.ca_bundle,
+            instance_region=None if endpoint is None else functools.partial(instance_region, endpoint),
         )
         self.sources_dir = Path(settings.state_dir) / SOURCES_DIR
         self.targets_dir = Path(settings.state_dir) / TARGETS_DIR
@@ -206,7 +217,11 @@ class PodMounterPublisher:
             )
         target = resolve_target(self.settings.kubelet_dir, spec.target_path)
         plan = self.resolver.plan(
-            inputs_for(spec, driver_region=self.settings.s3.region, audience=self.settings.sts_audience)
+            inputs_for(
+                spec,
+                driver_region=self.settings.s3.region if self.settings.region_configured else None,
+                audience=self.settings.sts_audience,
+            )
         )
         key = self._sharing_key(spec, plan)
         request = build_mount_request(

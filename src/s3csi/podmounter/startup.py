@@ -27,6 +27,7 @@ from s3csi.podmounter.runtime.kubernetes import (
 )
 from s3csi.podmounter.runtime.local import LocalRuntime
 from s3csi.s3.credentials import CredentialProvider
+from s3csi.s3.imds import DEFAULT_ENDPOINT as METADATA_ENDPOINT
 from s3csi.s3.settings import S3Settings
 
 LOCAL = "local"
@@ -53,9 +54,12 @@ def publisher_settings(
     kubelet_dir: str,
     s3: S3Settings,
     sts_endpoint_url: str | None = None,
+    region_configured: bool = True,
+    metadata_endpoint: str | None = METADATA_ENDPOINT,
 ) -> PublisherSettings | None:
     """Validate the flags (InvalidArgument names the flag); None when this process serves no node.
-    ``sts_endpoint_url``: the driver environment's STS endpoint (``s3.sts.sts_endpoint_override``)."""
+    ``sts_endpoint_url``: the driver environment's STS endpoint (``s3.sts.sts_endpoint_override``);
+    ``region_configured`` and ``metadata_endpoint``: see :class:`PublisherSettings`."""
     if not serves_node:
         named = (
             ("--runtime", flags.runtime),
@@ -89,6 +93,8 @@ def publisher_settings(
         sts_endpoint_url=sts_endpoint_url,
         sts_audience=flags.sts_audience or DEFAULT_AUDIENCE,
         recovery=RecoverySettings() if window is None else RecoverySettings(crash_loop_window_s=window),
+        region_configured=region_configured,
+        metadata_endpoint=metadata_endpoint,
     )
 
 

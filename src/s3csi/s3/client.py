@@ -31,8 +31,8 @@ from s3csi.mountflags import KMS_SSE_TYPES, SSE_TYPES, STORAGE_CLASS_PATTERN
 from s3csi.s3 import http1, wire
 from s3csi.s3.addressing import copy_source
 from s3csi.s3.checksums import CRC32C_ALGORITHM, CRC32C_HEADER, crc32c_header
-from s3csi.s3.credentials import CredentialProvider, default_credential_provider
-from s3csi.s3.endpoints import BucketType, EndpointInputs, ResolvedEndpoint, resolve
+from s3csi.s3.credentials import CredentialProvider, Credentials, default_credential_provider
+from s3csi.s3.endpoints import SIGV4_S3EXPRESS, BucketType, EndpointInputs, ResolvedEndpoint, resolve
 from s3csi.s3.errors import (
     CONNECTION_ERROR,
     CONNECTION_LOST,
@@ -43,6 +43,7 @@ from s3csi.s3.errors import (
     exhausted,
     make_error,
 )
+from s3csi.s3.express import ExpressSessions, MalformedSession, parse_create_session, refused_session
 from s3csi.s3.retry import Idempotency, backoff_delay, is_transient, should_retry
 from s3csi.s3.settings import DEFAULT_REGION, S3Settings
 from s3csi.s3.signing import payload_hash, sign
@@ -140,6 +141,8 @@ class S3Client:
         self._session: aiohttp.ClientSession | None = None
         # GetObject's connections, one pool per (scheme, host): virtual-hosted buckets are hosts.
         self._pools: dict[tuple[str, str], http1.ConnectionPool] = {}
+        # Directory buckets' sessions (s3csi.s3.express).
+        self.express_sessions = ExpressSessions(self._create_session)
 
     async def __aenter__(self) -> S3Client:
         return self
@@ -242,11 +245,26 @@ class S3Client:
         body: bytes | memoryview,
         options: WriteOptions = WriteOptions(),
         metadata: Mapping[str, str] | None = None,
+        *,
+        write_offset: int | None = None,
     ) -> str:
-        """Store the whole object, with ``metadata`` as its user metadata; returns its ETag."""
+        """Store the whole object, with ``metadata`` as its user metadata; returns its ETag.
+
+        ``write_offset``: append ``body`` to the existing object, whose size must be exactly that
+        (``x-amz-write-offset-bytes``; directory buckets only, which refuse a wrong offset)."""
         headers = {**options.headers(), **metadata_headers(metadata), **await self._checksum_headers(body)}
+        if write_offset is not None:
+            headers["x-amz-write-offset-bytes"] = str(write_offset)
         response = await self._call(
-            "PutObject", "PUT", bucket, key, headers=headers, body=body, data_body=True
+            "PutObject",
+            "PUT",
+            bucket,
+            key,
+            headers=headers,
+            body=body,
+            data_body=True,
+            # An append whose answer was lost may have happened: retried, it could be appended twice.
+            idempotency=Idempotency.IDEMPOTENT if write_offset is None else Idempotency.NOT_IDEMPOTENT,
         )
         return self._etag("PutObject", bucket, key, response)
 
@@ -520,6 +538,44 @@ class S3Client:
         value = await asyncio.to_thread(crc32c_header, body) if len(body) > 64 * 1024 else crc32c_header(body)
         return {CRC32C_HEADER: value, "x-amz-sdk-checksum-algorithm": CRC32C_ALGORITHM}
 
+    # ---- directory buckets ---------------------------------------------------------------------------
+
+    async def _create_session(self, bucket: str) -> Credentials:
+        """A directory bucket's session (CreateSession), signed with this client's own credentials."""
+        response = await self._call("CreateSession", "GET", bucket, params={"session": None})
+        try:
+            return parse_create_session(response.body)
+        except MalformedSession as exc:
+            raise self._malformed("CreateSession", bucket, None, str(exc)) from exc
+
+    async def _signed(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        endpoint: ResolvedEndpoint,
+        *,
+        bucket: str,
+        headers: Mapping[str, str],
+        sha256: str,
+    ) -> Mapping[str, str]:
+        """``headers`` signed as the endpoint rules say: with this client's credentials, or, for a
+        directory bucket (``sigv4-s3express``), with the bucket's session (s3csi.s3.express)."""
+        if self._credentials is None:
+            return headers
+        session = endpoint.auth_scheme == SIGV4_S3EXPRESS and operation != "CreateSession"
+        credentials = await (self.express_sessions.get(bucket) if session else self._credentials.get())
+        return sign(
+            method,
+            url,
+            headers,
+            content_sha256=sha256,
+            credentials=credentials,
+            region=endpoint.signing_region,
+            service=endpoint.signing_name,
+            s3_session=session,
+        )
+
     # ---- one request, with retries -----------------------------------------------------------------
 
     async def _call(
@@ -551,6 +607,7 @@ class S3Client:
                 headers["x-amz-source-expected-bucket-owner"] = self.settings.expected_bucket_owner
         content_sha256 = payload_hash(body, sign=self.settings.sign_payload or not data_body)
         attempt = 0
+        new_session = operation != "CreateSession" and endpoint.auth_scheme == SIGV4_S3EXPRESS
         while True:
             attempt += 1
             try:
@@ -569,6 +626,11 @@ class S3Client:
                     into_buffer=into_buffer,
                 )
             except S3Error as error:
+                if new_session and refused_session(method, error.code, error.status):
+                    # A directory bucket refused its session before its time: once more with a new one.
+                    new_session = False
+                    self.express_sessions.forget(bucket)
+                    continue
                 if should_retry(error, idempotency, attempt, self.settings.max_attempts):
                     delay = backoff_delay(
                         attempt, self.settings.retry_base_delay_s, self.settings.retry_max_delay_s
@@ -596,21 +658,15 @@ class S3Client:
         error_in_200: bool,
         into_buffer: bool,
     ) -> _Response:
-        if self._credentials is not None:
-            try:
-                credentials = await self._credentials.get()
-            except S3csiError as exc:
-                # A file that cannot be read, no keys, STS down: this request's failure, like any other.
-                raise credentials_error(operation, exc, bucket=bucket, key=key) from exc
-            headers = sign(
-                method,
-                url,
-                headers,
-                content_sha256=content_sha256,
-                credentials=credentials,
-                region=endpoint.signing_region,
-                service=endpoint.signing_name,
+        try:
+            headers = await self._signed(
+                operation, method, url, endpoint, bucket=bucket, headers=headers, sha256=content_sha256
             )
+        except S3Error:
+            raise  # a directory bucket's CreateSession failed: its own error, already translated
+        except S3csiError as exc:
+            # A file that cannot be read, no keys, STS down: this request's failure, like any other.
+            raise credentials_error(operation, exc, bucket=bucket, key=key) from exc
         self.requests[operation] += 1
         self.bytes_sent += len(body)
         data: bytes | bytearray

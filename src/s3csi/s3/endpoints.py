@@ -104,7 +104,7 @@ def resolve(bucket: str, inputs: EndpointInputs) -> ResolvedEndpoint:
         "ForcePathStyle": inputs.force_path_style and not bucket.startswith("arn:"),
     }
     if inputs.endpoint_url is not None:
-        host = check_endpoint_url(inputs.endpoint_url)
+        host = _check_endpoint_url(inputs.endpoint_url)
         params["Endpoint"] = inputs.endpoint_url.rstrip("/")
         if not bucket.startswith("arn:") and (_is_ip(host) or "." not in host):
             params["ForcePathStyle"] = True
@@ -158,7 +158,7 @@ def _auth(bucket: str, scheme: str, properties: Mapping[str, Any]) -> tuple[str,
     )
 
 
-def check_endpoint_url(endpoint_url: str) -> str:
+def _check_endpoint_url(endpoint_url: str) -> str:
     """The host of a custom endpoint ``http(s)://HOST[:PORT]``; InvalidArgument for anything else."""
     refuse_userinfo(endpoint_url, "S3 endpoint URL")
     parts = urlsplit(endpoint_url)

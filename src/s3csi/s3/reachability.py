@@ -7,10 +7,10 @@ a refused connection, a name that does not resolve or a TLS failure means it is 
 from __future__ import annotations
 
 import ssl
+from urllib.parse import urlsplit
 
 import aiohttp
 
-from s3csi.s3.endpoints import check_endpoint_url
 from s3csi.s3.settings import S3Settings
 
 # Seconds for the whole request: under the 5 s the chart gives the livenessprobe sidecar's Probe call.
@@ -18,11 +18,12 @@ REACHABILITY_TIMEOUT_S = 3.0
 
 
 def endpoint_root(settings: S3Settings) -> str:
-    """The service's root URL: the custom endpoint's, else the region's AWS endpoint."""
+    """The endpoint's root: the endpoint URL's scheme and host (S3Settings checked it), else AWS's
+    regional endpoint."""
     if settings.endpoint_url is None:
         return f"https://s3.{settings.region}.amazonaws.com/"
-    check_endpoint_url(settings.endpoint_url)
-    return settings.endpoint_url.rstrip("/") + "/"
+    parts = urlsplit(settings.endpoint_url)
+    return f"{parts.scheme}://{parts.netloc}/"
 
 
 async def endpoint_problem(settings: S3Settings, timeout_s: float = REACHABILITY_TIMEOUT_S) -> str | None:

@@ -169,6 +169,7 @@ _CANONICAL: Mapping[ValueKind, Callable[[str], str]] = {
     ValueKind.ACCOUNT_ID: _matching(PATTERNS[ValueKind.ACCOUNT_ID]),
     ValueKind.UPLOAD_CHECKSUMS: _one_of(frozenset(UPLOAD_CHECKSUMS)),
     ValueKind.THROUGHPUT: _canonical_int(ValueKind.THROUGHPUT),
+    ValueKind.DIRECTORY_BUCKET: _matching(PATTERNS[ValueKind.DIRECTORY_BUCKET]),
 }
 
 
