@@ -90,6 +90,7 @@ class ValueKind(Enum):
     USER_AGENT_PREFIX = "letters, digits and ._~/=+@:- (at most 256 characters)"
     URL = "an http:// or https:// URL without a user name or password"
     DIRECTORY = "a directory"
+    METRICS_ADDRESS = "HOST:PORT, :PORT or unix:/absolute/path"
 
 
 RANGES: Mapping[ValueKind, tuple[int, int]] = {
@@ -323,6 +324,16 @@ FLAGS: tuple[FlagSpec, ...] = (
         "put this in front of the User-Agent of every request",
     ),
     _switch("debug", "log at DEBUG", short="d"),
+    FlagSpec(
+        "metrics-address",
+        ValueKind.METRICS_ADDRESS,
+        "serve Prometheus metrics of this mount at ADDR (HOST:PORT, :PORT or unix:/path), path /metrics",
+        pv=PvStance.DENIED,
+        why="the driver chooses where a Mountpoint Pod's metrics are served (its metrics port, or "
+        "metrics.sock in its communication directory)",
+        default_help="off",
+        metavar="ADDR",
+    ),
 )
 
 BY_NAME: Mapping[str, FlagSpec] = {spec.name: spec for spec in FLAGS}

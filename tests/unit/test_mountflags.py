@@ -45,6 +45,14 @@ _SAMPLES: dict[ValueKind, list[tuple[str, bool]]] = {
     ValueKind.URL: [("http://127.0.0.1:9000", True), ("localhost:9000", False)],
     ValueKind.DIRECTORY: [("/var/cache/s3", True), ("", False)],
     ValueKind.TTL: [*((word, True) for word in TTL_WORDS), ("later", False)],
+    ValueKind.METRICS_ADDRESS: [
+        ("127.0.0.1:9813", True),
+        (":0", True),
+        ("unix:/run/s3csi/metrics.sock", True),
+        ("unix:metrics.sock", False),
+        ("9813", False),
+        ("host:99999", False),
+    ],
 }
 # What some flags need beside them to be valid at all (the rules between flags, not the flag's own range):
 # (name, value or None for a switch). A companion a volume may not set (--cache) is the driver's to give.

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from s3csi.errors import InvalidArgument
+from s3csi.metrics.endpoint import MetricsAddress, parse_address
 from s3csi.mountflags import (
     BY_NAME,
     CACHED_METADATA_TTL_S,
@@ -92,6 +93,8 @@ class FsSettings:
     sse: str | None = None  # one of mountflags.SSE_TYPES
     sse_kms_key_id: str | None = None
     debug: bool = False
+    # --metrics-address: where the mount's Prometheus metrics are served (fs/metrics.py); None: nowhere.
+    metrics_address: MetricsAddress | None = None
 
     @property
     def fuse_options(self) -> tuple[str, ...]:
@@ -215,6 +218,8 @@ def parse_text(spec: FlagSpec, text: str) -> str:
             raise InvalidArgument(f"{flag}: {text!r} must start with http:// or https://")
     if kind is ValueKind.DIRECTORY and not text:
         raise InvalidArgument(f"{flag}: the directory must not be empty")
+    if kind is ValueKind.METRICS_ADDRESS:
+        parse_address(text, flag)
     return text
 
 
@@ -298,6 +303,7 @@ def build_settings(flags: FsFlags, *, default_uid: int, default_gid: int) -> FsS
         sse=sse,
         sse_kms_key_id=_text(flags, "sse-kms-key-id"),
         debug=on("debug"),
+        metrics_address=_metrics_address(flags),
     )
 
 
@@ -309,6 +315,11 @@ def _number(flags: FsFlags, name: str, default: int) -> int:
 def _ttl(flags: FsFlags, name: str, default: float) -> float:
     text = flags.text(name)
     return default if text is None else parse_ttl(BY_NAME[name].option, text)
+
+
+def _metrics_address(flags: FsFlags) -> MetricsAddress | None:
+    text = _text(flags, "metrics-address")
+    return None if text is None else parse_address(text, BY_NAME["metrics-address"].option)
 
 
 def _text(flags: FsFlags, name: str) -> str | None:
