@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import ssl
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -40,6 +41,7 @@ from s3csi.s3.errors import (
     exhausted,
     make_error,
 )
+from s3csi.s3.observer import RequestObserver
 from s3csi.s3.retry import Idempotency, backoff_delay, is_transient, should_retry
 from s3csi.s3.settings import DEFAULT_REGION, S3Settings
 from s3csi.s3.signing import payload_hash, sign
@@ -93,6 +95,8 @@ class _Response:
     status: int
     headers: CIMultiDictProxy[str]
     body: bytes | bytearray
+    # time.perf_counter() when the response head arrived.
+    head_at: float = 0.0
 
 
 class S3Client:
@@ -103,8 +107,16 @@ class S3Client:
     the first call, inside the running event loop.
     """
 
-    def __init__(self, settings: S3Settings, credentials: CredentialProvider | None = None) -> None:
+    def __init__(
+        self,
+        settings: S3Settings,
+        credentials: CredentialProvider | None = None,
+        *,
+        observer: RequestObserver | None = None,
+    ) -> None:
         self.settings = settings
+        # Told of every request sent (s3/observer.py): the mounter's metrics.
+        self.observer = observer
         self._endpoint = Endpoint.build(
             settings.endpoint_url, settings.region, force_path_style=settings.force_path_style
         )
@@ -481,8 +493,9 @@ class S3Client:
         attempt = 0
         while True:
             attempt += 1
+            started = time.perf_counter()
             try:
-                return await self._send(
+                response = await self._send(
                     operation,
                     method=method,
                     url=url,
@@ -496,6 +509,8 @@ class S3Client:
                     into_buffer=into_buffer,
                 )
             except S3Error as error:
+                if self.observer is not None:
+                    self.observer.failed(operation, error, time.perf_counter() - started)
                 if should_retry(error, idempotency, attempt, self.settings.max_attempts):
                     delay = backoff_delay(
                         attempt, self.settings.retry_base_delay_s, self.settings.retry_max_delay_s
@@ -506,6 +521,12 @@ class S3Client:
                 if is_transient(error):
                     raise exhausted(error, attempt) from error
                 raise
+            if self.observer is not None:
+                ended = time.perf_counter()
+                self.observer.succeeded(
+                    operation, response.head_at - started, ended - started, len(body), len(response.body)
+                )
+            return response
 
     async def _send(
         self,
@@ -542,11 +563,13 @@ class S3Client:
                 async with asyncio.timeout(self.settings.request_timeout_s):
                     received = await self._get_into_buffer(url, headers)
                 status, response_headers, data = received.status, received.headers, received.body
+                head_at = received.head_at
             else:
                 session = self._session or self._open_session()
                 async with session.request(
                     method, yarl.URL(url, encoded=True), headers=headers, data=body if body else None
                 ) as response:
+                    head_at = time.perf_counter()
                     data = await response.read()
                     status, response_headers = response.status, response.headers
         except (http1.HttpError, aiohttp.ClientError, TimeoutError) as exc:
@@ -557,7 +580,7 @@ class S3Client:
         if status in ok:
             error = wire.parse_error(data) if error_in_200 else None
             if error is None:
-                return _Response(status, response_headers, data)
+                return _Response(status, response_headers, data, head_at)
         else:
             error = wire.parse_error(data)
         raise make_error(
