@@ -5,7 +5,6 @@ however many files are touched."""
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,43 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from s3csi.demo.s3server import EmbeddedS3Server
+from tests.integration import metrics_support
 from tests.integration.fs_helpers import MountedFs, mounted, world_readable_dir
-
-Labels = frozenset[tuple[str, str]]
-Samples = dict[tuple[str, Labels], float]
-
-
-def scrape(socket_path: Path) -> Samples:
-    """GET /metrics over the unix socket, as ``curl --unix-socket`` would."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(10)
-        conn.connect(str(socket_path))
-        conn.sendall(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        chunks = []
-        while chunk := conn.recv(65536):
-            chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    assert head.split(b"\r\n")[0].endswith(b" 200 OK"), head
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(body.decode())
-        for sample in family.samples
-    }
+from tests.integration.metrics_support import Samples, scrape
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
-    """The sample ``name`` with exactly these labels besides volume_id (0 when absent: not yet seen)."""
-    for (found, found_labels), sample_value in samples.items():
-        if found == name and dict(found_labels) == {"volume_id": VOLUME_ID, **labels}:
-            return sample_value
-    return 0.0
+    return metrics_support.value(samples, name, VOLUME_ID, **labels)
 
 
 def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
-    return value(after, name, **labels) - value(before, name, **labels)
+    return metrics_support.delta(before, after, name, VOLUME_ID, **labels)
 
 
 BUCKET = f"metrics-{uuid.uuid4().hex[:12]}"

@@ -245,6 +245,7 @@ def test_no_flag_of_s3csi_mount_is_declared_by_hand() -> None:
     own_flags_of_other_commands = {
         ("csi/main.py", "--debug"),
         ("podmounter/mounter.py", "--debug"),
+        ("podmounter/mounter.py", "--metrics-address"),  # the driver's choice, with unix:NAME in the comm dir
         ("admission/cli.py", "--debug"),
         ("ownership/cli.py", "--read-only"),
     }

@@ -135,6 +135,8 @@ class PublisherSettings:
     sts_audience: str = DEFAULT_AUDIENCE
     # When a crash-looping mounter's session is remounted (recovery.py).
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
+    # --mountpoint-pod-metrics (local runtime): each mounter serves its metrics on metrics.sock, comm dir.
+    mountpoint_pod_metrics: bool = False
 
 
 class TargetRecord(TypedDict):
