@@ -4,21 +4,23 @@
 One mount per process, so every series carries the same ``volume_id``; every label value comes from a fixed
 set (FUSE operation names, errno names, S3 API names, error classes), never from a file name or an object key.
 
-The cost per request is a few attribute reads: the label children are bound once (an error's child on its
-first occurrence), the FUSE handlers are wrapped only when metrics are on, and the read-ahead counts and open
-files are plain numbers read when Prometheus scrapes (``bench.mounts`` measures the whole cost).
+The cost per request is a clock read and a few additions: the label children are bound once (an error's
+child on its first occurrence), the FUSE handlers are wrapped only when metrics are on, and the read-ahead
+counts and open files are read when Prometheus scrapes (``bench/metrics_cost.py`` measures the whole cost).
 """
 
 from __future__ import annotations
 
+import bisect
 import errno
+import itertools
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pyfuse3
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from s3csi.fs.operations import OpenFile
@@ -138,17 +140,72 @@ def default_volume_id(bucket: str, prefix: str) -> str:
 Handler = Callable[..., Coroutine[Any, Any, Any]]
 
 
+class Count:
+    """A counter's value. Updated on the event loop only, and read there by the endpoint: no lock."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: float = 0
+
+    def inc(self, amount: float = 1) -> None:
+        self.value += amount
+
+
+class Buckets:
+    """A histogram's counts per bucket (the last is +Inf) and sum; event loop only, like :class:`Count`."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        # The first bound at or above the value: Prometheus buckets count values <= their bound.
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+
+class _Family:
+    """One metric: its children by label values (``volume_id`` first), made on first use."""
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float] = ()):
+        self.name, self.documentation, self.labels, self.buckets = name, documentation, tuple(labels), buckets
+        self.children: dict[tuple[str, ...], Any] = {}
+
+    def child(self, *values: str) -> Any:
+        found = self.children.get(values)
+        if found is None:
+            found = self.children[values] = Buckets(self.buckets) if self.buckets else Count()
+        return found
+
+    def collect(self) -> Metric:
+        if not self.buckets:
+            counter = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+            for values, count in list(self.children.items()):
+                counter.add_metric(values, count.value)
+            return counter
+        histogram = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        bounds = [str(float(bound)) for bound in self.buckets] + ["+Inf"]
+        for values, child in list(self.children.items()):
+            cumulative = list(itertools.accumulate(child.counts))
+            histogram.add_metric(values, list(zip(bounds, cumulative, strict=True)), child.sum)
+        return histogram
+
+
 class _Labelled:
-    """The children of one metric for a fixed volume and operation, made on first use of each value."""
+    """The children of one metric for a fixed volume and operation, by a third label made on first use."""
 
-    def __init__(self, parent: Counter, volume_id: str, op: str) -> None:
-        self._parent, self._volume_id, self._op = parent, volume_id, op
-        self._children: dict[Any, Counter] = {}
+    def __init__(self, family: _Family, volume_id: str, op: str) -> None:
+        self._family, self._volume_id, self._op = family, volume_id, op
+        self._children: dict[Any, Count] = {}
 
-    def child(self, key: Any, label: str) -> Counter:
+    def child(self, key: Any, label: str) -> Count:
         found = self._children.get(key)
         if found is None:
-            found = self._children[key] = self._parent.labels(self._volume_id, self._op, label)
+            found = self._children[key] = self._family.child(self._volume_id, self._op, label)
         return found
 
 
@@ -157,69 +214,68 @@ class MounterMetrics:
 
     :meth:`measure` wraps a file system's FUSE handlers; the object is the S3 client's request observer
     (``s3.observer.RequestObserver``); :meth:`watch` exposes a file system's read-ahead counts and open files.
+
+    The values are plain numbers rather than the Prometheus client's own metric objects: those take a lock
+    and walk the buckets in Python on every update, several microseconds per FUSE request. Everything here
+    runs on the file system's event loop, the endpoint included, so no update races a scrape.
     """
 
     def __init__(self, volume_id: str, registry: CollectorRegistry | None = None) -> None:
         self.volume_id = volume_id
         self.registry = registry if registry is not None else new_registry()
-        r = self.registry
-        self.fuse_requests = Counter(
-            "s3csi_fuse_requests", "FUSE requests answered", [VOLUME_ID, "op"], registry=r
+        op = [VOLUME_ID, "op"]
+        self.fuse_requests = _Family("s3csi_fuse_requests", "FUSE requests answered", op)
+        self.fuse_errors = _Family(
+            "s3csi_fuse_request_errors", "FUSE requests answered with an error, by errno name", [*op, "errno"]
         )
-        self.fuse_errors = Counter(
-            "s3csi_fuse_request_errors",
-            "FUSE requests answered with an error, by errno name",
-            [VOLUME_ID, "op", "errno"],
-            registry=r,
+        self.fuse_latency = _Family(
+            "s3csi_fuse_request_latency_seconds", "Time to answer a FUSE request", op, FUSE_LATENCY_BUCKETS
         )
-        self.fuse_latency = Histogram(
-            "s3csi_fuse_request_latency_seconds",
-            "Time to answer a FUSE request",
-            [VOLUME_ID, "op"],
-            buckets=FUSE_LATENCY_BUCKETS,
-            registry=r,
+        self.io_size = _Family(
+            "s3csi_fuse_io_size_bytes", "Bytes moved by one FUSE read or write request", op, IO_SIZE_BUCKETS
         )
-        self.io_size = Histogram(
-            "s3csi_fuse_io_size_bytes",
-            "Bytes moved by one FUSE read or write request",
-            [VOLUME_ID, "op"],
-            buckets=IO_SIZE_BUCKETS,
-            registry=r,
-        )
-        self.s3_requests = Counter(
-            "s3csi_s3_requests", "S3 requests sent (each retry is one)", [VOLUME_ID, "op"], registry=r
-        )
-        self.s3_errors = Counter(
+        self.s3_requests = _Family("s3csi_s3_requests", "S3 requests sent (each retry is one)", op)
+        self.s3_errors = _Family(
             "s3csi_s3_request_errors",
             "S3 requests that failed, by class (throttled, client, server, network, timeout)",
-            [VOLUME_ID, "op", "class"],
-            registry=r,
+            [*op, "class"],
         )
-        self.s3_first_byte = Histogram(
+        self.s3_first_byte = _Family(
             "s3csi_s3_request_first_byte_latency_seconds",
             "Time from sending an S3 request until its response head arrived",
-            [VOLUME_ID, "op"],
-            buckets=S3_LATENCY_BUCKETS,
-            registry=r,
+            op,
+            S3_LATENCY_BUCKETS,
         )
-        self.s3_total = Histogram(
+        self.s3_total = _Family(
             "s3csi_s3_request_total_latency_seconds",
             "Time from sending an S3 request until its whole response arrived",
-            [VOLUME_ID, "op"],
-            buckets=S3_LATENCY_BUCKETS,
-            registry=r,
+            op,
+            S3_LATENCY_BUCKETS,
         )
-        transferred = Counter(
+        transferred = _Family(
             "s3csi_s3_transferred_bytes",
             "Object bytes sent to S3 (PutObject, UploadPart) and received from it (GetObject)",
             [VOLUME_ID, "direction"],
-            registry=r,
         )
-        self._uploaded = transferred.labels(volume_id, "upload")
-        self._downloaded = transferred.labels(volume_id, "download")
+        self._uploaded: Count = transferred.child(volume_id, "upload")
+        self._downloaded: Count = transferred.child(volume_id, "download")
+        self._families = (
+            self.fuse_requests,
+            self.fuse_errors,
+            self.fuse_latency,
+            self.io_size,
+            self.s3_requests,
+            self.s3_errors,
+            self.s3_first_byte,
+            self.s3_total,
+            transferred,
+        )
         # S3 operation → (requests, first byte, total, errors by class, whether its bodies are object data):
         # bound on first use.
-        self._s3_children: dict[str, tuple[Counter, Histogram, Histogram, _Labelled, bool]] = {}
+        self._s3_children: dict[str, tuple[Count, Buckets, Buckets, _Labelled, bool]] = {}
+        self._prefetch: PrefetchCounts | None = None
+        self._open_files: Callable[[], Mapping[str, int]] | None = None
+        self.registry.register(_Collector(self))
 
     # ---- FUSE --------------------------------------------------------------------------------------
 
@@ -231,10 +287,10 @@ class MounterMetrics:
                 setattr(operations, op, self._measured(op, handler))
 
     def _measured(self, op: str, handler: Handler) -> Handler:
-        requests = self.fuse_requests.labels(self.volume_id, op)
-        latency = self.fuse_latency.labels(self.volume_id, op)
+        requests: Count = self.fuse_requests.child(self.volume_id, op)
+        latency: Buckets = self.fuse_latency.child(self.volume_id, op)
         errors = _Labelled(self.fuse_errors, self.volume_id, op)
-        size = self.io_size.labels(self.volume_id, op) if op in IO_OPS else None
+        size: Buckets | None = self.io_size.child(self.volume_id, op) if op in IO_OPS else None
         clock = time.perf_counter
         if op == "lookup":
             enoent = errors.child(errno.ENOENT, errno_name(errno.ENOENT))
@@ -246,12 +302,12 @@ class MounterMetrics:
 
             def answered(result: Any) -> None:
                 size.observe(len(result))
-        else:
+        elif size is not None:
 
             def answered(result: Any) -> None:
-                pass
-
-        write = op == "write"
+                size.observe(result)  # write answers the bytes it took
+        else:
+            answered = None  # type: ignore[assignment]
 
         async def measured(*args: Any) -> Any:
             started = clock()
@@ -261,11 +317,9 @@ class MounterMetrics:
                 errors.child(exc.errno, errno_name(exc.errno)).inc()
                 raise
             finally:
-                requests.inc()
+                requests.value += 1
                 latency.observe(clock() - started)
-            if size is not None and write:
-                size.observe(result)
-            else:
+            if answered is not None:
                 answered(result)
             return result
 
@@ -274,14 +328,14 @@ class MounterMetrics:
 
     # ---- S3 (s3.observer.RequestObserver) -------------------------------------------------------------
 
-    def _s3(self, operation: str) -> tuple[Counter, Histogram, Histogram, _Labelled, bool]:
+    def _s3(self, operation: str) -> tuple[Count, Buckets, Buckets, _Labelled, bool]:
         found = self._s3_children.get(operation)
         if found is None:
             v = self.volume_id
             found = self._s3_children[operation] = (
-                self.s3_requests.labels(v, operation),
-                self.s3_first_byte.labels(v, operation),
-                self.s3_total.labels(v, operation),
+                self.s3_requests.child(v, operation),
+                self.s3_first_byte.child(v, operation),
+                self.s3_total.child(v, operation),
                 _Labelled(self.s3_errors, v, operation),
                 operation in DATA_OPERATIONS,
             )
@@ -291,19 +345,16 @@ class MounterMetrics:
         self, operation: str, first_byte_s: float, total_s: float, sent: int, received: int
     ) -> None:
         requests, first, total, _, data = self._s3(operation)
-        requests.inc()
+        requests.value += 1
         first.observe(first_byte_s)
         total.observe(total_s)
-        if not data:
-            return
-        if sent:
-            self._uploaded.inc(sent)
-        if received:
-            self._downloaded.inc(received)
+        if data:
+            self._uploaded.value += sent
+            self._downloaded.value += received
 
     def failed(self, operation: str, error: S3Error, total_s: float) -> None:
         requests, _, total, errors, _ = self._s3(operation)
-        requests.inc()
+        requests.value += 1
         total.observe(total_s)
         kind = error_class(error.code, error.status)
         errors.child(kind, kind).inc()
@@ -313,31 +364,37 @@ class MounterMetrics:
     def watch(self, prefetch: PrefetchCounts, open_files: Callable[[], Mapping[str, int]]) -> None:
         """Expose ``prefetch`` (the file system's read-ahead counts) and ``open_files()`` (open handles by
         mode, read or write), read at each scrape."""
-        self.registry.register(_StateCollector(self.volume_id, prefetch, open_files))
-
-
-class _StateCollector(Collector):
-    def __init__(
-        self, volume_id: str, prefetch: PrefetchCounts, open_files: Callable[[], Mapping[str, int]]
-    ) -> None:
-        self._volume_id, self._prefetch, self._open_files = volume_id, prefetch, open_files
+        self._prefetch, self._open_files = prefetch, open_files
 
     def collect(self) -> Iterator[Metric]:
-        labels = [self._volume_id]
-        hits = CounterMetricFamily(
-            "s3csi_prefetch_hits",
-            "Reads whose parts were all fetched ahead (or at open) before they came",
-            labels=[VOLUME_ID],
-        )
-        hits.add_metric(labels, self._prefetch.hits)
-        misses = CounterMetricFamily(
-            "s3csi_prefetch_misses", "Reads that had to start a GET of their own", labels=[VOLUME_ID]
-        )
-        misses.add_metric(labels, self._prefetch.misses)
-        handles = GaugeMetricFamily(
-            "s3csi_open_files", "Files open through the mount, by mode", labels=[VOLUME_ID, "mode"]
-        )
-        counts = self._open_files()
-        for mode in OPEN_MODES:
-            handles.add_metric([self._volume_id, mode], counts.get(mode, 0))
-        yield from (hits, misses, handles)
+        for family in self._families:
+            yield family.collect()
+        if self._prefetch is not None:
+            labels = [self.volume_id]
+            hits = CounterMetricFamily(
+                "s3csi_prefetch_hits",
+                "Reads whose parts were all fetched ahead (or at open) before they came",
+                labels=[VOLUME_ID],
+            )
+            hits.add_metric(labels, self._prefetch.hits)
+            misses = CounterMetricFamily(
+                "s3csi_prefetch_misses", "Reads that had to start a GET of their own", labels=[VOLUME_ID]
+            )
+            misses.add_metric(labels, self._prefetch.misses)
+            yield from (hits, misses)
+        if self._open_files is not None:
+            handles = GaugeMetricFamily(
+                "s3csi_open_files", "Files open through the mount, by mode", labels=[VOLUME_ID, "mode"]
+            )
+            counts = self._open_files()
+            for mode in OPEN_MODES:
+                handles.add_metric([self.volume_id, mode], counts.get(mode, 0))
+            yield handles
+
+
+class _Collector(Collector):
+    def __init__(self, metrics: MounterMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return self._metrics.collect()
