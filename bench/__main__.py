@@ -444,6 +444,7 @@ def run(
                     seq_key=SEQ_KEY,
                     seq_size=sizes.sequential,
                     small_names=small_names(sizes),
+                    small_size=sizes.small_size,
                     pairs=args.metrics_cost,
                     run_workload=run_workload,
                     drop_caches=drop_caches,

@@ -6,9 +6,18 @@ then off) so that a spell of load on a shared machine does not always fall on th
 runs the sequential read and the 1,000 small reads of the main table. The mount with metrics is scraped
 after its workloads, which must have counted its FUSE reads (the cost is that of metrics really recorded).
 
-The cost of one side against the other is the ratio of the medians: sequential read MB/s off / on, and
-small reads seconds on / off, minus one; the goal is at most 3 % (``GOAL``). The per-request overhead is
-also timed in this process, on a no-op FUSE handler and the S3 request observer (microseconds per call).
+Three figures for each workload, each the ratio of the medians on / off minus one; the goal is at most 3 %
+(``GOAL``):
+
+- wall: the workload's time (for the sequential read, MB/s off / on). On a machine shared with other work
+  identical mounts differ by tens of percent from one run to the next: it shows the order of magnitude;
+- CPU: the mounter's CPU time during the workload (user + system), what the metrics add work to; steadier
+  under load, but counted in clock ticks of 10 ms: a sequential read of 128 MiB takes about 15 of them, so
+  one tick more is +7 %;
+- model: the requests the mount counted (FUSE and S3, from its own metrics) times the per-request overhead
+  timed in this process (a no-op FUSE handler wrapped and not, the S3 request observer), over the
+  workload's CPU time without metrics. What the verdict uses: the other two cannot resolve 3 % on a shared
+  machine, and they are printed beside it to show that nothing else grew.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.mounts import METRICS_SOCKET, Mount
+from bench.mounts import METRICS_SOCKET, Mount, cpu_seconds
 
 GOAL = 0.03
 CALLS = 200_000
@@ -33,22 +42,37 @@ Workload = Callable[[list[str], float, str], dict[str, float]]
 
 
 @dataclass(frozen=True)
+class WorkloadCost:
+    """One workload's medians without and with metrics."""
+
+    off_s: float
+    on_s: float
+    cpu_off_s: float
+    cpu_on_s: float
+    # Of the mount with metrics (its last pair): FUSE and S3 requests it counted.
+    fuse_requests: float
+    s3_requests: float
+
+    @property
+    def wall(self) -> float:
+        return self.on_s / self.off_s - 1
+
+    @property
+    def cpu(self) -> float:
+        return self.cpu_on_s / self.cpu_off_s - 1
+
+    def model(self, fuse_us: float, s3_us: float) -> float:
+        return (self.fuse_requests * fuse_us + self.s3_requests * s3_us) / 1e6 / self.cpu_off_s
+
+
+@dataclass(frozen=True)
 class MetricsCost:
     pairs: int
-    seq_off_mbps: float
-    seq_on_mbps: float
-    small_off_s: float
-    small_on_s: float
+    seq_bytes: int
+    seq: WorkloadCost
+    small: WorkloadCost
     fuse_overhead_us: float
     s3_overhead_us: float
-
-    @property
-    def seq_cost(self) -> float:
-        return self.seq_off_mbps / self.seq_on_mbps - 1
-
-    @property
-    def small_cost(self) -> float:
-        return self.small_on_s / self.small_off_s - 1
 
 
 def measure(
@@ -58,14 +82,12 @@ def measure(
     seq_key: str,
     seq_size: int,
     small_names: list[str],
+    small_size: int,
     pairs: int,
     run_workload: Workload,
     drop_caches: Callable[[], None],
     timeout: float,
 ) -> MetricsCost:
-    seq: dict[bool, list[float]] = {False: [], True: []}
-    small: dict[bool, list[float]] = {False: [], True: []}
-
     @contextlib.contextmanager
     def cold_mount(metrics: bool) -> Iterator[Mount]:
         drop_caches()
@@ -75,43 +97,47 @@ def measure(
         ):
             yield mount
 
-    for pair in range(pairs):
-        for metrics in (False, True) if pair % 2 == 0 else (True, False):
-            with cold_mount(metrics) as mount:
-                result = run_workload(["read", str(mount.mountpoint / seq_key)], timeout, "")
-                if result["bytes"] != seq_size:
-                    raise RuntimeError(f"metrics cost: read {result['bytes']:.0f} bytes")
-                seq[metrics].append(result["bytes"] / 1e6 / result["seconds"])
-            with cold_mount(metrics) as mount:
-                result = run_workload(["small-reads", str(mount.mountpoint)], timeout, "\n".join(small_names))
-                small[metrics].append(result["seconds"])
-                if metrics:
-                    reads = fuse_reads(mount.workdir / METRICS_SOCKET)
-                    if reads < len(small_names):
-                        raise RuntimeError(f"metrics cost: the mount counted {reads:.0f} FUSE reads")
+    def measured(argv: list[str], stdin: str, expected: int) -> WorkloadCost:
+        seconds: dict[bool, list[float]] = {False: [], True: []}
+        cpu: dict[bool, list[float]] = {False: [], True: []}
+        counted = (0.0, 0.0)
+        for pair in range(pairs):
+            for metrics in (False, True) if pair % 2 == 0 else (True, False):
+                with cold_mount(metrics) as mount:
+                    cpu_before = cpu_seconds(mount.process.pid)
+                    result = run_workload([argv[0], str(mount.mountpoint / argv[1])], timeout, stdin)
+                    cpu[metrics].append(cpu_seconds(mount.process.pid) - cpu_before)
+                    if result["bytes"] != expected:
+                        raise RuntimeError(f"metrics cost: {argv[0]} read {result['bytes']:.0f} bytes")
+                    seconds[metrics].append(result["seconds"])
+                    if metrics:
+                        counted = requests_counted(mount.workdir / METRICS_SOCKET)
+        median = statistics.median
+        return WorkloadCost(
+            median(seconds[False]), median(seconds[True]), median(cpu[False]), median(cpu[True]), *counted
+        )
+
+    seq = measured(["read", seq_key], "", seq_size)
+    small = measured(["small-reads", "."], "\n".join(small_names), small_size * len(small_names))
+    if small.fuse_requests < len(small_names):
+        raise RuntimeError(f"metrics cost: the mount counted {small.fuse_requests:.0f} FUSE requests")
     fuse_us, s3_us = per_call_overhead()
-    return MetricsCost(
-        pairs=pairs,
-        seq_off_mbps=statistics.median(seq[False]),
-        seq_on_mbps=statistics.median(seq[True]),
-        small_off_s=statistics.median(small[False]),
-        small_on_s=statistics.median(small[True]),
-        fuse_overhead_us=fuse_us,
-        s3_overhead_us=s3_us,
-    )
+    return MetricsCost(pairs, seq_size, seq, small, fuse_us, s3_us)
 
 
-def fuse_reads(socket_path: Path) -> float:
-    """``s3csi_fuse_requests_total{op="read"}`` from the mount's endpoint."""
+def requests_counted(socket_path: Path) -> tuple[float, float]:
+    """FUSE and S3 requests counted by the mount whose endpoint is ``socket_path``."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(10)
         conn.connect(str(socket_path))
         conn.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
         body = b"".join(iter(lambda: conn.recv(65536), b"")).decode()
+    totals = {"s3csi_fuse_requests_total": 0.0, "s3csi_s3_requests_total": 0.0}
     for line in body.splitlines():
-        if line.startswith("s3csi_fuse_requests_total{") and 'op="read"' in line:
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+        name = line.split("{", 1)[0]
+        if name in totals:
+            totals[name] += float(line.rsplit(" ", 1)[1])
+    return totals["s3csi_fuse_requests_total"], totals["s3csi_s3_requests_total"]
 
 
 def per_call_overhead() -> tuple[float, float]:
@@ -141,24 +167,36 @@ def per_call_overhead() -> tuple[float, float]:
 
 
 def verdict(result: MetricsCost | None) -> report.Verdict:
-    target = f"mounter metrics cost <= {GOAL:.0%} (sequential read, 1000 small reads)"
+    target = f"mounter metrics cost <= {GOAL:.0%} (model; sequential read, 1000 small reads)"
     if result is None:
         return report.Verdict(target, "not measured", None)
-    shown = f"{result.seq_cost:+.1%} sequential, {result.small_cost:+.1%} small reads"
-    return report.Verdict(target, shown, result.seq_cost <= GOAL and result.small_cost <= GOAL)
+    seq = result.seq.model(result.fuse_overhead_us, result.s3_overhead_us)
+    small = result.small.model(result.fuse_overhead_us, result.s3_overhead_us)
+    shown = (
+        f"{seq:+.2%} sequential, {small:+.2%} small reads"
+        f" (measured CPU {result.seq.cpu:+.1%}, {result.small.cpu:+.1%})"
+    )
+    return report.Verdict(target, shown, seq <= GOAL and small <= GOAL)
 
 
 def format_result(result: MetricsCost) -> str:
-    rows = [
-        ("sequential read, metrics off (MB/s)", f"{result.seq_off_mbps:.0f}"),
-        ("sequential read, metrics on (MB/s)", f"{result.seq_on_mbps:.0f}"),
-        ("sequential read: cost", f"{result.seq_cost:+.1%}"),
-        ("read 1000 x 4 KiB, metrics off (s)", f"{result.small_off_s:.3f}"),
-        ("read 1000 x 4 KiB, metrics on (s)", f"{result.small_on_s:.3f}"),
-        ("small reads: cost", f"{result.small_cost:+.1%}"),
-        ("per FUSE request, in process (us)", f"{result.fuse_overhead_us:.2f}"),
-        ("per S3 request, in process (us)", f"{result.s3_overhead_us:.2f}"),
-    ]
-    width = max(len(label) for label, _ in rows)
-    title = f"s3csi: the mounter's metrics off and on, median of {result.pairs} pairs of cold mounts"
-    return "\n".join([title, *(f"  {label.ljust(width)}  {value:>7}" for label, value in rows)])
+    fuse_us, s3_us = result.fuse_overhead_us, result.s3_overhead_us
+    rows = [("", "off", "on", "cost")]
+    for name, cost in (("sequential read", result.seq), ("1000 x 4 KiB reads", result.small)):
+        rows += [
+            (f"{name}: time (s)", f"{cost.off_s:.3f}", f"{cost.on_s:.3f}", f"{cost.wall:+.1%}"),
+            (f"{name}: mounter CPU (s)", f"{cost.cpu_off_s:.3f}", f"{cost.cpu_on_s:.3f}", f"{cost.cpu:+.1%}"),
+            (
+                f"{name}: model ({cost.fuse_requests:.0f} FUSE, {cost.s3_requests:.0f} S3 requests)",
+                "",
+                "",
+                f"{cost.model(fuse_us, s3_us):+.2%}",
+            ),
+        ]
+    width = max(len(row[0]) for row in rows)
+    title = (
+        f"s3csi: the mounter's metrics off and on, medians of {result.pairs} pairs of cold mounts; "
+        f"{fuse_us:.2f} us per FUSE request, {s3_us:.2f} us per S3 request (in process)"
+    )
+    lines = [f"  {label.ljust(width)}  {off:>7}  {on:>7}  {cost:>7}" for label, off, on, cost in rows]
+    return "\n".join([title, *lines])
