@@ -457,12 +457,14 @@ def test_pods_meet_the_pod_security_level_they_claim(name: str) -> None:
     assert {level for n, level in claims.items() if n != "s3csi-node"} == {"restricted"}
 
 
-@pytest.mark.parametrize("enabled", [False, True])
-def test_mountpoint_pod_metrics_reach_the_controller(enabled: bool) -> None:
-    objects = render({"mountpointPods": {"metrics": {"enabled": enabled}}})
-    controller = find(objects, "Deployment", "s3csi-controller")
-    args = build_parser("controller").parse_args(container(controller, "controller")["args"])
-    assert args.mountpoint_pod_metrics is enabled
+def test_mountpoint_pod_metrics_reach_the_controller() -> None:
+    for objects, enabled in (
+        (rendered("defaults"), False),
+        (render(_nested("mountpointPods.metrics.enabled", True)), True),
+    ):
+        controller = find(objects, "Deployment", "s3csi-controller")
+        args = build_parser("controller").parse_args(container(controller, "controller")["args"])
+        assert args.mountpoint_pod_metrics is enabled
 
 
 def test_the_controllers_mountpoint_pod_fits_the_charts_namespace() -> None:
