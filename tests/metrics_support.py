@@ -4,6 +4,9 @@ the default TCP port), and reading one sample of what it answered."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+from pathlib import Path
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -37,8 +40,24 @@ async def scrape_async(socket_path: str) -> Samples:
     return parse(text)
 
 
-def scrape(socket_path: str) -> Samples:
-    return asyncio.run(scrape_async(socket_path))
+def scrape(socket_path: str | Path) -> Samples:
+    """GET /metrics over the unix socket, as ``curl --unix-socket`` would. Reached through a descriptor of its
+    directory: a test's temporary directories make paths longer than a socket address may be (108 bytes)."""
+    socket_path = Path(socket_path)
+    directory = os.open(socket_path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(10)
+            conn.connect(f"/proc/self/fd/{directory}/{socket_path.name}")
+            conn.sendall(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            chunks = []
+            while chunk := conn.recv(65536):
+                chunks.append(chunk)
+    finally:
+        os.close(directory)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0].endswith(b" 200 OK"), head
+    return parse(body.decode())
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:

@@ -119,6 +119,7 @@ class ValueKind(Enum):
     THROUGHPUT = f"a whole number of Gbit/s from 1 to {MAX_THROUGHPUT_GBPS}"
     PROFILE = "an AWS profile name (letters, digits and ._+=,@-)"
     DIRECTORY_BUCKET = "a directory bucket name (NAME--ZONE-ID--x-s3)"
+    METRICS_ADDRESS = "HOST:PORT, :PORT or unix:/absolute/path"
 
 
 RANGES: Mapping[ValueKind, tuple[int, int]] = {
@@ -421,6 +422,16 @@ FLAGS: tuple[FlagSpec, ...] = (
         ValueKind.DIRECTORY_BUCKET,
         "keep read parts in BUCKET, a directory bucket shared by every mount that names it, read before S3",
         metavar="BUCKET",
+    ),
+    FlagSpec(
+        "metrics-address",
+        ValueKind.METRICS_ADDRESS,
+        "serve Prometheus metrics of this mount at ADDR (HOST:PORT, :PORT or unix:/path), path /metrics",
+        pv=PvStance.DENIED,
+        why="the driver chooses where a Mountpoint Pod's metrics are served (its metrics port, or "
+        "metrics.sock in its communication directory)",
+        default_help="off",
+        metavar="ADDR",
     ),
 )
 

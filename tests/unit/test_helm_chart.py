@@ -169,6 +169,7 @@ CHANGED_VALUE: dict[str, Any] = {
     "mountpointPods.resources.cpuRequest": "300m",
     "mountpointPods.resources.memoryRequest": "200Mi",
     "mountpointPods.resources.memoryLimit": "1Gi",
+    "mountpointPods.metrics.enabled": True,
     "webhook.enabled": False,
     "webhook.replicas": 3,
     "webhook.certificateValidityDays": 30,
@@ -531,6 +532,16 @@ def test_pods_meet_the_pod_security_level_they_claim(name: str) -> None:
             assert level == "privileged" and found, workload["metadata"]["name"]
     assert claims["s3csi-node"] == "privileged"
     assert {level for n, level in claims.items() if n != "s3csi-node"} == {"restricted"}
+
+
+def test_mountpoint_pod_metrics_reach_the_controller() -> None:
+    for objects, enabled in (
+        (rendered("defaults"), False),
+        (render(_nested("mountpointPods.metrics.enabled", True)), True),
+    ):
+        controller = find(objects, "Deployment", "s3csi-controller")
+        args = build_parser("controller").parse_args(container(controller, "controller")["args"])
+        assert args.mountpoint_pod_metrics is enabled
 
 
 def test_the_controllers_mountpoint_pod_fits_the_charts_namespace() -> None:

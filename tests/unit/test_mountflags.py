@@ -50,6 +50,14 @@ _SAMPLES: dict[ValueKind, list[tuple[str, bool]]] = {
     ValueKind.UPLOAD_CHECKSUMS: [("crc32c", True), ("off", True), ("crc32", False)],
     ValueKind.PROFILE: [("team-a", True), ("a b", False)],
     ValueKind.DIRECTORY_BUCKET: [("cache--usw2-az1--x-s3", True), ("cache", False), ("a;b--x-s3", False)],
+    ValueKind.METRICS_ADDRESS: [
+        ("127.0.0.1:9813", True),
+        (":0", True),
+        ("unix:/run/s3csi/metrics.sock", True),
+        ("unix:metrics.sock", False),
+        ("9813", False),
+        ("host:99999", False),
+    ],
 }
 # What some flags need beside them to be valid at all (the rules between flags, not the flag's own range):
 # (name, value or None for a switch). A companion a volume may not set (--cache) is the driver's to give.
@@ -247,6 +255,7 @@ def test_no_flag_of_s3csi_mount_is_declared_by_hand() -> None:
     own_flags_of_other_commands = {
         ("csi/main.py", "--debug"),
         ("podmounter/mounter.py", "--debug"),
+        ("podmounter/mounter.py", "--metrics-address"),  # the driver's choice, with unix:NAME in the comm dir
         ("admission/cli.py", "--debug"),
         ("ownership/cli.py", "--read-only"),
     }

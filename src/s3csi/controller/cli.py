@@ -53,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--mountpoint-cpu-request", default=resources.cpu_request, help="default %(default)s")
     add("--mountpoint-memory-request", default=resources.memory_request, help="default %(default)s")
     add("--mountpoint-memory-limit", default=resources.memory_limit, help="default %(default)s")
+    add(
+        "--mountpoint-pod-metrics",
+        action="store_true",
+        help="Mountpoint Pods serve their Prometheus metrics on pod port 9813 (named metrics), with "
+        "prometheus.io/scrape annotations (default: off)",
+    )
     add("--driver-name", default=DEFAULT_DRIVER_NAME, help="the CSIDriver served (default %(default)s)")
     add(
         "--idle-grace-period",
@@ -132,6 +138,7 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> ControllerSe
                 memory_request=args.mountpoint_memory_request,
                 memory_limit=args.mountpoint_memory_limit,
             ),
+            metrics=args.mountpoint_pod_metrics,
         ),
         lease=LeaseSettings(
             name=args.lease_name,

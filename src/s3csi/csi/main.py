@@ -81,6 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "remounted at once)",
     )
     parser.add_argument(
+        "--mountpoint-pod-metrics",
+        action="store_true",
+        help="each mounter serves its Prometheus metrics on metrics.sock in its comm dir (--runtime local; "
+        "with kubernetes, s3csi controller's --mountpoint-pod-metrics gives Mountpoint Pods a metrics port)",
+    )
+    parser.add_argument(
         "--sts-audience",
         help="audience of the service-account token exchanged with STS for authenticationSource pod "
         "(node mode; default sts.amazonaws.com; must match the CSIDriver's tokenRequests)",
@@ -140,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         mountpoint_namespace=args.mountpoint_namespace,
         mountpoint_pod_timeout=args.mountpoint_pod_timeout,
         mounter_crash_loop_window=args.mounter_crash_loop_window,
+        mountpoint_pod_metrics=args.mountpoint_pod_metrics,
     )
     node = publisher_settings(
         runtime_flags,

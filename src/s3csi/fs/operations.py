@@ -43,7 +43,7 @@ from s3csi.fs.inodes import ROOT_INODE, Inode, InodeTable, Kind, State
 from s3csi.fs.listing import DirectoryRead, Entry, entry_order
 from s3csi.fs.lookups import LOOKUP_LIST_PAGES, DirectoryKnowledge, LookupSource, lookup_source
 from s3csi.fs.names import fits_in_key, is_visible_name
-from s3csi.fs.prefetch import PrefetchPolicy
+from s3csi.fs.prefetch import PrefetchCounts, PrefetchPolicy
 from s3csi.fs.reader import ObjectReader
 from s3csi.fs.settings import FsSettings
 from s3csi.fs.siblings import SIBLINGS_AHEAD, SiblingReadAhead, siblings_to_fetch
@@ -112,6 +112,7 @@ class S3Operations(pyfuse3.Operations):
         self.table = InodeTable(settings.prefix, mtime_ns=time.time_ns())
         self.requests = asyncio.Semaphore(settings.max_threads)
         self.read_policy = PrefetchPolicy.for_part_size(settings.read_part_size)
+        self.prefetch = PrefetchCounts()
         self.write_options = WriteOptions(settings.storage_class, settings.sse, settings.sse_kms_key_id)
         self.files: dict[int, OpenFile] = {}
         self.listings: dict[int, DirectoryRead] = {}
@@ -868,6 +869,7 @@ class S3Operations(pyfuse3.Operations):
             self.read_policy,
             self.requests,
             self.cache,
+            self.prefetch,
         )
 
     def _read_siblings_ahead(self, opened: Inode) -> None:

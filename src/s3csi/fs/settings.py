@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from s3csi.bucketforms import bucket_form
 from s3csi.errors import InvalidArgument
+from s3csi.metrics.endpoint import MetricsAddress, parse_address
 from s3csi.mountflags import (
     BUCKET_TYPES,
     BY_NAME,
@@ -123,6 +124,9 @@ class FsSettings:
         if self.bucket_type is not None:
             return self.bucket_type == "directory"
         return is_directory_bucket(self.bucket)
+
+    # --metrics-address: where the mount's Prometheus metrics are served (fs/metrics.py); None: nowhere.
+    metrics_address: MetricsAddress | None = None
 
     @property
     def fuse_options(self) -> tuple[str, ...]:
@@ -250,6 +254,8 @@ def parse_text(spec: FlagSpec, text: str) -> str:
         raise InvalidArgument(f"{flag}: {text!r} must be one of {', '.join(UPLOAD_CHECKSUMS)}")
     if kind is ValueKind.DIRECTORY and not text:
         raise InvalidArgument(f"{flag}: the directory must not be empty")
+    if kind is ValueKind.METRICS_ADDRESS:
+        parse_address(text, flag)
     return text
 
 
@@ -351,6 +357,7 @@ def build_settings(flags: FsFlags, *, default_uid: int, default_gid: int) -> FsS
         no_log=on("no-log"),
         incremental_upload=on("incremental-upload"),
         cache_xz=_text(flags, "cache-xz"),
+        metrics_address=_metrics_address(flags),
     )
 
 
@@ -385,6 +392,11 @@ def _number(flags: FsFlags, name: str, default: int) -> int:
 def _ttl(flags: FsFlags, name: str, default: float) -> float:
     text = flags.text(name)
     return default if text is None else parse_ttl(BY_NAME[name].option, text)
+
+
+def _metrics_address(flags: FsFlags) -> MetricsAddress | None:
+    text = _text(flags, "metrics-address")
+    return None if text is None else parse_address(text, BY_NAME["metrics-address"].option)
 
 
 def _text(flags: FsFlags, name: str) -> str | None:

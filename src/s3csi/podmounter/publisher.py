@@ -146,6 +146,8 @@ class PublisherSettings:
     # service at metadata_endpoint (None: disabled, AWS_EC2_METADATA_DISABLED) is asked.
     region_configured: bool = True
     metadata_endpoint: str | None = METADATA_ENDPOINT
+    # --mountpoint-pod-metrics (local runtime): each mounter serves its metrics on metrics.sock, comm dir.
+    mountpoint_pod_metrics: bool = False
 
 
 class TargetRecord(TypedDict):

@@ -44,6 +44,7 @@ class NodeRuntimeFlags:
     mountpoint_namespace: str | None = None  # --mountpoint-namespace (kubernetes); None: s3csi-mounters
     mountpoint_pod_timeout: float | None = None  # --mountpoint-pod-timeout (kubernetes); None: 90 s
     mounter_crash_loop_window: float | None = None  # --mounter-crash-loop-window; None: 10 s
+    mountpoint_pod_metrics: bool = False  # --mountpoint-pod-metrics (local)
 
 
 def publisher_settings(
@@ -68,11 +69,17 @@ def publisher_settings(
             ("--mountpoint-namespace", flags.mountpoint_namespace),
             ("--mountpoint-pod-timeout", flags.mountpoint_pod_timeout),
             ("--mounter-crash-loop-window", flags.mounter_crash_loop_window),
+            ("--mountpoint-pod-metrics", flags.mountpoint_pod_metrics or None),
         )
         for name, value in named:
             if value is not None:
                 raise InvalidArgument(f"{name} applies to the node service only (--mode node or all)")
         return None
+    if flags.mountpoint_pod_metrics and flags.runtime == KUBERNETES:
+        raise InvalidArgument(
+            f"--mountpoint-pod-metrics applies to --runtime {LOCAL} only: with {KUBERNETES}, the "
+            "controller's --mountpoint-pod-metrics gives the Mountpoint Pods their metrics port"
+        )
     if flags.runtime not in (None, *RUNTIMES):
         raise InvalidArgument(f"--runtime {flags.runtime}: choose {' or '.join(RUNTIMES)}")
     state_dir = flags.state_dir or DEFAULT_STATE_DIR
@@ -95,6 +102,7 @@ def publisher_settings(
         recovery=RecoverySettings() if window is None else RecoverySettings(crash_loop_window_s=window),
         region_configured=region_configured,
         metadata_endpoint=metadata_endpoint,
+        mountpoint_pod_metrics=flags.mountpoint_pod_metrics,
     )
 
 
@@ -142,7 +150,7 @@ async def start_publisher(
         runtime = KubernetesRuntime(kubernetes, kube, settings.state_dir)
         await runtime.open()  # lists this node's Mountpoint Pods and attachments: recovery reads them
     else:
-        runtime = LocalRuntime(settings.state_dir)
+        runtime = LocalRuntime(settings.state_dir, metrics=settings.mountpoint_pod_metrics)
     publisher = PodMounterPublisher(settings, runtime, credentials, metrics)
     try:
         await publisher.recover()

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import ssl
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -44,6 +45,7 @@ from s3csi.s3.errors import (
     make_error,
 )
 from s3csi.s3.express import ExpressSessions, MalformedSession, parse_create_session, refused_session
+from s3csi.s3.observer import RequestObserver
 from s3csi.s3.retry import Idempotency, backoff_delay, is_transient, should_retry
 from s3csi.s3.settings import DEFAULT_REGION, S3Settings
 from s3csi.s3.signing import payload_hash, sign
@@ -97,6 +99,8 @@ class _Response:
     status: int
     headers: CIMultiDictProxy[str]
     body: bytes | bytearray
+    # time.perf_counter() when the response head arrived.
+    head_at: float = 0.0
 
 
 class S3Client:
@@ -107,8 +111,16 @@ class S3Client:
     the first call, inside the running event loop.
     """
 
-    def __init__(self, settings: S3Settings, credentials: CredentialProvider | None = None) -> None:
+    def __init__(
+        self,
+        settings: S3Settings,
+        credentials: CredentialProvider | None = None,
+        *,
+        observer: RequestObserver | None = None,
+    ) -> None:
         self.settings = settings
+        # Told of every request sent (s3/observer.py): the mounter's metrics.
+        self.observer = observer
         self._endpoint_inputs = EndpointInputs(
             region=settings.region,
             endpoint_url=settings.endpoint_url,
@@ -610,8 +622,9 @@ class S3Client:
         new_session = operation != "CreateSession" and endpoint.auth_scheme == SIGV4_S3EXPRESS
         while True:
             attempt += 1
+            started = time.perf_counter()
             try:
-                return await self._send(
+                response = await self._send(
                     operation,
                     endpoint,
                     method=method,
@@ -626,6 +639,8 @@ class S3Client:
                     into_buffer=into_buffer,
                 )
             except S3Error as error:
+                if self.observer is not None:
+                    self.observer.failed(operation, error, time.perf_counter() - started)
                 if new_session and refused_session(method, error.code, error.status):
                     # A directory bucket refused its session before its time: once more with a new one.
                     new_session = False
@@ -641,6 +656,12 @@ class S3Client:
                 if is_transient(error):
                     raise exhausted(error, attempt) from error
                 raise
+            if self.observer is not None:
+                ended = time.perf_counter()
+                self.observer.succeeded(
+                    operation, response.head_at - started, ended - started, len(body), len(response.body)
+                )
+            return response
 
     async def _send(
         self,
@@ -675,11 +696,13 @@ class S3Client:
                 async with asyncio.timeout(self.settings.request_timeout_s):
                     received = await self._get_into_buffer(url, headers)
                 status, response_headers, data = received.status, received.headers, received.body
+                head_at = received.head_at
             else:
                 session = self._session or self._open_session()
                 async with session.request(
                     method, yarl.URL(url, encoded=True), headers=headers, data=body if body else None
                 ) as response:
+                    head_at = time.perf_counter()
                     data = await response.read()
                     status, response_headers = response.status, response.headers
         except (http1.HttpError, aiohttp.ClientError, TimeoutError) as exc:
@@ -694,7 +717,7 @@ class S3Client:
         if status in ok:
             error = wire.parse_error(data) if error_in_200 else None
             if error is None:
-                return _Response(status, response_headers, data)
+                return _Response(status, response_headers, data, head_at)
         else:
             error = wire.parse_error(data)
         raise make_error(
