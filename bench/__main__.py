@@ -28,7 +28,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from bench import big_directory, report, tree
+from bench import big_directory, metrics_cost, report, tree
 from bench.mounts import Mount, Profiler, cpu_seconds, py_spy
 from bench.proxy import CountingProxy
 from bench.servers import ACCESS_KEY, REGION, SECRET_KEY, S3rver
@@ -79,6 +79,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"objects in the directory s3csi lists once (default {big_directory.COUNT:,}; 0 skips it)",
     )
     parser.add_argument(
+        "--metrics-cost",
+        type=int,
+        default=3,
+        metavar="PAIRS",
+        help="pairs of s3csi mounts without and with --metrics-address, for the metrics' cost (default 3; "
+        "0 skips it)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -99,6 +107,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--repetitions must be at least 1")
     if args.big_directory < 0:
         parser.error("--big-directory must be 0 (skip) or more")
+    if args.metrics_cost < 0:
+        parser.error("--metrics-cost must be 0 (skip) or more")
     if args.profile is not None:
         if py_spy() is None:
             parser.error("--profile needs py-spy (pip install py-spy)")
@@ -387,7 +397,13 @@ def versions() -> dict[str, str]:
 
 def run(
     args: argparse.Namespace,
-) -> tuple[Samples, dict[str, set[str]], big_directory.BigDirectory | None, list[str]]:
+) -> tuple[
+    Samples,
+    dict[str, set[str]],
+    big_directory.BigDirectory | None,
+    metrics_cost.MetricsCost | None,
+    list[str],
+]:
     sizes = QUICK if args.quick else FULL
     samples: Samples = {system: {metric.key: [] for metric in report.METRICS} for system in args.systems}
     tool_failed: dict[str, set[str]] = {system: set() for system in args.systems}
@@ -418,6 +434,25 @@ def run(
                     failed.add(system)
                     failures.append(f"{system}: {error}")
                     print(f"{system}: FAILED: {error}", file=sys.stderr)
+        cost = None
+        if report.S3CSI in args.systems and args.metrics_cost:
+            print(f"s3csi: metrics off and on, {args.metrics_cost} pairs", file=sys.stderr)
+            try:
+                cost = metrics_cost.measure(
+                    endpoint_url=server.endpoint_url,
+                    bucket=BUCKET,
+                    seq_key=SEQ_KEY,
+                    seq_size=sizes.sequential,
+                    small_names=small_names(sizes),
+                    small_size=sizes.small_size,
+                    pairs=args.metrics_cost,
+                    run_workload=run_workload,
+                    drop_caches=drop_caches,
+                    timeout=READ_TIMEOUT,
+                )
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+                failures.append(f"s3csi, metrics cost: {error}")
+                print(f"s3csi, metrics cost: FAILED: {error}", file=sys.stderr)
     big = None
     if report.S3CSI in args.systems and args.big_directory:
         print(f"s3csi: listing a directory of {args.big_directory:,} objects", file=sys.stderr)
@@ -426,7 +461,7 @@ def run(
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
             failures.append(f"s3csi, big directory: {error}")
             print(f"s3csi, big directory: FAILED: {error}", file=sys.stderr)
-    return samples, tool_failed, big, failures
+    return samples, tool_failed, big, cost, failures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -439,11 +474,13 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so every mount is unmounted and the server stopped.
     signal.signal(signal.SIGTERM, _raise_exit)
     started = datetime.datetime.now(datetime.UTC)
-    samples, tool_failed, big, failures = run(args)
+    samples, tool_failed, big, cost, failures = run(args)
     figures = report.medians(samples)
     verdicts = report.verdicts(figures, tool_failed)
     if report.S3CSI in args.systems and args.big_directory:
         verdicts.append(big_directory.verdict(big))
+    if report.S3CSI in args.systems and args.metrics_cost:
+        verdicts.append(metrics_cost.verdict(cost))
     sizes = QUICK if args.quick else FULL
     machine = versions()
     print(
@@ -460,6 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     if big is not None:
         print()
         print(big_directory.format_result(big))
+    if cost is not None:
+        print()
+        print(metrics_cost.format_result(cost))
     print()
     print(report.format_verdicts(verdicts))
     for failure in failures:
@@ -478,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
                         {"target": v.target, "measured": v.measured, "result": v.word} for v in verdicts
                     ],
                     "big_directory": asdict(big) if big is not None else None,
+                    "metrics_cost": asdict(cost) if cost is not None else None,
                     "failures": failures,
                     "tool_failed": {system: sorted(keys) for system, keys in tool_failed.items()},
                 },

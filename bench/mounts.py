@@ -18,6 +18,7 @@ from bench.servers import ACCESS_KEY, REGION, SECRET_KEY
 MOUNT_TIMEOUT = 30.0
 UNMOUNT_TIMEOUT = 20.0
 RSS_INTERVAL = 0.05
+METRICS_SOCKET = "metrics.sock"
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,14 @@ class MountCommand:
 
 
 def mount_command(
-    system: str, bucket: str, mountpoint: Path, endpoint_url: str, workdir: Path, *, tools: bool = False
+    system: str,
+    bucket: str,
+    mountpoint: Path,
+    endpoint_url: str,
+    workdir: Path,
+    *,
+    tools: bool = False,
+    metrics: bool = False,
 ) -> MountCommand:
     """How `system` mounts `bucket` at `mountpoint` in the foreground (so that its pid is the mounter's).
 
@@ -35,6 +43,8 @@ def mount_command(
     (rsync): s3csi adds --allow-rename; "rclone" runs with `--vfs-cache-mode writes` (the mode rclone's
     documentation gives for applications that need more than sequential writes) instead of `off`, and both
     rclone mounts keep rclone's default write-back delay; s3fs needs nothing more.
+
+    `metrics` (s3csi only): serve the mount's metrics on ``workdir/metrics.sock`` (``--metrics-address``).
     """
     env = dict(os.environ)
     if system == "s3csi":
@@ -44,6 +54,8 @@ def mount_command(
         argv += ["--allow-delete", "--allow-overwrite"]
         if tools:
             argv += ["--allow-rename"]
+        if metrics:
+            argv += ["--metrics-address", f"unix:{workdir / METRICS_SOCKET}"]
         return MountCommand(argv, env)
     if system == "s3fs":
         passwd = workdir / "s3fs.passwd"
@@ -155,13 +167,22 @@ class Mount:
     """One cold mount: started in its own session, waited for, and always unmounted and reaped on exit."""
 
     def __init__(
-        self, system: str, bucket: str, endpoint_url: str, workdir: Path, *, tools: bool = False
+        self,
+        system: str,
+        bucket: str,
+        endpoint_url: str,
+        workdir: Path,
+        *,
+        tools: bool = False,
+        metrics: bool = False,
     ) -> None:
         self.system = system
         self.workdir = workdir
         self.mountpoint = workdir / "mnt"
         self.mountpoint.mkdir(parents=True, exist_ok=True)
-        command = mount_command(system, bucket, self.mountpoint, endpoint_url, workdir, tools=tools)
+        command = mount_command(
+            system, bucket, self.mountpoint, endpoint_url, workdir, tools=tools, metrics=metrics
+        )
         self._log = open(workdir / f"{system}.log", "ab")  # noqa: SIM115 - closed in unmount()
         self.process = subprocess.Popen(
             command.argv,

@@ -111,7 +111,16 @@ class WebhookProcess:
         self.serial = ca.issue(self.cert, self.key)
         self.log_path = directory / "webhook.log"
         argv = [sys.executable, "-m", "s3csi", "webhook", "--cert", str(self.cert), "--key", str(self.key)]
-        argv += ["--host", "127.0.0.1", "--port", "0", *extra_args]
+        # Metrics on a unix socket, not the default TCP port: tests run webhooks side by side.
+        self.metrics_path = str(directory / "metrics.sock")
+        argv += [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            f"--metrics-address=unix:{self.metrics_path}",
+            *extra_args,
+        ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         self.port = self._wait_until_listening()

@@ -12,6 +12,8 @@ from typing import Any
 from s3csi.controller.cli import serve
 from s3csi.controller.settings import ControllerSettings, LeaseSettings
 from s3csi.csi.settings import DEFAULT_DRIVER_NAME
+from s3csi.metrics.controller import ControllerMetrics
+from s3csi.metrics.endpoint import MetricsAddress
 from s3csi.podmounter.podspec import DEFAULT_NAMESPACE, MountpointPodSettings, mountpoint_namespace
 from s3csi.volume.context import SHARING_KEY_LABEL
 from tests.kube_fake import FakeKubeApi
@@ -38,9 +40,14 @@ def settings(
 
 
 @asynccontextmanager
-async def controller(the_settings: ControllerSettings) -> AsyncIterator[asyncio.Task[None]]:
-    """One replica competing for the Lease while the block runs (its task, to kill it early)."""
-    task = asyncio.create_task(serve(the_settings))
+async def controller(
+    the_settings: ControllerSettings,
+    metrics: ControllerMetrics | None = None,
+    address: MetricsAddress | None = None,
+) -> AsyncIterator[asyncio.Task[None]]:
+    """One replica competing for the Lease while the block runs (its task, to kill it early); its
+    ``metrics`` and ``/healthz`` served at ``address`` when given."""
+    task = asyncio.create_task(serve(the_settings, metrics, address))
     try:
         yield task
     finally:

@@ -67,6 +67,29 @@ KMS_SSE_TYPES = ("aws:kms", "aws:kms:dsse")  # the ones --sse-kms-key-id applies
 REGION_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 STORAGE_CLASS_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 MAX_PREFIX_LENGTH = 1024  # an S3 key is at most 1024 bytes
+BUCKET_TYPES = ("general-purpose", "directory")
+UPLOAD_CHECKSUMS = ("crc32c", "off")
+# "off", unlike mount-s3's crc32c: s3csi has no C implementation of CRC32C among its dependencies, and the
+# pure-Python one costs about 14 s of CPU per 100 MiB written (docs/mount-options.md#upload-checksums).
+DEFAULT_UPLOAD_CHECKSUMS = "off"
+ACCOUNT_ID_PATTERN = re.compile(r"[0-9]{12}")
+PROFILE_PATTERN = re.compile(r"[A-Za-z0-9._+=,@-]{1,128}")
+# --maximum-throughput-gbps: what one S3 request sustains (S3's guidance is 85-90 MB/s per connection), so
+# the target divided by it is the number of requests kept in flight when --max-threads is not given.
+GBPS_PER_REQUEST = 0.7
+MAX_THROUGHPUT_GBPS = 1000
+METRICS_LOG_INTERVAL_S = 60.0
+# A directory bucket (S3 Express One Zone): BASE--ZONEID--x-s3, BASE as a general-purpose bucket's name (no
+# dots), ZONEID an Availability Zone id such as usw2-az1 (or a Local Zone's, usw2-lax1-az1). The suffix is
+# reserved for them, so the name alone tells; --incremental-upload takes these buckets only.
+DIRECTORY_BUCKET_PATTERN = re.compile(
+    r"(?P<base>[a-z0-9][a-z0-9-]*[a-z0-9])--(?P<zone>[a-z0-9]+(?:-[a-z0-9]+)+)--x-s3"
+)
+
+
+def is_directory_bucket(bucket: str) -> bool:
+    """Whether ``bucket`` is a directory bucket's name."""
+    return DIRECTORY_BUCKET_PATTERN.fullmatch(bucket) is not None
 
 
 class ValueKind(Enum):
@@ -90,6 +113,13 @@ class ValueKind(Enum):
     USER_AGENT_PREFIX = "letters, digits and ._~/=+@:- (at most 256 characters)"
     URL = "an http:// or https:// URL without a user name or password"
     DIRECTORY = "a directory"
+    BUCKET_TYPE = f"one of {', '.join(BUCKET_TYPES)}"
+    ACCOUNT_ID = "a 12-digit AWS account id"
+    UPLOAD_CHECKSUMS = f"one of {', '.join(UPLOAD_CHECKSUMS)}"
+    THROUGHPUT = f"a whole number of Gbit/s from 1 to {MAX_THROUGHPUT_GBPS}"
+    PROFILE = "an AWS profile name (letters, digits and ._+=,@-)"
+    DIRECTORY_BUCKET = "a directory bucket name (NAME--ZONE-ID--x-s3)"
+    METRICS_ADDRESS = "HOST:PORT, :PORT or unix:/absolute/path"
 
 
 RANGES: Mapping[ValueKind, tuple[int, int]] = {
@@ -102,12 +132,16 @@ RANGES: Mapping[ValueKind, tuple[int, int]] = {
     ValueKind.THREADS: (1, MAX_THREADS),
     ValueKind.CACHE_SIZE: (1, MAX_CACHE_SIZE_MIB),
     ValueKind.STAGED_FILE_SIZE: (1, MAX_STAGED_FILE_SIZE_MIB),
+    ValueKind.THROUGHPUT: (1, MAX_THROUGHPUT_GBPS),
 }
 
 PATTERNS: Mapping[ValueKind, re.Pattern[str]] = {
     # Values every consumer checks the same way.
     ValueKind.REGION: REGION_PATTERN,
     ValueKind.STORAGE_CLASS: STORAGE_CLASS_PATTERN,
+    ValueKind.ACCOUNT_ID: ACCOUNT_ID_PATTERN,
+    ValueKind.PROFILE: PROFILE_PATTERN,
+    ValueKind.DIRECTORY_BUCKET: DIRECTORY_BUCKET_PATTERN,
 }
 
 _DECIMAL = re.compile(r"[0-9]{1,19}")  # ASCII digits only: no sign, no spaces, no "1_000"
@@ -123,6 +157,7 @@ PV_SYNTAX: Mapping[ValueKind, re.Pattern[str]] = {
     ValueKind.READ_PART_SIZE: _DECIMAL,
     ValueKind.THREADS: _DECIMAL,
     ValueKind.STAGED_FILE_SIZE: _DECIMAL,
+    ValueKind.THROUGHPUT: _DECIMAL,
     ValueKind.PREFIX: re.compile(r"[A-Za-z0-9._~=+@:/-]+"),
     ValueKind.KMS_KEY_ID: re.compile(r"[A-Za-z0-9:/_.-]{1,2048}"),
     ValueKind.USER_AGENT_PREFIX: re.compile(r"[A-Za-z0-9._~/=+@:-]{1,256}"),
@@ -323,6 +358,81 @@ FLAGS: tuple[FlagSpec, ...] = (
         "put this in front of the User-Agent of every request",
     ),
     _switch("debug", "log at DEBUG", short="d"),
+    FlagSpec(
+        "bucket-type",
+        ValueKind.BUCKET_TYPE,
+        f"type of the bucket: {', '.join(BUCKET_TYPES)}",
+        default_help="from the bucket name (NAME--ZONE-ID--x-s3 is a directory bucket)",
+    ),
+    _switch(
+        "requester-pays", "send x-amz-request-payer: requester: the requester pays for requests and transfer"
+    ),
+    FlagSpec(
+        "expected-bucket-owner",
+        ValueKind.ACCOUNT_ID,
+        "account id that must own the bucket: S3 refuses every request (403) otherwise",
+        metavar="ACCOUNT",
+    ),
+    _switch("transfer-acceleration", "use the bucket's S3 Transfer Acceleration endpoint"),
+    _switch("dual-stack", "use S3's dual-stack (IPv4 and IPv6) endpoint"),
+    FlagSpec(
+        "upload-checksums",
+        ValueKind.UPLOAD_CHECKSUMS,
+        "checksum sent with every uploaded part or object, checked by S3: crc32c or off",
+        default=DEFAULT_UPLOAD_CHECKSUMS,
+        default_help=f"{DEFAULT_UPLOAD_CHECKSUMS} (crc32c costs CPU: see docs/mount-options.md)",
+    ),
+    FlagSpec(
+        "maximum-throughput-gbps",
+        ValueKind.THROUGHPUT,
+        f"target throughput: keeps Gbps/{GBPS_PER_REQUEST} S3 requests in flight unless --max-threads says",
+        metavar="N",
+    ),
+    FlagSpec(
+        "profile",
+        ValueKind.PROFILE,
+        "AWS shared config/credentials profile whose keys sign the requests",
+        pv=PvStance.DENIED,
+        why="credentials come from the volume's authenticationSource, not from an AWS config profile",
+        default_help="AWS_PROFILE, else default",
+        metavar="NAME",
+    ),
+    FlagSpec(
+        "log-directory",
+        ValueKind.DIRECTORY,
+        "write the log to a new file in DIR instead of stderr or syslog",
+        pv=PvStance.DENIED,
+        why="log files are managed by the driver; a volume cannot choose a host path",
+        metavar="DIR",
+        short="l",
+    ),
+    _switch("log-metrics", f"log a summary of the S3 requests every {METRICS_LOG_INTERVAL_S:.0f} s"),
+    _switch(
+        "no-log",
+        "log nothing (errors before the mount is up still reach stderr)",
+        pv=PvStance.DENIED,
+        why="the Mountpoint Pod's log is the operator's record of the volume's failures",
+    ),
+    _switch(
+        "incremental-upload",
+        "append to existing files opened with O_APPEND, in place (directory buckets only)",
+    ),
+    FlagSpec(
+        "cache-xz",
+        ValueKind.DIRECTORY_BUCKET,
+        "keep read parts in BUCKET, a directory bucket shared by every mount that names it, read before S3",
+        metavar="BUCKET",
+    ),
+    FlagSpec(
+        "metrics-address",
+        ValueKind.METRICS_ADDRESS,
+        "serve Prometheus metrics of this mount at ADDR (HOST:PORT, :PORT or unix:/path), path /metrics",
+        pv=PvStance.DENIED,
+        why="the driver chooses where a Mountpoint Pod's metrics are served (its metrics port, or "
+        "metrics.sock in its communication directory)",
+        default_help="off",
+        metavar="ADDR",
+    ),
 )
 
 BY_NAME: Mapping[str, FlagSpec] = {spec.name: spec for spec in FLAGS}
@@ -330,8 +440,6 @@ BY_NAME: Mapping[str, FlagSpec] = {spec.name: spec for spec in FLAGS}
 MOUNT_S3_ONLY: Mapping[str, str] = {
     # mount-s3 flags (and its fstab form) that `s3csi mount` does not have, each with why a PV may not use it
     # either: the volume policy refuses them with this reason rather than as unknown.
-    "profile": "credentials come from the volume's authenticationSource, not from an AWS config profile",
-    "log-directory": "log files are managed by the driver; a volume cannot choose a host path",
     "ca-bundle": "the trusted certificate authorities are driver configuration",
     "o": "fstab-style '-o a,b' strings are not parsed; give each option as its own mountOptions entry",
 }

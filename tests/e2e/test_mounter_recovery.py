@@ -19,6 +19,7 @@ import pytest
 from s3csi.demo.s3server import EmbeddedS3Server
 from s3csi.kernel.mount import find_mount
 from tests.e2e.node_support import Node, node
+from tests.metrics_support import scrape, value
 from tests.polling import wait_until
 from tests.recovery_support import (
     Workload,
@@ -70,6 +71,8 @@ def test_a_workload_reads_again_after_its_mounter_is_killed(the_node: Node, s3: 
         print(f"\nrecovered {seconds * 1000:.0f} ms after kill -9 of the mounter")
         new_mounter = the_mounter(the_node, other_than=mounter)
         assert new_mounter != mounter
+        assert wait_until(lambda: recoveries(the_node) == (1, 0)), recoveries(the_node)
+        assert value(scrape(the_node.driver.metrics_path), "s3csi_node_mountpoint_pods") == 1
         # The write in flight failed at write or close: never reported as success.
         inflight = workload.first("inflight")
         assert inflight is not None and inflight["error"], inflight
@@ -90,6 +93,13 @@ def test_a_workload_reads_again_after_its_mounter_is_killed(the_node: Node, s3: 
     assert "remounting its FUSE session under 1 targets" in the_node.driver.log()
     assert the_node.unpublish(target) == (OK, "")
     assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
+
+
+def recoveries(the_node: Node) -> tuple[float, float]:
+    """The node plugin's counts of remounted sessions: (recovered, failed)."""
+    samples = scrape(the_node.driver.metrics_path)
+    name = "s3csi_node_recoveries_total"
+    return value(samples, name, result="recovered"), value(samples, name, result="failed")
 
 
 def assert_closed_files_in_s3(workload: Workload, s3: Any, bucket: str, recoveries: int) -> None:
@@ -114,6 +124,7 @@ def test_recovery_time_over_ten_crashes(the_node: Node, s3: Any, bucket: str) ->
             await_written_after(workload, killed_at)
     finally:
         workload.stop()
+    assert wait_until(lambda: recoveries(the_node) == (10, 0)), recoveries(the_node)
     print(
         f"\nrecovery after kill -9 over {len(times)} crashes: median "
         f"{statistics.median(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms"

@@ -18,6 +18,7 @@ from s3csi.demo.s3server import EmbeddedS3Server
 from tests.conftest import run_as
 from tests.e2e.node_support import MODE, Node, node
 from tests.integration.csi_support import capability, rpc, run
+from tests.metrics_support import delta, scrape, value
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.usefixtures("privileged")
@@ -47,9 +48,16 @@ def pod_sh(uid: int, gid: int, groups: list[int], script: str) -> tuple[int, str
 def test_publish_serves_the_pod_and_unpublish_leaves_nothing(the_node: Node, s3: Any, bucket: str) -> None:
     target = the_node.target()
     request = the_node.publish_request(target, bucket, mount_flags=FSGROUP_EXAMPLE_OPTIONS, fs_group=1001)
+    before = scrape(the_node.driver.metrics_path)
     assert the_node.publish(request) == (OK, "")
     assert the_node.publish(request) == (OK, "")  # repeated: succeeds, changes nothing
     assert len(the_node.mounters()) == 1
+    published = scrape(the_node.driver.metrics_path)
+    assert delta(before, published, "s3csi_csi_requests_total", method="NodePublishVolume", code="OK") == 2
+    assert value(published, "s3csi_node_mountpoint_pods") == 1
+    assert value(published, "s3csi_node_publishes_waiting") == 0
+    probe = run(rpc(the_node.driver.socket_path, "Identity", "Probe", csi_pb2.ProbeRequest()))
+    assert probe.ready.value is True  # the socket, /dev/fuse, the state dir and S3 all usable
 
     status, output = pod_sh(
         1001, 1001, [1001], f"echo hello > {target}/test.txt && stat -c '%u %g %a' {target}/test.txt"
@@ -62,6 +70,11 @@ def test_publish_serves_the_pod_and_unpublish_leaves_nothing(the_node: Node, s3:
     assert the_node.unpublish(target) == (OK, "")
     assert the_node.unpublish(target) == (OK, "")  # repeated: succeeds
     assert wait_until(lambda: not the_node.leftovers()), the_node.leftovers()
+    after = scrape(the_node.driver.metrics_path)
+    assert delta(published, after, "s3csi_csi_requests_total", method="NodeUnpublishVolume", code="OK") == 2
+    assert delta(before, after, "s3csi_csi_request_duration_seconds_count", method="NodePublishVolume") == 2
+    assert value(after, "s3csi_node_mountpoint_pods") == 0
+    assert value(after, "s3csi_node_recoveries_total", result="recovered") == 0
 
 
 def test_read_only_publish_refuses_writers_with_erofs(the_node: Node, s3: Any, bucket: str) -> None:

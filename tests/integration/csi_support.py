@@ -20,6 +20,7 @@ import pytest
 from s3csi.csi.proto import csi_pb2, csi_pb2_grpc
 from s3csi.csi.server import serve
 from s3csi.csi.settings import DriverSettings, Mode
+from s3csi.metrics.node import NodeMetrics
 from s3csi.s3 import Credentials, S3Settings, StaticCredentials
 from s3csi.volume.publish_spec import PublishSpec
 from tests.polling import wait_until_async
@@ -70,6 +71,26 @@ def code_of(call: Callable[[], Awaitable[Any]]) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.OK, ""
 
 
+async def wait_serving(
+    socket_path: str, process: subprocess.Popen[bytes] | None = None
+) -> csi_pb2.ProbeResponse:
+    """The first Probe answer, ready or not, of a driver starting on ``socket_path``."""
+    answer: list[csi_pb2.ProbeResponse] = []
+
+    async def answered() -> bool:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the driver exited with status {process.returncode} before serving")
+        try:
+            answer.append(await rpc(socket_path, "Identity", "Probe", csi_pb2.ProbeRequest(), deadline_s=10))
+        except grpc.aio.AioRpcError:
+            return False  # not listening yet
+        return True
+
+    if not await wait_until_async(answered, within=START_TIMEOUT_S):
+        raise AssertionError(f"the driver did not serve on {socket_path} within {START_TIMEOUT_S:.0f} s")
+    return answer[0]
+
+
 async def wait_ready(socket_path: str, process: subprocess.Popen[bytes] | None = None) -> None:
 
     async def ready() -> bool:
@@ -87,11 +108,12 @@ async def wait_ready(socket_path: str, process: subprocess.Popen[bytes] | None =
 
 @dataclass
 class DriverProcess:
-    """``s3csi driver`` in a child process, its stderr in ``log_path``."""
+    """``s3csi driver`` in a child process, its stderr in ``log_path``; its metrics at ``metrics_path``."""
 
     socket_path: str
     log_path: Path
     process: subprocess.Popen[bytes]
+    metrics_path: str = ""
 
     def log(self) -> str:
         return self.log_path.read_text()
@@ -112,7 +134,11 @@ def start_driver(
 ) -> DriverProcess:
     socket_path = str(directory / socket_name)
     log_path = directory / f"{socket_name}.log"
+    # On a unix socket beside the CSI one, not the default TCP port: tests run drivers side by side.
+    metrics_path = str(directory / f"{socket_name}.metrics")
     argv = [sys.executable, "-m", "s3csi", "driver", f"--endpoint=unix://{socket_path}", "--node-id=node-1"]
+    if not any(arg.startswith("--metrics-address") for arg in args):
+        argv.append(f"--metrics-address=unix:{metrics_path}")
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
             [*argv, *args],
@@ -121,7 +147,7 @@ def start_driver(
             stdin=subprocess.DEVNULL,
             env={**os.environ, **env},
         )
-    driver = DriverProcess(socket_path, log_path, process)
+    driver = DriverProcess(socket_path, log_path, process, metrics_path)
     if wait:
         try:
             run(wait_ready(socket_path, process))
@@ -174,7 +200,9 @@ class InProcessDriver:
         self.thread.join(timeout=60)
 
 
-def start_in_process(settings: DriverSettings, publisher: Any) -> InProcessDriver:
+def start_in_process(
+    settings: DriverSettings, publisher: Any, metrics: NodeMetrics | None = None
+) -> InProcessDriver:
     loop = asyncio.new_event_loop()
     stopping = asyncio.Event()
     failure: list[BaseException] = []
@@ -183,7 +211,13 @@ def start_in_process(settings: DriverSettings, publisher: Any) -> InProcessDrive
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(
-                serve(settings, StaticCredentials(Credentials("unused", "unused")), publisher, stopping)
+                serve(
+                    settings,
+                    StaticCredentials(Credentials("unused", "unused")),
+                    publisher,
+                    stopping,
+                    metrics=metrics,
+                )
             )
         except BaseException as exc:
             failure.append(exc)

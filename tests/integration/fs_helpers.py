@@ -180,6 +180,11 @@ class RecordingProxy:
                 found.append((match.group(1).decode(), match.group(2).decode(), headers))
         return found
 
+    def raw(self) -> bytes:
+        """Every byte clients sent (request lines, headers and bodies), connection after connection."""
+        with self._lock:
+            return b"".join(bytes(stream) for stream in self._streams)
+
     def hold_answers_until(self, in_flight: int, timeout: float = 10.0) -> None:
         """Hold every answer to a ranged GET until ``in_flight`` requests have been sent and not answered at
         the same time (or ``timeout`` seconds passed): a client that really keeps that many reads in flight

@@ -74,6 +74,8 @@ class IamWorld:
     admin: Credentials
     secret_values: set[str] = field(default_factory=set)
     """Every secret this world handed out: the redaction test searches for each."""
+    accounts: dict[str, Credentials] = field(default_factory=dict)
+    """Administrator keys of the other accounts made so far (:meth:`other_account`)."""
 
     def client(self, service: str, credentials: Credentials | None = None) -> Any:
         return boto3_client(service, self.server, credentials or self.admin)
@@ -116,6 +118,32 @@ class IamWorld:
     def bucket(self, name: str) -> str:
         self.client("s3").create_bucket(Bucket=name)
         return name
+
+    def other_account(self, account_id: str) -> Credentials:
+        """Keys of an administrator role in another account (moto keeps accounts apart by the account of
+        the keys). The role is made, like this world's admin, in a short window without enforcement."""
+        if account_id in self.accounts:
+            return self.accounts[account_id]
+        self.server.allow_unauthenticated_calls(None)
+        try:
+            keys = self.assume_role(f"arn:aws:iam::{account_id}:role/admin", "setup")
+            trust = {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"AWS": self.admin_arn}, "Action": "sts:AssumeRole"}
+                ],
+            }
+            everything = {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+            }
+            iam = self.client("iam", keys)
+            iam.create_role(RoleName="admin", AssumeRolePolicyDocument=json.dumps(trust))
+            iam.put_role_policy(RoleName="admin", PolicyName="all", PolicyDocument=json.dumps(everything))
+        finally:
+            self.server.allow_unauthenticated_calls(0)
+        self.accounts[account_id] = keys
+        return keys
 
     def assume_role(self, role_arn: str, session_name: str) -> Credentials:
         """Session keys of ``role_arn`` issued by moto's STS (as EC2 does for an instance profile)."""
@@ -330,6 +358,8 @@ class LocalImds:
     def __init__(self, role: str, credentials: Credentials) -> None:
         self.role = role
         self.credentials = credentials
+        # placement/region's answer; None: 404, as off EC2 or on an instance that does not say.
+        self.region: str | None = None
         self.session_tokens: set[str] = set()
         self.requests: list[str] = []
         imds = self
@@ -352,7 +382,9 @@ class LocalImds:
                     self.reply(401, b"", "text/plain")
                     return
                 base = "/latest/meta-data/iam/security-credentials/"
-                if self.path == base:
+                if self.path == "/latest/meta-data/placement/region" and imds.region is not None:
+                    self.reply(200, imds.region.encode(), "text/plain")
+                elif self.path == base:
                     self.reply(200, imds.role.encode(), "text/plain")
                 elif self.path == base + imds.role:
                     expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=6)

@@ -25,9 +25,11 @@ import kubernetes_validate
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography import x509
+from prometheus_client import generate_latest
 
 from s3csi.admission.review import AdmissionRequest, AdmissionResponse
 from s3csi.admission.server import make_app
+from s3csi.metrics.webhook import WebhookMetrics
 from tests.admission_cases import (
     FSGROUP_PATH,
     MUTATE_PATHS,
@@ -39,6 +41,7 @@ from tests.admission_cases import (
     pod,
 )
 from tests.admission_support import CertificateAuthority, WebhookProcess, admission_review, post
+from tests.metrics_support import delta, get, parse, scrape, value
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.integration
@@ -222,6 +225,39 @@ def test_healthz(webhook: WebhookProcess) -> None:
     assert (reply.status, reply.body) == (200, b"ok\n")
 
 
+def test_reviews_are_counted_by_path_and_result_on_the_metrics_endpoint(webhook: WebhookProcess) -> None:
+    patched, allowed, denied = POD_CASES[0], NAMESPACE_CASES[0], NAMESPACE_CASES[3]
+    assert patched.patches[FSGROUP_PATH] and not allowed.violations and denied.violations
+    before = scrape(webhook.metrics_path)
+    assert call(webhook, FSGROUP_PATH, patched.pod)["allowed"] is True
+    for case in (allowed, denied, denied):
+        call(webhook, "/validate-namespaces", namespace(case.labels), "Namespace")
+    conn = webhook.connect()
+    try:
+        assert post(conn, FSGROUP_PATH, b"{}").status == 400
+    finally:
+        conn.close()
+    after = scrape(webhook.metrics_path)
+    reviews = "s3csi_admission_reviews_total"
+    assert delta(before, after, reviews, path=FSGROUP_PATH, result="patched") == 1
+    assert delta(before, after, reviews, path=FSGROUP_PATH, result="error") == 1
+    assert delta(before, after, reviews, path="/validate-namespaces", result="allowed") == 1
+    assert delta(before, after, reviews, path="/validate-namespaces", result="denied") == 2
+    counts = "s3csi_admission_review_duration_seconds_count"
+    assert delta(before, after, counts, path=FSGROUP_PATH) == 2
+    assert delta(before, after, counts, path="/validate-namespaces") == 3
+    # Only the routes' paths become labels: a request for any other path is not counted.
+    conn = webhook.connect()
+    try:
+        assert post(conn, "/x" * 40, b"{}").status in (404, 405)
+    finally:
+        conn.close()
+    paths = {dict(labels).get("path") for (name, labels) in scrape(webhook.metrics_path) if name == reviews}
+    assert paths <= {*MUTATE_PATHS, "/validate-namespaces", "/mutate-pods/mount-propagation"}
+    # Plain HTTP on its own socket, no health check there (the HTTPS port has /healthz).
+    assert get(webhook.metrics_path, "/healthz")[0] == 404
+
+
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
 def test_tls_1_2_or_newer_only(webhook: WebhookProcess, ca: CertificateAuthority) -> None:
     conn = webhook.connect()
@@ -359,8 +395,10 @@ def test_a_bug_in_a_decision_fails_open_with_a_warning_not_500() -> None:
     def broken(request: AdmissionRequest) -> AdmissionResponse:
         raise KeyError("bug")
 
+    metrics = WebhookMetrics()
+
     async def scenario() -> dict[str, Any]:
-        async with TestClient(TestServer(make_app({"/broken": broken}))) as client:
+        async with TestClient(TestServer(make_app({"/broken": broken}, metrics=metrics))) as client:
             reply = await client.post("/broken", data=VALID, headers={"Content-Type": "application/json"})
             assert reply.status == 200
             review: dict[str, Any] = await reply.json()
@@ -369,6 +407,9 @@ def test_a_bug_in_a_decision_fails_open_with_a_warning_not_500() -> None:
     response = asyncio.run(scenario())["response"]
     assert response["allowed"] is True and "patch" not in response
     assert response["warnings"] == ["s3csi webhook internal error: request allowed unchanged"]
+    samples = parse(generate_latest(metrics.registry).decode())
+    assert value(samples, "s3csi_admission_reviews_total", path="/broken", result="error") == 1
+    assert value(samples, "s3csi_admission_reviews_total", path="/broken", result="allowed") == 0
 
 
 # Hostile clients, played as an attacker would: raw TLS sockets, requests written byte by byte.

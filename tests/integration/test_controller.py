@@ -9,10 +9,16 @@ import base64
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from prometheus_client import generate_latest
 
+from s3csi.controller.main import Controller
+from s3csi.kube.api import Api
+from s3csi.metrics.controller import ControllerMetrics
+from s3csi.metrics.endpoint import MetricsAddress, new_registry
 from s3csi.podmounter.podspec import DEFAULT_NAMESPACE
 from s3csi.volume.context import DRIVER_VERSION_KEY, PERSISTENT_VOLUME_NAME_ANNOTATION, SHARING_KEY_LABEL
 from tests.controller_support import (
@@ -30,6 +36,7 @@ from tests.controller_support import (
 )
 from tests.kube_fake import FakeKubeApi
 from tests.kube_fake.objects import service_account
+from tests.metrics_support import get_async, parse, scrape_async, value
 from tests.polling import wait_until_async
 
 T = TypeVar("T")
@@ -277,14 +284,22 @@ def test_a_restarted_controller_makes_no_duplicates(api: FakeKubeApi) -> None:
     assert run(scenario)
 
 
-def test_a_deleted_workload_leaves_after_its_containers_then_its_pod_retires(api: FakeKubeApi) -> None:
+def test_a_deleted_workload_leaves_after_its_containers_then_its_pod_retires(
+    api: FakeKubeApi, tmp_path: Path
+) -> None:
     volume(api, "data")
     leaving = api.add(workload("leaving", "data", fs_group=1))
     pods = api.resource("Pod")
+    endpoint = str(tmp_path / "metrics.sock")
+    metrics = ControllerMetrics(new_registry())
 
     async def scenario() -> None:
-        async with controller(settings(api, grace_s=0.5)):
+        async with controller(settings(api, grace_s=0.5), metrics, MetricsAddress(path=endpoint)):
             assert await wait_until_async(lambda: settled(api, {uid(leaving)}))
+            first = await scrape_async(endpoint)
+            assert value(first, "s3csi_controller_leader") == 1
+            assert value(first, "s3csi_controller_mountpoint_pods_created_total") == 1
+            assert await get_async(endpoint, "/healthz") == (200, "ok")
             [mountpoint] = [p["metadata"]["name"] for p in mountpoint_pods(api)]
             api.store.delete(pods, "team-a", "leaving")  # graceful: its container still runs
             assert api.get("Pod", "team-a", "leaving")["metadata"]["deletionTimestamp"]
@@ -297,15 +312,88 @@ def test_a_deleted_workload_leaves_after_its_containers_then_its_pod_retires(api
                 lambda: mountpoint not in [p["metadata"]["name"] for p in mountpoint_pods(api)]
             )
             assert await wait_until_async(lambda: len(attachments(api)) == 1)
+            last = await scrape_async(endpoint)
+            # Two keys (fsGroup 1, then 2): two Mountpoint Pods made, the first retired; no API call failed.
+            assert value(last, "s3csi_controller_mountpoint_pods_created_total") == 2
+            assert value(last, "s3csi_controller_mountpoint_pods_retired_total") == 1
+            assert value(last, "s3csi_controller_reconciles_total", result="error") == 0
+            passes = value(last, "s3csi_controller_reconciles_total", result="ok")
+            assert passes >= 3 and value(last, "s3csi_controller_reconcile_duration_seconds_count") == passes
+            # Its life on the Mountpoint Pod, for kubectl describe: for whom it was made, why it went.
+            assert await wait_until_async(lambda: len(lifecycle(api, mountpoint)) == 2)
+            return str(mountpoint)
+
+    mountpoint = run(scenario)
+    by_reason = {event["reason"]: event for event in lifecycle(api, mountpoint)}
+    created, retired = by_reason["MountpointPodCreated"], by_reason["MountpointPodRetired"]
+    assert created["type"] == retired["type"] == "Normal"
+    assert "for pods team-a/leaving" in created["message"] and "on node " in created["message"], created
+    assert "served no workload pod for the grace period (0.5 s)" in retired["message"], retired
+    assert "driver version" not in retired["message"]
+
+
+def lifecycle(api: FakeKubeApi, mountpoint_pod: str) -> list[dict[str, Any]]:
+    """The Events on a Mountpoint Pod."""
+    events = api.items("Event", DEFAULT_NAMESPACE)
+    return [event for event in events if event["involvedObject"]["name"] == mountpoint_pod]
+
+
+def test_a_mountpoint_pod_that_cannot_be_created_is_told_on_its_waiting_pod_once(
+    kube_api: FakeKubeApi,
+) -> None:
+    """No namespace for Mountpoint Pods (it was not installed): every pass fails to create the pod, and each
+    waiting workload pod has one Warning Event naming the API's answer, counted at each pass."""
+    volume(kube_api, "data")
+    first = kube_api.add(workload("first", "data"))
+
+    def counts() -> dict[str, int]:
+        return {e["involvedObject"]["uid"]: e["count"] for e in kube_api.items("Event", "team-a")}
+
+    async def scenario() -> None:
+        async with controller(settings(kube_api)):
+            assert await wait_until_async(lambda: counts() == {uid(first): 1}), counts()
+            second = kube_api.add(workload("second", "data"))  # a pass that fails again, for both
+            # (2, or more if a resync pass came first: never a second Event)
+            assert await wait_until_async(
+                lambda: set(counts()) == {uid(first), uid(second)} and counts()[uid(first)] >= 2
+            ), counts()
 
     run(scenario)
+    for event in kube_api.items("Event", "team-a"):
+        assert (event["reason"], event["type"]) == ("MountpointPodCreateFailed", "Warning"), event
+        assert f'namespaces "{DEFAULT_NAMESPACE}" not found' in event["message"], event
+
+
+def test_the_queue_depth_counts_changes_until_the_next_pass(api: FakeKubeApi) -> None:
+    metrics = ControllerMetrics()
+
+    def now(name: str, **labels: str) -> float:
+        return value(parse(generate_latest(metrics.registry).decode()), name, **labels)
+
+    async def scenario() -> list[float]:
+        client = Api(settings(api).kube)
+        try:
+            work = Controller(settings(api), client, metrics=metrics)
+            seen = [now("s3csi_controller_queue_depth")]
+            for informer in (work.pods, work.claims):  # two watch events arrive
+                assert informer.on_change is not None
+                informer.on_change()
+            seen.append(now("s3csi_controller_queue_depth"))
+            await work.reconcile_once()  # an empty world: no API call
+            seen.append(now("s3csi_controller_queue_depth"))
+            seen.append(now("s3csi_controller_reconciles_total", result="ok"))
+            return seen
+        finally:
+            await client.close()
+
+    assert run(scenario) == [0, 2, 0, 1]
 
 
 def test_a_new_driver_version_gets_its_own_mountpoint_pod_and_the_old_one_retires(api: FakeKubeApi) -> None:
     volume(api, "data")
     old = api.add(workload("old", "data"))
 
-    async def scenario() -> None:
+    async def scenario() -> str:
         async with controller(settings(api, driver_version="1.0.0")):
             assert await wait_until_async(lambda: settled(api, {uid(old)}))
         [old_pod] = [p["metadata"]["name"] for p in mountpoint_pods(api)]
@@ -322,8 +410,12 @@ def test_a_new_driver_version_gets_its_own_mountpoint_pod_and_the_old_one_retire
             assert await wait_until_async(
                 lambda: [p["metadata"]["name"] for p in mountpoint_pods(api)] == [new_pod]
             )
+            assert await wait_until_async(lambda: len(lifecycle(api, old_pod)) == 2)
+        return str(old_pod)
 
-    run(scenario)
+    old_pod = run(scenario)
+    [retired] = [event for event in lifecycle(api, old_pod) if event["reason"] == "MountpointPodRetired"]
+    assert "runs another driver version than this controller's (1.1.0)" in retired["message"], retired
 
 
 def test_a_pod_that_cannot_be_served_gets_one_event_naming_the_cause(api: FakeKubeApi) -> None:

@@ -8,7 +8,10 @@ the IAM policy of the user or role behind the keys.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
+import functools
+import json
 import logging
 import os
 import stat
@@ -23,6 +26,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from s3csi.credentials import resolver as resolver_module
 from s3csi.credentials.driver import driver_credential_provider
 from s3csi.credentials.files import (
     credentials_file_name,
@@ -36,6 +40,7 @@ from s3csi.errors import InvalidArgument, PermissionDenied, S3csiError
 from s3csi.s3 import Credentials, S3Client, S3Settings, StaticCredentials
 from s3csi.s3.credentials import CredentialProvider, default_credential_provider
 from s3csi.s3.errors import AccessDenied
+from s3csi.s3.imds import instance_region
 from s3csi.s3.sts import WebIdentityCredentials
 from s3csi.volume.context import AuthenticationSource
 from tests.conftest import run_as
@@ -366,6 +371,136 @@ def test_pods_in_different_service_accounts_get_their_roles_permissions(world: W
     other = pod_inputs(world, "team-a", "reader", world.reader_role, audience="vault")
     error = expect(PermissionDenied, lambda: run(pods.resolve(other)))
     assert "InvalidIdentityToken" in str(error)
+
+
+def test_a_pod_sts_region_nobody_sets_comes_from_instance_metadata(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.front.allow(world.reader_role, "team-c", "reader")
+    inputs = dataclasses.replace(
+        pod_inputs(world, "team-c", "reader", world.reader_role), driver_region=None
+    )  # neither stsRegion, nor --region, nor a configured driver region
+    regions: list[str] = []
+    real_sts_endpoint = resolver_module.sts_endpoint
+
+    def sts_endpoint(override: str | None, region: str) -> str:
+        regions.append(region)
+        return real_sts_endpoint(override, region)
+
+    monkeypatch.setattr(resolver_module, "sts_endpoint", sts_endpoint)
+    pods = CredentialResolver(
+        driver_credential_provider({"AWS_EC2_METADATA_DISABLED": "true", "HOME": "/nonexistent"}),
+        sts_endpoint_url=world.front.url,
+        instance_region=functools.partial(instance_region, world.imds.url),
+    )
+    world.imds.region = None  # an instance metadata service that does not say
+    error = expect(InvalidArgument, lambda: run(pods.resolve(inputs)))
+    assert "volume attribute stsRegion" in str(error) and "--region mount option" in str(error)
+    world.imds.region = "eu-central-1"
+    keys = run(pods.resolve(inputs))
+    assert read_with(world, StaticCredentials(keys)) == CONTENT
+    assert regions == ["eu-central-1"]
+    assert "GET /latest/meta-data/placement/region" in world.imds.requests
+    said = [line for line in world.captured.lines if "from the instance metadata service" in line]
+    assert len(said) == 1 and "STS region eu-central-1" in said[0]
+    # Asked once: the next exchange uses the region found.
+    asked = world.imds.requests.count("GET /latest/meta-data/placement/region")
+    run(
+        pods.resolve(
+            dataclasses.replace(
+                inputs,
+                service_account_tokens=pod_inputs(
+                    world, "team-c", "reader", world.reader_role
+                ).service_account_tokens,
+            )
+        )
+    )
+    assert world.imds.requests.count("GET /latest/meta-data/placement/region") == asked
+    # Without a service (instance metadata disabled), the same clear error.
+    alone = CredentialResolver(pods.driver, sts_endpoint_url=world.front.url)
+    error = expect(InvalidArgument, lambda: run(alone.resolve(inputs)))
+    assert "stsRegion" in str(error)
+
+
+OTHER_ACCOUNT = "111122223333"
+
+
+def read_bucket(world: World, credentials: Credentials, bucket: str, key: str) -> bytes:
+    async def read() -> bytes:
+        async with S3Client(world.settings(), StaticCredentials(credentials)) as client:
+            await client.list_objects_v2(bucket, max_keys=1)
+            return await client.get_object(bucket, key)
+
+    return run(read())
+
+
+def test_a_bucket_in_another_account_through_its_bucket_policy(world: World) -> None:
+    """docs/credentials.md, "Cross-account access": account B's bucket policy names account A's user, whose
+    own policy allows the bucket too. moto evaluates the bucket policy (its Deny refuses) and requires the
+    identity policy, as AWS does; it does not refuse a caller the bucket policy does not name (AWS would)."""
+    owner = world.iam.other_account(OTHER_ACCOUNT)
+    bucket = f"xacct-{uuid.uuid4().hex[:10]}"
+    owner_s3 = world.iam.client("s3", owner)
+    owner_s3.create_bucket(Bucket=bucket)
+    owner_s3.put_object(Bucket=bucket, Key=OBJECT, Body=CONTENT)
+    reader = world.iam.user(f"xacct-{uuid.uuid4().hex[:6]}", bucket_policy(bucket, READ))
+    caller = world.iam.client("sts", reader).get_caller_identity()
+    assert caller["Account"] != OTHER_ACCOUNT  # two accounts indeed
+
+    def policy(effect: str) -> str:
+        resources = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+        statement = {
+            "Effect": effect,
+            "Principal": {"AWS": caller["Arn"]},
+            "Action": READ,
+            "Resource": resources,
+        }
+        return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+    owner_s3.put_bucket_policy(Bucket=bucket, Policy=policy("Allow"))
+    assert read_bucket(world, reader, bucket, OBJECT) == CONTENT
+    # The bucket policy is what the owner controls: its Deny wins over the reader's own Allow.
+    owner_s3.put_bucket_policy(Bucket=bucket, Policy=policy("Deny"))
+    expect(AccessDenied, lambda: read_bucket(world, reader, bucket, OBJECT))
+    # And the bucket policy alone grants nothing: account A must allow its user the bucket too.
+    owner_s3.put_bucket_policy(Bucket=bucket, Policy=policy("Allow"))
+    stranger = world.iam.user(f"xacct-none-{uuid.uuid4().hex[:6]}", bucket_policy(world.bucket, READ))
+    expect(AccessDenied, lambda: read_bucket(world, stranger, bucket, OBJECT))
+
+
+def test_a_pod_role_in_another_account_trusting_this_clusters_issuer(world: World) -> None:
+    """The volume names a role of account B that trusts the cluster's identity provider: the pod's token
+    buys keys that act in account B, on B's bucket, under the role's policy."""
+    owner = world.iam.other_account(OTHER_ACCOUNT)
+    bucket = f"xacct-pod-{uuid.uuid4().hex[:10]}"
+    owner_s3 = world.iam.client("s3", owner)
+    owner_s3.create_bucket(Bucket=bucket)
+    owner_s3.put_object(Bucket=bucket, Key=OBJECT, Body=CONTENT)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": "kubernetes"},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+            }
+        ],
+    }
+    owner_iam = world.iam.client("iam", owner)
+    name = f"pod-reader-{uuid.uuid4().hex[:6]}"
+    role = owner_iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    owner_iam.put_role_policy(RoleName=name, PolicyName="s3", PolicyDocument=bucket_policy(bucket, READ))
+    assert f":{OTHER_ACCOUNT}:role/" in role
+    world.front.allow(role, "team-x", "reader")
+    keys = run(resolver(world).resolve(pod_inputs(world, "team-x", "reader", None, role_arn=role)))
+    assert world.iam.client("sts", keys).get_caller_identity()["Account"] == OTHER_ACCOUNT
+    assert read_bucket(world, keys, bucket, OBJECT) == CONTENT
+    # Another service account of the same cluster is not trusted by that role.
+    error = expect(
+        PermissionDenied,
+        lambda: run(resolver(world).resolve(pod_inputs(world, "team-y", "reader", None, role_arn=role))),
+    )
+    assert "AccessDenied" in str(error)
 
 
 def test_pod_keys_are_reused_for_a_token_and_renewed_for_a_new_one(world: World) -> None:

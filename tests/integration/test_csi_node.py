@@ -12,10 +12,12 @@ from typing import Any
 
 import grpc
 import pytest
+from prometheus_client import generate_latest
 
-from s3csi.csi.proto import csi_pb2
+from s3csi.csi.proto import csi_pb2, csi_pb2_grpc
 from s3csi.csi.server import serve
 from s3csi.errors import NotFound, Unavailable
+from s3csi.metrics.node import NodeMetrics
 from s3csi.podmounter.publisher import PodMounterPublisher, PublisherSettings
 from s3csi.podmounter.runtime.local import LocalRuntime
 from s3csi.s3 import Credentials, StaticCredentials
@@ -38,6 +40,7 @@ from tests.integration.csi_support import (
     run,
     start_in_process,
 )
+from tests.metrics_support import delta, parse
 
 pytestmark = pytest.mark.integration
 
@@ -81,6 +84,40 @@ def test_node_reports_its_id_and_volume_mount_group(node: InProcessDriver) -> No
     assert info.node_id == "node-1"
     caps = run(rpc(node.socket_path, "Node", "NodeGetCapabilities", csi_pb2.NodeGetCapabilitiesRequest()))
     assert [c.rpc.type for c in caps.capabilities] == [csi_pb2.NodeServiceCapability.RPC.VOLUME_MOUNT_GROUP]
+
+
+def test_calls_are_counted_by_method_and_code_and_probe_fails_once_the_socket_is_gone(
+    tmp_path: Path, publisher: RecordingPublisher
+) -> None:
+    metrics = NodeMetrics()
+    driver = start_in_process(node_settings(tmp_path, KUBELET), publisher, metrics)
+    try:
+        before = parse(generate_latest(metrics.registry).decode())
+
+        async def scenario() -> tuple[bool, bool]:
+            # One channel, connected before the socket goes: as the livenessprobe sidecar keeps its own.
+            async with grpc.aio.insecure_channel(f"unix://{driver.socket_path}") as channel:
+                identity, node = csi_pb2_grpc.IdentityStub(channel), csi_pb2_grpc.NodeStub(channel)
+                ready = (await identity.Probe(csi_pb2.ProbeRequest())).ready.value
+                await node.NodeGetInfo(csi_pb2.NodeGetInfoRequest())
+                await node.NodePublishVolume(publish_request())
+                with pytest.raises(grpc.aio.AioRpcError):
+                    await node.NodePublishVolume(publish_request(volume_id=""))
+                os.unlink(driver.socket_path)
+                gone = (await identity.Probe(csi_pb2.ProbeRequest())).ready.value
+                return ready, gone
+
+        assert run(scenario()) == (True, False)
+        after = parse(generate_latest(metrics.registry).decode())
+    finally:
+        driver.stop()
+    calls = "s3csi_csi_requests_total"
+    assert delta(before, after, calls, method="Probe", code="OK") == 2
+    assert delta(before, after, calls, method="NodeGetInfo", code="OK") == 1
+    assert delta(before, after, calls, method="NodePublishVolume", code="OK") == 1
+    assert delta(before, after, calls, method="NodePublishVolume", code="INVALID_ARGUMENT") == 1
+    assert delta(before, after, "s3csi_csi_request_duration_seconds_count", method="NodePublishVolume") == 2
+    assert len(publisher.published) == 1
 
 
 def test_a_node_only_plugin_serves_no_controller(node: InProcessDriver) -> None:

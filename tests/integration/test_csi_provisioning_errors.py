@@ -15,7 +15,15 @@ from s3csi.demo.s3server import EmbeddedS3Server
 from s3csi.provisioning.naming import bucket_name_for
 from s3csi.s3 import Credentials
 from tests.boto_support import boto3_client
-from tests.integration.csi_support import DriverProcess, capability, code_of, driver_factory, rpc, run
+from tests.integration.csi_support import (
+    DriverProcess,
+    capability,
+    code_of,
+    driver_factory,
+    rpc,
+    run,
+    wait_serving,
+)
 
 pytestmark = pytest.mark.integration
 __all__ = ["driver_factory"]
@@ -143,12 +151,16 @@ def test_an_abort_that_is_denied_fails_delete_volume_and_deletes_nothing(
     assert bucket not in {b["Name"] for b in witness.list_buckets()["Buckets"]}
 
 
-def test_a_dead_endpoint_is_unavailable_for_every_call(driver_factory: Any) -> None:
+def test_a_dead_endpoint_is_unavailable_for_every_call_and_probe_is_not_ready(driver_factory: Any) -> None:
     with socket.socket() as placeholder:
         placeholder.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{placeholder.getsockname()[1]}"  # bound, never listening: refused
         env = {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "us-east-1"}
-        driver = driver_factory(env, "--mode=controller", f"--s3-endpoint-url={dead}")
+        driver = driver_factory(env, "--mode=controller", f"--s3-endpoint-url={dead}", wait=False)
+        # Serving, but not ready: Probe answers (not an error) ready false, and the log says why.
+        probe = run(wait_serving(driver.socket_path, driver.process))
+        assert probe.HasField("ready") and probe.ready.value is False
+        assert f"not ready: S3 endpoint {dead}/ is not reachable" in driver.log()
         requests = [
             ("CreateVolume", create_request("pvc-dead")),
             ("DeleteVolume", csi_pb2.DeleteVolumeRequest(volume_id=f"bucket:{bucket_name_for('pvc-dead')}")),

@@ -155,8 +155,8 @@ def test_lookup_reads_the_annotations_of_the_pod_kubelet_named(api: FakeKubeApi)
 
 def test_node_rbac_grants_reads_and_events_only() -> None:
     """get on pods and service accounts anywhere; get/list/watch on attachments; list/watch on pods only in
-    the Mountpoint Pods' namespace (the Kubernetes runtime); the one write: create on events (a crash loop
-    on the workload pods)."""
+    the Mountpoint Pods' namespace (the Kubernetes runtime); the one write: create and patch on events (why a
+    publish waits or failed, a crash loop, on the workload pods)."""
     documents = list(yaml.safe_load_all((REPO / "deploy" / "node-rbac.yaml").read_text()))
     for document in documents:
         kubernetes_validate.validate(document, kubernetes_validate.latest_version(), strict=True)
@@ -164,7 +164,7 @@ def test_node_rbac_grants_reads_and_events_only() -> None:
     assert sorted(by_kind) == ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount"]
     assert by_kind["ClusterRole"]["rules"] == [
         {"apiGroups": [""], "resources": ["pods", "serviceaccounts"], "verbs": ["get"]},
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
         {
             "apiGroups": ["s3csi.io"],
             "resources": ["mountpointpodattachments"],

@@ -25,11 +25,12 @@ from s3csi.csi.proto import csi_pb2
 from s3csi.demo.s3server import EmbeddedS3Server
 from s3csi.kernel.mount import find_mount, mountinfo
 from tests import controller_support
+from tests.boto_support import boto3_client
 from tests.conftest import run_as
 from tests.integration.csi_support import rpc, start_driver
 from tests.kube_fake import FakeKubeApi
 from tests.kubelet_fake import publish_request
-from tests.kubernetes_support import MOUNTERS, NODE, TEAM, WAIT_S, Cluster, provision, running_cluster
+from tests.kubernetes_support import MOUNTERS, NODE, PV, TEAM, WAIT_S, Cluster, provision, running_cluster
 from tests.polling import wait_until, wait_until_async
 from tests.recovery_support import await_recovery, await_written_after, kill_mounter, start_workload
 
@@ -244,19 +245,88 @@ def test_a_pending_mountpoint_pod_is_named_with_its_reason(cluster: Cluster, buc
     assert f"Mountpoint Pod {MOUNTERS}/{name} is Pending because its container mounter waiting" in message
     assert "ErrImagePull: pull access denied for s3csi" in message, message
     assert cluster.mounts() == []
+    # The workload pod's team reads the same in kubectl describe pod.
+    [event] = workload_events(cluster, workload)
+    assert (event["reason"], event["type"]) == ("MountpointPodNotReady", "Warning"), event
+    assert "ErrImagePull: pull access denied for s3csi" in event["message"], event
 
 
-def test_a_mountpoint_pod_on_no_node_is_explained(cluster: Cluster, bucket: str) -> None:
+def workload_events(cluster: Cluster, workload: dict[str, Any]) -> list[dict[str, Any]]:
+    uid = workload["metadata"]["uid"]
+    return [e for e in cluster.api.items("Event", TEAM) if e["involvedObject"]["uid"] == uid]
+
+
+def test_an_unschedulable_mountpoint_pod_is_explained_while_the_publish_waits_and_when_it_fails(
+    cluster: Cluster, bucket: str
+) -> None:
+    """The scheduler finds no node for the Mountpoint Pod: after a few seconds of waiting the workload pod
+    gets a Warning Event naming the scheduler's reason, and the failed publish another."""
     cluster.kubelet.stop()  # nobody binds or runs it
-    cluster.start_driver(f"--mountpoint-pod-timeout={WAIT_S}")
+    cluster.start_driver("--mountpoint-pod-timeout=6")  # longer than the wait before the first Event
     workload = cluster.workload("app-1")
     request = cluster.request(workload, bucket)
     _, name = cluster.assign(request, workload)
+    unschedulable = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/1 nodes are available: 1 Insufficient memory.",
+        "lastTransitionTime": "2026-12-05T00:00:00Z",
+    }
+    cluster.api.add(
+        {
+            **cluster.api.get("Pod", MOUNTERS, name),
+            "status": {"phase": "Pending", "conditions": [unschedulable]},
+        }
+    )
 
     code, message = cluster.publish(request)
 
     assert code == grpc.StatusCode.UNAVAILABLE
-    assert f"Mountpoint Pod {MOUNTERS}/{name} is Pending: not scheduled to a node yet" in message, message
+    scheduler = "Unschedulable: 0/1 nodes are available: 1 Insufficient memory."
+    assert f"Mountpoint Pod {MOUNTERS}/{name} is Pending because it is not scheduled ({scheduler})" in message
+    by_reason = {e["reason"]: e for e in workload_events(cluster, workload)}
+    assert sorted(by_reason) == ["MountpointPodNotReady", "WaitingForMountpointPod"], by_reason
+    waiting = by_reason["WaitingForMountpointPod"]
+    assert waiting["type"] == "Warning" and waiting["source"]["component"] == "s3csi-node", waiting
+    assert waiting["message"].startswith(f"volume {bucket} has waited "), (
+        waiting
+    )  # 5 s, or a busy machine's 6
+    assert " s for its Mountpoint Pod: " in waiting["message"], waiting
+    assert scheduler in waiting["message"] and scheduler in by_reason["MountpointPodNotReady"]["message"]
+
+
+def test_a_failed_publish_records_one_event_per_cause_on_the_workload_pod(
+    cluster: Cluster, bucket: str
+) -> None:
+    """A missing bucket and a refused mount option, each named on the workload pod; kubelet's retry of the
+    same failure counts on the same Event rather than adding one."""
+    cluster.start_driver()
+    workload = cluster.workload("app-1")
+    missing = cluster.request(workload, "no-such-bucket-events")
+    cluster.assign(missing, workload)
+    for _ in range(2):
+        code, message = cluster.publish(missing)
+        assert code == grpc.StatusCode.NOT_FOUND and "NoSuchBucket" in message, (code, message)
+    [event] = workload_events(cluster, workload)
+    assert (event["reason"], event["type"], event["count"]) == ("S3BucketNotFound", "Warning", 2), event
+    assert "bucket no-such-bucket-events does not exist" in event["message"], event
+    assert event["involvedObject"]["name"] == "app-1" and event["reportingInstance"] == NODE
+
+    refused = publish_request(
+        cluster.kubelet,
+        workload,
+        pv=PV,
+        volume_id=bucket,
+        attributes={"bucketName": bucket},
+        mount_flags=("--no-such-option",),
+    )
+    code, message = cluster.publish(refused)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, message)
+    [option] = [e for e in workload_events(cluster, workload) if e["reason"] == "MountOptionRefused"]
+    assert "--no-such-option" in option["message"] and option["type"] == "Warning", option
+    assert len(workload_events(cluster, workload)) == 2
+    assert cluster.mounts() == []
 
 
 def test_the_kubernetes_runtime_needs_the_api(tmp_path: Path) -> None:
@@ -437,3 +507,25 @@ def test_a_node_plugin_the_api_refuses_exits_naming_the_rbac_rule(cluster: Clust
     assert "list/watch mountpointpodattachments: forbidden (HTTP 403" in last, driver.log()
     assert "needs RBAC verbs list and watch on mountpointpodattachments (deploy/node-rbac.yaml)" in last
     assert cluster.api.token not in driver.log()
+
+
+def test_keys_s3_does_not_know_are_named_on_the_workload_pod(kube_api: FakeKubeApi) -> None:
+    """Against S3 that checks signatures (moto with IAM on): the driver's keys are unknown to it, and the
+    workload pod's Event says the credentials were refused — without a credential in it."""
+    with EmbeddedS3Server.start(enforce_iam=True) as server, running_cluster(kube_api, server) as cluster:
+        server.allow_unauthenticated_calls(None)
+        boto3_client("s3", server).create_bucket(Bucket="events-keys")
+        server.allow_unauthenticated_calls(0)  # from now on every call is checked
+        cluster.start_driver()  # the server's default keys, which its IAM does not know
+        workload = cluster.workload("app-1")
+        request = cluster.request(workload, "events-keys")
+        cluster.assign(request, workload)
+
+        code, message = cluster.publish(request)
+
+        assert code == grpc.StatusCode.PERMISSION_DENIED and "InvalidAccessKeyId" in message, (code, message)
+        [event] = workload_events(cluster, workload)
+        assert (event["reason"], event["type"]) == ("S3CredentialsRefused", "Warning"), event
+        assert "S3 refused the credentials for bucket events-keys (InvalidAccessKeyId)" in event["message"]
+        assert server.secret_access_key not in event["message"]
+        assert cluster.mounts() == []

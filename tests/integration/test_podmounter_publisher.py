@@ -11,19 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from s3csi.credentials.files import credentials_file_name
 from s3csi.demo.s3server import EmbeddedS3Server
-from s3csi.errors import InvalidArgument, PermissionDenied
+from s3csi.errors import InvalidArgument, PermissionDenied, Unavailable
 from s3csi.kernel.mount import find_mount, mountinfo, unmount
 from s3csi.podmounter.publisher import PodMounterPublisher, PublisherSettings
-from s3csi.podmounter.runtime.local import LocalRuntime
+from s3csi.podmounter.runtime import MountpointPod
+from s3csi.podmounter.runtime.local import METRICS_SOCKET, LocalRuntime
 from s3csi.s3.credentials import Credentials, StaticCredentials
 from s3csi.s3.settings import S3Settings
 from s3csi.volume.context import VolumeContext
 from s3csi.volume.policy import AccessMode, PolicyInput, effective_mount
 from s3csi.volume.publish_spec import PodInfo, PublishSpec
-from tests.polling import wait_until
+from tests.metrics_support import delta, parse, scrape, value
+from tests.polling import wait_until, wait_until_async
 
 pytestmark = pytest.mark.usefixtures("privileged")
 SESSION_TOKEN = "s3csi-test-session-token-do-not-leak"
@@ -40,7 +43,9 @@ def state(tmp_path: Path) -> Iterator[Path]:
         asyncio.run(runtime.retire(pod))
 
 
-def publisher(state: Path, server: EmbeddedS3Server, credentials: Any = None) -> PodMounterPublisher:
+def publisher(
+    state: Path, server: EmbeddedS3Server, credentials: Any = None, *, metrics: bool = False
+) -> PodMounterPublisher:
     settings = PublisherSettings(
         node_id="node-1",
         state_dir=str(state / "state"),
@@ -49,7 +54,7 @@ def publisher(state: Path, server: EmbeddedS3Server, credentials: Any = None) ->
     )
     keys = Credentials(server.access_key_id, server.secret_access_key, session_token=SESSION_TOKEN)
     made = PodMounterPublisher(
-        settings, LocalRuntime(settings.state_dir), credentials or StaticCredentials(keys)
+        settings, LocalRuntime(settings.state_dir, metrics=metrics), credentials or StaticCredentials(keys)
     )
     made.prepare()
     return made
@@ -130,6 +135,28 @@ def test_credentials_reach_the_mounter_as_a_file_only(
         content = Path(leak).read_bytes()
         assert SESSION_TOKEN.encode() not in content and s3_server.secret_access_key.encode() not in content
     asyncio.run(the_publisher.unpublish(one.volume_id, one.target_path))
+
+
+def test_a_mounter_serves_its_metrics_on_a_socket_in_its_comm_dir(
+    state: Path, s3_server: EmbeddedS3Server, s3: Any, bucket: str
+) -> None:
+    body = b"m" * 100_000  # above what a lookup fetches whole: the one GET is the open's
+    s3.put_object(Bucket=bucket, Key="measured", Body=body)
+    the_publisher = publisher(state, s3_server, metrics=True)
+    one = spec(state, bucket, "p")
+    asyncio.run(the_publisher.publish(one))
+    [pod] = the_publisher.runtime.list()
+    socket_path = Path(pod.comm_dir) / METRICS_SOCKET
+    before = scrape(socket_path)
+    assert (Path(one.target_path) / "measured").read_bytes() == body
+    after = scrape(socket_path)
+    # Labelled with the volume id of the publish (here the bucket's name).
+    assert delta(before, after, "s3csi_s3_requests_total", volume_id=one.volume_id, op="GetObject") == 1
+    assert delta(
+        before, after, "s3csi_s3_transferred_bytes_total", volume_id=one.volume_id, direction="download"
+    ) == len(body)
+    asyncio.run(the_publisher.unpublish(one.volume_id, one.target_path))
+    assert not socket_path.exists()
 
 
 def test_a_cache_volume_holds_the_read_parts_of_its_mountpoint_pod(
@@ -234,3 +261,40 @@ def test_recover_retires_what_a_crash_left_half_done(
     assert second.runtime.list() == []
     assert not [m for m in mountinfo() if m.mount_point.startswith(f"{state}/")]
     assert os.listdir(state / "state" / "sources") == [] and os.listdir(state / "state" / "targets") == []
+
+
+class HeldRuntime(LocalRuntime):
+    """A local runtime whose Mountpoint Pods never come: each start waits for ``release``, then fails."""
+
+    def __init__(self, state_dir: str) -> None:
+        super().__init__(state_dir)
+        self.release = asyncio.Event()
+
+    async def start(self, key: str, workload_uid: str | None = None) -> MountpointPod:
+        await self.release.wait()
+        raise Unavailable("no Mountpoint Pod came")
+
+
+def test_publishes_waiting_for_their_mountpoint_pod_are_counted_while_they_wait(
+    state: Path, s3_server: EmbeddedS3Server, bucket: str
+) -> None:
+    the_publisher = publisher(state, s3_server)
+    runtime = HeldRuntime(the_publisher.settings.state_dir)
+    the_publisher.runtime = runtime
+
+    def now() -> float:
+        samples = parse(generate_latest(the_publisher.metrics.registry).decode())
+        return value(samples, "s3csi_node_publishes_waiting")
+
+    async def scenario() -> list[float]:
+        specs = [spec(state, bucket, "a", fs_group="1001"), spec(state, bucket, "b", fs_group="2002")]
+        publishes = [asyncio.ensure_future(the_publisher.publish(s)) for s in specs]
+        assert await wait_until_async(lambda: now() == 2), now()
+        seen = [now()]
+        runtime.release.set()
+        results = await asyncio.gather(*publishes, return_exceptions=True)
+        assert all(isinstance(r, Unavailable) for r in results), results
+        return [*seen, now()]
+
+    assert asyncio.run(scenario()) == [2, 0]
+    assert the_publisher.served() == 0  # nothing was mounted

@@ -64,7 +64,7 @@ def serving(*pairs: tuple[str, str]) -> Any:
 
 def test_a_new_workload_first_gets_a_mountpoint_pod_then_its_entry() -> None:
     first = decide(world([UID_A], [UID_A], []), now=NOW, wall_time=WALL, grace_s=30)
-    assert first.actions == [CreateMountpointPod(KEY, INPUTS)]
+    assert first.actions == [CreateMountpointPod(KEY, INPUTS, workloads=(UID_A,))]
     second = decide(world([UID_A], [UID_A], [mp("mp-1")]), now=NOW, wall_time=WALL, grace_s=30)
     [write] = second.actions
     assert isinstance(write, WriteAttachment) and write.create
@@ -95,12 +95,15 @@ def test_a_pod_of_another_driver_version_keeps_its_workloads_but_gets_no_new_one
     pods = [mp("mp-1", current=False)]
     assert decide(
         world([UID_A, UID_B], [UID_A, UID_B], pods, obj), now=NOW, wall_time=WALL, grace_s=30
-    ).actions == [CreateMountpointPod(KEY, INPUTS)]
+    ).actions == [CreateMountpointPod(KEY, INPUTS, workloads=(UID_B,))]
     [write] = decide(
         world([UID_A, UID_B], [UID_A, UID_B], [*pods, mp("mp-2")], obj), now=NOW, wall_time=WALL, grace_s=30
     ).actions
     assert isinstance(write, WriteAttachment)
     assert mountpoint_pod_of(write.obj, UID_A) == "mp-1" and mountpoint_pod_of(write.obj, UID_B) == "mp-2"
+    # Once its last workload left, the old version's pod retires, and its Event says why it went idle.
+    retired = decide(world([], [], pods, obj), now=NOW + 30, wall_time=WALL, grace_s=0).actions
+    assert DeleteMountpointPod("mp-1", KEY, outdated=True) in retired
 
 
 def test_a_gone_workloads_entry_goes_then_the_idle_pod_after_the_grace_then_the_attachment() -> None:
@@ -129,7 +132,7 @@ def test_a_workload_returning_within_the_grace_keeps_the_pod() -> None:
 def test_a_vanished_mountpoint_pod_is_dropped_and_its_workloads_get_a_new_one() -> None:
     obj = serving(("mp-1", UID_A))
     actions = decide(world([UID_A], [UID_A], [], obj), now=NOW, wall_time=WALL, grace_s=30).actions
-    assert actions[0] == CreateMountpointPod(KEY, INPUTS)
+    assert actions[0] == CreateMountpointPod(KEY, INPUTS, workloads=(UID_A,))
     assert isinstance(actions[1], WriteAttachment) and actions[1].obj["spec"]["mountpointPods"] == {}
 
 
@@ -147,7 +150,7 @@ def test_a_deleting_pod_is_neither_used_nor_deleted_again() -> None:
     actions = decide(
         world([UID_B], [UID_B], [mp("mp-1", deleting=True)], obj), now=NOW, wall_time=WALL, grace_s=0
     ).actions
-    assert actions == [CreateMountpointPod(KEY, INPUTS)]
+    assert actions == [CreateMountpointPod(KEY, INPUTS, workloads=(UID_B,))]
 
 
 def pod(**status: Any) -> dict[str, Any]:

@@ -159,7 +159,6 @@ def test_the_audience_is_configurable() -> None:
             InvalidArgument,
             "must be an IAM role ARN",
         ),
-        ({"driver_region": None}, InvalidArgument, "needs an STS region"),
     ],
 )
 def test_pod_errors(overrides: dict[str, Any], error: type[Exception], message: str) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import helm_python
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -49,6 +50,7 @@ VALUE_SETS: dict[str, Obj] = {
             "nodeSelector": {"kubernetes.io/os": "linux"},
         },
         "controller": {"replicas": 3, "tolerations": [{"key": "infra", "operator": "Exists"}]},
+        "metrics": {"podAnnotations": True, "podMonitor": {"enabled": True}},
     },
     "custom_kubelet": {"kubeletPath": "/var/lib/k0s/kubelet"},
     "aws_chart_values": {
@@ -167,11 +169,15 @@ CHANGED_VALUE: dict[str, Any] = {
     "mountpointPods.resources.cpuRequest": "300m",
     "mountpointPods.resources.memoryRequest": "200Mi",
     "mountpointPods.resources.memoryLimit": "1Gi",
+    "mountpointPods.metrics.enabled": True,
     "webhook.enabled": False,
     "webhook.replicas": 3,
     "webhook.certificateValidityDays": 30,
     "webhook.resources": {"requests": {"cpu": "20m"}},
     "webhook.mountPropagation": False,
+    "metrics.enabled": False,
+    "metrics.podAnnotations": True,
+    "metrics.podMonitor.enabled": True,
 }
 # Values that only act together with another one.
 NEEDS: dict[str, Obj] = {
@@ -233,11 +239,81 @@ def test_every_value_changes_the_output(path: str) -> None:
 # -- Kubernetes schemas --------------------------------------------------------------------------------------
 
 
+# The fields of the Prometheus Operator's PodMonitor (monitoring.coreos.com/v1) the chart uses, as its CRD
+# defines them; kubernetes-validate knows no CRD. Any other field fails, so a new one is added here knowingly.
+_LABEL_SELECTOR = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"matchLabels": {"type": "object", "additionalProperties": {"type": "string"}}},
+}
+POD_MONITOR_SCHEMA: Obj = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "PodMonitor"},
+        "metadata": {"type": "object"},  # ObjectMeta: checked by kubernetes-validate below
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["selector"],
+            "properties": {
+                "selector": _LABEL_SELECTOR,
+                "namespaceSelector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "any": {"type": "boolean"},
+                        "matchNames": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "podMetricsEndpoints": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string"},
+                            "scheme": {"enum": ["http", "https"]},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def validate_pod_monitor(obj: Obj, version: str) -> None:
+    jsonschema.validate(obj, POD_MONITOR_SCHEMA)
+    # Its metadata is an ObjectMeta: checked as a ConfigMap's.
+    kubernetes_validate.validate(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": obj["metadata"]}, version, strict=True
+    )
+
+
 @pytest.mark.parametrize("version", KUBE_VERSIONS)
 @pytest.mark.parametrize("name", VALUE_SETS)
 def test_every_rendered_object_validates(name: str, version: str) -> None:
     for obj in [*rendered(name), *crds()]:
-        kubernetes_validate.validate(obj, version, strict=True)
+        if obj["kind"] == "PodMonitor":
+            validate_pod_monitor(obj, version)
+        else:
+            kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_the_pod_monitor_schema_refuses_what_the_crd_refuses() -> None:
+    (monitor,) = [o for o in rendered("all_features") if o["kind"] == "PodMonitor"]
+    for broken in (
+        {**monitor, "spec": {**monitor["spec"], "podMetricsEndpoints": [{"port": 9810}]}},
+        {**monitor, "spec": {**monitor["spec"], "podMetricsEndpoints": [{"scheme": "ftp"}]}},
+        {**monitor, "spec": {**monitor["spec"], "selectors": {}}},
+        {**monitor, "spec": {"podMetricsEndpoints": []}},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            validate_pod_monitor(broken, KUBE_VERSIONS[-1])
 
 
 def _examples() -> list[Obj]:
@@ -334,6 +410,7 @@ RBAC: dict[str, set[str]] = {
         "cluster  core pods get",
         "cluster  core serviceaccounts get",
         "cluster  core events create",
+        "cluster  core events patch",
         "cluster  s3csi.io mountpointpodattachments get",
         "cluster  s3csi.io mountpointpodattachments list",
         "cluster  s3csi.io mountpointpodattachments watch",
@@ -351,6 +428,7 @@ RBAC: dict[str, set[str]] = {
         "cluster  core serviceaccounts watch",
         "cluster  core secrets get",
         "cluster  core events create",
+        "cluster  core events patch",
         *(
             f"cluster  s3csi.io mountpointpodattachments {verb}"
             for verb in ("get", "list", "watch", "create", "update", "delete")
@@ -456,6 +534,16 @@ def test_pods_meet_the_pod_security_level_they_claim(name: str) -> None:
     assert {level for n, level in claims.items() if n != "s3csi-node"} == {"restricted"}
 
 
+def test_mountpoint_pod_metrics_reach_the_controller() -> None:
+    for objects, enabled in (
+        (rendered("defaults"), False),
+        (render(_nested("mountpointPods.metrics.enabled", True)), True),
+    ):
+        controller = find(objects, "Deployment", "s3csi-controller")
+        args = build_parser("controller").parse_args(container(controller, "controller")["args"])
+        assert args.mountpoint_pod_metrics is enabled
+
+
 def test_the_controllers_mountpoint_pod_fits_the_charts_namespace() -> None:
     objects = rendered("defaults")
     controller = find(objects, "Deployment", "s3csi-controller")
@@ -511,6 +599,78 @@ def test_commands_parse_with_s3csis_parsers(name: str) -> None:
     if values["webhook"]["enabled"]:
         webhook = _parsed(find(objects, "Deployment", "s3csi-webhook"), "webhook")
         assert str(webhook.cert).startswith("/etc/s3csi/tls/")
+
+
+# The s3csi container of each workload and the port of its metrics (docs/observability.md).
+METRICS_PORTS = {
+    ("DaemonSet", "s3csi-node", "s3csi-node"): 9810,
+    ("Deployment", "s3csi-provisioner", "s3csi-driver"): 9810,
+    ("Deployment", "s3csi-controller", "controller"): 9811,
+    ("Deployment", "s3csi-webhook", "webhook"): 9812,
+}
+
+
+def test_metrics_ports_annotations_and_the_pod_monitor_agree_with_the_flags() -> None:
+    objects = rendered("all_features")
+    (monitor,) = [o for o in objects if o["kind"] == "PodMonitor"]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert monitor["spec"]["podMetricsEndpoints"] == [
+        {"port": "metrics", "path": "/metrics", "scheme": "http"}
+    ]
+    for (kind, name, container_name), port in METRICS_PORTS.items():
+        workload = find(objects, kind, name)
+        template = workload["spec"]["template"]
+        assert _parsed(workload, container_name).metrics_address == f":{port}"
+        ports = {p["name"]: p["containerPort"] for p in container(workload, container_name)["ports"]}
+        assert ports["metrics"] == port
+        assert template["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+        assert template["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+        assert selector.items() <= template["metadata"]["labels"].items()
+        assert workload["metadata"]["namespace"] in monitor["spec"]["namespaceSelector"]["matchNames"]
+    # The Mountpoint Pods, in their own namespace, are selected as well.
+    controller = _parsed(find(objects, "Deployment", "s3csi-controller"), "controller")
+    pod = mountpoint_pod(
+        MountpointPodSettings(image=controller.image, namespace=controller.mountpoint_namespace),
+        node_name="node-1",
+        key="k",
+        volume_id="v",
+        persistent_volume_name="pv",
+    )
+    assert selector.items() <= pod["metadata"]["labels"].items()
+    assert controller.mountpoint_namespace in monitor["spec"]["namespaceSelector"]["matchNames"]
+    # Defaults: endpoints, no annotations, no PodMonitor.
+    defaults = rendered("defaults")
+    assert "PodMonitor" not in {o["kind"] for o in defaults}
+    for kind, name, _ in METRICS_PORTS:
+        assert "prometheus.io/scrape" not in json.dumps(find(defaults, kind, name))
+
+
+def test_metrics_disabled_serves_no_endpoint_but_the_controllers_health() -> None:
+    objects = render({"metrics": {"enabled": False, "podAnnotations": True, "podMonitor": {"enabled": True}}})
+    assert "PodMonitor" not in {o["kind"] for o in objects}
+    for (kind, name, container_name), port in METRICS_PORTS.items():
+        workload = find(objects, kind, name)
+        ports = {p["name"] for p in container(workload, container_name).get("ports", [])}
+        address = _parsed(workload, container_name).metrics_address
+        assert "prometheus.io/scrape" not in json.dumps(workload)
+        if name == "s3csi-controller":  # its /healthz answers its probes
+            assert (address, "metrics" in ports) == (f":{port}", True)
+            assert container(workload, container_name)["livenessProbe"]["httpGet"]["port"] == "metrics"
+        else:
+            assert (address, "metrics" in ports) == ("", False)
+
+
+def test_the_provisioners_csi_plugin_is_probed_through_the_liveness_probe_sidecar() -> None:
+    provisioner = find(rendered("defaults"), "Deployment", "s3csi-provisioner")
+    sidecar = container(provisioner, "liveness-probe")["args"]
+    assert "--csi-address=/csi/csi.sock" in sidecar and "--health-port=9808" in sidecar
+    driver = container(provisioner, "s3csi-driver")
+    assert {p["name"]: p["containerPort"] for p in driver["ports"]}["healthz"] == 9808
+    assert driver["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    # Probe needs S3 in controller mode: an S3 outage makes the pod unready, it never restarts it.
+    assert "livenessProbe" not in driver
+    # Probe's S3 check may take up to 3 s: the sidecar waits longer for it, and kubelet for the sidecar.
+    assert "--probe-timeout=5s" in sidecar and driver["readinessProbe"]["timeoutSeconds"] > 5
 
 
 def _mount_paths(workload: Obj, container_name: str) -> dict[str, Obj]:

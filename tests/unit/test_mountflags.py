@@ -45,6 +45,19 @@ _SAMPLES: dict[ValueKind, list[tuple[str, bool]]] = {
     ValueKind.URL: [("http://127.0.0.1:9000", True), ("localhost:9000", False)],
     ValueKind.DIRECTORY: [("/var/cache/s3", True), ("", False)],
     ValueKind.TTL: [*((word, True) for word in TTL_WORDS), ("later", False)],
+    ValueKind.BUCKET_TYPE: [("general-purpose", True), ("directory", True), ("outposts", False)],
+    ValueKind.ACCOUNT_ID: [("111122223333", True), ("1111", False), ("11112222333a", False)],
+    ValueKind.UPLOAD_CHECKSUMS: [("crc32c", True), ("off", True), ("crc32", False)],
+    ValueKind.PROFILE: [("team-a", True), ("a b", False)],
+    ValueKind.DIRECTORY_BUCKET: [("cache--usw2-az1--x-s3", True), ("cache", False), ("a;b--x-s3", False)],
+    ValueKind.METRICS_ADDRESS: [
+        ("127.0.0.1:9813", True),
+        (":0", True),
+        ("unix:/run/s3csi/metrics.sock", True),
+        ("unix:metrics.sock", False),
+        ("9813", False),
+        ("host:99999", False),
+    ],
 }
 # What some flags need beside them to be valid at all (the rules between flags, not the flag's own range):
 # (name, value or None for a switch). A companion a volume may not set (--cache) is the driver's to give.
@@ -108,8 +121,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(*argv: str) -> FsSettings:
-    args = _parser().parse_args(["bucket", "/mnt/s3", *argv])
+# Flags that only some buckets take, and a bucket that takes them.
+_BUCKETS = {"incremental-upload": "data--usw2-az1--x-s3"}
+
+
+def _settings(*argv: str, bucket: str = "bucket") -> FsSettings:
+    args = _parser().parse_args([bucket, "/mnt/s3", *argv])
     return build_settings(fs_cli.flags_from(args), default_uid=1000, default_gid=1000)
 
 
@@ -118,12 +135,13 @@ def test_cli_settings_and_volume_policy_agree_with_the_spec(
     spec: FlagSpec, text: str | None, valid: bool
 ) -> None:
     argv = [*_companion_argv(spec), spec.option if text is None else f"{spec.option}={text}"]
+    bucket = _BUCKETS.get(spec.name, "bucket")
     # The command line and the settings: exactly the spec's values.
     if valid:
-        cli_settings = _settings(*argv)
+        cli_settings = _settings(*argv, bucket=bucket)
     else:
         with pytest.raises(InvalidArgument, match=re.escape(spec.option)):
-            _settings(*argv)
+            _settings(*argv, bucket=bucket)
 
     # The volume policy: the spec's values if the spec allows the flag in a PV; its reason if it denies it.
     entry = spec.name if text is None else f"{spec.name}={text}"
@@ -139,7 +157,7 @@ def test_cli_settings_and_volume_policy_agree_with_the_spec(
     else:
         # What the policy lets through, in its canonical spelling, means to `s3csi mount` what the value did.
         pv_args = MountOptions.parse([*_companion_entries(spec), entry]).to_args()
-        assert _settings(*_driver_argv(spec), *pv_args) == cli_settings
+        assert _settings(*_driver_argv(spec), *pv_args, bucket=bucket) == cli_settings
 
 
 @pytest.mark.parametrize("spec", [spec for spec in FLAGS if spec.default is not None], ids=lambda s: s.name)
@@ -237,6 +255,7 @@ def test_no_flag_of_s3csi_mount_is_declared_by_hand() -> None:
     own_flags_of_other_commands = {
         ("csi/main.py", "--debug"),
         ("podmounter/mounter.py", "--debug"),
+        ("podmounter/mounter.py", "--metrics-address"),  # the driver's choice, with unix:NAME in the comm dir
         ("admission/cli.py", "--debug"),
         ("ownership/cli.py", "--read-only"),
     }

@@ -42,6 +42,7 @@ SETTINGS = [
             priority_class_name="system-node-critical",
             resources=MountpointPodResources(cpu_request="1", memory_request="1Gi", memory_limit="2G"),
             driver_version="0.0.0+unknown",
+            metrics=True,
         ),
         id="everything-set",
     ),
@@ -149,6 +150,24 @@ def test_the_mounter_command_and_comm_dir() -> None:
     assert "name" not in pod["metadata"]
 
 
+def test_metrics_are_on_a_pod_port_with_scrape_annotations_only_when_asked() -> None:
+    pod = build(MountpointPodSettings(image=IMAGE, metrics=True))
+    (container,) = pod["spec"]["containers"]
+    assert container["command"] == ["s3csi", "mounter", "--comm-dir", "/comm", "--metrics-address", ":9813"]
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9813, "protocol": "TCP"}]
+    assert "hostPort" not in container["ports"][0] and "hostNetwork" not in pod["spec"]
+    annotations = pod["metadata"]["annotations"]
+    assert {k: v for k, v in annotations.items() if k.startswith("prometheus.io/")} == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9813",
+        "prometheus.io/path": "/metrics",
+    }
+    plain = build(MountpointPodSettings(image=IMAGE))
+    (container,) = plain["spec"]["containers"]
+    assert "ports" not in container and "--metrics-address" not in container["command"]
+    assert not [k for k in plain["metadata"]["annotations"] if k.startswith("prometheus.io/")]
+
+
 def test_scheduling_on_the_workload_node() -> None:
     spec = build(MountpointPodSettings(image=IMAGE, priority_class_name="s3csi-mounter"))["spec"]
     terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
@@ -184,7 +203,8 @@ def test_labels_and_annotations(settings: MountpointPodSettings) -> None:
     assert labels["s3csi.io/sharing-key"] == KEY
     assert labels["s3csi.io/volume-id-digest"] == label_digest(VOLUME_ID)
     assert labels["app.kubernetes.io/component"] == "mountpoint-pod"
-    assert annotations == {
+    own = {k: v for k, v in annotations.items() if not k.startswith("prometheus.io/")}
+    assert own == {
         "s3csi.io/volume-id": VOLUME_ID,
         "s3csi.io/persistent-volume-name": PV,
         "s3csi.io/driver-version": settings.driver_version,

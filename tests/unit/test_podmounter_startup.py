@@ -21,6 +21,11 @@ S3 = S3Settings()
             True,
             PublisherSettings("n", DEFAULT_STATE_DIR, "/k", S3, sts_audience="s3csi.io"),
         ),
+        (
+            NodeRuntimeFlags("local", None, mountpoint_pod_metrics=True),
+            True,
+            PublisherSettings("n", DEFAULT_STATE_DIR, "/k", S3, mountpoint_pod_metrics=True),
+        ),
     ],
 )
 def test_publisher_settings(
@@ -44,6 +49,16 @@ def test_publisher_settings(
             "--sts-audience applies to the node service only",
         ),
         (NodeRuntimeFlags(None, None, sts_audience=""), True, "--sts-audience must be a non-empty audience"),
+        (
+            NodeRuntimeFlags(None, None, mountpoint_pod_metrics=True),
+            False,
+            "--mountpoint-pod-metrics applies to the node service only",
+        ),
+        (
+            NodeRuntimeFlags("kubernetes", None, mountpoint_pod_metrics=True),
+            True,
+            "--mountpoint-pod-metrics applies to --runtime local only",
+        ),
         (
             NodeRuntimeFlags(None, None, sts_audience=" a"),
             True,

@@ -47,6 +47,11 @@ _VALID_VALUES: dict[ValueKind, st.SearchStrategy[str]] = {
     ValueKind.SSE: st.sampled_from(["aws:kms", "aws:kms:dsse", "AES256"]),
     ValueKind.KMS_KEY_ID: st.sampled_from(["alias/s3", "arn:aws:kms:us-east-1:111122223333:key/ab-12"]),
     ValueKind.USER_AGENT_PREFIX: st.text(f"{_LOWER}ABCXYZ._~/=+@:-", min_size=1, max_size=20),
+    ValueKind.BUCKET_TYPE: st.sampled_from(["general-purpose", "directory"]),
+    ValueKind.ACCOUNT_ID: st.integers(0, 10**12 - 1).map(lambda n: f"{n:012d}"),
+    ValueKind.UPLOAD_CHECKSUMS: st.sampled_from(["crc32c", "off"]),
+    ValueKind.THROUGHPUT: st.integers(*RANGES[ValueKind.THROUGHPUT]).map(str),
+    ValueKind.DIRECTORY_BUCKET: st.sampled_from(["cache--usw2-az1--x-s3", "shared--use1-az4--x-s3"]),
 }
 
 _DASHES = st.sampled_from(["", "--"])

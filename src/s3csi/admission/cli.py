@@ -11,6 +11,7 @@ from s3csi.admission.server import WebhookSettings, serve
 from s3csi.errors import InvalidArgument
 from s3csi.kube.settings import KubeApiFlags, KubeApiMode, kube_api_settings
 from s3csi.logs import configure_logging
+from s3csi.metrics.flags import WEBHOOK_PORT, add_metrics_argument, metrics_address
 
 
 def _port(text: str) -> int:
@@ -83,11 +84,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kube-ca-file", help="CA bundle of the API server (default: the pod's service account)"
     )
+    add_metrics_argument(parser, WEBHOOK_PORT)
     parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
 
 
 def run(args: argparse.Namespace) -> int:
+    address = metrics_address(args.metrics_address)
     configure_logging(debug=args.debug, log_format=args.log_format)
     propagation = args.mount_propagation != "off"
     flags = KubeApiFlags(args.kube_api, args.kube_api_url, args.kube_token_file, args.kube_ca_file)
@@ -111,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         mount_propagation=propagation,
         driver_name=args.driver_name,
         kube=kube,
+        metrics_address=address,
     )
     asyncio.run(serve(settings))
     return 0

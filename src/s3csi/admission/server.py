@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,9 @@ from s3csi.admission.review import (
 from s3csi.errors import FailedPrecondition, InvalidArgument
 from s3csi.kube.api import Api
 from s3csi.kube.settings import KubeApiSettings
+from s3csi.metrics.endpoint import MetricsAddress, new_registry
+from s3csi.metrics.flags import metrics_endpoint
+from s3csi.metrics.webhook import ALLOWED, DENIED, ERROR, PATCHED, WebhookMetrics
 from s3csi.tasks import background
 from s3csi.volume.context import DEFAULT_DRIVER_NAME
 
@@ -61,6 +65,7 @@ MAX_HEADERS = 32
 # API server's) closes its idle connections, so that the client, not the webhook, normally closes one and
 # never sends a review on a connection the webhook is closing.
 IDLE_TIMEOUT = 120.0
+INTERNAL_ERROR_WARNING = "s3csi webhook internal error: request allowed unchanged"
 # How much of a malformed request's description a log line shows (aiohttp quotes the offending bytes).
 _SHOWN_ERROR_CHARS = 200
 
@@ -120,6 +125,8 @@ class WebhookSettings:
     """The CSIDriver whose volumes get HostToContainer propagation."""
     kube: KubeApiSettings | None = None
     """The API the claims are looked up in; None: only inline CSI volumes are recognised."""
+    metrics_address: MetricsAddress | None = None
+    """Where ``/metrics`` is served over plain HTTP, apart from the HTTPS port (None: not served)."""
 
 
 def default_routes(settings: WebhookSettings | None = None, api: Api | None = None) -> dict[str, Decide]:
@@ -137,12 +144,19 @@ def default_routes(settings: WebhookSettings | None = None, api: Api | None = No
     return routes
 
 
-def make_app(routes: Mapping[str, Decide], read_deadlines: ReadDeadlines | None = None) -> web.Application:
-    """The routes; with ``read_deadlines``, each request's deadline stops once its body has been read."""
+def make_app(
+    routes: Mapping[str, Decide],
+    read_deadlines: ReadDeadlines | None = None,
+    metrics: WebhookMetrics | None = None,
+) -> web.Application:
+    """The routes; with ``read_deadlines``, each request's deadline stops once its body has been read. Each
+    review is counted in ``metrics`` (by default a registry nobody reads)."""
+    metrics = WebhookMetrics() if metrics is None else metrics
     # client_max_size makes aiohttp answer 413 before reading more than the API server could ever send.
     app = web.Application(client_max_size=MAX_REVIEW_BYTES)
     for path, decide in routes.items():
-        app.router.add_post(path, functools.partial(_review, decide=decide, read_deadlines=read_deadlines))
+        review = functools.partial(_review, decide=decide, read_deadlines=read_deadlines, metrics=metrics)
+        app.router.add_post(path, review)
     app.router.add_get(HEALTHZ_PATH, functools.partial(_healthz, read_deadlines=read_deadlines))
     return app
 
@@ -179,9 +193,30 @@ async def _healthz(request: web.Request, *, read_deadlines: ReadDeadlines | None
     return web.Response(text="ok\n")
 
 
+def review_result(response: AdmissionResponse) -> str:
+    """The ``result`` label of an answered review."""
+    if not response["allowed"]:
+        return DENIED
+    return PATCHED if "patch" in response else ALLOWED
+
+
 async def _review(
-    request: web.Request, *, decide: Decide, read_deadlines: ReadDeadlines | None
+    request: web.Request, *, decide: Decide, read_deadlines: ReadDeadlines | None, metrics: WebhookMetrics
 ) -> web.Response:
+    started = time.perf_counter()
+    result = ERROR
+    try:
+        response = await _decided(request, decide, read_deadlines)
+        result = ERROR if INTERNAL_ERROR_WARNING in response.get("warnings", []) else review_result(response)
+        return web.json_response(review_of(response))
+    finally:
+        # Route paths only (a request for another path never gets here): a bounded label.
+        metrics.observe(request.path, result, time.perf_counter() - started)
+
+
+async def _decided(
+    request: web.Request, decide: Decide, read_deadlines: ReadDeadlines | None
+) -> AdmissionResponse:
     body = await _read_whole_request(request, read_deadlines)
     if request.content_type != "application/json":
         raise web.HTTPUnsupportedMediaType(
@@ -197,10 +232,8 @@ async def _review(
     except Exception:
         # A bug must not block pods: fail open with a warning the user sees, and the traceback logged.
         log.exception("deciding %s %s failed", request.path, admission_request["uid"])
-        response = allow(
-            admission_request, warnings=["s3csi webhook internal error: request allowed unchanged"]
-        )
-    return web.json_response(review_of(response))
+        response = allow(admission_request, warnings=[INTERNAL_ERROR_WARNING])
+    return response
 
 
 def load_tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
@@ -280,8 +313,9 @@ async def serve(settings: WebhookSettings) -> None:
     sock = _listen(settings.host, settings.port)
     read_deadlines = ReadDeadlines(settings.read_timeout)
     api = Api(settings.kube) if settings.kube is not None and settings.mount_propagation else None
+    metrics = WebhookMetrics(new_registry())
     runner = web.AppRunner(
-        make_app(default_routes(settings, api), read_deadlines),
+        make_app(default_routes(settings, api), read_deadlines, metrics),
         access_log=access_log,
         access_log_class=AccessLogger,
         handle_signals=False,
@@ -299,18 +333,19 @@ async def serve(settings: WebhookSettings) -> None:
     watcher = background(reloader.watch(settings.cert_reload_interval), name="certificate-reloader")
     listener: asyncio.Server | None = None
     try:
-        # Not web.SockSite: the protocol of each connection is wrapped with its read deadline, and the TLS
-        # handshake gets the same bound. runner.cleanup() still finishes the connections gracefully.
-        listener = await loop.create_server(
-            read_deadlines.wrap(runner.server),
-            sock=sock,
-            ssl=reloader.listener_context,
-            ssl_handshake_timeout=settings.read_timeout,
-        )
-        host, port = sock.getsockname()[:2]
-        log.info("s3csi webhook listening on https://%s:%d", host, port)
-        await stop.wait()
-        log.info("stopping: letting in-flight reviews finish (at most %ss)", settings.shutdown_timeout)
+        async with metrics_endpoint(metrics.registry, settings.metrics_address):
+            # Not web.SockSite: the protocol of each connection is wrapped with its read deadline, and the
+            # TLS handshake gets the same bound. runner.cleanup() still finishes the connections gracefully.
+            listener = await loop.create_server(
+                read_deadlines.wrap(runner.server),
+                sock=sock,
+                ssl=reloader.listener_context,
+                ssl_handshake_timeout=settings.read_timeout,
+            )
+            host, port = sock.getsockname()[:2]
+            log.info("s3csi webhook listening on https://%s:%d", host, port)
+            await stop.wait()
+            log.info("stopping: letting in-flight reviews finish (at most %ss)", settings.shutdown_timeout)
     finally:
         watcher.cancel()
         if listener is not None:

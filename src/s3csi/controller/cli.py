@@ -8,6 +8,7 @@ import asyncio
 import os
 import socket
 
+from s3csi.controller.health import controller_check
 from s3csi.controller.leader import LeaderElector
 from s3csi.controller.main import Controller
 from s3csi.controller.settings import ControllerSettings, LeaseSettings
@@ -16,6 +17,9 @@ from s3csi.errors import InvalidArgument
 from s3csi.kube.api import Api
 from s3csi.kube.settings import KubeApiFlags, KubeApiSettings, kube_api_settings
 from s3csi.logs import configure_logging
+from s3csi.metrics.controller import ControllerMetrics
+from s3csi.metrics.endpoint import MetricsAddress, new_registry
+from s3csi.metrics.flags import CONTROLLER_PORT, add_metrics_argument, metrics_address, metrics_endpoint
 from s3csi.podmounter.podspec import DEFAULT_NAMESPACE, MountpointPodResources, MountpointPodSettings
 
 
@@ -49,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--mountpoint-cpu-request", default=resources.cpu_request, help="default %(default)s")
     add("--mountpoint-memory-request", default=resources.memory_request, help="default %(default)s")
     add("--mountpoint-memory-limit", default=resources.memory_limit, help="default %(default)s")
+    add(
+        "--mountpoint-pod-metrics",
+        action="store_true",
+        help="Mountpoint Pods serve their Prometheus metrics on pod port 9813 (named metrics), with "
+        "prometheus.io/scrape annotations (default: off)",
+    )
     add("--driver-name", default=DEFAULT_DRIVER_NAME, help="the CSIDriver served (default %(default)s)")
     add(
         "--idle-grace-period",
@@ -102,6 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--kube-api-url", default=None, help="default: in-cluster ($KUBERNETES_SERVICE_HOST)")
     add("--kube-token-file", default=None, help="default: the pod's service-account token")
     add("--kube-ca-file", default=None, help="default: the pod's service-account CA")
+    add_metrics_argument(parser, CONTROLLER_PORT, health=True)
     add("--debug", action="store_true", help="log at DEBUG level")
     add("--log-format", choices=("text", "json"), default="text", help="log line format")
 
@@ -127,6 +138,7 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> ControllerSe
                 memory_request=args.mountpoint_memory_request,
                 memory_limit=args.mountpoint_memory_limit,
             ),
+            metrics=args.mountpoint_pod_metrics,
         ),
         lease=LeaseSettings(
             name=args.lease_name,
@@ -143,18 +155,38 @@ def settings_from(args: argparse.Namespace, env: dict[str, str]) -> ControllerSe
     )
 
 
-async def serve(settings: ControllerSettings) -> None:
-    """Compete for the Lease forever; lead with fresh caches each time it is won."""
+async def serve(
+    settings: ControllerSettings,
+    metrics: ControllerMetrics | None = None,
+    address: MetricsAddress | None = None,
+) -> None:
+    """Compete for the Lease forever; lead with fresh caches each time it is won. ``metrics`` (by default a
+    registry nobody reads) are served with ``/healthz`` at ``address`` (None: not served)."""
+    metrics = ControllerMetrics() if metrics is None else metrics
     api = Api(settings.kube)
+    current: list[Controller] = []  # the work of this replica while it leads
     try:
         elector = LeaderElector(api, settings.lease)
-        await elector.run(lambda: Controller(settings, api, elector.leading).run())
+        metrics.leader.set_function(lambda: 1.0 if elector.leading() else 0.0)
+
+        async def lead() -> None:
+            work = Controller(settings, api, elector.leading, metrics=metrics)
+            current.append(work)
+            try:
+                await work.run()
+            finally:
+                current.remove(work)
+
+        health = controller_check(elector, lambda: current[-1] if current else None)
+        async with metrics_endpoint(metrics.registry, address, health):
+            await elector.run(lead)
     finally:
         await api.close()
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, dict(os.environ))
+    address = metrics_address(args.metrics_address)
     configure_logging(debug=args.debug, log_format=args.log_format)
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, ControllerMetrics(new_registry()), address))
     return 0

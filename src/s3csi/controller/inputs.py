@@ -42,7 +42,13 @@ from s3csi.volume.context import (
     CacheVolume,
     VolumeContext,
 )
-from s3csi.volume.policy import AccessMode, PolicyInput, check_staging_cache, effective_mount
+from s3csi.volume.policy import (
+    AccessMode,
+    PolicyInput,
+    check_bucket_type,
+    check_staging_cache,
+    effective_mount,
+)
 from s3csi.volume.sharing import credentials_identity_of
 
 JsonObject = dict[str, Any]
@@ -219,6 +225,7 @@ def sharing_inputs(
         )
     )
     check_staging_cache(mount, context.cache)
+    check_bucket_type(mount, context.bucket_name)
     source = context.authentication_source
     identity = role = None
     if source is AuthenticationSource.POD:

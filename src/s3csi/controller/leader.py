@@ -43,6 +43,10 @@ class LeaderElector:
         self._observed: tuple[str | None, str | None] | None = None
         self._observed_at = 0.0
         self._renewed_at: float | None = None
+        # When the API server last answered a Lease call (any answer but a failure), and the last failure:
+        # the controller's health (controller/health.py).
+        self.answered_at = clock()
+        self.last_error = ""
 
     def leading(self) -> bool:
         """Whether this replica holds the Lease now (renewed within the renew deadline)."""
@@ -101,9 +105,12 @@ class LeaderElector:
             lease = await self.api.call("GET", f"{self._path}/{name}")
         except ApiError as exc:
             if exc.status != 404:
-                log.warning("Lease %s/%s cannot be read: %s", self.settings.namespace, name, exc)
+                self.last_error = f"Lease {self.settings.namespace}/{name} cannot be read: {exc}"
+                log.warning("%s", self.last_error)
                 return False
+            self.answered_at = self.clock()
             return await self._write(None, started)
+        self.answered_at = self.clock()
         spec = lease.get("spec") or {}
         observed = (spec.get("holderIdentity"), spec.get("renewTime"))
         if observed != self._observed:
@@ -140,9 +147,9 @@ class LeaderElector:
                 written = await self.api.call("PUT", f"{self._path}/{self.settings.name}", body=body)
         except ApiError as exc:
             if exc.status not in (409,):
-                log.warning(
-                    "Lease %s/%s cannot be written: %s", self.settings.namespace, self.settings.name, exc
-                )
+                lease_name = f"{self.settings.namespace}/{self.settings.name}"
+                self.last_error = f"Lease {lease_name} cannot be written: {exc}"
+                log.warning("%s", self.last_error)
             return False
         written_spec = written.get("spec") or {}
         self._observed = (written_spec.get("holderIdentity"), written_spec.get("renewTime"))

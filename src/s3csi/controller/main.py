@@ -43,8 +43,10 @@ from s3csi.controller.reconcile import (
 )
 from s3csi.controller.settings import ControllerSettings
 from s3csi.kube.api import Api, ApiError, JsonObject, path_of
-from s3csi.kube.events import pod_event
+from s3csi.kube.events import EventType, involved_pod, object_event, pod_event
 from s3csi.kube.informer import Informer
+from s3csi.kube.recorder import EventRecorder
+from s3csi.metrics.controller import ERROR, OK, ControllerMetrics
 from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION, MountpointPodAttachment, attachment_status
 from s3csi.podmounter.names import label_value
 from s3csi.podmounter.podspec import APP_COMPONENT_LABEL, APP_NAME, APP_NAME_LABEL, COMPONENT, mountpoint_pod
@@ -54,6 +56,11 @@ RBAC_MANIFEST = "deploy/controller-rbac.yaml"
 log = logging.getLogger(__name__)
 
 EVENT_REASON = "VolumeNotServed"
+# The Mountpoint Pod lifecycle (docs/observability.md#events): on the Mountpoint Pod, and when it cannot
+# be created, on the workload pods waiting for it.
+CREATED_REASON = "MountpointPodCreated"
+RETIRED_REASON = "MountpointPodRetired"
+CREATE_FAILED_REASON = "MountpointPodCreateFailed"
 COMPONENT_NAME = "s3csi-controller"
 SECRET_RETRY_S = 1.0
 
@@ -67,13 +74,19 @@ class Controller:
         api: Api,
         leading: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.monotonic,
+        metrics: ControllerMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.api = api
         self.leading = leading
         self.clock = clock
+        self.metrics = ControllerMetrics() if metrics is None else metrics
         self.passes = 0
+        # API calls of the current pass that failed (other than a conflict the next pass decides again).
+        self._failures = 0
         self._dirty = asyncio.Event()
+        self._events = EventRecorder(lambda: api)
+        self._by_uid: dict[str, JsonObject] = {}
         self._idle_since: dict[str, float] = {}
         self._reported: set[tuple[str, str]] = set()
         self._uses: dict[str, tuple[tuple[str, ...], list[Served | Refused]]] = {}
@@ -91,7 +104,7 @@ class Controller:
                 account="the controller",
                 rbac_manifest=RBAC_MANIFEST,
                 query=selectors,
-                on_change=self._dirty.set,
+                on_change=self._changed,
                 watch_timeout_s=settings.watch_timeout_s,
             )
 
@@ -112,6 +125,10 @@ class Controller:
             self.mountpoint_pods,
             self.attachments,
         )
+
+    def _changed(self) -> None:
+        self.metrics.queue_depth.inc()
+        self._dirty.set()
 
     @property
     def events(self) -> int:
@@ -144,9 +161,25 @@ class Controller:
             for task in watches:
                 task.cancel()
             await asyncio.gather(*watches, return_exceptions=True)
+            self.metrics.queue_depth.set(0)  # a replica that stopped leading has no work waiting
 
     async def reconcile_once(self) -> float | None:
-        """One pass; returns when the next Mountpoint Pod's grace period ends, if one is waiting."""
+        """One pass; returns when the next Mountpoint Pod's grace period ends, if one is waiting. Counted in
+        the metrics: ``error`` when one of its API calls failed (or the pass itself did)."""
+        self.metrics.queue_depth.set(0)  # the events so far are all in this pass's view
+        self._failures = 0
+        started = time.perf_counter()
+        result = ERROR
+        try:
+            next_retirement = await self._reconcile()
+            if not self._failures:
+                result = OK
+            return next_retirement
+        finally:
+            self.metrics.reconciles.labels(result=result).inc()
+            self.metrics.reconcile_duration.observe(time.perf_counter() - started)
+
+    async def _reconcile(self) -> float | None:
         self.passes += 1
         pods = list(self.pods.objects.values())
         objects = Objects(
@@ -162,6 +195,7 @@ class Controller:
             secrets = await self._read_secrets(refs)
             if secrets is None:
                 # Not "missing": an API failure must neither split nor refuse workloads. Try again soon.
+                self._failures += 1
                 return self.clock() + SECRET_RETRY_S
             objects = replace(objects, secrets=secrets)
         workloads: list[Workload] = []
@@ -194,7 +228,7 @@ class Controller:
             grace_s=self.settings.idle_grace_s,
         )
         self._idle_since = decision.idle_since
-        by_uid = {str(pod["metadata"]["uid"]): pod for pod in pods}
+        by_uid = self._by_uid = {str(pod["metadata"]["uid"]): pod for pod in pods}
         for workload_uid, cause in decision.refused:
             await self._report_cause(by_uid[workload_uid], cause)
         log.debug(
@@ -290,14 +324,29 @@ class Controller:
             now=datetime.now(UTC),
             once_per=cause,
         )
-        try:
-            await self.api.call(
-                "POST", path_of("", "v1", "events", event["metadata"]["namespace"]), body=event
-            )
-        except ApiError as exc:
-            if exc.status != 409:  # 409: already recorded (by this replica before a restart, or another)
-                log.warning("the Event for pod %s cannot be recorded: %s", pod_label(pod), exc)
-                self._reported.discard((uid, cause))
+        if not await self._events.record(event):
+            self._reported.discard((uid, cause))
+
+    async def _record(
+        self, involved: JsonObject, reason: str, message: str, type: EventType, once_per: str = ""
+    ) -> None:
+        """An Event on ``involved`` (a Pod) for the Mountpoint Pod lifecycle; by the leader only."""
+        if not self.leading():
+            return
+        event = object_event(
+            involved_pod(involved),
+            reason=reason,
+            message=message,
+            component=COMPONENT_NAME,
+            instance=self.settings.lease.identity,
+            now=datetime.now(UTC),
+            once_per=once_per,
+            type=type,
+        )
+        await self._events.record(event)
+
+    def _workload_pods(self, uids: tuple[str, ...]) -> list[JsonObject]:
+        return [self._by_uid[uid] for uid in uids if uid in self._by_uid]
 
     def _forget_reports(self, live: set[str]) -> None:
         self._reported = {(uid, cause) for uid, cause in self._reported if uid in live}
@@ -313,15 +362,28 @@ class Controller:
             resources=action.resources,
             cache=action.cache,
         )
+        volume = f"volume {inputs.volume_id}" + (
+            f" (PV {inputs.persistent_volume_name})" if inputs.persistent_volume_name else ""
+        )
+        waiting = self._workload_pods(action.workloads)
         try:
             created = await self.api.call("POST", self._mp_path, body=body)
         except ApiError as exc:
+            self._failures += 1
             log.error(
                 "Mountpoint Pod for sharing key %s on node %s cannot be created: %s",
                 action.key,
                 inputs.node_name,
                 exc,
             )
+            for pod in waiting:
+                await self._record(
+                    pod,
+                    CREATE_FAILED_REASON,
+                    f"the Mountpoint Pod of {volume} on node {inputs.node_name} cannot be created: {exc}",
+                    "Warning",
+                    once_per=action.key,
+                )
             return
         log.info(
             "created Mountpoint Pod %s for sharing key %s on node %s",
@@ -329,17 +391,27 @@ class Controller:
             action.key,
             inputs.node_name,
         )
+        names = ", ".join(pod_label(pod) for pod in waiting) or "none left"
+        await self._record(
+            created,
+            CREATED_REASON,
+            f"serves {volume} on node {inputs.node_name} (sharing key {action.key}) for pods {names}",
+            "Normal",
+        )
+        self.metrics.mountpoint_pods_created.inc()
         self.mountpoint_pods.put(created)
         self._dirty.set()  # its entries are written in the next pass
 
     async def _delete_mountpoint_pod(self, action: DeleteMountpointPod) -> None:
         path = path_of("", "v1", "pods", self.settings.mountpoint_pods.namespace, action.name)
+        known = self.mountpoint_pods.objects.get((self.settings.mountpoint_pods.namespace, action.name))
         try:
             deleted = await self.api.call("DELETE", path)
         except ApiError as exc:
             if exc.status == 404:
                 self.mountpoint_pods.drop((self.settings.mountpoint_pods.namespace, action.name))
                 return
+            self._failures += 1
             log.error("Mountpoint Pod %s cannot be deleted: %s", action.name, exc)
             return
         log.info(
@@ -347,6 +419,16 @@ class Controller:
             action.name,
             action.key,
         )
+        why = f"it served no workload pod for the grace period ({self.settings.idle_grace_s:g} s)"
+        if action.outdated:
+            why += (
+                f"; it runs another driver version than this controller's "
+                f"({self.settings.mountpoint_pods.driver_version}), so it took no new ones"
+            )
+        retired = deleted if deleted.get("kind") == "Pod" else known
+        if retired is not None:
+            await self._record(retired, RETIRED_REASON, f"retired: {why}", "Normal")
+        self.metrics.mountpoint_pods_retired.inc()
         self._idle_since.pop(action.name, None)
         if deleted.get("kind") == "Pod":
             self.mountpoint_pods.put(deleted)
@@ -388,12 +470,14 @@ class Controller:
     async def _after_refusal(self, name: str, exc: ApiError, verb: str) -> None:
         """A write refused on a stale view (409, 404): read the object again and let the next pass decide."""
         if exc.status not in (404, 409):
+            self._failures += 1
             log.error("attachment %s cannot be %s: %s", name, verb, exc)
             return
         try:
             self.attachments.put(await self.api.call("GET", f"{self._attachments_path}/{name}"))
         except ApiError as again:
             if again.status != 404:
+                self._failures += 1
                 log.error("attachment %s cannot be read: %s", name, again)
                 return
             self.attachments.drop(("", name))

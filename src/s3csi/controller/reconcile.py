@@ -67,12 +67,16 @@ class CreateMountpointPod:
     inputs: SharingInputs
     resources: MountpointPodResources | None = None
     cache: CacheVolume | None = None
+    workloads: tuple[str, ...] = ()
+    """The uids of the workload pods waiting for it (for its Events)."""
 
 
 @dataclass(frozen=True)
 class DeleteMountpointPod:
     name: str
     key: str
+    outdated: bool = False
+    """Of another driver version (it took no new workloads): why it went idle, for its Event."""
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,13 @@ def decide(world: World, *, now: float, wall_time: datetime, grace_s: float) -> 
         waiting = [w for w in needed.get(key, []) if obj is None or mountpoint_pod_of(obj, w.uid) is None]
         if waiting and target is None:
             actions.append(
-                CreateMountpointPod(key, waiting[0].inputs, waiting[0].resources, waiting[0].cache)
+                CreateMountpointPod(
+                    key,
+                    waiting[0].inputs,
+                    waiting[0].resources,
+                    waiting[0].cache,
+                    tuple(w.uid for w in waiting),
+                )
             )
         elif waiting and obj is not None and target is not None:
             for workload in waiting:
@@ -182,7 +192,7 @@ def decide(world: World, *, now: float, wall_time: datetime, grace_s: float) -> 
                 continue
             since = world.idle_since.get(pod.name, now)
             if now - since >= grace_s:
-                actions.append(DeleteMountpointPod(pod.name, key))
+                actions.append(DeleteMountpointPod(pod.name, key, outdated=not pod.current_version))
                 if obj is not None:
                     obj = without_mountpoint_pod(obj, pod.name)
             else:

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from s3csi.errors import InvalidArgument
 from s3csi.s3.credentials import CredentialChain, CredentialSource, default_credential_provider, env_pair
-from s3csi.s3.imds import DEFAULT_ENDPOINT, InstanceMetadataCredentials
+from s3csi.s3.imds import InstanceMetadataCredentials, metadata_endpoint
 from s3csi.s3.settings import DEFAULT_REGION
 from s3csi.s3.sts import WebIdentityCredentials, sts_endpoint, sts_endpoint_override
 
@@ -40,12 +39,7 @@ def driver_credential_provider(env: Mapping[str, str]) -> CredentialChain:
                 ca_bundle=env.get("AWS_CA_BUNDLE") or None,
             )
         )
-    disabled = env.get("AWS_EC2_METADATA_DISABLED", "").strip().lower()
-    if disabled not in ("", "true", "false"):
-        raise InvalidArgument("AWS_EC2_METADATA_DISABLED must be true or false")
-    if disabled != "true":
-        endpoint = env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or DEFAULT_ENDPOINT
-        if not endpoint.startswith(("http://", "https://")):
-            raise InvalidArgument("AWS_EC2_METADATA_SERVICE_ENDPOINT must start with http:// or https://")
+    endpoint = metadata_endpoint(env)
+    if endpoint is not None:
         sources.append(InstanceMetadataCredentials(endpoint))
     return CredentialChain(sources)

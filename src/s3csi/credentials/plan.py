@@ -102,7 +102,9 @@ class UseSecret:
 @dataclass(frozen=True)
 class AssumePodRole:
     role_arn: str
-    sts_region: str
+    sts_region: str | None
+    """None when neither the volume (``stsRegion``, ``--region``) nor the driver names one: the resolver
+    asks the instance metadata service."""
     session_name: str
     token: str = field(repr=False)
     token_expiry: float | None
@@ -237,7 +239,7 @@ def pod_role(role_arn: str | None, service_account_role_arn: str | None) -> str:
     )
 
 
-def _sts_region(inputs: CredentialInputs) -> str:
+def _sts_region(inputs: CredentialInputs) -> str | None:
     if inputs.sts_region:
         return inputs.sts_region
     for arg in inputs.mount_args:
@@ -245,9 +247,15 @@ def _sts_region(inputs: CredentialInputs) -> str:
             return arg.removeprefix("--region=")
     if inputs.driver_region and REGION_PATTERN.fullmatch(inputs.driver_region):
         return inputs.driver_region
-    raise InvalidArgument(
-        f"authenticationSource pod needs an STS region: the volume attribute {STS_REGION}, the --region "
-        "mount option, or the driver's region (--s3-region / AWS_REGION)"
+    return None  # the resolver asks the instance metadata service
+
+
+def no_sts_region() -> InvalidArgument:
+    """Neither a setting nor the instance metadata service gave a pod-level STS region."""
+    return InvalidArgument(
+        f"authenticationSource pod needs an STS region: set the volume attribute {STS_REGION} or the "
+        "--region mount option (the driver's region, --s3-region / AWS_REGION, is not set, and the instance "
+        "metadata service did not give one)"
     )
 
 

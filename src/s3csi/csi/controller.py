@@ -16,7 +16,7 @@ from s3csi.provisioning.naming import VolumeId
 from s3csi.provisioning.plan import CapacityRange, plan_volume
 from s3csi.provisioning.provisioner import Provisioner
 from s3csi.volume.context import VolumeContext
-from s3csi.volume.policy import PolicyInput, check_staging_cache, effective_mount
+from s3csi.volume.policy import PolicyInput, check_bucket_type, check_staging_cache, effective_mount
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ def check_mount_options(capabilities: tuple[MountCapability, ...], volume: Volum
                 )
             )
             check_staging_cache(mount, volume.cache)
+            check_bucket_type(mount, volume.bucket_name)
         except InvalidArgument as refused:
             raise InvalidArgument(f"{field}: {refused}") from None
         if volume.prefix and any(arg.startswith("--prefix=") for arg in mount.args):

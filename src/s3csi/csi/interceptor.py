@@ -1,4 +1,5 @@
-"""The one server interceptor: every RPC's outcome as one structured log line, and errors as status codes.
+"""The one server interceptor: every RPC's outcome as one structured log line and in the metrics (method,
+code, duration), and errors as status codes.
 
 A handler raises :mod:`s3csi.errors` (mapped by :func:`s3csi.csi.errors.status_code`); anything else is
 a bug, answered INTERNAL with the traceback logged, so the CO never sees UNKNOWN. Requests are logged
@@ -20,6 +21,7 @@ from google.protobuf.message import Message
 from s3csi.csi.errors import status_code
 from s3csi.csi.redaction import redact
 from s3csi.errors import S3csiError
+from s3csi.metrics.node import NodeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,9 @@ _QUIET_SERVICES = frozenset({"csi.v1.Identity"})
 
 
 class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, metrics: NodeMetrics | None = None) -> None:
+        self._metrics = NodeMetrics() if metrics is None else metrics
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
@@ -38,13 +43,13 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler is None or handler.unary_unary is None:
             return handler
         return grpc.unary_unary_rpc_method_handler(
-            _logged(handler_call_details.method, handler.unary_unary),
+            _logged(handler_call_details.method, handler.unary_unary, self._metrics),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
 
-def _logged(method: str, behaviour: UnaryHandler) -> UnaryHandler:
+def _logged(method: str, behaviour: UnaryHandler, metrics: NodeMetrics) -> UnaryHandler:
     service, _, rpc = method.strip("/").partition("/")
 
     async def handle(request: Message, context: grpc.aio.ServicerContext) -> Any:
@@ -66,6 +71,8 @@ def _logged(method: str, behaviour: UnaryHandler) -> UnaryHandler:
             log.error("%s failed", rpc, exc_info=True)
             await context.abort(code, error)
         finally:
+            seconds = time.monotonic() - started
+            metrics.observe_call(rpc, code.name, seconds)
             _log_outcome(
                 service=service,
                 rpc=rpc,
@@ -73,7 +80,7 @@ def _logged(method: str, behaviour: UnaryHandler) -> UnaryHandler:
                 response=response,
                 code=code,
                 error=error,
-                seconds=time.monotonic() - started,
+                seconds=seconds,
             )
 
     return handle

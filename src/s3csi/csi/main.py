@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 
@@ -18,6 +19,10 @@ from s3csi.csi.settings import (
 )
 from s3csi.kube.settings import KubeApiFlags, KubeApiMode, kube_api_settings
 from s3csi.logs import configure_logging
+from s3csi.metrics.endpoint import HealthCheck, new_registry
+from s3csi.metrics.flags import NODE_PORT, add_metrics_argument, metrics_address, metrics_endpoint
+from s3csi.metrics.node import NodeMetrics
+from s3csi.s3.imds import metadata_endpoint
 from s3csi.s3.sts import sts_endpoint_override
 from s3csi.volume.context import FS_USER_ANNOTATION, ROLE_ARN_ANNOTATION
 
@@ -76,6 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "remounted at once)",
     )
     parser.add_argument(
+        "--mountpoint-pod-metrics",
+        action="store_true",
+        help="each mounter serves its Prometheus metrics on metrics.sock in its comm dir (--runtime local; "
+        "with kubernetes, s3csi controller's --mountpoint-pod-metrics gives Mountpoint Pods a metrics port)",
+    )
+    parser.add_argument(
         "--sts-audience",
         help="audience of the service-account token exchanged with STS for authenticationSource pod "
         "(node mode; default sts.amazonaws.com; must match the CSIDriver's tokenRequests)",
@@ -95,6 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kube-ca-file", help="CA bundle of the API server (default: the pod's service account)"
     )
+    add_metrics_argument(parser, NODE_PORT)
     parser.add_argument("--log-format", choices=["text", "json"], default="text")
     parser.add_argument("--debug", action="store_true", help="log requests (secrets redacted) and tracebacks")
 
@@ -116,6 +128,7 @@ def build_settings(args: argparse.Namespace, env: os._Environ[str] | dict[str, s
 def run(args: argparse.Namespace) -> int:
     from s3csi.csi.server import serve  # grpc and the stubs load only for this command
     from s3csi.kube.client import KubeClient
+    from s3csi.podmounter.health import publisher_check
     from s3csi.podmounter.startup import (
         NodeRuntimeFlags,
         kubernetes_runtime_settings,
@@ -125,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     settings = build_settings(args, os.environ)
+    address = metrics_address(args.metrics_address)
     runtime_flags = NodeRuntimeFlags(
         runtime=args.runtime,
         state_dir=args.state_dir,
@@ -132,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         mountpoint_namespace=args.mountpoint_namespace,
         mountpoint_pod_timeout=args.mountpoint_pod_timeout,
         mounter_crash_loop_window=args.mounter_crash_loop_window,
+        mountpoint_pod_metrics=args.mountpoint_pod_metrics,
     )
     node = publisher_settings(
         runtime_flags,
@@ -140,6 +155,10 @@ def run(args: argparse.Namespace) -> int:
         kubelet_dir=settings.kubelet_dir,
         s3=settings.s3,
         sts_endpoint_url=sts_endpoint_override(os.environ),
+        region_configured=bool(
+            args.s3_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        ),
+        metadata_endpoint=metadata_endpoint(os.environ),
     )
     kube_settings = kube_api_settings(
         KubeApiFlags(
@@ -162,18 +181,28 @@ def run(args: argparse.Namespace) -> int:
         log.info("no Kubernetes API (--kube-api): pod and service-account annotations have no effect")
     # The environment, the shared files, web identity, then instance metadata (docs/credentials.md).
     credentials = driver_credential_provider(os.environ)
+    metrics = NodeMetrics(new_registry())
 
     async def serve_with_publisher() -> None:
-        publisher = (
-            None if node is None else await start_publisher(node, credentials, kubernetes, kube_settings)
-        )
-        try:
-            await serve(settings, credentials, publisher, kube=kube)
-        finally:
-            if publisher is not None:
-                await stop_publisher(publisher)
-            if kube is not None:
-                await kube.close()
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(metrics_endpoint(metrics.registry, address))
+            publisher = (
+                None
+                if node is None
+                else await start_publisher(node, credentials, kubernetes, kube_settings, metrics)
+            )
+            checks: list[HealthCheck] = [] if publisher is None else [publisher_check(publisher)]
+            # The runtime records a failed publish on its workload pod (Kubernetes; local: no API to).
+            events = publisher.runtime if publisher is not None else None
+            try:
+                await serve(
+                    settings, credentials, publisher, kube=kube, events=events, metrics=metrics, checks=checks
+                )
+            finally:
+                if publisher is not None:
+                    await stop_publisher(publisher)
+                if kube is not None:
+                    await kube.close()
 
     asyncio.run(serve_with_publisher())
     return 0

@@ -10,12 +10,14 @@ import grpc
 from s3csi.csi.proto import csi_pb2, csi_pb2_grpc
 from s3csi.csi.requests import required, secret_credentials, volume_capability
 from s3csi.csi.unimplemented import unimplemented
-from s3csi.errors import InvalidArgument
+from s3csi.errors import InvalidArgument, S3csiError
 from s3csi.kube.client import KubeClient
 from s3csi.kube.identity import NO_IDENTITY, PodIdentityInputs
 from s3csi.kube.lookup import lookup_pod_identity
-from s3csi.volume.context import SERVICE_ACCOUNT_TOKENS, AuthenticationSource, VolumeContext
-from s3csi.volume.policy import PolicyInput, check_staging_cache, effective_mount
+from s3csi.podmounter.publish_events import WorkloadEvents, failure_event
+from s3csi.podmounter.runtime import WorkloadPod
+from s3csi.volume.context import BUCKET_NAME, SERVICE_ACCOUNT_TOKENS, AuthenticationSource, VolumeContext
+from s3csi.volume.policy import PolicyInput, check_bucket_type, check_staging_cache, effective_mount
 from s3csi.volume.publish_spec import PodInfo, PublishSpec, VolumePublisher, pv_name_from_target
 
 _CAPABILITIES = [
@@ -72,6 +74,7 @@ def publish_spec(
         )
     )
     check_staging_cache(mount, context.cache)
+    check_bucket_type(mount, context.bucket_name)
     return PublishSpec(
         volume_id=volume_id,
         target_path=target,
@@ -92,11 +95,14 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         kubelet_dir: str,
         publisher: VolumePublisher,
         kube: KubeClient | None = None,
+        events: WorkloadEvents | None = None,
     ) -> None:
         self._node_id = node_id
         self._kubelet_dir = kubelet_dir
         self._publisher = publisher
         self._kube = kube
+        # Where a failed publish is recorded as an Event on its workload pod (the Kubernetes runtime).
+        self._events = events
 
     async def NodeGetInfo(
         self, request: csi_pb2.NodeGetInfoRequest, context: grpc.aio.ServicerContext
@@ -111,13 +117,33 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     async def NodePublishVolume(
         self, request: csi_pb2.NodePublishVolumeRequest, context: grpc.aio.ServicerContext
     ) -> csi_pb2.NodePublishVolumeResponse:
-        # Validated in full before the API is asked, then decided again with what it says of the pod.
-        spec = publish_spec(request, self._kubelet_dir)
-        identity = await self._pod_identity(spec)
-        if identity != NO_IDENTITY:
-            spec = publish_spec(request, self._kubelet_dir, identity)
-        await self._publisher.publish(spec)
+        try:
+            # Validated in full before the API is asked, then decided again with what it says of the pod.
+            spec = publish_spec(request, self._kubelet_dir)
+            identity = await self._pod_identity(spec)
+            if identity != NO_IDENTITY:
+                spec = publish_spec(request, self._kubelet_dir, identity)
+            await self._publisher.publish(spec)
+        except S3csiError as exc:
+            await self._record_failure(request, exc)
+            raise
         return csi_pb2.NodePublishVolumeResponse()
+
+    async def _record_failure(self, request: csi_pb2.NodePublishVolumeRequest, error: S3csiError) -> None:
+        """A Warning Event on the workload pod naming why its publish failed; one per cause, counted."""
+        pod = PodInfo.from_volume_context(request.volume_context)
+        if self._events is None or not (pod.namespace and pod.name and pod.uid):
+            return
+        event = failure_event(
+            error, volume_id=request.volume_id, bucket=request.volume_context.get(BUCKET_NAME)
+        )
+        await self._events.record_event(
+            [WorkloadPod(pod.namespace, pod.name, pod.uid)],
+            event.reason,
+            event.message,
+            once_per=event.message,
+            type=event.type,
+        )
 
     async def _pod_identity(self, spec: PublishSpec) -> PodIdentityInputs:
         """The pod's annotations from the API; none without an API or without kubelet's pod info

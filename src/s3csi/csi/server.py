@@ -2,23 +2,27 @@
 
 Lifecycle: an old socket left by a dead driver is removed (one still answering is refused); the new
 one is created with umask 077 and chmod 0700, so only root (kubelet, the sidecars) can connect; Probe
-says ready once the server accepts calls. SIGTERM or SIGINT stops accepting new calls, lets those in
-flight finish (up to ``drain_timeout_s``), removes the socket and returns.
+says ready once the server accepts calls and while its readiness checks pass (csi/health.py). SIGTERM
+or SIGINT stops accepting new calls, lets those in flight finish (up to ``drain_timeout_s``), removes
+the socket and returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
 import socket
 import stat
+from collections.abc import Sequence
 
 import grpc
 
 from s3csi.csi.controller import ControllerServicer
+from s3csi.csi.health import socket_check
 from s3csi.csi.identity import IdentityServicer, Readiness
 from s3csi.csi.interceptor import RequestInterceptor
 from s3csi.csi.node import NodeServicer
@@ -26,8 +30,12 @@ from s3csi.csi.proto import csi_pb2_grpc
 from s3csi.csi.settings import UNIX_SCHEME, DriverSettings
 from s3csi.errors import FailedPrecondition
 from s3csi.kube.client import KubeClient
+from s3csi.metrics.endpoint import HealthCheck
+from s3csi.metrics.node import NodeMetrics
+from s3csi.podmounter.publish_events import WorkloadEvents
 from s3csi.provisioning.provisioner import Provisioner
 from s3csi.s3 import CredentialProvider
+from s3csi.s3.reachability import endpoint_problem
 from s3csi.volume.publish_spec import VolumePublisher
 
 log = logging.getLogger(__name__)
@@ -59,12 +67,19 @@ async def serve(
     publisher: VolumePublisher | None = None,
     stopping: asyncio.Event | None = None,
     kube: KubeClient | None = None,
+    *,
+    events: WorkloadEvents | None = None,
+    metrics: NodeMetrics | None = None,
+    checks: Sequence[HealthCheck] = (),
 ) -> None:
     """Serve until ``stopping`` is set (by default: until SIGTERM or SIGINT), then drain and return.
     ``publisher``: required when ``settings.mode`` serves the node service. ``kube``: the Kubernetes API
-    NodePublishVolume reads pod annotations from (None: annotations have no effect)."""
+    NodePublishVolume reads pod annotations from (None: annotations have no effect). ``events``: where a
+    failed NodePublishVolume is recorded on its workload pod (None: only kubelet's own Event tells).
+    ``metrics``: where the calls are counted. ``checks``: readiness checks Probe runs besides the socket's
+    and, in controller mode, the S3 endpoint's (the node service's: podmounter/health.py)."""
     readiness = Readiness()
-    server = grpc.aio.server(interceptors=[RequestInterceptor()])
+    server = grpc.aio.server(interceptors=[RequestInterceptor(metrics)])
     csi_pb2_grpc.add_IdentityServicer_to_server(IdentityServicer(settings.driver_name, readiness), server)  # type: ignore[no-untyped-call]
     provisioner = None
     if settings.mode.serves_controller:
@@ -75,7 +90,7 @@ async def serve(
             # The CLI always starts one with the node service: a caller that does not has a bug, and a
             # node service that could only refuse every publish must not listen.
             raise ValueError(f"mode {settings.mode.value}: serving the node service needs a volume publisher")
-        node = NodeServicer(settings.node_id, settings.kubelet_dir, publisher, kube)
+        node = NodeServicer(settings.node_id, settings.kubelet_dir, publisher, kube, events)
         csi_pb2_grpc.add_NodeServicer_to_server(node, server)  # type: ignore[no-untyped-call]
 
     path = settings.socket_path
@@ -88,6 +103,9 @@ async def serve(
     finally:
         os.umask(previous_umask)
     os.chmod(path, SOCKET_MODE)
+    readiness.checks = [socket_check(path), *checks]
+    if settings.mode.serves_controller:
+        readiness.checks.append(functools.partial(endpoint_problem, settings.s3))
 
     loop = asyncio.get_running_loop()
     signals: tuple[signal.Signals, ...] = ()

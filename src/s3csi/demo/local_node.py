@@ -83,6 +83,8 @@ class DemoNode:
             f"--endpoint=unix://{self.socket_path}", "--node-id=demo-node", "--mode=all", "--runtime=local",
             f"--state-dir={self.state_dir}", f"--kubelet-dir={self.kubelet_dir}",
             f"--s3-endpoint-url={self.s3.endpoint_url}", f"--s3-region={self.s3.region}",
+            # Beside the socket rather than on the node plugin's TCP port: a demo opens no port.
+            f"--metrics-address=unix:{self.base / 'metrics.sock'}",
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
             self._driver = subprocess.Popen(

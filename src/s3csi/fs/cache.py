@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from s3csi.fs.settings import CACHE_DIR_PREFIX
 from s3csi.tasks import background
@@ -27,6 +28,22 @@ log = logging.getLogger(__name__)
 # Without --max-cache-size, like mount-s3, leave 5% of the disk's free space (measured at mount time) free.
 DEFAULT_CACHE_FRACTION_OF_FREE_DISK = 0.95
 CACHE_THREADS = 4
+
+
+class PartCache(Protocol):
+    """What a reader asks of a cache of parts (DiskCache; SharedCache and Layered in s3csi.fs.xz_cache)."""
+
+    @property
+    def hits(self) -> int: ...
+
+    @property
+    def misses(self) -> int: ...
+
+    async def get(self, block: str) -> bytes | bytearray | None: ...
+
+    def put_soon(self, block: str, data: bytes | bytearray) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 def block_id(bucket: str, key: str, etag: str, part_size: int, index: int) -> str:

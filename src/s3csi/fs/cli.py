@@ -11,8 +11,9 @@ import logging
 import logging.handlers
 import os
 import sys
+import time
 
-from s3csi.errors import S3csiError, Unavailable
+from s3csi.errors import InvalidArgument, S3csiError, Unavailable
 from s3csi.fs.settings import FsFlags, FsSettings, build_settings, check_cache_dir, check_mountpoint
 from s3csi.logs import configure_logging
 from s3csi.mountflags import FLAGS, ValueKind
@@ -24,7 +25,11 @@ READY = b"\0ready"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """BUCKET, DIR and one argument per flag spec (:data:`s3csi.mountflags.FLAGS`)."""
-    parser.add_argument("bucket", metavar="BUCKET", help="name of the bucket to mount")
+    parser.add_argument(
+        "bucket",
+        metavar="BUCKET",
+        help="bucket name, access point ARN or alias, or Outposts access point ARN or alias, to mount",
+    )
     parser.add_argument(
         "directory", metavar="DIR", help="mount point, or /dev/fd/N: a mounted /dev/fuse descriptor"
     )
@@ -55,8 +60,11 @@ def run(args: argparse.Namespace) -> int:
     check_cache_dir(settings)
     from s3csi.fs import session  # pyfuse3 and the S3 client only once the flags are known to be good
 
+    if settings.log_directory is not None and not os.path.isdir(settings.log_directory):
+        raise InvalidArgument(f"--log-directory: {settings.log_directory} is not a directory")
     if settings.foreground:
         configure_logging(debug=settings.debug)
+        _log_destination(settings)
         return session.serve(settings, os.environ)
     return _serve_in_background(settings)
 
@@ -79,9 +87,10 @@ def _serve_in_background(settings: FsSettings) -> int:
     os.close(read_end)
     os.setsid()
     configure_logging(debug=settings.debug)
+    _log_destination(settings)
 
     def ready() -> None:
-        _detach_from_terminal()
+        _detach_from_terminal(keep_handlers=settings.no_log or settings.log_directory is not None)
         os.write(write_end, READY)
         os.close(write_end)
 
@@ -99,9 +108,29 @@ def _serve_in_background(settings: FsSettings) -> int:
     os._exit(code)
 
 
-def _detach_from_terminal() -> None:
+def _log_destination(settings: FsSettings) -> None:
+    """``--no-log``: no log at all; ``--log-directory DIR``: a new file in DIR (never an existing one,
+    never through a symbolic link), named like mount-s3's ``s3csi-mount-TIME-PID.log``."""
+    root = logging.getLogger()
+    if settings.no_log:
+        root.handlers[:] = [logging.NullHandler()]
+        return
+    if settings.log_directory is None:
+        return
+    name = f"s3csi-mount-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.log"
+    path = os.path.join(settings.log_directory, name)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    except OSError as exc:
+        raise InvalidArgument(f"--log-directory: cannot create {path}: {exc.strerror}") from exc
+    handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8", buffering=1))
+    handler.setFormatter(root.handlers[0].formatter if root.handlers else None)
+    root.handlers[:] = [handler]
+
+
+def _detach_from_terminal(*, keep_handlers: bool = False) -> None:
     """The caller may be waiting for our stdout/stderr to close (a pipe): hand them to /dev/null, and
-    log to syslog when there is one, as mount-s3 does."""
+    log to syslog when there is one, as mount-s3 does (unless the log goes to a file or nowhere)."""
     sys.stdout.flush()
     sys.stderr.flush()
     null = os.open(os.devnull, os.O_RDWR)
@@ -109,6 +138,8 @@ def _detach_from_terminal() -> None:
         os.dup2(null, fd)
     os.close(null)
     root = logging.getLogger()
+    if keep_handlers:
+        return
     if os.path.exists(SYSLOG_SOCKET):
         handler = logging.handlers.SysLogHandler(address=SYSLOG_SOCKET)
         handler.setFormatter(

@@ -17,6 +17,13 @@ written) come first; then S3's, in key order, where an object ``x`` and objects 
 entry, the directory (as everywhere in the mount). ``x`` sorts before ``x/`` with keys such as
 ``x.txt`` or ``x-1`` in between (their next character sorts below "/"), possibly on a later page: an
 object is held back until the listing has passed the place where ``x/`` would be.
+
+A directory bucket (S3 Express One Zone) lists in no particular order, within a page and across pages.
+There :class:`AnyOrderEntries` takes the place of :class:`DirectoryWins`: a directory is decided as soon
+as its prefix comes (a prefix comes once per listing, and the directory wins anyway), an object only at the
+end of the listing, when every prefix that could hide it has come. The objects are held for the whole
+listing, so a directory's files show after its sub-directories; the offsets are as stable as ever (the
+names a read has shown are kept, whatever the order they came in).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from s3csi.fs.inodes import Kind
 from s3csi.fs.lookups import LISTING_CACHE_NAMES
@@ -37,6 +45,14 @@ class Entry:
     kind: Kind
     # An object's metadata as the listing gave it; None for a directory.
     info: ObjectInfo | None
+
+
+class EntryOrder(Protocol):
+    """Turns a directory's listing pages into entries, each name once, a directory over an object."""
+
+    def page(self, objects: Sequence[ObjectInfo], prefixes: Sequence[str]) -> list[Entry]: ...
+
+    def end(self) -> list[Entry]: ...
 
 
 class DirectoryWins:
@@ -84,6 +100,43 @@ class DirectoryWins:
                 decided.append(Entry(name, Kind.FILE, info))
 
 
+class AnyOrderEntries:
+    """The entries of one listing of the directory ``prefix`` whose pages come in any order (a directory
+    bucket's): directories at once, objects at the end."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self._directories: set[str] = set()
+        self._objects: dict[str, ObjectInfo] = {}
+
+    def page(self, objects: Sequence[ObjectInfo], prefixes: Sequence[str]) -> list[Entry]:
+        decided: list[Entry] = []
+        for info in objects:
+            name = child_name(self.prefix, info.key)
+            if name is not None:
+                self._objects.setdefault(name, info)
+        for prefix in prefixes:
+            name = child_name(self.prefix, prefix)
+            if name is not None and name not in self._directories:
+                self._directories.add(name)
+                decided.append(Entry(name, Kind.DIRECTORY, None))
+        return decided
+
+    def end(self) -> list[Entry]:
+        objects, self._objects = self._objects, {}
+        return [
+            Entry(name, Kind.FILE, info)
+            for name, info in sorted(objects.items())
+            if name not in self._directories
+        ]
+
+
+def entry_order(prefix: str, *, ordered: bool) -> EntryOrder:
+    """The merge for a listing in S3's key order (general-purpose buckets) or in any order (directory
+    buckets)."""
+    return DirectoryWins(prefix) if ordered else AnyOrderEntries(prefix)
+
+
 @dataclass
 class DirectoryRead:
     """One open directory handle's read: the names shown so far and where S3's listing stands."""
@@ -103,10 +156,12 @@ class DirectoryRead:
     # S3's names while there are at most ``cache_limit`` of them (for the listing cache); None past that.
     remote: list[str] | None = field(default_factory=list)
     cache_limit: int = LISTING_CACHE_NAMES
-    order: DirectoryWins = field(init=False)
+    # False for a directory bucket, whose listing pages come in no particular order.
+    ordered: bool = True
+    order: EntryOrder = field(init=False)
 
     def __post_init__(self) -> None:
-        self.order = DirectoryWins(self.prefix)
+        self.order = entry_order(self.prefix, ordered=self.ordered)
 
     def begin(self, local: Iterable[str], now: float) -> None:
         """The first readdir: show the ``local`` names first, then list S3 from ``now``."""

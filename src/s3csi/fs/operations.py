@@ -23,6 +23,7 @@ from typing import Any
 import pyfuse3
 
 from s3csi.fs.allocator import release_free_memory, worth_releasing
+from s3csi.fs.appender import AppendWriter, appends_in_place
 from s3csi.fs.attributes import (
     NOTHING_STORED,
     NS_PER_S,
@@ -36,13 +37,13 @@ from s3csi.fs.attributes import (
     merged,
     shown_permissions,
 )
-from s3csi.fs.cache import DiskCache
+from s3csi.fs.cache import PartCache
 from s3csi.fs.errors import fail, fuse_errors, repeats
 from s3csi.fs.inodes import ROOT_INODE, Inode, InodeTable, Kind, State
-from s3csi.fs.listing import DirectoryRead, DirectoryWins, Entry
+from s3csi.fs.listing import DirectoryRead, Entry, entry_order
 from s3csi.fs.lookups import LOOKUP_LIST_PAGES, DirectoryKnowledge, LookupSource, lookup_source
 from s3csi.fs.names import fits_in_key, is_visible_name
-from s3csi.fs.prefetch import PrefetchPolicy
+from s3csi.fs.prefetch import PrefetchCounts, PrefetchPolicy
 from s3csi.fs.reader import ObjectReader
 from s3csi.fs.settings import FsSettings
 from s3csi.fs.siblings import SIBLINGS_AHEAD, SiblingReadAhead, siblings_to_fetch
@@ -98,7 +99,7 @@ class S3Operations(pyfuse3.Operations):
         self,
         settings: FsSettings,
         client: S3Client,
-        cache: DiskCache | None = None,
+        cache: PartCache | None = None,
         staging: StagingArea | None = None,
     ) -> None:
         super().__init__()
@@ -111,9 +112,12 @@ class S3Operations(pyfuse3.Operations):
         self.table = InodeTable(settings.prefix, mtime_ns=time.time_ns())
         self.requests = asyncio.Semaphore(settings.max_threads)
         self.read_policy = PrefetchPolicy.for_part_size(settings.read_part_size)
+        self.prefetch = PrefetchCounts()
         self.write_options = WriteOptions(settings.storage_class, settings.sse, settings.sse_kms_key_id)
         self.files: dict[int, OpenFile] = {}
         self.listings: dict[int, DirectoryRead] = {}
+        # A directory bucket lists in no particular order and only by prefixes ending in "/".
+        self.ordered_listings = not settings.directory_bucket
         self._lookup_listings: dict[int, asyncio.Task[bool]] = {}
         self.read_ahead = SiblingReadAhead()
         self._next_fh = 1
@@ -326,7 +330,13 @@ class S3Operations(pyfuse3.Operations):
         Keys starting with ``key`` sort as: ``key`` itself, then ``key`` followed by characters below
         "/" (``key.txt``, ``key-1``), then the prefix ``key/``. One page answers both questions unless
         it ends before reaching ``key/``; only then is a second, one-key listing needed.
+
+        A directory bucket lists only by prefixes ending in "/" and in no order: there a HeadObject and
+        a one-key listing of ``key/`` answer the two questions, at once.
         """
+        if not self.ordered_listings:
+            info, is_dir = await asyncio.gather(self._head(key), self._has_objects(key + "/"))
+            return info, is_dir
         async with self.requests:
             page = await self.client.list_objects_v2(
                 self.settings.bucket, prefix=key, delimiter="/", max_keys=LOOKUP_LIST_KEYS
@@ -405,7 +415,7 @@ class S3Operations(pyfuse3.Operations):
 
     async def _list_children(self, directory: Inode, max_pages: int) -> list[Entry] | None:
         """The entries directly in ``directory``, or None when there are more than ``max_pages`` pages."""
-        order = DirectoryWins(directory.key)
+        order = entry_order(directory.key, ordered=self.ordered_listings)
         entries: list[Entry] = []
         token: str | None = None
         for _ in range(max_pages):
@@ -566,7 +576,7 @@ class S3Operations(pyfuse3.Operations):
     async def opendir(self, inode: int, ctx: Any) -> int:
         directory = self._directory(inode)
         fh = self._new_fh()
-        self.listings[fh] = DirectoryRead(inode, directory.key)
+        self.listings[fh] = DirectoryRead(inode, directory.key, ordered=self.ordered_listings)
         return fh
 
     @fuse_errors
@@ -716,6 +726,13 @@ class S3Operations(pyfuse3.Operations):
             self.files[fh] = OpenFile(found, reader=reader)
             return pyfuse3.FileInfo(fh=fh)
         self._refuse_if_read_only()
+        if staged is None and appends_in_place(
+            flags,
+            incremental_upload=self.settings.incremental_upload,
+            exists_in_s3=found.state is State.REMOTE,
+        ):
+            await self._start_appending(fh, found)
+            return pyfuse3.FileInfo(fh=fh)
         plan = open_plan(
             flags,
             exists=staged is None or staged.stored,  # a new file staged by another handle is not in S3
@@ -852,6 +869,7 @@ class S3Operations(pyfuse3.Operations):
             self.read_policy,
             self.requests,
             self.cache,
+            self.prefetch,
         )
 
     def _read_siblings_ahead(self, opened: Inode) -> None:
@@ -889,6 +907,27 @@ class S3Operations(pyfuse3.Operations):
             self.requests,
             flush_deadline_s=flush_deadline(self.client.settings.request_timeout_s),
         )
+
+    async def _start_appending(self, fh: int, inode: Inode) -> None:
+        """--incremental-upload: append to the object in place (s3csi.fs.appender), from its size now."""
+        await self._refresh(inode)  # always asked: appends must start where the object ends
+        writer = AppendWriter(
+            self.client,
+            self.settings.bucket,
+            inode.key,
+            self.settings.write_part_size,
+            self.write_options,
+            self.requests,
+            flush_deadline_s=flush_deadline(self.client.settings.request_timeout_s),
+            size=inode.size,
+            etag=inode.etag or "",
+        )
+        # Appends keep the object's metadata: nothing to copy once they are done.
+        writer.metadata = dict(inode.metadata or {})
+        writer.sent_metadata = dict(writer.metadata)
+        self.read_ahead.drop(inode.key)
+        self.table.set_state(inode, State.WRITING)
+        self.files[fh] = OpenFile(inode, writer=writer)
 
     def _start_writing(self, fh: int, inode: Inode) -> None:
         writer = self._writer_for(inode.key)

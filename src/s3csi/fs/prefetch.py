@@ -52,6 +52,16 @@ class PrefetchPolicy:
 
 
 @dataclass
+class PrefetchCounts:
+    """Reads of a mount that found every part they needed already fetched or on its way (``hits``: fetched
+    ahead, or at open), and reads that had to start a GET of their own (``misses``). Plain integers, read
+    by the metrics endpoint when scraped (fs/metrics.py): counting costs a reader nothing more."""
+
+    hits: int = 0
+    misses: int = 0
+
+
+@dataclass
 class PrefetchWindow:
     """The read-ahead state of one file handle."""
 

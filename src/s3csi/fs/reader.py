@@ -8,8 +8,8 @@ import asyncio
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 
-from s3csi.fs.cache import DiskCache, block_id
-from s3csi.fs.prefetch import PrefetchPolicy, PrefetchWindow
+from s3csi.fs.cache import PartCache, block_id
+from s3csi.fs.prefetch import PrefetchCounts, PrefetchPolicy, PrefetchWindow
 from s3csi.s3.client import S3Client
 from s3csi.s3.errors import S3Error
 from s3csi.tasks import log_death
@@ -51,7 +51,9 @@ class ObjectReader:
     etag: str
     policy: PrefetchPolicy
     requests: asyncio.Semaphore
-    cache: DiskCache | None = None
+    cache: PartCache | None = None
+    # The mount's read-ahead hits and misses (shared by its readers).
+    prefetch: PrefetchCounts = field(default_factory=PrefetchCounts)
     _window: PrefetchWindow = field(init=False)
     _parts: dict[int, _Part] = field(init=False, default_factory=dict)
     # The parts to hold, as the window last said.
@@ -74,9 +76,15 @@ class ObjectReader:
         part_size = self.policy.part_size
         first_index = offset // part_size
         needed_indices = range(first_index, (end - 1) // part_size + 1)
+        missed = False
         for index in needed_indices:
             if index not in self._parts:
                 self._parts[index] = self._start(index, split=self._window.seeked and index == first_index)
+                missed = True
+        if missed:
+            self.prefetch.misses += 1
+        else:
+            self.prefetch.hits += 1
         self._fetch_ahead()
         needed = [self._parts[i] for i in needed_indices]
         first_start = first_index * part_size
@@ -176,7 +184,8 @@ class ObjectReader:
         block = block_id(self.bucket, self.key, self.etag, part_size, index) if self.cache else ""
         if self.cache is not None:
             cached = await self.cache.get(block)
-            if cached is not None:
+            # A shared cache (--cache-xz) is written by other mounts too: only the length it must have.
+            if cached is not None and len(cached) == end - start:
                 return cached
         data = await self._get(start, end)
         if self.cache is not None:

@@ -7,6 +7,7 @@ still open at unmount (logged as an error naming the key) or in-flight requests 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -18,12 +19,16 @@ import uvloop
 
 from s3csi.errors import FailedPrecondition
 from s3csi.fs.allocator import malloc_thresholds, tune_malloc
-from s3csi.fs.cache import DiskCache
+from s3csi.fs.cache import DiskCache, PartCache
+from s3csi.fs.metrics import MounterMetrics, default_volume_id, open_file_modes
 from s3csi.fs.operations import S3Operations
 from s3csi.fs.prefetch import PrefetchPolicy
 from s3csi.fs.settings import READ_AHEAD_KIB, FsSettings
 from s3csi.fs.staging import StagingArea
+from s3csi.fs.xz_cache import Layered, SharedCache
 from s3csi.kernel.mountinfo import parse_mountinfo, read_ahead_path
+from s3csi.metrics.endpoint import serving
+from s3csi.mountflags import METRICS_LOG_INTERVAL_S
 from s3csi.s3.client import S3Client
 from s3csi.s3.credentials import default_credential_provider
 from s3csi.s3.settings import S3Settings
@@ -45,13 +50,38 @@ def s3_settings(settings: FsSettings, env: Mapping[str, str]) -> S3Settings:
         no_sign_request=settings.no_sign_request,
         user_agent_prefix=settings.user_agent_prefix,
         max_connections=settings.max_threads,
+        # None where the flag was not given: the environment (AWS_USE_DUALSTACK_ENDPOINT) may still say so.
+        dual_stack=settings.dual_stack or None,
+        accelerate=settings.transfer_acceleration,
+        bucket_type=settings.bucket_type,
+        requester_pays=settings.requester_pays,
+        expected_bucket_owner=settings.expected_bucket_owner,
+        upload_checksums=settings.upload_checksums,
     )
 
 
-def serve(settings: FsSettings, env: Mapping[str, str], on_ready: Callable[[], None] | None = None) -> int:
+def credentials_env(settings: FsSettings, env: Mapping[str, str]) -> Mapping[str, str]:
+    """``--profile NAME``: the keys of that profile of the shared config and credentials files, as an
+    SDK given a profile explicitly does, so keys in the environment no longer take precedence."""
+    if settings.profile is None:
+        return env
+    dropped = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    return {
+        **{name: value for name, value in env.items() if name not in dropped},
+        "AWS_PROFILE": settings.profile,
+    }
+
+
+def serve(
+    settings: FsSettings,
+    env: Mapping[str, str],
+    on_ready: Callable[[], None] | None = None,
+    volume_id: str | None = None,
+) -> int:
     """Mount and serve until unmounted. ``env`` holds the AWS variables the S3 client uses (endpoint,
     region, credentials); ``on_ready`` is called once the kernel's INIT has been answered, so the
-    mount then answers requests."""
+    mount then answers requests. ``volume_id`` labels the metrics (``--metrics-address``): the
+    Mountpoint Pod's volume, else ``bucket/prefix``."""
     pyfuse3.asyncio.enable()
     tune_malloc(malloc_thresholds(PrefetchPolicy.for_part_size(settings.read_part_size)))
     # Resolved before mounting: afterwards a stat of the mount point would wait on this very process.
@@ -59,7 +89,30 @@ def serve(settings: FsSettings, env: Mapping[str, str], on_ready: Callable[[], N
     own_mount = settings.fuse_fd is None and os.geteuid() == 0
     read_ahead_target = os.path.realpath(settings.mountpoint) if own_mount else None
     # uvloop rather than asyncio's own loop: the same code, a sequential read 5-9% faster and no more CPU.
-    return uvloop.run(_serve(settings, env, on_ready, read_ahead_target))
+    metrics = None
+    if settings.metrics_address is not None:
+        metrics = MounterMetrics(volume_id or default_volume_id(settings.bucket, settings.prefix))
+    return uvloop.run(_serve_measured(settings, env, on_ready, read_ahead_target, metrics))
+
+
+async def _serve_measured(
+    settings: FsSettings,
+    env: Mapping[str, str],
+    on_ready: Callable[[], None] | None,
+    read_ahead_target: str | None,
+    metrics: MounterMetrics | None,
+) -> int:
+    """Serve, with the metrics endpoint up from before the bucket is checked until after the unmount."""
+    async with contextlib.AsyncExitStack() as stack:
+        address = settings.metrics_address
+        if metrics is not None and address is not None:
+            try:
+                await stack.enter_async_context(serving(metrics.registry, address))
+            except OSError as exc:
+                raise FailedPrecondition(
+                    f"--metrics-address {address}: cannot listen: {exc.strerror or exc}"
+                ) from exc
+        return await _serve(settings, env, on_ready, read_ahead_target, metrics)
 
 
 async def _serve(
@@ -67,10 +120,15 @@ async def _serve(
     env: Mapping[str, str],
     on_ready: Callable[[], None] | None,
     read_ahead_target: str | None,
+    metrics: MounterMetrics | None = None,
 ) -> int:
     s3 = s3_settings(settings, env)
-    client = S3Client(s3, None if s3.no_sign_request else default_credential_provider(env))
-    cache: DiskCache | None = None
+    client = S3Client(
+        s3,
+        None if s3.no_sign_request else default_credential_provider(credentials_env(settings, env)),
+        observer=metrics,
+    )
+    cache: PartCache | None = None
     staging: StagingArea | None = None
     try:
         # Like mount-s3: fail before mounting when the bucket (or prefix) cannot be listed.
@@ -79,11 +137,18 @@ async def _serve(
             cache = await asyncio.get_running_loop().run_in_executor(
                 None, DiskCache.create, settings.cache_dir, settings.max_cache_size
             )
+        if settings.cache_xz is not None:
+            shared = SharedCache(client, settings.cache_xz, asyncio.Semaphore(settings.max_threads))
+            await shared.check()  # a cache bucket that cannot be used fails the mount, as the bucket does
+            cache = shared if cache is None else Layered(cache, shared)
         if settings.staged_writes and settings.cache_dir is not None:
             staging = await asyncio.get_running_loop().run_in_executor(
                 None, StagingArea.create, settings.cache_dir, settings.max_staged_file_size
             )
         operations = S3Operations(settings, client, cache, staging)
+        if metrics is not None:
+            metrics.measure(operations)
+            metrics.watch(operations.prefetch, lambda: open_file_modes(operations.files.values()))
         loop = asyncio.get_running_loop()
 
         def initialized() -> None:
@@ -99,14 +164,39 @@ async def _serve(
         except RuntimeError as exc:
             raise FailedPrecondition(f"cannot mount on {settings.mountpoint}: {exc}") from exc
         log.info("mounted s3://%s/%s on %s", settings.bucket, settings.prefix, settings.mountpoint)
-        return await _run_until_unmounted(operations)
+        summaries = (
+            asyncio.create_task(log_metrics(client), name="log metrics") if settings.log_metrics else None
+        )
+        try:
+            return await _run_until_unmounted(operations)
+        finally:
+            if summaries is not None:
+                summaries.cancel()
+                log.info("%s", metrics_summary(client))
     finally:
-        await client.close()
         if cache is not None:
-            log.info("cache: %d parts read from disk, %d fetched", cache.hits, cache.misses)
-            await cache.close()
+            log.info("cache: %d parts read from the cache, %d fetched", cache.hits, cache.misses)
+            await cache.close()  # before the client: --cache-xz's writes still in flight use it
+        await client.close()
         if staging is not None:
             await staging.close()
+
+
+async def log_metrics(client: S3Client, interval_s: float = METRICS_LOG_INTERVAL_S) -> None:
+    """``--log-metrics``: one INFO line every ``interval_s`` with what the client counted so far."""
+    while True:
+        await asyncio.sleep(interval_s)
+        log.info("%s", metrics_summary(client))
+
+
+def metrics_summary(client: S3Client) -> str:
+    """``metrics: requests GetObject=12 ListObjectsV2=3; failures HeadObject=1; sent 0 B; received 12 B``."""
+    requests = " ".join(f"{name}={count}" for name, count in sorted(client.requests.items())) or "none"
+    failures = " ".join(f"{name}={count}" for name, count in sorted(client.failures.items())) or "none"
+    return (
+        f"metrics: requests {requests}; failures {failures};"
+        f" sent {client.bytes_sent} B; received {client.bytes_received} B"
+    )
 
 
 def _set_read_ahead(mountpoint: str, kib: int) -> None:

@@ -8,14 +8,18 @@ the paths the command was given.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from s3csi.bucketforms import bucket_form
 from s3csi.errors import InvalidArgument
+from s3csi.metrics.endpoint import MetricsAddress, parse_address
 from s3csi.mountflags import (
+    BUCKET_TYPES,
     BY_NAME,
     CACHED_METADATA_TTL_S,
     DEFAULT_DIR_MODE,
@@ -23,19 +27,22 @@ from s3csi.mountflags import (
     DEFAULT_MAX_STAGED_FILE_SIZE_MIB,
     DEFAULT_MAX_THREADS,
     DEFAULT_PART_SIZE,
+    DEFAULT_UPLOAD_CHECKSUMS,
+    GBPS_PER_REQUEST,
     KMS_SSE_TYPES,
     MINIMAL_TTL_S,
     PATTERNS,
     RANGES,
     SSE_TYPES,
     TTL_WORDS,
+    UPLOAD_CHECKSUMS,
     FlagSpec,
     MiB,
     ValueKind,
+    is_directory_bucket,
 )
 from s3csi.s3.addressing import refuse_userinfo
 
-_BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
 # The kernel's read-ahead on a mount (KiB), set by whoever mounts it once INIT is answered. Its default,
 # 128, turns every big read into 128 KiB FUSE requests; with 4 MiB they are 1 MiB (libfuse's largest),
 # several in flight.
@@ -92,6 +99,34 @@ class FsSettings:
     sse: str | None = None  # one of mountflags.SSE_TYPES
     sse_kms_key_id: str | None = None
     debug: bool = False
+    # The bucket and the endpoint (s3/endpoints.py), and what every request says (s3/settings.py).
+    bucket_type: str | None = None
+    requester_pays: bool = False
+    expected_bucket_owner: str | None = None
+    transfer_acceleration: bool = False
+    dual_stack: bool = False
+    upload_checksums: str = DEFAULT_UPLOAD_CHECKSUMS
+    # The AWS profile whose keys sign requests (None: AWS_PROFILE, else the default chain).
+    profile: str | None = None
+    # Logging: into a new file in log_directory; a summary of S3 requests every minute; nothing at all.
+    log_directory: str | None = None
+    log_metrics: bool = False
+    no_log: bool = False
+    # Write-only O_APPEND opens of existing files append to the object in place (fs/appender.py);
+    # directory buckets only.
+    incremental_upload: bool = False
+    # --cache-xz: the directory bucket read parts are shared in (fs/xz_cache.py).
+    cache_xz: str | None = None
+
+    @property
+    def directory_bucket(self) -> bool:
+        """A directory bucket (S3 Express One Zone): said by --bucket-type, else by the bucket's name."""
+        if self.bucket_type is not None:
+            return self.bucket_type == "directory"
+        return is_directory_bucket(self.bucket)
+
+    # --metrics-address: where the mount's Prometheus metrics are served (fs/metrics.py); None: nowhere.
+    metrics_address: MetricsAddress | None = None
 
     @property
     def fuse_options(self) -> tuple[str, ...]:
@@ -213,8 +248,14 @@ def parse_text(spec: FlagSpec, text: str) -> str:
         refuse_userinfo(text, flag)
         if not text.startswith(("http://", "https://")):
             raise InvalidArgument(f"{flag}: {text!r} must start with http:// or https://")
+    if kind is ValueKind.BUCKET_TYPE and text not in BUCKET_TYPES:
+        raise InvalidArgument(f"{flag}: {text!r} must be one of {', '.join(BUCKET_TYPES)}")
+    if kind is ValueKind.UPLOAD_CHECKSUMS and text not in UPLOAD_CHECKSUMS:
+        raise InvalidArgument(f"{flag}: {text!r} must be one of {', '.join(UPLOAD_CHECKSUMS)}")
     if kind is ValueKind.DIRECTORY and not text:
         raise InvalidArgument(f"{flag}: the directory must not be empty")
+    if kind is ValueKind.METRICS_ADDRESS:
+        parse_address(text, flag)
     return text
 
 
@@ -230,8 +271,7 @@ def build_settings(flags: FsFlags, *, default_uid: int, default_gid: int) -> FsS
     Each value is checked against its spec (:mod:`s3csi.mountflags`); the rules between flags are here.
     The mount point itself is only looked at by :func:`check_mountpoint` (I/O).
     """
-    if not _BUCKET_NAME.fullmatch(flags.bucket):
-        raise InvalidArgument(f"BUCKET: {flags.bucket!r} is not a valid bucket name")
+    bucket_form(flags.bucket, what="BUCKET", legacy_names=True)
     if not flags.directory:
         raise InvalidArgument("DIRECTORY: must not be empty")
     fuse_fd = parse_fd_path(flags.directory)
@@ -256,11 +296,16 @@ def build_settings(flags: FsFlags, *, default_uid: int, default_gid: int) -> FsS
         )
     if flags.text("max-staged-file-size") is not None and not on("staged-writes"):
         raise InvalidArgument("--max-staged-file-size needs --staged-writes")
+    if on("incremental-upload"):
+        _check_incremental_upload(flags)
     sse = _text(flags, "sse")
     if flags.text("sse-kms-key-id") is not None and sse not in KMS_SSE_TYPES:
         raise InvalidArgument(f"--sse-kms-key-id needs --sse {' or --sse '.join(KMS_SSE_TYPES)}")
 
+    if on("no-log") and (on("debug") or on("log-metrics") or flags.text("log-directory") is not None):
+        raise InvalidArgument("--no-log cannot be combined with --debug, --log-metrics or --log-directory")
     part_size = _number(flags, "part-size", DEFAULT_PART_SIZE)
+    throughput = _number(flags, "maximum-throughput-gbps", 0)
     metadata_ttl = _ttl(flags, "metadata-ttl", CACHED_METADATA_TTL_S if cache is not None else MINIMAL_TTL_S)
     max_cache_size = _number(flags, "max-cache-size", 0)
     return FsSettings(
@@ -293,12 +338,50 @@ def build_settings(flags: FsFlags, *, default_uid: int, default_gid: int) -> FsS
         max_staged_file_size=_number(flags, "max-staged-file-size", DEFAULT_MAX_STAGED_FILE_SIZE_MIB) * MiB,
         read_part_size=_number(flags, "read-part-size", part_size),
         write_part_size=_number(flags, "write-part-size", part_size),
-        max_threads=_number(flags, "max-threads", DEFAULT_MAX_THREADS),
+        max_threads=_number(
+            flags, "max-threads", threads_for(throughput) if throughput else DEFAULT_MAX_THREADS
+        ),
         storage_class=_text(flags, "storage-class"),
         sse=sse,
         sse_kms_key_id=_text(flags, "sse-kms-key-id"),
         debug=on("debug"),
+        bucket_type=_text(flags, "bucket-type"),
+        requester_pays=on("requester-pays"),
+        expected_bucket_owner=_text(flags, "expected-bucket-owner"),
+        transfer_acceleration=on("transfer-acceleration"),
+        dual_stack=on("dual-stack"),
+        upload_checksums=_text(flags, "upload-checksums") or DEFAULT_UPLOAD_CHECKSUMS,
+        profile=_text(flags, "profile"),
+        log_directory=_text(flags, "log-directory"),
+        log_metrics=on("log-metrics"),
+        no_log=on("no-log"),
+        incremental_upload=on("incremental-upload"),
+        cache_xz=_text(flags, "cache-xz"),
+        metrics_address=_metrics_address(flags),
     )
+
+
+def threads_for(gbps: int) -> int:
+    """``--maximum-throughput-gbps``: the S3 requests to keep in flight for that target, one request
+    sustaining about ``GBPS_PER_REQUEST`` (S3's per-connection guidance), within --max-threads' range;
+    0 for no target."""
+    if not gbps:
+        return 0
+    low, high = RANGES[ValueKind.THREADS]
+    return max(low, min(high, math.ceil(gbps / GBPS_PER_REQUEST)))
+
+
+def _check_incremental_upload(flags: FsFlags) -> None:
+    """Directory buckets only: by name, or said with --bucket-type directory (a custom endpoint's)."""
+    bucket_type = flags.text("bucket-type")
+    if bucket_type == "general-purpose" or (bucket_type is None and not is_directory_bucket(flags.bucket)):
+        raise InvalidArgument(
+            f"--incremental-upload appends with S3 Express One Zone's write offsets, which only directory "
+            f"buckets (NAME--ZONEID--x-s3, or --bucket-type directory) take; {flags.bucket} is a "
+            "general-purpose bucket"
+        )
+    if flags.on("read-only"):
+        raise InvalidArgument("--incremental-upload cannot be combined with --read-only")
 
 
 def _number(flags: FsFlags, name: str, default: int) -> int:
@@ -309,6 +392,11 @@ def _number(flags: FsFlags, name: str, default: int) -> int:
 def _ttl(flags: FsFlags, name: str, default: float) -> float:
     text = flags.text(name)
     return default if text is None else parse_ttl(BY_NAME[name].option, text)
+
+
+def _metrics_address(flags: FsFlags) -> MetricsAddress | None:
+    text = _text(flags, "metrics-address")
+    return None if text is None else parse_address(text, BY_NAME["metrics-address"].option)
 
 
 def _text(flags: FsFlags, name: str) -> str | None:

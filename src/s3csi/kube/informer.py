@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from s3csi.kube.api import Api, ApiError, JsonObject
@@ -88,6 +89,9 @@ class Informer:
         self.refused = asyncio.Event()
         """Set while the API server refuses this client (401, 403): retries are futile until RBAC changes."""
         self.last_error = ""
+        # Monotonic times of the first failure since the last success, and of the latest failure (None: none).
+        self.failing_since: float | None = None
+        self.failed_at: float | None = None
         self.events = 0
         """Watch events handled (bookmarks excluded): the benchmark's count."""
         self._version: str | None = None
@@ -117,6 +121,7 @@ class Informer:
                 if self._version is None:
                     await self._list()
                 await self._watch()
+                self._succeeded()  # a watch the server ended on time
                 pause = FIRST_PAUSE_S
                 continue
             except ApiError as exc:
@@ -134,6 +139,9 @@ class Informer:
     def _failed(self, exc: ApiError) -> None:
         reason = exc.reason or (str(exc) if exc.status == 0 else "")
         self.last_error = watch_error(exc.status, reason, self.resource, self.account, self.rbac_manifest)
+        self.failed_at = time.monotonic()
+        if self.failing_since is None:
+            self.failing_since = self.failed_at
         if exc.status in (401, 403):
             self.refused.set()
         self._failures.log(
@@ -147,6 +155,7 @@ class Informer:
 
     def _succeeded(self) -> None:
         self.last_error = ""
+        self.failing_since = None
         self.refused.clear()
 
     def _notify(self) -> None:
@@ -194,3 +203,18 @@ class Informer:
             else:
                 self.put(obj)
             self._notify()
+
+
+def broken_watch(informers: Iterable[Informer], now: float, bound_s: float) -> str | None:
+    """Why the caches are stale, when one informer has failed for longer than ``bound_s`` and is still
+    failing (its latest failure within ``bound_s``: a watch that reopened and is quiet sends nothing that
+    would clear its streak, and must not count as broken); else None."""
+    for informer in informers:
+        since, latest = informer.failing_since, informer.failed_at
+        if since is None or latest is None or now - since <= bound_s or now - latest > bound_s:
+            continue
+        return (
+            f"the list/watch of {informer.resource} has failed for {now - since:.0f}s: "
+            f"{informer.last_error or 'no answer'}"
+        )
+    return None

@@ -4,7 +4,8 @@ It listens on ``DIR/mount.sock`` for the one request of the node plugin: a FUSE 
 has already mounted, and how to serve it. It serves the S3 file system on that fd, in this process,
 as ``s3csi mount BUCKET /dev/fd/N …`` would; answers ``ready`` once the kernel's FUSE INIT is
 answered (or the error that stopped it); then stops listening and serves until the node plugin
-unmounts the file system, and exits 0.
+unmounts the file system, and exits 0. With ``--metrics-address`` it serves the mount's Prometheus
+metrics (docs/observability.md), labelled with the request's volume id.
 
 It never runs as root and needs no capability: the privileged half (open /dev/fuse, mount(2)) is
 the node plugin's. Credentials come from ``DIR/credentials/``, an AWS shared-credentials file the
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -32,6 +34,7 @@ from s3csi.fs.settings import (
 )
 from s3csi.kernel.process import make_non_dumpable
 from s3csi.logs import configure_logging
+from s3csi.metrics.endpoint import UNIX_PREFIX, MetricsAddress, parse_address
 from s3csi.podmounter import protocol
 from s3csi.podmounter.mount_request import mount_argv
 from s3csi.podmounter.protocol import MountRequest
@@ -44,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--comm-dir", required=True, metavar="DIR", help="the comm dir holding mount.sock")
     parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
+    parser.add_argument(
+        "--metrics-address",
+        metavar="ADDR",
+        type=metrics_address,
+        help="serve the mount's Prometheus metrics at ADDR: HOST:PORT, :PORT, or unix:NAME, a socket in the "
+        "comm dir (default: none)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +72,19 @@ def run(args: argparse.Namespace) -> int:
     with listener:
         conn, request, fd = protocol.accept_request(listener)
     with conn:
-        return serve_request(conn, request, fd)
+        return serve_request(conn, request, fd, args.metrics_address)
+
+
+def metrics_address(text: str) -> MetricsAddress:
+    """``--metrics-address``: what ``s3csi mount`` takes, or ``unix:NAME``, a socket in the comm dir (the
+    working directory: its parents need not be searchable by the mounter)."""
+    name = text.removeprefix(UNIX_PREFIX)
+    if text.startswith(UNIX_PREFIX) and name and "/" not in name and name not in (".", ".."):
+        return MetricsAddress(path=name)
+    try:
+        return parse_address(text, "--metrics-address")
+    except InvalidArgument as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def seal() -> None:
@@ -79,8 +101,11 @@ def seal() -> None:
     make_non_dumpable()
 
 
-def serve_request(conn: socket.socket, request: MountRequest, fd: int) -> int:
-    """Serve the file system on ``fd`` until it is unmounted; the exit status of the process."""
+def serve_request(
+    conn: socket.socket, request: MountRequest, fd: int, metrics: MetricsAddress | None = None
+) -> int:
+    """Serve the file system on ``fd`` until it is unmounted; the exit status of the process. ``metrics``:
+    where to serve the mount's metrics (the volume's own flags cannot choose it)."""
     # The one unlistened socket must not look like a mounter that takes requests.
     with contextlib.suppress(FileNotFoundError):
         os.unlink(protocol.SOCKET_NAME)
@@ -94,13 +119,13 @@ def serve_request(conn: socket.socket, request: MountRequest, fd: int) -> int:
         log.info("serving", extra={"volume_id": request["volume_id"], "bucket": request["bucket"]})
 
     try:
-        settings = fs_settings(request, fd)
+        settings = dataclasses.replace(fs_settings(request, fd), metrics_address=metrics)
         if settings.cache_dir is not None:
             remove_stale_copies(settings.cache_dir)
         use_credentials_file(request["env"]["credentials_file"])
         from s3csi.fs import session  # pyfuse3 and the S3 client, once the request is known to be good
 
-        return session.serve(settings, os.environ, on_ready=ready)
+        return session.serve(settings, os.environ, on_ready=ready, volume_id=request["volume_id"])
     except S3csiError as exc:
         if replied:
             raise

@@ -92,3 +92,39 @@ def pod_problem(pod: JsonObject) -> str | None:
     if phase == "Pending" and not pod.get("spec", {}).get("nodeName"):
         return "is Pending: not scheduled to a node yet"
     return f"is {phase}: container {CONTAINER_NAME} not started yet"
+
+
+# Waiting reasons of a container that pass only when someone acts (kubelet's own reasons): an image that
+# cannot be pulled, a configuration kubelet cannot build, a crash loop.
+STUCK_WAITING_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+        "CrashLoopBackOff",
+    }
+)
+
+
+def pod_stuck(pod: JsonObject) -> bool:
+    """Whether what keeps the Mountpoint Pod from serving needs someone to act (the scheduler found no
+    node for it, its image cannot be pulled, it ended, its container crash-loops) rather than time (it is
+    being scheduled, pulled, started, or replaced)."""
+    status = pod.get("status", {})
+    if pod.get("metadata", {}).get("deletionTimestamp"):
+        return False
+    if status.get("phase") in ("Failed", "Succeeded"):
+        return True
+    waiting = ((_container_status(pod) or {}).get("state") or {}).get("waiting") or {}
+    if waiting.get("reason") in STUCK_WAITING_REASONS:
+        return True
+    return any(
+        condition.get("type") == "PodScheduled"
+        and condition.get("status") == "False"
+        and condition.get("reason") == "Unschedulable"
+        for condition in status.get("conditions") or []
+    )

@@ -68,6 +68,15 @@ stricter rule cannot stop Mountpoint Pods from starting; warn and audit follow t
 
 IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
+METRICS_PORT = 9813
+METRICS_PORT_NAME = "metrics"
+METRICS_PATH = "/metrics"
+PROMETHEUS_SCRAPE = "prometheus.io/scrape"
+PROMETHEUS_PORT = "prometheus.io/port"
+PROMETHEUS_PATH = "prometheus.io/path"
+"""With ``metrics`` on, the mounter serves its metrics on the pod's IP (the pod is not hostNetwork: no port
+is opened on the node), and these annotations let a Prometheus that discovers pods scrape it."""
+
 
 @dataclass(frozen=True)
 class MountpointPodResources:
@@ -151,6 +160,9 @@ class MountpointPodSettings:
     volume with it, so a class at least as high as the workloads' is advisable."""
     resources: MountpointPodResources = field(default_factory=MountpointPodResources)
     driver_version: str = __version__
+    metrics: bool = False
+    """The controller's ``--mountpoint-pod-metrics``: each mounter serves its Prometheus metrics on the pod
+    port :data:`METRICS_PORT`, named ``metrics``, with the ``prometheus.io/*`` annotations."""
 
     def __post_init__(self) -> None:
         if not self.image or any(character.isspace() for character in self.image):
@@ -257,6 +269,20 @@ def mountpoint_pod(
     if cache is not None:
         container["volumeMounts"].append({"name": CACHE_VOLUME, "mountPath": CACHE_DIR})
         spec["volumes"].append(cache_volume(cache))
+    annotations = {
+        VOLUME_ID_ANNOTATION: volume_id,
+        PERSISTENT_VOLUME_NAME_ANNOTATION: persistent_volume_name,
+        DRIVER_VERSION_KEY: settings.driver_version,
+        CLUSTER_AUTOSCALER_DAEMONSET_POD: "true",
+    }
+    if settings.metrics:
+        container["command"] += ["--metrics-address", f":{METRICS_PORT}"]
+        container["ports"] = [{"name": METRICS_PORT_NAME, "containerPort": METRICS_PORT, "protocol": "TCP"}]
+        annotations |= {
+            PROMETHEUS_SCRAPE: "true",
+            PROMETHEUS_PORT: str(METRICS_PORT),
+            PROMETHEUS_PATH: METRICS_PATH,
+        }
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -264,12 +290,7 @@ def mountpoint_pod(
             "generateName": GENERATE_NAME,
             "namespace": settings.namespace,
             "labels": mountpoint_pod_labels(settings, key=key, volume_id=volume_id),
-            "annotations": {
-                VOLUME_ID_ANNOTATION: volume_id,
-                PERSISTENT_VOLUME_NAME_ANNOTATION: persistent_volume_name,
-                DRIVER_VERSION_KEY: settings.driver_version,
-                CLUSTER_AUTOSCALER_DAEMONSET_POD: "true",
-            },
+            "annotations": annotations,
         },
         "spec": spec,
     }

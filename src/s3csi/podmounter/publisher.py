@@ -34,9 +34,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NotRequired, TypedDict
+from typing import NotRequired, TypedDict, TypeVar
 
 from s3csi.credentials.files import (
     credentials_file_name,
@@ -71,8 +72,10 @@ from s3csi.kernel.mount import (
     unmount_all,
 )
 from s3csi.locks import KeyedLocks
+from s3csi.metrics.node import FAILED, RECOVERED, NodeMetrics
 from s3csi.podmounter.mount_request import build_mount_request
 from s3csi.podmounter.protocol import MountRequest, request_mount
+from s3csi.podmounter.publish_events import WAITING_EVENT_AFTER_S, WAITING_EVENT_EVERY_S, waiting_event
 from s3csi.podmounter.recovery import RecoverySettings, crashes_in_a_row, recovery_delay
 from s3csi.podmounter.runtime import (
     CREDENTIALS_DIR,
@@ -100,6 +103,8 @@ from s3csi.podmounter.targets import (
     targets_of,
 )
 from s3csi.s3.credentials import CredentialProvider, Credentials
+from s3csi.s3.imds import DEFAULT_ENDPOINT as METADATA_ENDPOINT
+from s3csi.s3.imds import instance_region
 from s3csi.s3.settings import S3Settings
 from s3csi.tasks import background
 from s3csi.volume.context import CacheVolume
@@ -107,6 +112,7 @@ from s3csi.volume.publish_spec import PublishSpec
 from s3csi.volume.sharing import credentials_identity_of, sharing_key
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CRASH_LOOP_REASON = "MountpointPodCrashLoop"
 """The reason of the Event on workload pods whose Mountpoint Pod is in a crash loop."""
@@ -135,6 +141,13 @@ class PublisherSettings:
     sts_audience: str = DEFAULT_AUDIENCE
     # When a crash-looping mounter's session is remounted (recovery.py).
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
+    # Whether s3.region was configured (--s3-region, AWS_REGION) rather than defaulted: only a configured
+    # one stands for a pod-level STS region the volume does not set; otherwise the instance metadata
+    # service at metadata_endpoint (None: disabled, AWS_EC2_METADATA_DISABLED) is asked.
+    region_configured: bool = True
+    metadata_endpoint: str | None = METADATA_ENDPOINT
+    # --mountpoint-pod-metrics (local runtime): each mounter serves its metrics on metrics.sock, comm dir.
+    mountpoint_pod_metrics: bool = False
 
 
 class TargetRecord(TypedDict):
@@ -162,12 +175,20 @@ class PodMounterPublisher:
     """
 
     def __init__(
-        self, settings: PublisherSettings, runtime: MountpointPodRuntime, credentials: CredentialProvider
+        self,
+        settings: PublisherSettings,
+        runtime: MountpointPodRuntime,
+        credentials: CredentialProvider,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.runtime = runtime
+        endpoint = settings.metadata_endpoint
         self.resolver = CredentialResolver(
-            credentials, sts_endpoint_url=settings.sts_endpoint_url, ca_bundle=settings.s3.ca_bundle
+            credentials,
+            sts_endpoint_url=settings.sts_endpoint_url,
+            ca_bundle=settings.s3.ca_bundle,
+            instance_region=None if endpoint is None else functools.partial(instance_region, endpoint),
         )
         self.sources_dir = Path(settings.state_dir) / SOURCES_DIR
         self.targets_dir = Path(settings.state_dir) / TARGETS_DIR
@@ -177,6 +198,8 @@ class PodMounterPublisher:
         self._recoveries: dict[str, asyncio.Task[None]] = {}
         self._crashes: dict[str, int] = {}
         self._mounted_at: dict[str, float] = {}
+        self.metrics = NodeMetrics() if metrics is None else metrics
+        self.metrics.count_mountpoint_pods(self.served)
 
     def prepare(self) -> None:
         for directory in (self.sources_dir, self.targets_dir, self.sessions_dir):
@@ -196,7 +219,11 @@ class PodMounterPublisher:
             )
         target = resolve_target(self.settings.kubelet_dir, spec.target_path)
         plan = self.resolver.plan(
-            inputs_for(spec, driver_region=self.settings.s3.region, audience=self.settings.sts_audience)
+            inputs_for(
+                spec,
+                driver_region=self.settings.s3.region if self.settings.region_configured else None,
+                audience=self.settings.sts_audience,
+            )
         )
         key = self._sharing_key(spec, plan)
         request = build_mount_request(
@@ -216,11 +243,49 @@ class PodMounterPublisher:
         if find_mount(target) is None:
             # Outside the key's lock: a workload still waiting for its Mountpoint Pod (Kubernetes: the
             # controller's assignment) must not hold up the key's other publishes and unpublishes.
-            await self.runtime.join(key, spec.pod.uid)
+            with self.metrics.publishes_waiting.track_inprogress():
+                await self._waited(self.runtime.join(key, spec.pod.uid), key, spec)
         async with self._locks.hold(key):
             # Resolved before anything is mounted, so a refused role or a bad secret fails the call cleanly.
             credentials = await self.resolver.act(plan)
             await self._publish(key, target, spec, request, credentials)
+
+    async def _waited(self, wait: Awaitable[T], key: str, spec: PublishSpec) -> T:
+        """``wait`` (the runtime's ``join`` or ``start``); once it has lasted WAITING_EVENT_AFTER_S, and
+        then every WAITING_EVENT_EVERY_S, the workload pod gets an Event saying why it still waits."""
+        task = asyncio.ensure_future(wait)
+        started = time.monotonic()
+        try:
+            done, _ = await asyncio.wait({task}, timeout=WAITING_EVENT_AFTER_S)
+            while not done:
+                await self._report_waiting(key, spec, time.monotonic() - started)
+                done, _ = await asyncio.wait({task}, timeout=WAITING_EVENT_EVERY_S)
+            return task.result()
+        finally:
+            task.cancel()  # this call was cancelled (nothing happens to a task that is done)
+
+    async def _report_waiting(self, key: str, spec: PublishSpec, waited_s: float) -> None:
+        pod = spec.pod
+        if not (pod.namespace and pod.name and pod.uid):
+            return  # no pod to tell (kubelet sent no pod info): the log line below is the report
+        try:
+            waiting = await self.runtime.waiting_for(key, pod.uid)
+        except (S3csiError, OSError) as exc:
+            log.warning(
+                "cannot tell why the publish waits: %s", exc, extra=_context(spec, "-", pod_name(key))
+            )
+            return
+        if waiting is None:
+            return
+        event = waiting_event(waiting, volume_id=spec.volume_id, waited_s=waited_s)
+        log.info("%s", event.message, extra=_context(spec, spec.target_path, pod_name(key)))
+        await self.runtime.record_event(
+            [WorkloadPod(pod.namespace, pod.name, pod.uid)],
+            event.reason,
+            event.message,
+            once_per=waiting.problem,
+            type=event.type,
+        )
 
     def _cache_args(self, cache: CacheVolume | None) -> list[str]:
         """The mounter's --cache in the Mountpoint Pod's cache volume, bounded by the volume's size. Not in
@@ -323,7 +388,8 @@ class PodMounterPublisher:
     async def _mount_source(
         self, key: str, source: str, request: MountRequest, spec: PublishSpec, credentials: Credentials
     ) -> None:
-        pod = await self.runtime.start(key, spec.pod.uid)
+        with self.metrics.publishes_waiting.track_inprogress():
+            pod = await self._waited(self.runtime.start(key, spec.pod.uid), key, spec)
         try:
             await self._write_credentials(pod, spec.volume_id, credentials)
             log.info(
@@ -448,6 +514,12 @@ class PodMounterPublisher:
             await self._retire(key)
 
     # ---- shared -------------------------------------------------------------------------------
+
+    def served(self) -> int:
+        """The Mountpoint Pods whose FUSE session is mounted at a source now (a session remounted on top of a
+        dead one counts once)."""
+        sources = str(self.sources_dir)
+        return len({m.mount_point for m in mountinfo() if os.path.dirname(m.mount_point) == sources})
 
     async def _retire(self, key: str) -> None:
         """Unmount the key's source (the mounter then exits by itself) and retire its Mountpoint Pod."""
@@ -597,8 +669,13 @@ class PodMounterPublisher:
             extra={"mountpoint_pod": name},
         )
         started = time.monotonic()
-        pod = await self.runtime.restart(pod)
-        await self._hand_over(pod, source, session)
+        try:
+            pod = await self.runtime.restart(pod)
+            await self._hand_over(pod, source, session)
+        except Exception:  # not a cancellation (the driver stopping)
+            self.metrics.recoveries.labels(result=FAILED).inc()
+            raise
+        self.metrics.recoveries.labels(result=RECOVERED).inc()
         self._watch(key)
         log.info(
             "FUSE session remounted in %.0f ms: its %d targets serve again",

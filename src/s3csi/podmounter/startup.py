@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from s3csi.credentials.plan import DEFAULT_AUDIENCE
 from s3csi.errors import InvalidArgument
 from s3csi.kube.settings import KubeApiSettings
+from s3csi.metrics.node import NodeMetrics
 from s3csi.podmounter.podspec import DEFAULT_NAMESPACE
 from s3csi.podmounter.publisher import PodMounterPublisher, PublisherSettings
 from s3csi.podmounter.recovery import RecoverySettings
@@ -26,6 +27,7 @@ from s3csi.podmounter.runtime.kubernetes import (
 )
 from s3csi.podmounter.runtime.local import LocalRuntime
 from s3csi.s3.credentials import CredentialProvider
+from s3csi.s3.imds import DEFAULT_ENDPOINT as METADATA_ENDPOINT
 from s3csi.s3.settings import S3Settings
 
 LOCAL = "local"
@@ -42,6 +44,7 @@ class NodeRuntimeFlags:
     mountpoint_namespace: str | None = None  # --mountpoint-namespace (kubernetes); None: s3csi-mounters
     mountpoint_pod_timeout: float | None = None  # --mountpoint-pod-timeout (kubernetes); None: 90 s
     mounter_crash_loop_window: float | None = None  # --mounter-crash-loop-window; None: 10 s
+    mountpoint_pod_metrics: bool = False  # --mountpoint-pod-metrics (local)
 
 
 def publisher_settings(
@@ -52,9 +55,12 @@ def publisher_settings(
     kubelet_dir: str,
     s3: S3Settings,
     sts_endpoint_url: str | None = None,
+    region_configured: bool = True,
+    metadata_endpoint: str | None = METADATA_ENDPOINT,
 ) -> PublisherSettings | None:
     """Validate the flags (InvalidArgument names the flag); None when this process serves no node.
-    ``sts_endpoint_url``: the driver environment's STS endpoint (``s3.sts.sts_endpoint_override``)."""
+    ``sts_endpoint_url``: the driver environment's STS endpoint (``s3.sts.sts_endpoint_override``);
+    ``region_configured`` and ``metadata_endpoint``: see :class:`PublisherSettings`."""
     if not serves_node:
         named = (
             ("--runtime", flags.runtime),
@@ -63,11 +69,17 @@ def publisher_settings(
             ("--mountpoint-namespace", flags.mountpoint_namespace),
             ("--mountpoint-pod-timeout", flags.mountpoint_pod_timeout),
             ("--mounter-crash-loop-window", flags.mounter_crash_loop_window),
+            ("--mountpoint-pod-metrics", flags.mountpoint_pod_metrics or None),
         )
         for name, value in named:
             if value is not None:
                 raise InvalidArgument(f"{name} applies to the node service only (--mode node or all)")
         return None
+    if flags.mountpoint_pod_metrics and flags.runtime == KUBERNETES:
+        raise InvalidArgument(
+            f"--mountpoint-pod-metrics applies to --runtime {LOCAL} only: with {KUBERNETES}, the "
+            "controller's --mountpoint-pod-metrics gives the Mountpoint Pods their metrics port"
+        )
     if flags.runtime not in (None, *RUNTIMES):
         raise InvalidArgument(f"--runtime {flags.runtime}: choose {' or '.join(RUNTIMES)}")
     state_dir = flags.state_dir or DEFAULT_STATE_DIR
@@ -88,6 +100,9 @@ def publisher_settings(
         sts_endpoint_url=sts_endpoint_url,
         sts_audience=flags.sts_audience or DEFAULT_AUDIENCE,
         recovery=RecoverySettings() if window is None else RecoverySettings(crash_loop_window_s=window),
+        region_configured=region_configured,
+        metadata_endpoint=metadata_endpoint,
+        mountpoint_pod_metrics=flags.mountpoint_pod_metrics,
     )
 
 
@@ -124,8 +139,10 @@ async def start_publisher(
     credentials: CredentialProvider,
     kubernetes: KubernetesRuntimeSettings | None = None,
     kube: KubeApiSettings | None = None,
+    metrics: NodeMetrics | None = None,
 ) -> PodMounterPublisher:
-    """The publisher on its runtime, after tidying what a previous node plugin left (``recover``)."""
+    """The publisher on its runtime, after tidying what a previous node plugin left (``recover``);
+    ``metrics``: where it counts its Mountpoint Pods, waiting publishes and recoveries."""
     runtime: MountpointPodRuntime
     if kubernetes is not None:
         if kube is None:
@@ -133,8 +150,8 @@ async def start_publisher(
         runtime = KubernetesRuntime(kubernetes, kube, settings.state_dir)
         await runtime.open()  # lists this node's Mountpoint Pods and attachments: recovery reads them
     else:
-        runtime = LocalRuntime(settings.state_dir)
-    publisher = PodMounterPublisher(settings, runtime, credentials)
+        runtime = LocalRuntime(settings.state_dir, metrics=settings.mountpoint_pod_metrics)
+    publisher = PodMounterPublisher(settings, runtime, credentials, metrics)
     try:
         await publisher.recover()
     except BaseException:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import hashlib
 import logging
 import os
 import ssl
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -28,8 +30,10 @@ from s3csi import __version__
 from s3csi.errors import InvalidArgument, S3csiError
 from s3csi.mountflags import KMS_SSE_TYPES, SSE_TYPES, STORAGE_CLASS_PATTERN
 from s3csi.s3 import http1, wire
-from s3csi.s3.addressing import Endpoint, copy_source
-from s3csi.s3.credentials import CredentialProvider, default_credential_provider
+from s3csi.s3.addressing import copy_source
+from s3csi.s3.checksums import CRC32C_ALGORITHM, CRC32C_HEADER, crc32c_header
+from s3csi.s3.credentials import CredentialProvider, Credentials, default_credential_provider
+from s3csi.s3.endpoints import SIGV4_S3EXPRESS, BucketType, EndpointInputs, ResolvedEndpoint, resolve
 from s3csi.s3.errors import (
     CONNECTION_ERROR,
     CONNECTION_LOST,
@@ -40,6 +44,8 @@ from s3csi.s3.errors import (
     exhausted,
     make_error,
 )
+from s3csi.s3.express import ExpressSessions, MalformedSession, parse_create_session, refused_session
+from s3csi.s3.observer import RequestObserver
 from s3csi.s3.retry import Idempotency, backoff_delay, is_transient, should_retry
 from s3csi.s3.settings import DEFAULT_REGION, S3Settings
 from s3csi.s3.signing import payload_hash, sign
@@ -93,6 +99,8 @@ class _Response:
     status: int
     headers: CIMultiDictProxy[str]
     body: bytes | bytearray
+    # time.perf_counter() when the response head arrived.
+    head_at: float = 0.0
 
 
 class S3Client:
@@ -103,11 +111,40 @@ class S3Client:
     the first call, inside the running event loop.
     """
 
-    def __init__(self, settings: S3Settings, credentials: CredentialProvider | None = None) -> None:
+    def __init__(
+        self,
+        settings: S3Settings,
+        credentials: CredentialProvider | None = None,
+        *,
+        observer: RequestObserver | None = None,
+    ) -> None:
         self.settings = settings
-        self._endpoint = Endpoint.build(
-            settings.endpoint_url, settings.region, force_path_style=settings.force_path_style
+        # Told of every request sent (s3/observer.py): the mounter's metrics.
+        self.observer = observer
+        self._endpoint_inputs = EndpointInputs(
+            region=settings.region,
+            endpoint_url=settings.endpoint_url,
+            force_path_style=settings.force_path_style,
+            use_fips=settings.use_fips,
+            dual_stack=settings.dual_stack,
+            accelerate=settings.accelerate,
+            bucket_type=BucketType(settings.bucket_type) if settings.bucket_type else None,
         )
+        # Each bucket's endpoint, resolved by the S3 endpoint rules on its first request (s3/endpoints.py).
+        self._endpoints: dict[str, ResolvedEndpoint] = {}
+        # Headers every request carries (--requester-pays, --expected-bucket-owner).
+        self._common_headers: dict[str, str] = {}
+        if settings.requester_pays:
+            self._common_headers["x-amz-request-payer"] = "requester"
+        if settings.expected_bucket_owner is not None:
+            self._common_headers["x-amz-expected-bucket-owner"] = settings.expected_bucket_owner
+        # --upload-checksums crc32c: the parts' checksums of each upload created with them, by upload id.
+        self._part_checksums: dict[str, dict[int, str]] = {}
+        # Requests sent and failed, by operation, and bytes sent and received (--log-metrics).
+        self.requests: collections.Counter[str] = collections.Counter()
+        self.failures: collections.Counter[str] = collections.Counter()
+        self.bytes_sent = 0
+        self.bytes_received = 0
         self._credentials: CredentialProvider | None = None
         if not settings.no_sign_request:
             self._credentials = credentials or default_credential_provider(os.environ)
@@ -116,6 +153,8 @@ class S3Client:
         self._session: aiohttp.ClientSession | None = None
         # GetObject's connections, one pool per (scheme, host): virtual-hosted buckets are hosts.
         self._pools: dict[tuple[str, str], http1.ConnectionPool] = {}
+        # Directory buckets' sessions (s3csi.s3.express).
+        self.express_sessions = ExpressSessions(self._create_session)
 
     async def __aenter__(self) -> S3Client:
         return self
@@ -218,11 +257,26 @@ class S3Client:
         body: bytes | memoryview,
         options: WriteOptions = WriteOptions(),
         metadata: Mapping[str, str] | None = None,
+        *,
+        write_offset: int | None = None,
     ) -> str:
-        """Store the whole object, with ``metadata`` as its user metadata; returns its ETag."""
-        headers = {**options.headers(), **metadata_headers(metadata)}
+        """Store the whole object, with ``metadata`` as its user metadata; returns its ETag.
+
+        ``write_offset``: append ``body`` to the existing object, whose size must be exactly that
+        (``x-amz-write-offset-bytes``; directory buckets only, which refuse a wrong offset)."""
+        headers = {**options.headers(), **metadata_headers(metadata), **await self._checksum_headers(body)}
+        if write_offset is not None:
+            headers["x-amz-write-offset-bytes"] = str(write_offset)
         response = await self._call(
-            "PutObject", "PUT", bucket, key, headers=headers, body=body, data_body=True
+            "PutObject",
+            "PUT",
+            bucket,
+            key,
+            headers=headers,
+            body=body,
+            data_body=True,
+            # An append whose answer was lost may have happened: retried, it could be appended twice.
+            idempotency=Idempotency.IDEMPOTENT if write_offset is None else Idempotency.NOT_IDEMPOTENT,
         )
         return self._etag("PutObject", bucket, key, response)
 
@@ -233,10 +287,17 @@ class S3Client:
         options: WriteOptions = WriteOptions(),
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
+        *,
+        checksums: bool = True,
     ) -> str:
+        """``checksums``: the parts will carry the checksums ``--upload-checksums`` asks for (False for
+        UploadPartCopy parts, which S3 computes)."""
+        checksums = checksums and self.settings.upload_checksums == "crc32c"
         headers = {**options.headers(), **metadata_headers(metadata)}
         if content_type is not None:
             headers["Content-Type"] = content_type
+        if checksums:
+            headers["x-amz-checksum-algorithm"] = CRC32C_ALGORITHM
         response = await self._call(
             "CreateMultipartUpload",
             "POST",
@@ -246,21 +307,29 @@ class S3Client:
             headers=headers,
             idempotency=Idempotency.NOT_IDEMPOTENT,
         )
-        return self._parsed("CreateMultipartUpload", bucket, key, wire.parse_upload_id, response.body)
+        upload_id = self._parsed("CreateMultipartUpload", bucket, key, wire.parse_upload_id, response.body)
+        if checksums:
+            self._part_checksums[upload_id] = {}
+        return upload_id
 
     async def upload_part(
         self, bucket: str, key: str, upload_id: str, part_number: int, body: bytes | memoryview
     ) -> str:
         """Upload part ``part_number`` (1…10000); returns its ETag for completion."""
+        checksums = self._part_checksums.get(upload_id)
+        headers = await self._checksum_headers(body) if checksums is not None else {}
         response = await self._call(
             "UploadPart",
             "PUT",
             bucket,
             key,
             params={"partNumber": str(part_number), "uploadId": upload_id},
+            headers=headers,
             body=body,
             data_body=True,
         )
+        if checksums is not None:
+            checksums[part_number] = headers[CRC32C_HEADER]
         return self._etag("UploadPart", bucket, key, response)
 
     async def complete_multipart_upload(
@@ -273,12 +342,14 @@ class S3Client:
             bucket,
             key,
             params={"uploadId": upload_id},
-            body=wire.complete_multipart_body(parts),
+            body=wire.complete_multipart_body(parts, self._part_checksums.get(upload_id)),
             error_in_200=True,
         )
+        self._part_checksums.pop(upload_id, None)
         return self._parsed("CompleteMultipartUpload", bucket, key, wire.parse_etag_result, response.body)
 
     async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        self._part_checksums.pop(upload_id, None)
         await self._call(
             "AbortMultipartUpload", "DELETE", bucket, key, params={"uploadId": upload_id}, ok=(204, 200)
         )
@@ -319,7 +390,7 @@ class S3Client:
                 bucket, source_key, dest_key, size=size, options=options, part_size=COPY_PART_BYTES
             )
             return
-        headers = {"x-amz-copy-source": copy_source(bucket, source_key), **options.headers()}
+        headers = {"x-amz-copy-source": self._copy_source(bucket, source_key), **options.headers()}
         await self._call("CopyObject", "PUT", bucket, dest_key, headers=headers, error_in_200=True)
 
     async def replace_metadata(
@@ -347,7 +418,7 @@ class S3Client:
             )
             return (await self.head_object(bucket, info.key)).etag
         headers = {
-            "x-amz-copy-source": copy_source(bucket, info.key),
+            "x-amz-copy-source": self._copy_source(bucket, info.key),
             "x-amz-copy-source-if-match": info.etag,
             "x-amz-metadata-directive": "REPLACE",
             **options.headers(),
@@ -371,13 +442,15 @@ class S3Client:
         content_type: str | None = None,
         if_match: str | None = None,
     ) -> None:
-        upload_id = await self.create_multipart_upload(bucket, dest_key, options, metadata, content_type)
+        upload_id = await self.create_multipart_upload(
+            bucket, dest_key, options, metadata, content_type, checksums=False
+        )
         ranges = copy_part_ranges(size, part_size)
         limit = asyncio.Semaphore(COPY_PART_CONCURRENCY)
 
         async def copy_part(number: int, first: int, last: int) -> tuple[int, str]:
             headers = {
-                "x-amz-copy-source": copy_source(bucket, source_key),
+                "x-amz-copy-source": self._copy_source(bucket, source_key),
                 "x-amz-copy-source-range": f"bytes={first}-{last}",
             }
             if if_match is not None:
@@ -454,6 +527,67 @@ class S3Client:
         """Succeeds when the bucket exists and these credentials may use it."""
         await self._call("HeadBucket", "HEAD", bucket)
 
+    # ---- endpoints, headers --------------------------------------------------------------------------
+
+    def endpoint(self, bucket: str) -> ResolvedEndpoint:
+        """Where ``bucket``'s requests go and how they are signed, resolved once per bucket by the S3
+        endpoint rules; InvalidArgument when the bucket cannot be addressed with these settings."""
+        found = self._endpoints.get(bucket)
+        if found is None:
+            found = self._endpoints[bucket] = resolve(bucket, self._endpoint_inputs)
+        return found
+
+    def _copy_source(self, bucket: str, key: str) -> str:
+        """``x-amz-copy-source``: ``bucket/key``, or ``ARN/object/key`` for an access point ARN."""
+        if bucket.startswith("arn:"):
+            return copy_source(bucket, "object/" + key)
+        return copy_source(bucket, key)
+
+    async def _checksum_headers(self, body: bytes | memoryview) -> dict[str, str]:
+        """The checksum header of uploaded data (``--upload-checksums``), computed off the event loop."""
+        if self.settings.upload_checksums != "crc32c":
+            return {}
+        value = await asyncio.to_thread(crc32c_header, body) if len(body) > 64 * 1024 else crc32c_header(body)
+        return {CRC32C_HEADER: value, "x-amz-sdk-checksum-algorithm": CRC32C_ALGORITHM}
+
+    # ---- directory buckets ---------------------------------------------------------------------------
+
+    async def _create_session(self, bucket: str) -> Credentials:
+        """A directory bucket's session (CreateSession), signed with this client's own credentials."""
+        response = await self._call("CreateSession", "GET", bucket, params={"session": None})
+        try:
+            return parse_create_session(response.body)
+        except MalformedSession as exc:
+            raise self._malformed("CreateSession", bucket, None, str(exc)) from exc
+
+    async def _signed(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        endpoint: ResolvedEndpoint,
+        *,
+        bucket: str,
+        headers: Mapping[str, str],
+        sha256: str,
+    ) -> Mapping[str, str]:
+        """``headers`` signed as the endpoint rules say: with this client's credentials, or, for a
+        directory bucket (``sigv4-s3express``), with the bucket's session (s3csi.s3.express)."""
+        if self._credentials is None:
+            return headers
+        session = endpoint.auth_scheme == SIGV4_S3EXPRESS and operation != "CreateSession"
+        credentials = await (self.express_sessions.get(bucket) if session else self._credentials.get())
+        return sign(
+            method,
+            url,
+            headers,
+            content_sha256=sha256,
+            credentials=credentials,
+            region=endpoint.signing_region,
+            service=endpoint.signing_name,
+            s3_session=session,
+        )
+
     # ---- one request, with retries -----------------------------------------------------------------
 
     async def _call(
@@ -476,14 +610,23 @@ class S3Client:
         hash is signed only when the settings ask for it; ``error_in_200`` marks calls that S3 may
         answer with 200 and an error body (CompleteMultipartUpload, CopyObject); ``into_buffer``
         marks a GET of object data, sent through ``http1.py``."""
-        url = self._endpoint.url(bucket, key, params)
+        endpoint = self.endpoint(bucket)
+        url = endpoint.url(key, params)
+        if self._common_headers:
+            headers = {**self._common_headers, **(headers or {})}
+            # A copy reads the bucket too: the source's owner is checked as well.
+            if "x-amz-copy-source" in headers and self.settings.expected_bucket_owner is not None:
+                headers["x-amz-source-expected-bucket-owner"] = self.settings.expected_bucket_owner
         content_sha256 = payload_hash(body, sign=self.settings.sign_payload or not data_body)
         attempt = 0
+        new_session = operation != "CreateSession" and endpoint.auth_scheme == SIGV4_S3EXPRESS
         while True:
             attempt += 1
+            started = time.perf_counter()
             try:
-                return await self._send(
+                response = await self._send(
                     operation,
+                    endpoint,
                     method=method,
                     url=url,
                     bucket=bucket,
@@ -496,6 +639,13 @@ class S3Client:
                     into_buffer=into_buffer,
                 )
             except S3Error as error:
+                if self.observer is not None:
+                    self.observer.failed(operation, error, time.perf_counter() - started)
+                if new_session and refused_session(method, error.code, error.status):
+                    # A directory bucket refused its session before its time: once more with a new one.
+                    new_session = False
+                    self.express_sessions.forget(bucket)
+                    continue
                 if should_retry(error, idempotency, attempt, self.settings.max_attempts):
                     delay = backoff_delay(
                         attempt, self.settings.retry_base_delay_s, self.settings.retry_max_delay_s
@@ -506,10 +656,17 @@ class S3Client:
                 if is_transient(error):
                     raise exhausted(error, attempt) from error
                 raise
+            if self.observer is not None:
+                ended = time.perf_counter()
+                self.observer.succeeded(
+                    operation, response.head_at - started, ended - started, len(body), len(response.body)
+                )
+            return response
 
     async def _send(
         self,
         operation: str,
+        endpoint: ResolvedEndpoint,
         *,
         method: str,
         url: str,
@@ -522,42 +679,45 @@ class S3Client:
         error_in_200: bool,
         into_buffer: bool,
     ) -> _Response:
-        if self._credentials is not None:
-            try:
-                credentials = await self._credentials.get()
-            except S3csiError as exc:
-                # A file that cannot be read, no keys, STS down: this request's failure, like any other.
-                raise credentials_error(operation, exc, bucket=bucket, key=key) from exc
-            headers = sign(
-                method,
-                url,
-                headers,
-                content_sha256=content_sha256,
-                credentials=credentials,
-                region=self.settings.region,
+        try:
+            headers = await self._signed(
+                operation, method, url, endpoint, bucket=bucket, headers=headers, sha256=content_sha256
             )
+        except S3Error:
+            raise  # a directory bucket's CreateSession failed: its own error, already translated
+        except S3csiError as exc:
+            # A file that cannot be read, no keys, STS down: this request's failure, like any other.
+            raise credentials_error(operation, exc, bucket=bucket, key=key) from exc
+        self.requests[operation] += 1
+        self.bytes_sent += len(body)
         data: bytes | bytearray
         try:
             if into_buffer:
                 async with asyncio.timeout(self.settings.request_timeout_s):
                     received = await self._get_into_buffer(url, headers)
                 status, response_headers, data = received.status, received.headers, received.body
+                head_at = received.head_at
             else:
                 session = self._session or self._open_session()
                 async with session.request(
                     method, yarl.URL(url, encoded=True), headers=headers, data=body if body else None
                 ) as response:
+                    head_at = time.perf_counter()
                     data = await response.read()
                     status, response_headers = response.status, response.headers
         except (http1.HttpError, aiohttp.ClientError, TimeoutError) as exc:
             code, message = _below_http(exc, self.settings.request_timeout_s)
+            self.failures[operation] += 1
             raise make_error(
                 operation, code=code, message=message, status=None, bucket=bucket, key=key
             ) from exc
+        self.bytes_received += len(data)
+        if status not in ok:
+            self.failures[operation] += 1
         if status in ok:
             error = wire.parse_error(data) if error_in_200 else None
             if error is None:
-                return _Response(status, response_headers, data)
+                return _Response(status, response_headers, data, head_at)
         else:
             error = wire.parse_error(data)
         raise make_error(
@@ -598,7 +758,7 @@ class S3Client:
     def _open_session(self) -> aiohttp.ClientSession:
         settings = self.settings
         ssl_context: ssl.SSLContext | bool = True
-        if settings.ca_bundle and self._endpoint.scheme == "https":
+        if settings.ca_bundle and not (settings.endpoint_url or "https:").startswith("http:"):
             ssl_context = self._ssl_context()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=settings.max_connections, ssl=ssl_context),

@@ -19,6 +19,7 @@ import asyncio
 import ctypes
 import re
 import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
@@ -75,6 +76,8 @@ class Response:
     status: int
     headers: CIMultiDictProxy[str]
     body: bytearray
+    # time.perf_counter() when the response head had arrived: the first-byte latency of metrics.
+    head_at: float = 0.0
 
 
 def parse_head(data: bytes) -> ResponseHead:
@@ -204,6 +207,7 @@ class _Connection(asyncio.BufferedProtocol):
         self._filled = 0
         self._chunks: ChunkedDecoder | None = None
         self._result: asyncio.Future[Response] | None = None
+        self._head_at = 0.0
 
     # ---- the exchange ----------------------------------------------------------------------------
 
@@ -300,6 +304,7 @@ class _Connection(asyncio.BufferedProtocol):
 
     def _start_body(self, head: ResponseHead) -> None:
         self._head = head
+        self._head_at = time.perf_counter()
         self._framing = framing(head)
         self._chunks = ChunkedDecoder() if self._framing.chunked else None
         self._filled = 0
@@ -322,7 +327,7 @@ class _Connection(asyncio.BufferedProtocol):
     def _complete(self, body: bytearray) -> None:
         assert self._head is not None and self._result is not None
         if not self._result.done():
-            self._result.set_result(Response(self._head.status, self._head.headers, body))
+            self._result.set_result(Response(self._head.status, self._head.headers, body, self._head_at))
         self._body = bytearray()
         self._chunks = None
         self._framing = Framing(None)

@@ -1,4 +1,5 @@
-"""EC2 instance metadata (IMDSv2): the node's instance-profile keys, last in the driver's chain.
+"""EC2 instance metadata (IMDSv2): the node's instance-profile keys, last in the driver's chain, and the
+node's region (:func:`instance_region`), for a pod-level STS exchange whose volume names none.
 
 IMDSv2 first asks for a session token with a PUT (which a hop-limited network refuses to forward
 from a container, the point of v2), then reads the role name and its keys with that token. Off EC2
@@ -13,12 +14,13 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
 
-from s3csi.errors import Unavailable
+from s3csi.errors import InvalidArgument, Unavailable
+from s3csi.mountflags import REGION_PATTERN
 from s3csi.s3.credentials import Credentials
 from s3csi.s3.sts import fresh, parse_timestamp
 
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "http://169.254.169.254"
 TOKEN_PATH = "/latest/api/token"
 CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials/"
+REGION_PATH = "/latest/meta-data/placement/region"
 TOKEN_TTL_S = 21600
 # What the AWS SDKs use: one second per request, and the metadata service is local or absent.
 TIMEOUT_S = 1.0
@@ -58,6 +61,51 @@ def parse_role_credentials(body: bytes, *, source: str) -> Credentials:
     )
 
 
+def metadata_endpoint(env: Mapping[str, str]) -> str | None:
+    """Where instance metadata is (``AWS_EC2_METADATA_SERVICE_ENDPOINT``, else 169.254.169.254), or None
+    when ``AWS_EC2_METADATA_DISABLED=true``. InvalidArgument names the variable that is wrong."""
+    disabled = env.get("AWS_EC2_METADATA_DISABLED", "").strip().lower()
+    if disabled not in ("", "true", "false"):
+        raise InvalidArgument("AWS_EC2_METADATA_DISABLED must be true or false")
+    if disabled == "true":
+        return None
+    endpoint = env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or DEFAULT_ENDPOINT
+    if not endpoint.startswith(("http://", "https://")):
+        raise InvalidArgument("AWS_EC2_METADATA_SERVICE_ENDPOINT must start with http:// or https://")
+    return endpoint
+
+
+async def _session_token(session: aiohttp.ClientSession, endpoint: str) -> dict[str, str] | None:
+    """IMDSv2's session-token header for the reads that follow; None when the service refuses one."""
+    async with session.put(
+        endpoint + TOKEN_PATH, headers={"X-aws-ec2-metadata-token-ttl-seconds": str(TOKEN_TTL_S)}
+    ) as response:
+        if response.status != 200:
+            log.debug("instance metadata refused a session token: HTTP %d", response.status)
+            return None
+        return {"X-aws-ec2-metadata-token": (await response.text()).strip()}
+
+
+async def instance_region(endpoint: str = DEFAULT_ENDPOINT, *, timeout_s: float = TIMEOUT_S) -> str | None:
+    """The region this instance runs in (``placement/region``), or None when nothing answers, or the answer
+    is not a region name."""
+    endpoint = endpoint.rstrip("/")
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+            headers = await _session_token(session, endpoint)
+            if headers is None:
+                return None
+            async with session.get(endpoint + REGION_PATH, headers=headers) as response:
+                if response.status != 200:
+                    log.debug("instance metadata has no region: HTTP %d", response.status)
+                    return None
+                region = (await response.text()).strip()
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        log.debug("no instance metadata at %s: %s", endpoint, type(exc).__name__)
+        return None
+    return region if REGION_PATTERN.fullmatch(region) else None
+
+
 class InstanceMetadataCredentials:
     """The instance profile's keys, kept until shortly before they expire."""
 
@@ -86,14 +134,9 @@ class InstanceMetadataCredentials:
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         try:
             async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with session.put(
-                    self.endpoint + TOKEN_PATH,
-                    headers={"X-aws-ec2-metadata-token-ttl-seconds": str(TOKEN_TTL_S)},
-                ) as response:
-                    if response.status != 200:
-                        log.debug("instance metadata refused a session token: HTTP %d", response.status)
-                        return None
-                    headers = {"X-aws-ec2-metadata-token": (await response.text()).strip()}
+                headers = await _session_token(session, self.endpoint)
+                if headers is None:
+                    return None
                 async with session.get(self.endpoint + CREDENTIALS_PATH, headers=headers) as response:
                     if response.status == 404:
                         return None  # an instance without an instance profile

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from s3csi.errors import InvalidArgument
+from s3csi.mountflags import ACCOUNT_ID_PATTERN, BUCKET_TYPES, UPLOAD_CHECKSUMS
 from s3csi.s3.addressing import refuse_userinfo
 
 DEFAULT_REGION = "us-east-1"
@@ -45,6 +46,20 @@ class S3Settings:
     sign_payload: bool = False
     # PEM file of the CAs to trust for an https endpoint (AWS_CA_BUNDLE); None → the system's.
     ca_bundle: str | None = None
+    # Endpoint variants, applied by S3's endpoint rules (s3/endpoints.py): FIPS (AWS_USE_FIPS_ENDPOINT),
+    # dual-stack IPv4/IPv6 (--dual-stack, AWS_USE_DUALSTACK_ENDPOINT), Transfer Acceleration.
+    use_fips: bool = False
+    dual_stack: bool = False
+    accelerate: bool = False
+    # "general-purpose" or "directory"; None → from the bucket name (NAME--ZONE-ID--x-s3 is a directory).
+    bucket_type: str | None = None
+    # x-amz-request-payer: requester on every request (the requester pays for them and the transfer).
+    requester_pays: bool = False
+    # x-amz-expected-bucket-owner on every request: S3 answers 403 when another account owns the bucket.
+    expected_bucket_owner: str | None = None
+    # "crc32c": x-amz-checksum-crc32c on every PutObject and UploadPart, the parts' checksums listed at
+    # completion, so S3 refuses bytes that changed on the way; "off": none (see docs/mount-options.md).
+    upload_checksums: str = "off"
 
     def __post_init__(self) -> None:
         if not self.region:
@@ -62,6 +77,21 @@ class S3Settings:
         for name in ("connect_timeout_s", "request_timeout_s"):
             if getattr(self, name) <= 0:
                 raise InvalidArgument(f"{name} must be positive, not {getattr(self, name)}")
+        if self.upload_checksums not in UPLOAD_CHECKSUMS:
+            raise InvalidArgument(
+                f"upload checksums must be one of {', '.join(UPLOAD_CHECKSUMS)}:"
+                f" not {self.upload_checksums!r}"
+            )
+        if self.bucket_type is not None and self.bucket_type not in BUCKET_TYPES:
+            raise InvalidArgument(
+                f"bucket type must be one of {', '.join(BUCKET_TYPES)}, not {self.bucket_type!r}"
+            )
+        if self.expected_bucket_owner is not None and not ACCOUNT_ID_PATTERN.fullmatch(
+            self.expected_bucket_owner
+        ):
+            raise InvalidArgument(
+                f"expected bucket owner must be a 12-digit AWS account id, not {self.expected_bucket_owner!r}"
+            )
         if self.retry_base_delay_s < 0 or self.retry_max_delay_s < self.retry_base_delay_s:
             raise InvalidArgument("retry delays must satisfy 0 <= retry_base_delay_s <= retry_max_delay_s")
 
@@ -70,7 +100,8 @@ class S3Settings:
         """Settings from the standard AWS variables; explicit ``overrides`` (flags) win.
 
         ``AWS_ENDPOINT_URL_S3`` beats ``AWS_ENDPOINT_URL``; ``AWS_REGION`` beats ``AWS_DEFAULT_REGION``;
-        ``AWS_CA_BUNDLE`` names the CAs for an https endpoint.
+        ``AWS_CA_BUNDLE`` names the CAs for an https endpoint; ``AWS_USE_FIPS_ENDPOINT`` and
+        ``AWS_USE_DUALSTACK_ENDPOINT`` (``true``) choose those endpoint variants.
         An override of ``None`` means "not given" and leaves the environment's value in place.
         """
         known = {f.name for f in fields(cls)}
@@ -86,5 +117,11 @@ class S3Settings:
             values["region"] = region
         if env.get("AWS_CA_BUNDLE"):
             values["ca_bundle"] = env["AWS_CA_BUNDLE"]
+        for variable, name in (
+            ("AWS_USE_FIPS_ENDPOINT", "use_fips"),
+            ("AWS_USE_DUALSTACK_ENDPOINT", "dual_stack"),
+        ):
+            if env.get(variable, "").lower() == "true":
+                values[name] = True
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**values)

@@ -34,6 +34,17 @@ class _Signer(S3SigV4Auth):  # type: ignore[misc]  # botocore ships no type hint
         return str(request.context["payload_hash"])
 
 
+class _SessionSigner(_Signer):
+    """A directory bucket's session: its token travels as ``x-amz-s3session-token`` (signed), never as
+    ``X-Amz-Security-Token`` (botocore's ``S3ExpressAuth`` does the same)."""
+
+    def _modify_request_before_signing(self, request: AWSRequest) -> None:
+        super()._modify_request_before_signing(request)
+        if "X-Amz-Security-Token" in request.headers:
+            del request.headers["X-Amz-Security-Token"]
+        request.headers["x-amz-s3session-token"] = self.credentials.token
+
+
 def sign(
     method: str,
     url: str,
@@ -42,17 +53,22 @@ def sign(
     content_sha256: str,
     credentials: Credentials,
     region: str,
+    service: str = "s3",
+    s3_session: bool = False,
 ) -> dict[str, str]:
     """``headers`` plus Authorization, X-Amz-Date, X-Amz-Content-SHA256 (and the session token).
 
     ``url`` must be the encoded URL sent on the wire: its path and query are signed as they are.
+    ``service`` and ``region`` are the signing name and region the endpoint rules chose
+    (``s3/endpoints.py``): ``s3``, ``s3-outposts`` or ``s3express``.
+    ``s3_session`` marks credentials from a directory bucket's CreateSession (s3csi.s3.express).
     """
     request = AWSRequest(method=method, url=url, headers=dict(headers))
     request.context["payload_hash"] = content_sha256
     frozen = ReadOnlyCredentials(
         credentials.access_key_id, credentials.secret_access_key, credentials.session_token
     )
-    _Signer(frozen, "s3", region).add_auth(request)
+    (_SessionSigner if s3_session else _Signer)(frozen, service, region).add_auth(request)
     # botocore signs the Host it derives from the URL (port left out when it is the scheme's
     # default); aiohttp sends that same Host, so it is not added here.
     return dict(request.headers.items())

@@ -224,12 +224,17 @@ def _document(root: ET.Element) -> bytes:
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
-def complete_multipart_body(parts: Sequence[tuple[int, str]]) -> bytes:
+def complete_multipart_body(
+    parts: Sequence[tuple[int, str]], crc32c: Mapping[int, str] | None = None
+) -> bytes:
+    """``crc32c``: each part's checksum by part number, for an upload created with CRC32C checksums."""
     root = ET.Element("CompleteMultipartUpload", xmlns=NAMESPACE)
     for number, etag in sorted(parts):
         part = ET.SubElement(root, "Part")
         ET.SubElement(part, "PartNumber").text = str(number)
         ET.SubElement(part, "ETag").text = etag
+        if crc32c is not None:
+            ET.SubElement(part, "ChecksumCRC32C").text = crc32c[number]
     return _document(root)
 
 

@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from s3csi.bucketforms import BucketForm, bucket_form
 from s3csi.errors import InvalidArgument
-from s3csi.mountflags import REGION_PATTERN, ValueKind
+from s3csi.mountflags import ACCOUNT_ID_PATTERN, REGION_PATTERN, ValueKind
 from s3csi.volume.options import normalise_prefix, parse_id
 from s3csi.volume.quantity import cpu_millicores, memory_bytes, storage_bytes
 
@@ -84,9 +85,7 @@ VOLUME_ID_ANNOTATION = "s3csi.io/volume-id"
 PERSISTENT_VOLUME_NAME_ANNOTATION = "s3csi.io/persistent-volume-name"
 
 _STORAGE_CLASS_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
-_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_IPV4_LIKE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
-_ROLE_ARN = re.compile(r"arn:[a-z0-9-]+:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
+_ROLE_ARN = re.compile(rf"arn:[a-z0-9-]+:iam::{ACCOUNT_ID_PATTERN.pattern}:role/[A-Za-z0-9+=,.@_/-]{{1,512}}")
 
 
 class AuthenticationSource(StrEnum):
@@ -103,20 +102,19 @@ def is_role_arn(text: str) -> bool:
 
 
 def validate_bucket_name(name: str) -> str:
-    """``name`` if it is a valid S3 bucket name, else InvalidArgument naming ``bucketName``."""
-    problem = None
-    if not _BUCKET_NAME.fullmatch(name):
-        problem = "3-63 lowercase letters, digits, '.' and '-', starting and ending alphanumeric"
-    elif ".." in name or ".-" in name or "-." in name:
-        problem = "no adjacent '.', '.-' or '-.'"
-    elif _IPV4_LIKE.fullmatch(name):
-        problem = "not formatted as an IP address"
-    elif name.startswith("xn--"):
-        problem = "not starting with 'xn--'"
-    if problem is not None:
-        shown = repr(name[:80])
-        raise InvalidArgument(f"volume attribute {BUCKET_NAME} {shown} is not a valid bucket name: {problem}")
+    """``name`` if it is a valid S3 bucket name, else InvalidArgument naming ``bucketName``. A name, not an
+    ARN: what provisioning creates, deletes or puts prefixes in (the rules AWS has for new buckets)."""
+    what = f"volume attribute {BUCKET_NAME}"
+    if bucket_form(name, what=what) in (BucketForm.ACCESS_POINT_ARN, BucketForm.OUTPOSTS_ACCESS_POINT_ARN):
+        raise InvalidArgument(f"{what} {name[:80]!r} is not a valid bucket name: an access point ARN")
     return name
+
+
+def validate_bucket(text: str) -> str:
+    """``bucketName`` as a volume may give it: a bucket name, an access point or an Outposts access point
+    (ARN or alias, see s3csi/bucketforms.py), else InvalidArgument listing the forms expected."""
+    bucket_form(text, what=f"volume attribute {BUCKET_NAME}")
+    return text
 
 
 def _optional(volume_context: Mapping[str, str], key: str) -> str | None:
@@ -319,7 +317,7 @@ class VolumeContext:
                 f"{MOUNTPOINT_CONTAINER_RESOURCES_LIMITS_MEMORY} {memory_limit}"
             )
         return cls(
-            bucket_name=validate_bucket_name(bucket_name),
+            bucket_name=validate_bucket(bucket_name),
             prefix=prefix,
             authentication_source=source,
             sts_region=sts_region,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from s3csi.errors import InvalidArgument
 from s3csi.mountflags import (
+    BUCKET_TYPES,
     COMMAND_WORDS,
     FLAGS,
     MAX_ID,
@@ -37,6 +38,7 @@ from s3csi.mountflags import (
     RANGES,
     SSE_TYPES,
     TTL_WORDS,
+    UPLOAD_CHECKSUMS,
     PvStance,
     ValueKind,
 )
@@ -163,6 +165,11 @@ _CANONICAL: Mapping[ValueKind, Callable[[str], str]] = {
     ValueKind.SSE: _one_of(frozenset(SSE_TYPES)),
     ValueKind.KMS_KEY_ID: _matching(PV_SYNTAX[ValueKind.KMS_KEY_ID]),
     ValueKind.USER_AGENT_PREFIX: _matching(PV_SYNTAX[ValueKind.USER_AGENT_PREFIX]),
+    ValueKind.BUCKET_TYPE: _one_of(frozenset(BUCKET_TYPES)),
+    ValueKind.ACCOUNT_ID: _matching(PATTERNS[ValueKind.ACCOUNT_ID]),
+    ValueKind.UPLOAD_CHECKSUMS: _one_of(frozenset(UPLOAD_CHECKSUMS)),
+    ValueKind.THROUGHPUT: _canonical_int(ValueKind.THROUGHPUT),
+    ValueKind.DIRECTORY_BUCKET: _matching(PATTERNS[ValueKind.DIRECTORY_BUCKET]),
 }
 
 

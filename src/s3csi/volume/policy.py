@@ -15,8 +15,8 @@ mount-s3 argument list. The rules, in the order they apply:
    owner-only ``--dir-mode=700 --file-mode=600`` that ssh and psql demand.
 5. **read-only** when the request says so, the access mode is ``*_READER_ONLY``, or the options hold
    ``--read-only``: ``--read-only`` is in the arguments and nothing drops it. The write permissions
-   ``--allow-delete``, ``--allow-overwrite``, ``--allow-rename`` and ``--staged-writes`` (with its
-   ``--max-staged-file-size``) are removed: they cannot apply.
+   ``--allow-delete``, ``--allow-overwrite``, ``--allow-rename``, ``--incremental-upload`` and
+   ``--staged-writes`` (with its ``--max-staged-file-size``) are removed: they cannot apply.
 6. ``--allow-other`` lets every uid in, root included, so it replaces ``--allow-root`` (FUSE refuses both);
    without ``--allow-other``, ``--allow-root`` is added because the Mountpoint Pod runs as uid 1000 and a
    workload running as root must still reach its volume.
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from s3csi.errors import InvalidArgument
-from s3csi.mountflags import KMS_SSE_TYPES, MAX_ID, ValueKind
+from s3csi.mountflags import KMS_SSE_TYPES, MAX_ID, ValueKind, is_directory_bucket
 from s3csi.volume.context import CACHE, FS_USER, FS_USER_ANNOTATION, CacheVolume
 from s3csi.volume.options import MountOptions, parse_id
 
@@ -95,6 +95,7 @@ _WRITE_PERMISSIONS = (
     "allow-rename",
     "staged-writes",
     "max-staged-file-size",
+    "incremental-upload",
 )
 
 
@@ -198,6 +199,19 @@ def effective_mount(request: PolicyInput) -> EffectiveMount:
         fs_user=fs_user,
         allow_other=allow_other,
     )
+
+
+def check_bucket_type(mount: EffectiveMount, bucket: str) -> None:
+    """``--incremental-upload`` appends with a directory bucket's write offsets: InvalidArgument naming the
+    bucket when the volume's is a general-purpose one (it would fail only inside the Mountpoint Pod)."""
+    options = MountOptions.parse(mount.args)
+    bucket_type = options.get("bucket-type")
+    directory = bucket_type == "directory" or (bucket_type is None and is_directory_bucket(bucket))
+    if options.has("incremental-upload") and not directory:
+        raise InvalidArgument(
+            f"mount option --incremental-upload needs a directory bucket (NAME--ZONEID--x-s3, or "
+            f"--bucket-type=directory); {bucket} is a general-purpose bucket"
+        )
 
 
 def check_staging_cache(mount: EffectiveMount, cache: CacheVolume | None) -> None:

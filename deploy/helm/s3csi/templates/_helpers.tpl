@@ -66,3 +66,24 @@ capabilities:
 {{- define "s3csi.mountpointPriorityClass" -}}
 {{- .Values.mountpointPods.priorityClass.name -}}
 {{- end -}}
+
+{{/* Metrics (docs/observability.md). The --metrics-address of a process: its port on every interface, or
+empty (no endpoint) with metrics.enabled false. Called with (dict "root" $ "port" N). */}}
+{{- define "s3csi.metricsArgs" -}}
+- --metrics-address={{ if .root.Values.metrics.enabled }}:{{ .port }}{{ end }}
+{{- end -}}
+{{/* The container port named metrics, when the endpoint exists. */}}
+{{- define "s3csi.metricsPort" -}}
+{{- if .root.Values.metrics.enabled }}
+- name: metrics
+  containerPort: {{ .port }}
+{{- end }}
+{{- end -}}
+{{/* The pod annotations the Prometheus scrape configurations of the kubernetes-pods kind look for. */}}
+{{- define "s3csi.metricsAnnotations" -}}
+{{- if and .root.Values.metrics.enabled .root.Values.metrics.podAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+{{- end -}}

@@ -24,10 +24,13 @@ local state dir, or the API server), never from memory alone:
 - ``watch(pod, on_exit)`` calls ``on_exit()`` (in the event loop, once) when the pod's mounter ends: the
   local runtime waits on a pidfd of the process, the Kubernetes runtime on its container's status in the
   pod watch — neither costs anything while the mounter runs. ``unwatch(pod)`` stops watching.
-- ``record_event(workloads, reason, message, once_per)`` tells the teams of ``workloads`` what happened to
-  their volume's Mountpoint Pod (Kubernetes: a Warning Event on each pod, once per pod, reason and
-  ``once_per``; local: nothing
-  more than the publisher's log line, as there is no API). It never raises.
+- ``record_event(workloads, reason, message, once_per, type)`` tells the teams of ``workloads`` what
+  happened to their volume (Kubernetes: an Event of ``type`` on each pod, one per pod, reason and
+  ``once_per``, whose count a repeat updates; local: nothing more than the publisher's log line, as there
+  is no API). It never raises.
+- ``waiting_for(key, workload_uid)`` says why a ``start`` or ``join`` of the workload still waits, and
+  whether the wait looks stuck (the Mountpoint Pod is unschedulable, its image cannot be pulled…) rather
+  than under way; None when the runtime has nothing to tell (local: a process starts at once).
 - ``restart(pod)`` returns once a new mounter of a pod whose mounter died listens on mount.sock, in the
   same comm dir (its credentials stay): started here (local), or restarted by kubelet (Kubernetes,
   ``restartPolicy: Always``); raises ``Unavailable`` (saying why) when none gets there.
@@ -45,6 +48,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from s3csi.errors import Unavailable
+from s3csi.kube.events import EventType
 from s3csi.podmounter.protocol import SOCKET_NAME
 from s3csi.volume.context import CacheVolume
 
@@ -78,6 +83,18 @@ class WorkloadPod(NamedTuple):
     uid: str
 
 
+class MountpointPodUnavailable(Unavailable):
+    """A ``start`` or ``join`` that waited in vain for the workload's Mountpoint Pod (its message: why)."""
+
+
+class Waiting(NamedTuple):
+    """Why a workload waits for its Mountpoint Pod: ``problem`` in words for the workload's team, and
+    whether it is ``stuck`` (it will not pass without someone acting) rather than under way."""
+
+    problem: str
+    stuck: bool
+
+
 def pod_name(key: str) -> str:
     """A Kubernetes-valid name (≤ 63, DNS label) for the Mountpoint Pod of ``key``."""
     return f"s3csi-mp-{key}"
@@ -105,5 +122,12 @@ class MountpointPodRuntime(Protocol):
     async def restart(self, pod: MountpointPod) -> MountpointPod: ...
 
     async def record_event(
-        self, workloads: Sequence[WorkloadPod], reason: str, message: str, once_per: str
+        self,
+        workloads: Sequence[WorkloadPod],
+        reason: str,
+        message: str,
+        once_per: str,
+        type: EventType = "Warning",
     ) -> None: ...
+
+    async def waiting_for(self, key: str, workload_uid: str | None) -> Waiting | None: ...

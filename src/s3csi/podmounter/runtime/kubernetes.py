@@ -56,11 +56,12 @@ from s3csi.errors import FailedPrecondition, InvalidArgument, NotFound, Permissi
 from s3csi.kernel.dirfd import open_beneath, open_directory
 from s3csi.kube.api import Api, ApiError, path_of
 from s3csi.kube.client import RBAC_MANIFEST
-from s3csi.kube.events import pod_event
+from s3csi.kube.events import EventType, pod_event
 from s3csi.kube.informer import Informer, ObjectKey, watch_error
+from s3csi.kube.recorder import EventRecorder
 from s3csi.kube.settings import KubeApiSettings
 from s3csi.podmounter.attachment import GROUP, PLURAL, VERSION, is_pod_uid, mountpoint_pod_of
-from s3csi.podmounter.mountpoint_status import container_running, pod_problem, restart_count
+from s3csi.podmounter.mountpoint_status import container_running, pod_problem, pod_stuck, restart_count
 from s3csi.podmounter.names import is_dns1123_label, is_dns1123_subdomain
 from s3csi.podmounter.podspec import (
     APP_COMPONENT_LABEL,
@@ -70,7 +71,7 @@ from s3csi.podmounter.podspec import (
     DEFAULT_NAMESPACE,
 )
 from s3csi.podmounter.protocol import SOCKET_NAME
-from s3csi.podmounter.runtime import MountpointPod, WorkloadPod
+from s3csi.podmounter.runtime import MountpointPod, MountpointPodUnavailable, Waiting, WorkloadPod
 from s3csi.tasks import background
 from s3csi.volume.context import SHARING_KEY_LABEL, CacheVolume
 from s3csi.volume.sharing import SHARING_KEY_LENGTH
@@ -190,6 +191,7 @@ class KubernetesRuntime:
         self.pods: Informer | None = None
         # Mountpoint Pods watched for the end of the mounter that took their session: name → task.
         self._watches: dict[str, asyncio.Task[None]] = {}
+        self._events = EventRecorder(lambda: self._api)
 
     async def open(self) -> None:
         self._api = Api(self._api_settings)
@@ -339,13 +341,16 @@ class KubernetesRuntime:
         await self._wait(key, workload_uid, listening=False)
 
     async def record_event(
-        self, workloads: Sequence[WorkloadPod], reason: str, message: str, once_per: str
+        self,
+        workloads: Sequence[WorkloadPod],
+        reason: str,
+        message: str,
+        once_per: str,
+        type: EventType = "Warning",
     ) -> None:
-        """A Warning Event on each workload pod, once per pod, reason and ``once_per`` (a second create
-        is a 409, ignored); a refusal is logged, never raised: the report must not stop
-        the recovery it reports on."""
-        if self._api is None:
-            return
+        """An Event on each workload pod, one per pod, reason and ``once_per``, whose count a repeat
+        updates (kube/recorder.py); a refusal is logged, never raised: the report must not stop the work
+        it reports on."""
         for workload in workloads:
             event = pod_event(
                 {"metadata": workload._asdict()},
@@ -355,18 +360,23 @@ class KubernetesRuntime:
                 instance=self.settings.node_name,
                 now=datetime.now(UTC),
                 once_per=once_per,
+                type=type,
             )
-            try:
-                await self._api.call("POST", path_of("", "v1", "events", workload.namespace), body=event)
-            except ApiError as exc:
-                if exc.status != 409:
-                    log.warning(
-                        "the Event %s for pod %s/%s cannot be recorded: %s",
-                        reason,
-                        workload.namespace,
-                        workload.name,
-                        exc,
-                    )
+            await self._events.record(event)
+
+    async def waiting_for(self, key: str, workload_uid: str | None) -> Waiting | None:
+        """Why a ``start`` or ``join`` of the workload waits, from the watches (and, for a Mountpoint Pod not
+        on this node, one read of it); None when it no longer does."""
+        if not workload_uid or not is_pod_uid(workload_uid) or self.attachments is None:
+            return None
+        pod, uid, problem = self._look(key, workload_uid)
+        if pod is not None:
+            found = await asyncio.to_thread(comm_dir_problem, self.settings.kubelet_dir, uid)
+            if found is None:
+                return None
+            problem = f"Mountpoint Pod {self.settings.namespace}/{pod.name}: {found}"
+        problem, obj = await self._explain(key, workload_uid, problem)
+        return Waiting(problem, stuck=obj is not None and pod_stuck(obj))
 
     def cache_dir(self, cache: CacheVolume) -> str:
         """Every kind: the controller built the Mountpoint Pod with the volume's cache volume."""
@@ -492,9 +502,10 @@ class KubernetesRuntime:
                 interval = _COMM_DIR_POLL_S
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise Unavailable(
+                explained, _ = await self._explain(key, workload_uid, problem)
+                raise MountpointPodUnavailable(
                     f"Mountpoint Pod not ready for pod {workload_uid} after "
-                    f"{self.settings.wait_timeout_s:g} s: {await self._explain(key, workload_uid, problem)}"
+                    f"{self.settings.wait_timeout_s:g} s: {explained}"
                 )
             waiters = [asyncio.ensure_future(change.wait()) for change in changes]
             try:
@@ -505,35 +516,34 @@ class KubernetesRuntime:
                 for waiter in waiters:
                     waiter.cancel()
 
-    async def _explain(self, key: str, workload_uid: str, problem: str) -> str:
+    async def _explain(self, key: str, workload_uid: str, problem: str) -> tuple[str, JsonObject | None]:
         """``problem``, completed from the API for a pod this node's watch cannot see (not scheduled, or
-        scheduled elsewhere) and with the watches' own failure if they are failing."""
+        scheduled elsewhere) and with the watches' own failure if they are failing; and the Mountpoint Pod
+        waited for, if one is known."""
         assert self.attachments is not None and self.pods is not None
         failing = [i.last_error for i in (self.attachments, self.pods) if i.last_error]
         attachment = self.attachments.objects.get(("", key))
         name = mountpoint_pod_of(attachment, workload_uid) if attachment else None  # type: ignore[arg-type]
-        if (
-            name is not None
-            and (self.settings.namespace, name) not in self.pods.objects
-            and self._api is not None
-        ):
-            problem = await self._describe_elsewhere(name)
-        return "; ".join([problem, *failing])
+        obj = self.pods.objects.get((self.settings.namespace, name)) if name is not None else None
+        if name is not None and obj is None and self._api is not None:
+            problem, obj = await self._describe_elsewhere(name)
+        return "; ".join([problem, *failing]), obj
 
-    async def _describe_elsewhere(self, name: str) -> str:
+    async def _describe_elsewhere(self, name: str) -> tuple[str, JsonObject | None]:
         where = f"Mountpoint Pod {self.settings.namespace}/{name}"
         assert self._api is not None
         try:
             obj = await self._api.call("GET", path_of("", "v1", "pods", self.settings.namespace, name))
         except ApiError as exc:
             if exc.status == 404:
-                return f"{where} does not exist"
+                return f"{where} does not exist", None
             if exc.status == 0:
-                return f"{where}: the Kubernetes API did not answer ({exc})"
-            return f"{where}: {watch_error(exc.status, exc.reason, 'pods', 'the node plugin', RBAC_MANIFEST)}"
+                return f"{where}: the Kubernetes API did not answer ({exc})", None
+            error = watch_error(exc.status, exc.reason, "pods", "the node plugin", RBAC_MANIFEST)
+            return f"{where}: {error}", None
         except ValueError as exc:
-            return f"{where}: the Kubernetes API's answer is not JSON ({exc.__class__.__name__})"
+            return f"{where}: the Kubernetes API's answer is not JSON ({exc.__class__.__name__})", None
         node = obj.get("spec", {}).get("nodeName")
         if node and node != self.settings.node_name:
-            return f"{where} runs on node {node}, not {self.settings.node_name}"
-        return f"{where} {pod_problem(obj) or 'is not on this node'}"
+            return f"{where} runs on node {node}, not {self.settings.node_name}", obj
+        return f"{where} {pod_problem(obj) or 'is not on this node'}", obj

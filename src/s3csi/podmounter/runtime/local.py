@@ -5,7 +5,8 @@ State, under the driver's ``--state-dir`` (root only), one directory per Mountpo
     pods/<name>/pod.json      who the mounter is: key, pid and its start time (so a recycled pid is
                               never mistaken for it after a driver restart)
     pods/<name>/mounter.log   the mounter's stdout and stderr (a Pod's container log)
-    pods/<name>/comm/         root:1000, mode 2770 — mount.sock, credentials/ (an fsGroup emptyDir)
+    pods/<name>/comm/         root:1000, mode 2770 — mount.sock, credentials/ (an fsGroup emptyDir), and
+                              with ``metrics``, metrics.sock: the mount's Prometheus metrics (no port opened)
     pods/<name>/comm/cache/   root:1000, mode 2770 — the cache volume of ``cache: emptyDir`` (the node's
                               disk, like an emptyDir without a medium); made before the mounter starts
 
@@ -35,9 +36,17 @@ from typing import TypedDict
 from s3csi.errors import Internal, InvalidArgument, Unavailable
 from s3csi.kernel.dirfd import open_directory, remove_tree, unlink_entry
 from s3csi.kernel.process import check_suid_dumpable, read_suid_dumpable
+from s3csi.kube.events import EventType
 from s3csi.ownership.shared_dir import prepare_shared_dir
 from s3csi.podmounter.protocol import SOCKET_NAME
-from s3csi.podmounter.runtime import MOUNTER_GID, MOUNTER_UID, MountpointPod, WorkloadPod, pod_name
+from s3csi.podmounter.runtime import (
+    MOUNTER_GID,
+    MOUNTER_UID,
+    MountpointPod,
+    Waiting,
+    WorkloadPod,
+    pod_name,
+)
 from s3csi.volume.context import CACHE, CACHE_EMPTY_DIR_MEDIUM, CACHE_MEDIUM_MEMORY, CacheType, CacheVolume
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,8 @@ LOG_FILE = "mounter.log"
 COMM_DIR = "comm"
 CACHE_DIR = "cache"
 """Inside the comm dir, which is the mounter's working directory: the mounter names it relatively."""
+METRICS_SOCKET = "metrics.sock"
+"""Inside the comm dir: the mounter's metrics endpoint when the runtime has ``metrics`` on."""
 # The mounter's real gid from exec until its first statement drops it: nogroup, which owns nothing
 # (what makes the kernel start it non-dumpable is only that it differs from the effective gid).
 STARTING_REAL_GID = 65534
@@ -87,7 +98,7 @@ def is_mounter_command(pid: int) -> bool:
     return b"mounter" in argv and b"--comm-dir" in argv
 
 
-def mounter_command() -> list[str]:
+def mounter_command(*, metrics: bool = False) -> list[str]:
     """The mounter's command line, started through setpriv.
 
     setpriv changes the user rather than subprocess's ``user=``: that would make Python fork()
@@ -118,6 +129,7 @@ def mounter_command() -> list[str]:
         "mounter",
         "--comm-dir",
         ".",
+        *(("--metrics-address", f"unix:{METRICS_SOCKET}") if metrics else ()),
     ]
 
 
@@ -134,8 +146,11 @@ def prepare_comm_dir(path: Path) -> None:
 class LocalRuntime:
     """Mountpoint Pods as local processes; see the module docstring and ``runtime.MountpointPodRuntime``."""
 
-    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, state_dir: str | os.PathLike[str], *, metrics: bool = False) -> None:
         self.pods_dir = Path(state_dir) / PODS_DIR
+        # Each mounter serves its metrics on metrics.sock in its comm dir (the node plugin's
+        # --mountpoint-pod-metrics).
+        self.metrics = metrics
         # Mounters this driver process started: waited for, so they never linger as zombies.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         # Mounters watched for their end: pod name → (pidfd, the loop it is registered with).
@@ -278,7 +293,7 @@ class LocalRuntime:
             prepare_comm_dir(Path(pod.comm_dir) / CACHE_DIR)
         with open(pod_dir / LOG_FILE, "ab") as log_file:
             child = subprocess.Popen(
-                mounter_command(),
+                mounter_command(metrics=self.metrics),
                 cwd=pod.comm_dir,
                 env=mounter_environment(),
                 stdin=subprocess.DEVNULL,
@@ -320,9 +335,18 @@ class LocalRuntime:
         return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
 
     async def record_event(
-        self, workloads: Sequence[WorkloadPod], reason: str, message: str, once_per: str
+        self,
+        workloads: Sequence[WorkloadPod],
+        reason: str,
+        message: str,
+        once_per: str,
+        type: EventType = "Warning",
     ) -> None:
         """No API to record in: the publisher's log line is the report."""
+
+    async def waiting_for(self, key: str, workload_uid: str | None) -> Waiting | None:
+        """Nothing to wait for: ``start`` runs the mounter here and now."""
+        return None
 
     def cache_dir(self, cache: CacheVolume) -> str:
         """An emptyDir on the node's disk; a memory-backed or ephemeral cache needs a Pod's volumes."""
