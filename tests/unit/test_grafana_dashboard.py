@@ -1,5 +1,6 @@
-"""deploy/grafana/s3csi-dashboard.json: every panel's PromQL is well formed and reads only metrics s3csi
-exposes, every metric s3csi exposes has a panel, and the panels are laid out without overlap."""
+"""deploy/grafana/s3csi-dashboard.json: every panel's PromQL is well formed and reads only metrics the s3csi
+processes register (their real registries), every s3csi metric has a panel, and the panels are laid out
+without overlap."""
 
 from __future__ import annotations
 
@@ -9,43 +10,41 @@ from collections.abc import Iterable
 import pytest
 
 from bench import grafana
+from s3csi.fs.metrics import MounterMetrics
+from s3csi.fs.prefetch import PrefetchCounts
+from s3csi.metrics.controller import ControllerMetrics
+from s3csi.metrics.endpoint import new_registry
+from s3csi.metrics.node import NodeMetrics
+from s3csi.metrics.webhook import WebhookMetrics
 
 # Grafana's own variables the panels may use.
 BUILTIN_VARIABLES = {"__rate_interval", "__interval", "__range"}
 
-# The metric families of every s3csi process: (name as the client library registers it, type). Counters are
-# registered without their `_total` suffix.
-FAMILIES: list[tuple[str, str]] = [
-    ("s3csi_fuse_requests", "counter"),
-    ("s3csi_fuse_request_errors", "counter"),
-    ("s3csi_fuse_request_latency_seconds", "histogram"),
-    ("s3csi_fuse_io_size_bytes", "histogram"),
-    ("s3csi_s3_requests", "counter"),
-    ("s3csi_s3_request_errors", "counter"),
-    ("s3csi_s3_request_first_byte_latency_seconds", "histogram"),
-    ("s3csi_s3_request_total_latency_seconds", "histogram"),
-    ("s3csi_s3_transferred_bytes", "counter"),
-    ("s3csi_prefetch_hits", "counter"),
-    ("s3csi_prefetch_misses", "counter"),
-    ("s3csi_open_files", "gauge"),
-    ("s3csi_csi_requests", "counter"),
-    ("s3csi_csi_request_duration_seconds", "histogram"),
-    ("s3csi_node_mountpoint_pods", "gauge"),
-    ("s3csi_node_publishes_waiting", "gauge"),
-    ("s3csi_node_recoveries", "counter"),
-    ("s3csi_controller_reconciles", "counter"),
-    ("s3csi_controller_reconcile_duration_seconds", "histogram"),
-    ("s3csi_controller_queue_depth", "gauge"),
-    ("s3csi_controller_mountpoint_pods_created", "counter"),
-    ("s3csi_controller_mountpoint_pods_retired", "counter"),
-    ("s3csi_controller_leader", "gauge"),
-    ("s3csi_admission_reviews", "counter"),
-    ("s3csi_admission_review_duration_seconds", "histogram"),
-]
-# From the process collector every registry has (s3csi.metrics.endpoint.new_registry).
-PROCESS_FAMILIES = [("process_resident_memory_bytes", "gauge")]
 
-SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+def registered() -> set[tuple[str, str]]:
+    """(name, type) of every metric family the s3csi processes register, each built on a registry of its
+    own as the process builds it (counters named without their `_total`), the process collector's included."""
+    mounter = MounterMetrics("volume", new_registry())
+    mounter.watch(PrefetchCounts(), dict)  # the read-ahead counts and open files, read when scraped
+    registries = [
+        mounter.registry,
+        NodeMetrics(new_registry()).registry,
+        ControllerMetrics(new_registry()).registry,
+        WebhookMetrics(new_registry()).registry,
+    ]
+    return {(family.name, family.type) for registry in registries for family in registry.collect()}
+
+
+REGISTERED = registered()
+# The driver's own metrics: each must have a panel.
+FAMILIES = sorted(family for family in REGISTERED if family[0].startswith("s3csi_"))
+SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "gauge": ("",),
+    "summary": ("", "_sum", "_count"),
+    "info": ("_info",),
+}
 
 
 def exposed(family: str, kind: str) -> set[str]:
@@ -107,7 +106,7 @@ def test_substitute_names_a_missing_variable() -> None:
 def test_each_expression_reads_only_exposed_metrics(panel: grafana.Panel, target: grafana.Target) -> None:
     names = grafana.metric_names(target.expr)
     assert names, f"{panel.title}: {target.expr} selects no metric"
-    unknown = names - exposed_names(FAMILIES + PROCESS_FAMILIES)
+    unknown = names - exposed_names(REGISTERED)
     assert not unknown, f"{panel.title}: {target.expr} reads {sorted(unknown)}, which no process exposes"
 
 

@@ -77,7 +77,8 @@ class DemoNode:
 
     # ---- the driver -------------------------------------------------------------------------
 
-    def start_driver(self) -> None:
+    def start_driver(self, *extra_args: str) -> None:
+        """``extra_args``: more ``s3csi driver`` flags (bench/dashboard.py: --mountpoint-pod-metrics)."""
         argv = [
             sys.executable, "-m", "s3csi", "driver",
             f"--endpoint=unix://{self.socket_path}", "--node-id=demo-node", "--mode=all", "--runtime=local",
@@ -86,6 +87,7 @@ class DemoNode:
             # Beside the socket rather than on the node plugin's TCP port: a demo opens no port.
             f"--metrics-address=unix:{self.base / 'metrics.sock'}",
         ]  # fmt: skip
+        argv += extra_args
         with open(self.log_path, "ab") as log:
             self._driver = subprocess.Popen(
                 argv,
