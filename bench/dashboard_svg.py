@@ -8,6 +8,7 @@ a legend under each plot, the row headers. No dependency beyond the standard lib
 from __future__ import annotations
 
 import math
+import textwrap
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ COLORS += ("#508642", "#cca300", "#447ebc", "#c15c17", "#890f02", "#0a437c", "#6
 LEGEND_LINE = 14
 LEGEND_CHARS = 40
 CAPTION_LINE = 16
+CAPTION_CHARS = 190  # of 12 px text across WIDTH
 Y_TICKS = 4
 X_TICKS = 5
 
@@ -38,8 +40,8 @@ class Series:
 
 @dataclass(frozen=True)
 class Picture:
-    """What the SVG shows: the panels, each panel's series by panel id, the time range and a caption (one
-    line of text under the panels per line)."""
+    """What the SVG shows: the panels, each panel's series by panel id, the time range and a caption (its
+    lines under the panels, the long ones wrapped)."""
 
     panels: Sequence[Panel]
     series: Mapping[int, Sequence[Series]]
@@ -114,7 +116,7 @@ def shown_series(series: Sequence[Series]) -> list[Series]:
 
 def render(picture: Picture) -> str:
     rows = max((p.grid.y + p.grid.h for p in picture.panels), default=0)
-    caption = picture.caption.splitlines()
+    caption = [part for line in picture.caption.splitlines() for part in textwrap.wrap(line, CAPTION_CHARS)]
     height = rows * ROW_HEIGHT + 10 + CAPTION_LINE * len(caption)
     parts = [
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{height}' "

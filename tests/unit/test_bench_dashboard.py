@@ -112,11 +112,14 @@ def test_the_svg_has_every_panel_and_row_and_a_line_per_series() -> None:
     panels = grafana.panels(grafana.load())
     first = next(panel for panel in panels if panel.kind != "row")
     series = {first.id: [Series("read <&>", [(100, 1.0), (110, 2.0), (120, math.nan), (130, 1.0)])]}
-    svg = dashboard_svg.render(dashboard_svg.Picture(panels, series, 100, 130, "caption one\ncaption two"))
+    caption = "caption one\n" + "word " * 60
+    svg = dashboard_svg.render(dashboard_svg.Picture(panels, series, 100, 130, caption))
     root = ET.fromstring(svg)  # well-formed: the legend's markup characters are escaped
     texts = [element.text for element in root.iter(f"{SVG}text")]
     assert all(panel.title in texts for panel in panels)
-    assert "read <&>" in texts and "caption one" in texts and "caption two" in texts
+    assert "read <&>" in texts and "caption one" in texts
+    wrapped = [text for text in texts if text and text.startswith("word")]
+    assert len(wrapped) == 2 and " ".join(wrapped).split() == ["word"] * 60  # the long line, wrapped
     assert texts.count("No data") == len([p for p in panels if p.kind != "row"]) - 1
     assert len(list(root.iter(f"{SVG}polyline"))) == 1  # the run of two points; the last point is a dot
     assert len(list(root.iter(f"{SVG}circle"))) == 1
