@@ -16,7 +16,7 @@ import math
 import os
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from s3csi.fs.attributes import (
 )
 from s3csi.fs.cache import DiskCache
 from s3csi.fs.errors import fail, fuse_errors, repeats
+from s3csi.fs.holds import AttributeHolds
 from s3csi.fs.inodes import ROOT_INODE, Inode, InodeTable, Kind, State
 from s3csi.fs.listing import DirectoryRead, DirectoryWins, Entry
 from s3csi.fs.lookups import LOOKUP_LIST_PAGES, DirectoryKnowledge, LookupSource, lookup_source
@@ -58,6 +59,7 @@ from s3csi.fs.staging import (
 from s3csi.fs.writer import ObjectWriter, flush_deadline
 from s3csi.s3.client import ObjectInfo, S3Client, WriteOptions
 from s3csi.s3.errors import S3Error
+from s3csi.tasks import background
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,11 @@ class S3Operations(pyfuse3.Operations):
         self.listings: dict[int, DirectoryRead] = {}
         self._lookup_listings: dict[int, asyncio.Task[bool]] = {}
         self.read_ahead = SiblingReadAhead()
+        # Attribute changes of files just uploaded, held for a rename to carry (s3csi.fs.holds); the timer
+        # that stores them when their time is up, and the store under way, per inode.
+        self.holds = AttributeHolds()
+        self._hold_timers: dict[int, asyncio.TimerHandle] = {}
+        self._storing: dict[int, asyncio.Task[bool]] = {}
         self._next_fh = 1
         # Called when the kernel's INIT arrives, just before libfuse answers it.
         self.on_init: Callable[[], object] | None = None
@@ -191,6 +198,9 @@ class S3Operations(pyfuse3.Operations):
         inode.size, inode.etag = info.size, info.etag
         inode.mtime_ns, inode.valid_until = int(info.last_modified * 1e9), self._expiry()
         inode.stored = decode(info.metadata)
+        held = self.holds.held(inode.ino)
+        if held is not None:
+            inode.stored = combine(inode.stored, held)  # what this mount has set, if not stored yet
         inode.stored_for = (info.etag, int(info.last_modified))
         inode.metadata = dict(info.metadata) if info.metadata else None
         inode.content_type = info.content_type
@@ -519,23 +529,36 @@ class S3Operations(pyfuse3.Operations):
             if staged is not None:
                 staged.dirty = True  # the attributes go with the copy's next upload
             return
+        if self.holds.hold(inode.ino, changes, time.monotonic()):
+            # Just uploaded by this mount: a rename soon carries them, else one copy stores them all.
+            inode.stored = combine(inode.stored, changes)
+            self._store_held_later(inode)
+            return
+        await self._settle_attributes(inode)
         await self._store_attributes(inode, changes)
 
-    async def _store_attributes(self, inode: Inode, changes: StoredAttributes) -> None:
-        """``changes`` into the object's user metadata by copying it onto itself: one CopyObject when
-        this mount knows the object's current metadata (it wrote or read it), a HEAD before otherwise.
-        The copy is of that version only: if another client replaced the object meanwhile, it is read
-        again and the copy made once more."""
-        known: ObjectInfo | None = None
-        if not self._needs_metadata(inode) and inode.etag is not None:
-            known = ObjectInfo(
-                inode.key,
-                inode.size,
-                inode.etag,
-                inode.mtime_ns / NS_PER_S,
-                inode.metadata or {},
-                inode.content_type,
-            )
+    def _known_object(self, inode: Inode) -> ObjectInfo | None:
+        """The object's current version as this mount knows it (it wrote or read its metadata), or None."""
+        if self._needs_metadata(inode) or inode.etag is None:
+            return None
+        return ObjectInfo(
+            inode.key,
+            inode.size,
+            inode.etag,
+            inode.mtime_ns / NS_PER_S,
+            inode.metadata or {},
+            inode.content_type,
+        )
+
+    async def _copy_with_attributes(
+        self, inode: Inode, changes: StoredAttributes, dest_key: str, *, again: bool = True
+    ) -> tuple[str, dict[str, str]]:
+        """Copy ``inode``'s object to ``dest_key`` (its own key: a metadata copy) with ``changes`` in its
+        user metadata: one CopyObject when this mount knows the object's current metadata, a HEAD before
+        otherwise. The copy is of that version only: if another client replaced the object meanwhile, it
+        is read again and the copy made once more (unless not ``again``: S3's PreconditionFailed then).
+        Returns the copy's ETag and metadata."""
+        known = self._known_object(inode)
         for attempt in (1, 2):
             if known is None:
                 known = await self._head(inode.key)
@@ -546,19 +569,85 @@ class S3Operations(pyfuse3.Operations):
             try:
                 async with self.requests:
                     etag = await self.client.replace_metadata(
-                        self.settings.bucket, known, metadata, self.write_options
+                        self.settings.bucket, known, metadata, self.write_options, dest_key=dest_key
                     )
-                break
+                return etag, metadata
             except S3Error as exc:
-                if exc.code != PRECONDITION_FAILED or attempt == 2:
+                if exc.code != PRECONDITION_FAILED or attempt == 2 or not again:
                     raise
                 known = None
-        else:
-            raise AssertionError("unreachable: the second attempt returns or raises")
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def _store_attributes(self, inode: Inode, changes: StoredAttributes, *, again: bool = True) -> None:
+        """``changes`` into the object's user metadata: a copy onto itself (``_copy_with_attributes``)."""
+        etag, metadata = await self._copy_with_attributes(inode, changes, inode.key, again=again)
         self.read_ahead.drop(inode.key)
         inode.etag, inode.valid_until = etag, self._expiry()
         inode.stored, inode.stored_for = decode(metadata), (etag, None)
         inode.metadata = metadata
+        held = self.holds.held(inode.ino)
+        if held is not None:
+            inode.stored = combine(inode.stored, held)  # set while this copy was made, stored next
+
+    # ---- attribute changes held for a moment (s3csi.fs.holds) -----------------------------------
+
+    def _store_held_later(self, inode: Inode) -> None:
+        """Store the changes held for ``inode`` when their time is up (unless a rename carries them)."""
+        if inode.ino not in self._hold_timers:
+            self._hold_timers[inode.ino] = asyncio.get_running_loop().call_later(
+                self.holds.hold_s, self._start_storing_held, inode
+            )
+
+    def _start_storing_held(self, inode: Inode) -> asyncio.Task[bool]:
+        """A task storing what is held for ``inode`` now (the one under way, if any, is waited for first)."""
+        timer = self._hold_timers.pop(inode.ino, None)
+        if timer is not None:
+            timer.cancel()
+        before = self._storing.get(inode.ino)
+        task = background(self._store_held(inode, before), name=f"store attributes of {inode.key}")
+        self._storing[inode.ino] = task
+        task.add_done_callback(lambda done: self._forget_store(inode.ino, done))
+        return task
+
+    def _forget_store(self, ino: int, done: asyncio.Task[bool]) -> None:
+        if self._storing.get(ino) is done:
+            del self._storing[ino]
+
+    async def _store_held(self, inode: Inode, before: asyncio.Task[bool] | None) -> bool:
+        """The held changes into S3 with one metadata copy; whether nothing held was lost."""
+        if before is not None:
+            await asyncio.wait([before])
+        changes = self.holds.take(inode.ino)
+        if changes is None or not inode.linked or inode.state is not State.REMOTE:
+            # Nothing held, or the object is gone or being replaced (its new upload carries its own).
+            return True
+        try:
+            # Not again on another client's new version: these changes were made to this one.
+            await self._store_attributes(inode, changes, again=False)
+        except (S3Error, pyfuse3.FUSEError) as exc:
+            if isinstance(exc, S3Error) and exc.code == PRECONDITION_FAILED:
+                return True  # replaced meanwhile (a new upload of it): its own attributes stand
+            log.error(
+                "times or mode set on s3://%s/%s were not stored: %s", self.settings.bucket, inode.key, exc
+            )
+            return False
+        return True
+
+    async def _settle_attributes(self, inode: Inode) -> bool:
+        """Changes held for ``inode`` stored now, and any store of them under way finished, before its
+        object is copied or read for a change of its own; whether they were all stored."""
+        if self.holds.held(inode.ino) is not None:
+            self._start_storing_held(inode)
+        storing = self._storing.get(inode.ino)
+        return True if storing is None else await asyncio.shield(storing)
+
+    def _drop_held(self, inode: Inode) -> None:
+        """The object is deleted or replaced: what was held for it goes with it."""
+        timer = self._hold_timers.pop(inode.ino, None)
+        if timer is not None:
+            timer.cancel()
+        self.holds.take(inode.ino)
+        self.holds.published(inode.ino)
 
     # ---- directories -----------------------------------------------------------------------------
 
@@ -710,8 +799,11 @@ class S3Operations(pyfuse3.Operations):
             if found.valid_until <= time.monotonic():
                 await self._refresh(found)
             reader = self._reader(found)
-            if reader.is_small:
-                reader.fetch_small_object(self.read_ahead.take(found.key, found.etag, time.monotonic()))
+            now = time.monotonic()
+            # Not a file this mount has just uploaded: tools open those to fchmod them, not to read them
+            # (rsync), and a read still fetches it.
+            if reader.is_small and not self.holds.just_uploaded(found.ino, now):
+                reader.fetch_small_object(self.read_ahead.take(found.key, found.etag, now))
                 self._read_siblings_ahead(found)
             self.files[fh] = OpenFile(found, reader=reader)
             return pyfuse3.FileInfo(fh=fh)
@@ -759,6 +851,9 @@ class S3Operations(pyfuse3.Operations):
         of them when None) when ``copy``, else empty. Raises EFBIG past ``--max-staged-file-size``."""
         if self.staging is None:
             raise fail(errno.EPERM)
+        # Times or mode held for it are stored first: a copy that is not changed is never uploaded.
+        if not await self._settle_attributes(inode):
+            raise fail(errno.EIO)
         if copy:
             # Always asked, whatever --metadata-ttl says: a size known from before another client changed
             # the object would cut its tail off when the copy is uploaded.
@@ -894,6 +989,7 @@ class S3Operations(pyfuse3.Operations):
         writer = self._writer_for(inode.key)
         # A file replaced keeps the mode it was given (a narrowed one stays narrow); its times are new.
         inode.stored = StoredAttributes(mode=self._stored(inode).mode)
+        self._drop_held(inode)  # the mode among them travels with the new upload
         writer.metadata = encode(inode.stored)
         self.read_ahead.drop(inode.key)
         inode.size, inode.mtime_ns = 0, time.time_ns()
@@ -1013,6 +1109,7 @@ class S3Operations(pyfuse3.Operations):
         inode.content_type = None
         self.table.set_state(inode, State.REMOTE)
         self._mark_ancestors_remote(inode)
+        self.holds.uploaded(inode.ino, time.monotonic())
         if writer.metadata != sent:
             # Set (futimens, fchmod) after a multipart upload had begun with the metadata it had then.
             await self._store_attributes(inode, decode(writer.metadata))
@@ -1039,6 +1136,7 @@ class S3Operations(pyfuse3.Operations):
             sent = writer.sent_metadata or {}
             inode.stored, inode.stored_for, inode.metadata = decode(sent), (done.etag, None), sent or None
             self._mark_ancestors_remote(inode)
+            self.holds.uploaded(inode.ino, time.monotonic())
 
     def _retire_staged(self, inode: Inode, staged: StagedFile) -> None:
         """The last handle of a staged copy is gone: the copy goes, S3's object stands for the file."""
@@ -1074,6 +1172,10 @@ class S3Operations(pyfuse3.Operations):
             await self._upload_staged(handle.inode, handle.staged)
         elif handle is not None:
             await self._finish_upload(handle)
+        # Times or mode held for it (s3csi.fs.holds) are in S3 when fsync returns, too.
+        stored = handle is None or handle.inode.state is not State.REMOTE
+        if not stored and handle is not None and not await self._settle_attributes(handle.inode):
+            raise fail(errno.EIO)
 
     @fuse_errors
     async def release(self, fh: int) -> None:
@@ -1111,6 +1213,10 @@ class S3Operations(pyfuse3.Operations):
             raise fail(errno.EISDIR)
         if inode.state is State.WRITING:
             raise fail(errno.EBUSY)
+        self._drop_held(inode)
+        storing = self._storing.get(inode.ino)
+        if storing is not None:
+            await asyncio.wait([storing])  # a metadata copy landing after the delete would fail anyway
         self.read_ahead.drop(inode.key)
         async with self.requests:
             await self.client.delete_object(self.settings.bucket, inode.key)
@@ -1156,13 +1262,45 @@ class S3Operations(pyfuse3.Operations):
         self.read_ahead.drop(source.key)
         self.read_ahead.drop(new_key)
         # Not atomic: between the copy and the delete both names exist (docs/filesystem.md).
-        async with self.requests:
-            await self.client.copy_object(self.settings.bucket, source.key, new_key, self.write_options)
+        etag, metadata = await self._copy_for_rename(source, new_key)
         async with self.requests:
             await self.client.delete_object(self.settings.bucket, source.key)
         self.table.move(source, new_parent.ino, new_name)
-        source.valid_until = 0.0  # the copy's ETag and time are S3's: ask on next use
+        # The copy is known as this mount made it, so the lookup of the new name asks S3 nothing.
+        source.etag, source.mtime_ns, source.valid_until = etag, time.time_ns(), self._expiry()
+        if metadata is None:
+            source.stored_for = None  # the copy has the source's metadata, which the mount did not read
+        else:
+            source.stored, source.stored_for, source.metadata = decode(metadata), (etag, None), metadata
         self._mark_ancestors_remote(source)
+
+    async def _copy_for_rename(self, source: Inode, new_key: str) -> tuple[str, Mapping[str, str] | None]:
+        """The first half of a rename: ``source``'s object copied to ``new_key``, without asking S3 for
+        its size first (the mount knows it from the lookup the rename follows). Times and mode held for
+        it (s3csi.fs.holds) travel in this copy, which then replaces the metadata; otherwise the copy
+        keeps the object's metadata and headers as they are. Returns the copy's ETag and user metadata
+        (None when the mount does not know the source's)."""
+        storing = self._storing.get(source.ino)
+        if storing is not None:
+            await asyncio.wait([storing])  # a metadata copy under way lands before this copy reads it
+        timer = self._hold_timers.pop(source.ino, None)
+        if timer is not None:
+            timer.cancel()
+        held = self.holds.take(source.ino)
+        self.holds.published(source.ino)
+        if held is not None:
+            try:
+                return await self._copy_with_attributes(source, held, new_key)
+            except BaseException:
+                self.holds.restore(source.ino, held)  # still the source's: stored when their time is up
+                self._store_held_later(source)
+                raise
+        metadata = None if self._needs_metadata(source) else dict(source.metadata or {})
+        async with self.requests:
+            etag = await self.client.copy_object(
+                self.settings.bucket, source.key, new_key, self.write_options, size=source.size
+            )
+        return etag, metadata
 
     # ---- symbolic links ----------------------------------------------------------------------------
 
@@ -1258,8 +1396,27 @@ class S3Operations(pyfuse3.Operations):
 
     async def finish_uploads(self, timeout_s: float) -> list[str]:
         """At unmount: files still open for writing are not stored (they were never closed). Returns
-        the keys that did not reach S3, after logging each."""
+        the keys that did not reach S3, after logging each. Times and modes still held (s3csi.fs.holds)
+        are stored first."""
         lost = []
+        for ino in self.holds.held_inodes():
+            held = self.table.get(ino)
+            if held is not None:
+                self._start_storing_held(held)
+        stores = dict(self._storing)
+        if stores:
+            await asyncio.wait(stores.values(), timeout=timeout_s)
+        for ino, task in stores.items():
+            stored = task.done() and not task.cancelled() and task.exception() is None and task.result()
+            inode = self.table.get(ino)
+            if not stored and inode is not None:
+                lost.append(inode.key)  # _store_held logged why, or it is still running: said here
+                if not task.done():
+                    log.error(
+                        "times or mode set on s3://%s/%s were not stored in time",
+                        self.settings.bucket,
+                        inode.key,
+                    )
         for fh, handle in list(self.files.items()):
             if handle.staged is not None:
                 self.files.pop(fh, None)
