@@ -551,13 +551,12 @@ class S3Operations(pyfuse3.Operations):
         )
 
     async def _copy_with_attributes(
-        self, inode: Inode, changes: StoredAttributes, dest_key: str, *, again: bool = True
+        self, inode: Inode, changes: StoredAttributes, dest_key: str
     ) -> tuple[str, dict[str, str]]:
         """Copy ``inode``'s object to ``dest_key`` (its own key: a metadata copy) with ``changes`` in its
         user metadata: one CopyObject when this mount knows the object's current metadata, a HEAD before
         otherwise. The copy is of that version only: if another client replaced the object meanwhile, it
-        is read again and the copy made once more (unless not ``again``: S3's PreconditionFailed then).
-        Returns the copy's ETag and metadata."""
+        is read again and the copy made once more. Returns the copy's ETag and metadata."""
         known = self._known_object(inode)
         for attempt in (1, 2):
             if known is None:
@@ -573,14 +572,14 @@ class S3Operations(pyfuse3.Operations):
                     )
                 return etag, metadata
             except S3Error as exc:
-                if exc.code != PRECONDITION_FAILED or attempt == 2 or not again:
+                if exc.code != PRECONDITION_FAILED or attempt == 2:
                     raise
                 known = None
         raise AssertionError("unreachable: the second attempt returns or raises")
 
-    async def _store_attributes(self, inode: Inode, changes: StoredAttributes, *, again: bool = True) -> None:
+    async def _store_attributes(self, inode: Inode, changes: StoredAttributes) -> None:
         """``changes`` into the object's user metadata: a copy onto itself (``_copy_with_attributes``)."""
-        etag, metadata = await self._copy_with_attributes(inode, changes, inode.key, again=again)
+        etag, metadata = await self._copy_with_attributes(inode, changes, inode.key)
         self.read_ahead.drop(inode.key)
         inode.etag, inode.valid_until = etag, self._expiry()
         inode.stored, inode.stored_for = decode(metadata), (etag, None)
@@ -622,16 +621,22 @@ class S3Operations(pyfuse3.Operations):
             # Nothing held, or the object is gone or being replaced (its new upload carries its own).
             return True
         try:
-            # Not again on another client's new version: these changes were made to this one.
-            await self._store_attributes(inode, changes, again=False)
+            # If another client replaced the object meanwhile, onto its version, as a change stored at
+            # once would be (this mount's own uploads wait for this copy: _wait_for_attribute_copy).
+            await self._store_attributes(inode, changes)
         except (S3Error, pyfuse3.FUSEError) as exc:
-            if isinstance(exc, S3Error) and exc.code == PRECONDITION_FAILED:
-                return True  # replaced meanwhile (a new upload of it): its own attributes stand
             log.error(
                 "times or mode set on s3://%s/%s were not stored: %s", self.settings.bucket, inode.key, exc
             )
             return False
         return True
+
+    async def _wait_for_attribute_copy(self, inode: Inode) -> None:
+        """Before an upload replaces ``inode``'s object: a metadata copy of it under way lands first, so
+        that it never finds (and re-reads) the new version and puts older times on it."""
+        storing = self._storing.get(inode.ino)
+        if storing is not None:
+            await asyncio.wait([storing])
 
     async def _settle_attributes(self, inode: Inode) -> bool:
         """Changes held for ``inode`` stored now, and any store of them under way finished, before its
@@ -1096,6 +1101,7 @@ class S3Operations(pyfuse3.Operations):
         writer, inode = handle.writer, handle.inode
         if writer is None or writer.completed is not None:
             return
+        await self._wait_for_attribute_copy(inode)
         try:
             done = await writer.complete()
         except BaseException:
@@ -1123,6 +1129,7 @@ class S3Operations(pyfuse3.Operations):
         """The staged copy to S3 when it has changes S3 lacks (every close and fsync: durable when they
         return). On failure the copy stays as it is, and the next close or fsync tries again. The upload
         replaces the object, so it carries the file's stored attributes and every other tool's metadata."""
+        await self._wait_for_attribute_copy(inode)
         writer = self._writer_for(inode.key)
         others = {key: value for key, value in (inode.metadata or {}).items() if key not in STORED_KEYS}
         writer.metadata = merged(others, inode.stored)
