@@ -4,6 +4,7 @@ has already looked up, with and without --staged-writes, counted on the wire by 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 import subprocess
@@ -44,6 +45,10 @@ def kinds(proxy: RecordingProxy) -> list[str]:
         else:
             found.append(method)
     return sorted(found)
+
+
+def made(proxy: RecordingProxy, requests: list[str]) -> bool:
+    return kinds(proxy) == requests
 
 
 def append(directory: Path) -> None:
@@ -110,7 +115,8 @@ STAGED = [
 
 def measure(fs_path: Path, proxy: RecordingProxy, cases: list[Case]) -> dict[str, tuple[int, list[str]]]:
     """Each case in its own directory, after two lookups there (the file's, which fetches it, and a missing
-    name's, which lists the whole directory): the action's own errno and requests."""
+    name's, which lists the whole directory): the action's own errno and requests, waited for (a rename's
+    delete lands after the call returns)."""
     seen = {}
     for index, case in enumerate(cases):
         directory = fs_path / f"case-{index:02d}"
@@ -122,6 +128,7 @@ def measure(fs_path: Path, proxy: RecordingProxy, cases: list[Case]) -> dict[str
             failure = 0
         except OSError as error:
             failure = error.errno or -1
+        wait_until(functools.partial(made, proxy, case.requests), within=10)
         seen[case.name] = (failure, kinds(proxy))
     return seen
 
@@ -180,7 +187,9 @@ def test_times_and_mode_set_right_after_an_upload_travel_with_the_rename_or_one_
         os.chmod(temporary, 0o640)
         os.rename(temporary, final)
         status = final.stat()  # the rename told the mount all it needs: no request
-        assert kinds(proxy) == ["COPY", "DELETE", "PUT"]
+        # The delete of the temporary name lands after rename returns; a listing waits for it.
+        assert sorted(os.listdir(fs.path / "rsync")) == ["f", "old"]
+        assert kinds(proxy) == ["COPY", "DELETE", "LIST", "PUT"]
         assert (stat.S_IMODE(status.st_mode), status.st_mtime_ns) == (0o640, MTIME_NS)
 
         # cp -a: no rename; the changes are stored together, in one copy, soon after.

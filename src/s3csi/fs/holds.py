@@ -82,9 +82,6 @@ class AttributeHolds:
         """``ino`` was renamed or deleted: later changes of it are stored at once."""
         self._uploaded.pop(ino, None)
 
-    def held_inodes(self) -> list[int]:
-        return list(self._held)
-
     def _prune(self, now: float) -> None:
         while self._uploaded:
             ino, until = next(iter(self._uploaded.items()))

@@ -16,7 +16,7 @@ import math
 import os
 import stat
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ from s3csi.fs.attributes import (
     shown_permissions,
 )
 from s3csi.fs.cache import DiskCache
+from s3csi.fs.deletes import PendingDeletes
 from s3csi.fs.errors import fail, fuse_errors, repeats
 from s3csi.fs.holds import AttributeHolds
 from s3csi.fs.inodes import ROOT_INODE, Inode, InodeTable, Kind, State
@@ -79,6 +80,8 @@ DOT_ENTRIES = (b".", b"..")
 # HEAD costs, and the open that usually follows reads them); a larger one is not fetched by a mere stat.
 LOOKUP_FETCH_BYTES = 64 * 1024
 UNKNOWN_ATTRIBUTES_TTL_S = 1.0
+# The name of a task storing held attributes, before the object's key (what unmount reports as lost).
+STORE_TASK_PREFIX = "store attributes of "
 
 
 @dataclass
@@ -119,10 +122,15 @@ class S3Operations(pyfuse3.Operations):
         self._lookup_listings: dict[int, asyncio.Task[bool]] = {}
         self.read_ahead = SiblingReadAhead()
         # Attribute changes of files just uploaded, held for a rename to carry (s3csi.fs.holds); the timer
-        # that stores them when their time is up, and the store under way, per inode.
+        # that stores them when their time is up (with the inode, which the kernel may forget meanwhile),
+        # and the store under way, per inode.
         self.holds = AttributeHolds()
-        self._hold_timers: dict[int, asyncio.TimerHandle] = {}
+        self._hold_timers: dict[int, tuple[asyncio.TimerHandle, Inode]] = {}
         self._storing: dict[int, asyncio.Task[bool]] = {}
+        # Keys whose held times or mode could not be stored (reported again at unmount).
+        self._unstored: list[str] = []
+        # A rename's delete of the old key, finishing in the background (s3csi.fs.deletes).
+        self.deletes = PendingDeletes()
         self._next_fh = 1
         # Called when the kernel's INIT arrives, just before libfuse answers it.
         self.on_init: Callable[[], object] | None = None
@@ -270,6 +278,7 @@ class S3Operations(pyfuse3.Operations):
         )
 
     async def _head(self, key: str) -> ObjectInfo | None:
+        await self.deletes.settled(key)
         try:
             async with self.requests:
                 return await self.client.head_object(self.settings.bucket, key)
@@ -324,6 +333,7 @@ class S3Operations(pyfuse3.Operations):
         return task
 
     async def _has_objects(self, prefix: str) -> bool:
+        await self.deletes.settled_under(prefix)
         async with self.requests:
             page = await self.client.list_objects_v2(
                 self.settings.bucket, prefix=prefix, delimiter="/", max_keys=1
@@ -337,6 +347,7 @@ class S3Operations(pyfuse3.Operations):
         "/" (``key.txt``, ``key-1``), then the prefix ``key/``. One page answers both questions unless
         it ends before reaching ``key/``; only then is a second, one-key listing needed.
         """
+        await self.deletes.settled_under(key)
         async with self.requests:
             page = await self.client.list_objects_v2(
                 self.settings.bucket, prefix=key, delimiter="/", max_keys=LOOKUP_LIST_KEYS
@@ -418,6 +429,7 @@ class S3Operations(pyfuse3.Operations):
         order = DirectoryWins(directory.key)
         entries: list[Entry] = []
         token: str | None = None
+        await self.deletes.settled_under(directory.key)
         for _ in range(max_pages):
             async with self.requests:
                 page = await self.client.list_objects_v2(
@@ -593,20 +605,22 @@ class S3Operations(pyfuse3.Operations):
     def _store_held_later(self, inode: Inode) -> None:
         """Store the changes held for ``inode`` when their time is up (unless a rename carries them)."""
         if inode.ino not in self._hold_timers:
-            self._hold_timers[inode.ino] = asyncio.get_running_loop().call_later(
-                self.holds.hold_s, self._start_storing_held, inode
-            )
+            timer = asyncio.get_running_loop().call_later(self.holds.hold_s, self._start_storing_held, inode)
+            self._hold_timers[inode.ino] = timer, inode
 
     def _start_storing_held(self, inode: Inode) -> asyncio.Task[bool]:
         """A task storing what is held for ``inode`` now (the one under way, if any, is waited for first)."""
-        timer = self._hold_timers.pop(inode.ino, None)
-        if timer is not None:
-            timer.cancel()
+        self._cancel_timer(inode.ino)
         before = self._storing.get(inode.ino)
-        task = background(self._store_held(inode, before), name=f"store attributes of {inode.key}")
+        task = background(self._store_held(inode, before), name=STORE_TASK_PREFIX + inode.key)
         self._storing[inode.ino] = task
         task.add_done_callback(lambda done: self._forget_store(inode.ino, done))
         return task
+
+    def _cancel_timer(self, ino: int) -> None:
+        timer = self._hold_timers.pop(ino, None)
+        if timer is not None:
+            timer[0].cancel()
 
     def _forget_store(self, ino: int, done: asyncio.Task[bool]) -> None:
         if self._storing.get(ino) is done:
@@ -628,6 +642,7 @@ class S3Operations(pyfuse3.Operations):
             log.error(
                 "times or mode set on s3://%s/%s were not stored: %s", self.settings.bucket, inode.key, exc
             )
+            self._unstored.append(inode.key)
             return False
         return True
 
@@ -648,9 +663,7 @@ class S3Operations(pyfuse3.Operations):
 
     def _drop_held(self, inode: Inode) -> None:
         """The object is deleted or replaced: what was held for it goes with it."""
-        timer = self._hold_timers.pop(inode.ino, None)
-        if timer is not None:
-            timer.cancel()
+        self._cancel_timer(inode.ino)
         self.holds.take(inode.ino)
         self.holds.published(inode.ino)
 
@@ -714,6 +727,7 @@ class S3Operations(pyfuse3.Operations):
     async def _read_page(self, directory: Inode, read: DirectoryRead) -> None:
         """The next page of S3's listing into ``read`` and the table; at the end of a small directory,
         the listing cache (s3csi.fs.lookups)."""
+        await self.deletes.settled_under(directory.key)
         async with self.requests:
             page = await self.client.list_objects_v2(
                 self.settings.bucket, prefix=directory.key, delimiter="/", continuation_token=read.token
@@ -769,6 +783,7 @@ class S3Operations(pyfuse3.Operations):
             raise fail(errno.ENOTDIR)
         if self.table.local_children(inode.ino):
             raise fail(errno.ENOTEMPTY)
+        await self.deletes.settled_under(inode.key)
         async with self.requests:
             page = await self.client.list_objects_v2(
                 self.settings.bucket, prefix=inode.key, delimiter="/", max_keys=2
@@ -1010,6 +1025,7 @@ class S3Operations(pyfuse3.Operations):
         text = os.fsdecode(name)
         if not fits_in_key(parent.key, text):
             raise fail(errno.ENAMETOOLONG)
+        await self.deletes.settled(parent.key + text)  # renamed away a moment ago: gone before it is made
         existing = self.table.child(parent.ino, text)
         if existing is not None and existing.state is not State.REMOTE:
             raise fail(errno.EEXIST)
@@ -1268,10 +1284,13 @@ class S3Operations(pyfuse3.Operations):
         new_key = new_parent.key + new_name
         self.read_ahead.drop(source.key)
         self.read_ahead.drop(new_key)
-        # Not atomic: between the copy and the delete both names exist (docs/filesystem.md).
+        # Not atomic: between the copy and the delete both names exist (docs/filesystem.md). The delete
+        # finishes after rename returns; what could see the old key waits for it (s3csi.fs.deletes).
+        await self.deletes.settled(new_key)
         etag, metadata = await self._copy_for_rename(source, new_key)
-        async with self.requests:
-            await self.client.delete_object(self.settings.bucket, source.key)
+        self.deletes.start(
+            source.key, self._delete_call(source.key), f"s3://{self.settings.bucket}/{source.key}"
+        )
         self.table.move(source, new_parent.ino, new_name)
         # The copy is known as this mount made it, so the lookup of the new name asks S3 nothing.
         source.etag, source.mtime_ns, source.valid_until = etag, time.time_ns(), self._expiry()
@@ -1280,6 +1299,13 @@ class S3Operations(pyfuse3.Operations):
         else:
             source.stored, source.stored_for, source.metadata = decode(metadata), (etag, None), metadata
         self._mark_ancestors_remote(source)
+
+    def _delete_call(self, key: str) -> Callable[[], Awaitable[None]]:
+        async def delete() -> None:
+            async with self.requests:
+                await self.client.delete_object(self.settings.bucket, key)
+
+        return delete
 
     async def _copy_for_rename(self, source: Inode, new_key: str) -> tuple[str, Mapping[str, str] | None]:
         """The first half of a rename: ``source``'s object copied to ``new_key``, without asking S3 for
@@ -1290,9 +1316,7 @@ class S3Operations(pyfuse3.Operations):
         storing = self._storing.get(source.ino)
         if storing is not None:
             await asyncio.wait([storing])  # a metadata copy under way lands before this copy reads it
-        timer = self._hold_timers.pop(source.ino, None)
-        if timer is not None:
-            timer.cancel()
+        self._cancel_timer(source.ino)
         held = self.holds.take(source.ino)
         self.holds.published(source.ino)
         if held is not None:
@@ -1323,6 +1347,7 @@ class S3Operations(pyfuse3.Operations):
         text = os.fsdecode(name)
         if not fits_in_key(parent.key, text) or len(target) >= PATH_MAX:
             raise fail(errno.ENAMETOOLONG)
+        await self.deletes.settled(parent.key + text)
         if await self._resolve(parent, text) is not None:
             raise fail(errno.EEXIST)
         now = time.time_ns()
@@ -1405,25 +1430,22 @@ class S3Operations(pyfuse3.Operations):
         """At unmount: files still open for writing are not stored (they were never closed). Returns
         the keys that did not reach S3, after logging each. Times and modes still held (s3csi.fs.holds)
         are stored first."""
-        lost = []
-        for ino in self.holds.held_inodes():
-            held = self.table.get(ino)
-            if held is not None:
-                self._start_storing_held(held)
+        lost = await self.deletes.finish(timeout_s)
+        for _, held in list(self._hold_timers.values()):
+            self._start_storing_held(held)
         stores = dict(self._storing)
         if stores:
             await asyncio.wait(stores.values(), timeout=timeout_s)
-        for ino, task in stores.items():
-            stored = task.done() and not task.cancelled() and task.exception() is None and task.result()
-            inode = self.table.get(ino)
-            if not stored and inode is not None:
-                lost.append(inode.key)  # _store_held logged why, or it is still running: said here
-                if not task.done():
-                    log.error(
-                        "times or mode set on s3://%s/%s were not stored in time",
-                        self.settings.bucket,
-                        inode.key,
-                    )
+        lost += [key for key in self._unstored if key not in lost]
+        for task in stores.values():
+            if task.done() and not task.cancelled() and task.exception() is None:
+                continue  # stored, or its failure logged and listed above
+            key = task.get_name().removeprefix(STORE_TASK_PREFIX)
+            lost.append(key)
+            if not task.done():
+                log.error(
+                    "times or mode set on s3://%s/%s were not stored in time", self.settings.bucket, key
+                )
         for fh, handle in list(self.files.items()):
             if handle.staged is not None:
                 self.files.pop(fh, None)
