@@ -4,7 +4,9 @@ has already looked up, with and without --staged-writes, counted on the wire by 
 from __future__ import annotations
 
 import errno
+import functools
 import os
+import stat
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ import pytest
 
 from s3csi.demo.s3server import EmbeddedS3Server
 from tests.integration.fs_helpers import RecordingProxy, mounted, world_readable_dir
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("privileged")]
 
@@ -42,6 +45,10 @@ def kinds(proxy: RecordingProxy) -> list[str]:
         else:
             found.append(method)
     return sorted(found)
+
+
+def made(proxy: RecordingProxy, requests: list[str]) -> bool:
+    return kinds(proxy) == requests
 
 
 def append(directory: Path) -> None:
@@ -78,7 +85,8 @@ BOTH = [
     Case("chown to the owner", chown_to_owner, []),
     Case("chown to another uid", lambda d: os.chown(d / "f", 4242, -1), [], errno.EPERM),
     Case("unlink", lambda d: os.unlink(d / "f"), ["DELETE"]),
-    Case("rename", lambda d: os.rename(d / "f", d / "g"), ["COPY", "DELETE", "HEAD"]),
+    # The lookup told the object's size: no HEAD before the copy.
+    Case("rename", lambda d: os.rename(d / "f", d / "g"), ["COPY", "DELETE"]),
     Case("symlink", lambda d: os.symlink("target", d / "l"), ["PUT"]),
     Case("hard link", lambda d: os.link(d / "f", d / "h"), [], errno.ENOTSUP),
     Case("setxattr", lambda d: os.setxattr(d / "f", "user.k", b"v"), [], errno.EOPNOTSUPP),
@@ -107,7 +115,8 @@ STAGED = [
 
 def measure(fs_path: Path, proxy: RecordingProxy, cases: list[Case]) -> dict[str, tuple[int, list[str]]]:
     """Each case in its own directory, after two lookups there (the file's, which fetches it, and a missing
-    name's, which lists the whole directory): the action's own errno and requests."""
+    name's, which lists the whole directory): the action's own errno and requests, waited for (a rename's
+    delete lands after the call returns)."""
     seen = {}
     for index, case in enumerate(cases):
         directory = fs_path / f"case-{index:02d}"
@@ -119,6 +128,7 @@ def measure(fs_path: Path, proxy: RecordingProxy, cases: list[Case]) -> dict[str
             failure = 0
         except OSError as error:
             failure = error.errno or -1
+        wait_until(functools.partial(made, proxy, case.requests), within=10)
         seen[case.name] = (failure, kinds(proxy))
     return seen
 
@@ -147,6 +157,63 @@ def test_requests_of_each_operation_with_staged_writes_are_the_documented_ones(
     s3_server: EmbeddedS3Server, s3: Any, bucket: str, proxy: RecordingProxy
 ) -> None:
     check_cases(s3_server, s3, bucket, proxy, staged=True)
+
+
+MTIME_NS = 1_700_000_000_123_456_789
+# What S3 holds after times set to MTIME_NS and a chmod to 0640 (s3fs's format: the whole st_mode).
+STORED_640 = {
+    "mtime": "1700000000.123456789",
+    "atime": "1700000000.123456789",
+    "mode": str(stat.S_IFREG | 0o640),
+}
+
+
+def test_times_and_mode_set_right_after_an_upload_travel_with_the_rename_or_one_copy(
+    s3_server: EmbeddedS3Server, s3: Any, bucket: str, proxy: RecordingProxy
+) -> None:
+    """rsync -a's pattern costs the upload, one copy and one delete; cp -a's the upload and one copy."""
+    for directory in ("rsync", "cp"):
+        s3.put_object(Bucket=bucket, Key=f"{directory}/old", Body=b"")
+    with mounted(s3_server, bucket, "--endpoint-url", proxy.endpoint_url, *FLAGS) as fs:
+        for directory in ("rsync", "cp"):
+            (fs.path / directory / "old").stat()
+            assert not (fs.path / directory / "absent").exists()
+
+        # rsync: a temporary name written and closed, its times and mode set, renamed over the final name.
+        temporary, final = fs.path / "rsync" / ".f.Xy12ab", fs.path / "rsync" / "f"
+        proxy.reset()
+        temporary.write_bytes(SMALL)
+        os.utime(temporary, ns=(MTIME_NS, MTIME_NS))
+        os.chmod(temporary, 0o640)
+        os.rename(temporary, final)
+        status = final.stat()  # the rename told the mount all it needs: no request
+        # The delete of the temporary name lands after rename returns; a listing waits for it.
+        assert sorted(os.listdir(fs.path / "rsync")) == ["f", "old"]
+        assert kinds(proxy) == ["COPY", "DELETE", "LIST", "PUT"]
+        assert (stat.S_IMODE(status.st_mode), status.st_mtime_ns) == (0o640, MTIME_NS)
+
+        # cp -a: no rename; the changes are stored together, in one copy, soon after.
+        copied = fs.path / "cp" / "f"
+        proxy.reset()
+        copied.write_bytes(SMALL)
+        os.utime(copied, ns=(MTIME_NS, MTIME_NS))
+        os.chmod(copied, 0o640)
+        assert stat.S_IMODE(copied.stat().st_mode) == 0o640  # the mount shows them at once
+        stored = wait_until(lambda: s3.head_object(Bucket=bucket, Key="cp/f")["Metadata"] == STORED_640)
+        assert stored, s3.head_object(Bucket=bucket, Key="cp/f")["Metadata"]
+        assert kinds(proxy) == ["COPY", "PUT"]
+
+        # Unmounted right after a chmod: stored before the mounter exits.
+        last = fs.path / "cp" / "g"
+        last.write_bytes(SMALL)
+        os.utime(last, ns=(MTIME_NS, MTIME_NS))
+        os.chmod(last, 0o640)
+        assert fs.unmount() == 0
+    assert s3.head_object(Bucket=bucket, Key="cp/g")["Metadata"] == STORED_640
+    assert s3.head_object(Bucket=bucket, Key="rsync/f")["Metadata"] == STORED_640
+    assert s3.get_object(Bucket=bucket, Key="rsync/f")["Body"].read() == SMALL
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="rsync/")["Contents"]
+    assert sorted(item["Key"] for item in listed) == ["rsync/f", "rsync/old"]
 
 
 def test_a_listing_costs_one_request_per_thousand_names(

@@ -23,7 +23,13 @@ import pytest
 
 from s3csi.demo.s3server import EmbeddedS3Server
 from tests.conftest import WORKLOAD_UID, run_as
-from tests.integration.fs_helpers import MountedFs, mounted, run_mount_command, world_readable_dir
+from tests.integration.fs_helpers import (
+    MountedFs,
+    RecordingProxy,
+    mounted,
+    run_mount_command,
+    world_readable_dir,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("privileged")]
 
@@ -166,6 +172,38 @@ def test_read_write_open_with_pread_and_pwrite(s3_server: EmbeddedS3Server, s3: 
     with staged_mount(s3_server, bucket, *WRITES) as fs:
         _, expected = on_both(py, RW_SCRIPT, fs, "rw.bin", seed)
         assert body(s3, bucket, "rw.bin") == expected
+
+
+# A shared writable map: the kernel writes its dirty pages back as writes at their offsets, msync is an
+# fsync. Run in a process of its own: CPython's mmap.flush() holds the interpreter lock through msync(2),
+# so a proxy thread in the same process could not forward the upload that msync waits for.
+MMAP_SCRIPT = """
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+if os.fstat(fd).st_size < 8192:
+    os.ftruncate(fd, 8192)
+with mmap.mmap(fd, 8192, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE) as mapped:
+    mapped[100:105] = b"first"
+    mapped.flush()
+    mapped[5000:5006] = b"second"
+    mapped.flush()
+    print(bytes(mapped[96:110]))
+os.close(fd)
+with open(sys.argv[1], "rb") as again:
+    print(again.read()[4996:5010])
+"""
+
+
+def test_shared_writable_mmap_and_msync(
+    s3_server: EmbeddedS3Server, s3: Any, bucket: str, proxy: RecordingProxy
+) -> None:
+    """Through a proxy, as the request counts are measured: msync uploads, close leaves it stored."""
+    s3.put_object(Bucket=bucket, Key="map.bin", Body=b"m" * 9000)
+    with staged_mount(s3_server, bucket, *WRITES, "--endpoint-url", proxy.endpoint_url) as fs:
+        for name, seed in (("map.bin", b"m" * 9000), ("new.bin", None)):
+            _, expected = on_both(py, MMAP_SCRIPT, fs, name, seed)
+            assert body(s3, bucket, name) == expected
+    assert any(method == "PUT" for method, _, _ in proxy.heads())
 
 
 def test_dd_at_an_offset_of_a_multipart_object(s3_server: EmbeddedS3Server, s3: Any, bucket: str) -> None:

@@ -40,7 +40,13 @@ class ObjectsClient:
         return b"abc", self.info
 
     async def replace_metadata(
-        self, bucket: str, info: ObjectInfo, metadata: Mapping[str, str], options: Any = None
+        self,
+        bucket: str,
+        info: ObjectInfo,
+        metadata: Mapping[str, str],
+        options: Any = None,
+        *,
+        dest_key: str | None = None,
     ) -> str:
         self.calls.append(("copy", (info.etag, dict(metadata), info.content_type)))
         if self.replaced_by_another is not None:

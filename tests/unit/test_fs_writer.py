@@ -225,3 +225,25 @@ def test_bytes_can_be_handed_over_only_before_any_left_for_s3(
         return w.buffered_only()
 
     assert asyncio.run(scenario()) == expected
+
+
+@pytest.mark.parametrize("write_size", [100_000, 256 * 1024, 300_000])
+def test_the_first_part_starts_small_and_grows_without_losing_bytes(write_size: int) -> None:
+    """A small file never zeroes a whole part; one that outgrows the first buffer keeps every byte."""
+    part = 1024 * 1024
+    data = bytes(range(256)) * (3 * part // 256) + b"tail"
+
+    async def scenario() -> list[tuple[Any, ...]]:
+        client = RecordingClient()
+        w = ObjectWriter(client, "b", "k", part, WriteOptions(), asyncio.Semaphore(4))  # type: ignore[arg-type]
+        await w.write(0, b"x")
+        assert len(w._part or b"") < part
+        w = ObjectWriter(client, "b", "k", part, WriteOptions(), asyncio.Semaphore(4))  # type: ignore[arg-type]
+        for offset in range(0, len(data), write_size):
+            await w.write(offset, data[offset : offset + write_size])
+        await w.complete()
+        return client.calls
+
+    parts = sorted(c for c in asyncio.run(scenario()) if c[0] == "part")
+    assert b"".join(p[2] for p in parts) == data
+    assert [len(p[2]) for p in parts] == [part, part, part, 4]

@@ -16,7 +16,7 @@ import math
 import os
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,9 @@ from s3csi.fs.attributes import (
     shown_permissions,
 )
 from s3csi.fs.cache import PartCache
+from s3csi.fs.deletes import PendingDeletes
 from s3csi.fs.errors import fail, fuse_errors, repeats
+from s3csi.fs.holds import AttributeHolds
 from s3csi.fs.inodes import ROOT_INODE, Inode, InodeTable, Kind, State
 from s3csi.fs.listing import DirectoryRead, Entry, entry_order
 from s3csi.fs.lookups import LOOKUP_LIST_PAGES, DirectoryKnowledge, LookupSource, lookup_source
@@ -59,6 +61,7 @@ from s3csi.fs.staging import (
 from s3csi.fs.writer import ObjectWriter, flush_deadline
 from s3csi.s3.client import ObjectInfo, S3Client, WriteOptions
 from s3csi.s3.errors import S3Error
+from s3csi.tasks import background
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,8 @@ DOT_ENTRIES = (b".", b"..")
 # HEAD costs, and the open that usually follows reads them); a larger one is not fetched by a mere stat.
 LOOKUP_FETCH_BYTES = 64 * 1024
 UNKNOWN_ATTRIBUTES_TTL_S = 1.0
+# The name of a task storing held attributes, before the object's key (what unmount reports as lost).
+STORE_TASK_PREFIX = "store attributes of "
 
 
 @dataclass
@@ -120,6 +125,16 @@ class S3Operations(pyfuse3.Operations):
         self.ordered_listings = not settings.directory_bucket
         self._lookup_listings: dict[int, asyncio.Task[bool]] = {}
         self.read_ahead = SiblingReadAhead()
+        # Attribute changes of files just uploaded, held for a rename to carry (s3csi.fs.holds); the timer
+        # that stores them when their time is up (with the inode, which the kernel may forget meanwhile),
+        # and the store under way, per inode.
+        self.holds = AttributeHolds()
+        self._hold_timers: dict[int, tuple[asyncio.TimerHandle, Inode]] = {}
+        self._storing: dict[int, asyncio.Task[bool]] = {}
+        # Keys whose held times or mode could not be stored (reported again at unmount).
+        self._unstored: list[str] = []
+        # A rename's delete of the old key, finishing in the background (s3csi.fs.deletes).
+        self.deletes = PendingDeletes()
         self._next_fh = 1
         # Called when the kernel's INIT arrives, just before libfuse answers it.
         self.on_init: Callable[[], object] | None = None
@@ -195,6 +210,9 @@ class S3Operations(pyfuse3.Operations):
         inode.size, inode.etag = info.size, info.etag
         inode.mtime_ns, inode.valid_until = int(info.last_modified * 1e9), self._expiry()
         inode.stored = decode(info.metadata)
+        held = self.holds.held(inode.ino)
+        if held is not None:
+            inode.stored = combine(inode.stored, held)  # what this mount has set, if not stored yet
         inode.stored_for = (info.etag, int(info.last_modified))
         inode.metadata = dict(info.metadata) if info.metadata else None
         inode.content_type = info.content_type
@@ -264,6 +282,7 @@ class S3Operations(pyfuse3.Operations):
         )
 
     async def _head(self, key: str) -> ObjectInfo | None:
+        await self.deletes.settled(key)
         try:
             async with self.requests:
                 return await self.client.head_object(self.settings.bucket, key)
@@ -318,6 +337,7 @@ class S3Operations(pyfuse3.Operations):
         return task
 
     async def _has_objects(self, prefix: str) -> bool:
+        await self.deletes.settled_under(prefix)
         async with self.requests:
             page = await self.client.list_objects_v2(
                 self.settings.bucket, prefix=prefix, delimiter="/", max_keys=1
@@ -334,6 +354,7 @@ class S3Operations(pyfuse3.Operations):
         A directory bucket lists only by prefixes ending in "/" and in no order: there a HeadObject and
         a one-key listing of ``key/`` answer the two questions, at once.
         """
+        await self.deletes.settled_under(key)
         if not self.ordered_listings:
             info, is_dir = await asyncio.gather(self._head(key), self._has_objects(key + "/"))
             return info, is_dir
@@ -418,6 +439,7 @@ class S3Operations(pyfuse3.Operations):
         order = entry_order(directory.key, ordered=self.ordered_listings)
         entries: list[Entry] = []
         token: str | None = None
+        await self.deletes.settled_under(directory.key)
         for _ in range(max_pages):
             async with self.requests:
                 page = await self.client.list_objects_v2(
@@ -529,23 +551,35 @@ class S3Operations(pyfuse3.Operations):
             if staged is not None:
                 staged.dirty = True  # the attributes go with the copy's next upload
             return
+        if self.holds.hold(inode.ino, changes, time.monotonic()):
+            # Just uploaded by this mount: a rename soon carries them, else one copy stores them all.
+            inode.stored = combine(inode.stored, changes)
+            self._store_held_later(inode)
+            return
+        await self._settle_attributes(inode)
         await self._store_attributes(inode, changes)
 
-    async def _store_attributes(self, inode: Inode, changes: StoredAttributes) -> None:
-        """``changes`` into the object's user metadata by copying it onto itself: one CopyObject when
-        this mount knows the object's current metadata (it wrote or read it), a HEAD before otherwise.
-        The copy is of that version only: if another client replaced the object meanwhile, it is read
-        again and the copy made once more."""
-        known: ObjectInfo | None = None
-        if not self._needs_metadata(inode) and inode.etag is not None:
-            known = ObjectInfo(
-                inode.key,
-                inode.size,
-                inode.etag,
-                inode.mtime_ns / NS_PER_S,
-                inode.metadata or {},
-                inode.content_type,
-            )
+    def _known_object(self, inode: Inode) -> ObjectInfo | None:
+        """The object's current version as this mount knows it (it wrote or read its metadata), or None."""
+        if self._needs_metadata(inode) or inode.etag is None:
+            return None
+        return ObjectInfo(
+            inode.key,
+            inode.size,
+            inode.etag,
+            inode.mtime_ns / NS_PER_S,
+            inode.metadata or {},
+            inode.content_type,
+        )
+
+    async def _copy_with_attributes(
+        self, inode: Inode, changes: StoredAttributes, dest_key: str
+    ) -> tuple[str, dict[str, str]]:
+        """Copy ``inode``'s object to ``dest_key`` (its own key: a metadata copy) with ``changes`` in its
+        user metadata: one CopyObject when this mount knows the object's current metadata, a HEAD before
+        otherwise. The copy is of that version only: if another client replaced the object meanwhile, it
+        is read again and the copy made once more. Returns the copy's ETag and metadata."""
+        known = self._known_object(inode)
         for attempt in (1, 2):
             if known is None:
                 known = await self._head(inode.key)
@@ -556,19 +590,92 @@ class S3Operations(pyfuse3.Operations):
             try:
                 async with self.requests:
                     etag = await self.client.replace_metadata(
-                        self.settings.bucket, known, metadata, self.write_options
+                        self.settings.bucket, known, metadata, self.write_options, dest_key=dest_key
                     )
-                break
+                return etag, metadata
             except S3Error as exc:
                 if exc.code != PRECONDITION_FAILED or attempt == 2:
                     raise
                 known = None
-        else:
-            raise AssertionError("unreachable: the second attempt returns or raises")
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def _store_attributes(self, inode: Inode, changes: StoredAttributes) -> None:
+        """``changes`` into the object's user metadata: a copy onto itself (``_copy_with_attributes``)."""
+        etag, metadata = await self._copy_with_attributes(inode, changes, inode.key)
         self.read_ahead.drop(inode.key)
         inode.etag, inode.valid_until = etag, self._expiry()
         inode.stored, inode.stored_for = decode(metadata), (etag, None)
         inode.metadata = metadata
+        held = self.holds.held(inode.ino)
+        if held is not None:
+            inode.stored = combine(inode.stored, held)  # set while this copy was made, stored next
+
+    # ---- attribute changes held for a moment (s3csi.fs.holds) -----------------------------------
+
+    def _store_held_later(self, inode: Inode) -> None:
+        """Store the changes held for ``inode`` when their time is up (unless a rename carries them)."""
+        if inode.ino not in self._hold_timers:
+            timer = asyncio.get_running_loop().call_later(self.holds.hold_s, self._start_storing_held, inode)
+            self._hold_timers[inode.ino] = timer, inode
+
+    def _start_storing_held(self, inode: Inode) -> asyncio.Task[bool]:
+        """A task storing what is held for ``inode`` now (the one under way, if any, is waited for first)."""
+        self._cancel_timer(inode.ino)
+        before = self._storing.get(inode.ino)
+        task = background(self._store_held(inode, before), name=STORE_TASK_PREFIX + inode.key)
+        self._storing[inode.ino] = task
+        task.add_done_callback(lambda done: self._forget_store(inode.ino, done))
+        return task
+
+    def _cancel_timer(self, ino: int) -> None:
+        timer = self._hold_timers.pop(ino, None)
+        if timer is not None:
+            timer[0].cancel()
+
+    def _forget_store(self, ino: int, done: asyncio.Task[bool]) -> None:
+        if self._storing.get(ino) is done:
+            del self._storing[ino]
+
+    async def _store_held(self, inode: Inode, before: asyncio.Task[bool] | None) -> bool:
+        """The held changes into S3 with one metadata copy; whether nothing held was lost."""
+        if before is not None:
+            await asyncio.wait([before])
+        changes = self.holds.take(inode.ino)
+        if changes is None or not inode.linked or inode.state is not State.REMOTE:
+            # Nothing held, or the object is gone or being replaced (its new upload carries its own).
+            return True
+        try:
+            # If another client replaced the object meanwhile, onto its version, as a change stored at
+            # once would be (this mount's own uploads wait for this copy: _wait_for_attribute_copy).
+            await self._store_attributes(inode, changes)
+        except (S3Error, pyfuse3.FUSEError) as exc:
+            log.error(
+                "times or mode set on s3://%s/%s were not stored: %s", self.settings.bucket, inode.key, exc
+            )
+            self._unstored.append(inode.key)
+            return False
+        return True
+
+    async def _wait_for_attribute_copy(self, inode: Inode) -> None:
+        """Before an upload replaces ``inode``'s object: a metadata copy of it under way lands first, so
+        that it never finds (and re-reads) the new version and puts older times on it."""
+        storing = self._storing.get(inode.ino)
+        if storing is not None:
+            await asyncio.wait([storing])
+
+    async def _settle_attributes(self, inode: Inode) -> bool:
+        """Changes held for ``inode`` stored now, and any store of them under way finished, before its
+        object is copied or read for a change of its own; whether they were all stored."""
+        if self.holds.held(inode.ino) is not None:
+            self._start_storing_held(inode)
+        storing = self._storing.get(inode.ino)
+        return True if storing is None else await asyncio.shield(storing)
+
+    def _drop_held(self, inode: Inode) -> None:
+        """The object is deleted or replaced: what was held for it goes with it."""
+        self._cancel_timer(inode.ino)
+        self.holds.take(inode.ino)
+        self.holds.published(inode.ino)
 
     # ---- directories -----------------------------------------------------------------------------
 
@@ -630,6 +737,7 @@ class S3Operations(pyfuse3.Operations):
     async def _read_page(self, directory: Inode, read: DirectoryRead) -> None:
         """The next page of S3's listing into ``read`` and the table; at the end of a small directory,
         the listing cache (s3csi.fs.lookups)."""
+        await self.deletes.settled_under(directory.key)
         async with self.requests:
             page = await self.client.list_objects_v2(
                 self.settings.bucket, prefix=directory.key, delimiter="/", continuation_token=read.token
@@ -685,6 +793,7 @@ class S3Operations(pyfuse3.Operations):
             raise fail(errno.ENOTDIR)
         if self.table.local_children(inode.ino):
             raise fail(errno.ENOTEMPTY)
+        await self.deletes.settled_under(inode.key)
         async with self.requests:
             page = await self.client.list_objects_v2(
                 self.settings.bucket, prefix=inode.key, delimiter="/", max_keys=2
@@ -720,8 +829,11 @@ class S3Operations(pyfuse3.Operations):
             if found.valid_until <= time.monotonic():
                 await self._refresh(found)
             reader = self._reader(found)
-            if reader.is_small:
-                reader.fetch_small_object(self.read_ahead.take(found.key, found.etag, time.monotonic()))
+            now = time.monotonic()
+            # Not a file this mount has just uploaded: tools open those to fchmod them, not to read them
+            # (rsync), and a read still fetches it.
+            if reader.is_small and not self.holds.just_uploaded(found.ino, now):
+                reader.fetch_small_object(self.read_ahead.take(found.key, found.etag, now))
                 self._read_siblings_ahead(found)
             self.files[fh] = OpenFile(found, reader=reader)
             return pyfuse3.FileInfo(fh=fh)
@@ -776,6 +888,9 @@ class S3Operations(pyfuse3.Operations):
         of them when None) when ``copy``, else empty. Raises EFBIG past ``--max-staged-file-size``."""
         if self.staging is None:
             raise fail(errno.EPERM)
+        # Times or mode held for it are stored first: a copy that is not changed is never uploaded.
+        if not await self._settle_attributes(inode):
+            raise fail(errno.EIO)
         if copy:
             # Always asked, whatever --metadata-ttl says: a size known from before another client changed
             # the object would cut its tail off when the copy is uploaded.
@@ -933,6 +1048,7 @@ class S3Operations(pyfuse3.Operations):
         writer = self._writer_for(inode.key)
         # A file replaced keeps the mode it was given (a narrowed one stays narrow); its times are new.
         inode.stored = StoredAttributes(mode=self._stored(inode).mode)
+        self._drop_held(inode)  # the mode among them travels with the new upload
         writer.metadata = encode(inode.stored)
         self.read_ahead.drop(inode.key)
         inode.size, inode.mtime_ns = 0, time.time_ns()
@@ -948,6 +1064,7 @@ class S3Operations(pyfuse3.Operations):
         text = os.fsdecode(name)
         if not fits_in_key(parent.key, text):
             raise fail(errno.ENAMETOOLONG)
+        await self.deletes.settled(parent.key + text)  # renamed away a moment ago: gone before it is made
         existing = self.table.child(parent.ino, text)
         if existing is not None and existing.state is not State.REMOTE:
             raise fail(errno.EEXIST)
@@ -1039,6 +1156,7 @@ class S3Operations(pyfuse3.Operations):
         writer, inode = handle.writer, handle.inode
         if writer is None or writer.completed is not None:
             return
+        await self._wait_for_attribute_copy(inode)
         try:
             done = await writer.complete()
         except BaseException:
@@ -1052,6 +1170,7 @@ class S3Operations(pyfuse3.Operations):
         inode.content_type = None
         self.table.set_state(inode, State.REMOTE)
         self._mark_ancestors_remote(inode)
+        self.holds.uploaded(inode.ino, time.monotonic())
         if writer.metadata != sent:
             # Set (futimens, fchmod) after a multipart upload had begun with the metadata it had then.
             await self._store_attributes(inode, decode(writer.metadata))
@@ -1065,6 +1184,7 @@ class S3Operations(pyfuse3.Operations):
         """The staged copy to S3 when it has changes S3 lacks (every close and fsync: durable when they
         return). On failure the copy stays as it is, and the next close or fsync tries again. The upload
         replaces the object, so it carries the file's stored attributes and every other tool's metadata."""
+        await self._wait_for_attribute_copy(inode)
         writer = self._writer_for(inode.key)
         others = {key: value for key, value in (inode.metadata or {}).items() if key not in STORED_KEYS}
         writer.metadata = merged(others, inode.stored)
@@ -1078,6 +1198,7 @@ class S3Operations(pyfuse3.Operations):
             sent = writer.sent_metadata or {}
             inode.stored, inode.stored_for, inode.metadata = decode(sent), (done.etag, None), sent or None
             self._mark_ancestors_remote(inode)
+            self.holds.uploaded(inode.ino, time.monotonic())
 
     def _retire_staged(self, inode: Inode, staged: StagedFile) -> None:
         """The last handle of a staged copy is gone: the copy goes, S3's object stands for the file."""
@@ -1113,6 +1234,10 @@ class S3Operations(pyfuse3.Operations):
             await self._upload_staged(handle.inode, handle.staged)
         elif handle is not None:
             await self._finish_upload(handle)
+        # Times or mode held for it (s3csi.fs.holds) are in S3 when fsync returns, too.
+        stored = handle is None or handle.inode.state is not State.REMOTE
+        if not stored and handle is not None and not await self._settle_attributes(handle.inode):
+            raise fail(errno.EIO)
 
     @fuse_errors
     async def release(self, fh: int) -> None:
@@ -1150,6 +1275,10 @@ class S3Operations(pyfuse3.Operations):
             raise fail(errno.EISDIR)
         if inode.state is State.WRITING:
             raise fail(errno.EBUSY)
+        self._drop_held(inode)
+        storing = self._storing.get(inode.ino)
+        if storing is not None:
+            await asyncio.wait([storing])  # a metadata copy landing after the delete would fail anyway
         self.read_ahead.drop(inode.key)
         async with self.requests:
             await self.client.delete_object(self.settings.bucket, inode.key)
@@ -1194,14 +1323,54 @@ class S3Operations(pyfuse3.Operations):
         new_key = new_parent.key + new_name
         self.read_ahead.drop(source.key)
         self.read_ahead.drop(new_key)
-        # Not atomic: between the copy and the delete both names exist (docs/filesystem.md).
-        async with self.requests:
-            await self.client.copy_object(self.settings.bucket, source.key, new_key, self.write_options)
-        async with self.requests:
-            await self.client.delete_object(self.settings.bucket, source.key)
+        # Not atomic: between the copy and the delete both names exist (docs/filesystem.md). The delete
+        # finishes after rename returns; what could see the old key waits for it (s3csi.fs.deletes).
+        await self.deletes.settled(new_key)
+        etag, metadata = await self._copy_for_rename(source, new_key)
+        self.deletes.start(
+            source.key, self._delete_call(source.key), f"s3://{self.settings.bucket}/{source.key}"
+        )
         self.table.move(source, new_parent.ino, new_name)
-        source.valid_until = 0.0  # the copy's ETag and time are S3's: ask on next use
+        # The copy is known as this mount made it, so the lookup of the new name asks S3 nothing.
+        source.etag, source.mtime_ns, source.valid_until = etag, time.time_ns(), self._expiry()
+        if metadata is None:
+            source.stored_for = None  # the copy has the source's metadata, which the mount did not read
+        else:
+            source.stored, source.stored_for, source.metadata = decode(metadata), (etag, None), metadata
         self._mark_ancestors_remote(source)
+
+    def _delete_call(self, key: str) -> Callable[[], Awaitable[None]]:
+        async def delete() -> None:
+            async with self.requests:
+                await self.client.delete_object(self.settings.bucket, key)
+
+        return delete
+
+    async def _copy_for_rename(self, source: Inode, new_key: str) -> tuple[str, Mapping[str, str] | None]:
+        """The first half of a rename: ``source``'s object copied to ``new_key``, without asking S3 for
+        its size first (the mount knows it from the lookup the rename follows). Times and mode held for
+        it (s3csi.fs.holds) travel in this copy, which then replaces the metadata; otherwise the copy
+        keeps the object's metadata and headers as they are. Returns the copy's ETag and user metadata
+        (None when the mount does not know the source's)."""
+        storing = self._storing.get(source.ino)
+        if storing is not None:
+            await asyncio.wait([storing])  # a metadata copy under way lands before this copy reads it
+        self._cancel_timer(source.ino)
+        held = self.holds.take(source.ino)
+        self.holds.published(source.ino)
+        if held is not None:
+            try:
+                return await self._copy_with_attributes(source, held, new_key)
+            except BaseException:
+                self.holds.restore(source.ino, held)  # still the source's: stored when their time is up
+                self._store_held_later(source)
+                raise
+        metadata = None if self._needs_metadata(source) else dict(source.metadata or {})
+        async with self.requests:
+            etag = await self.client.copy_object(
+                self.settings.bucket, source.key, new_key, self.write_options, size=source.size
+            )
+        return etag, metadata
 
     # ---- symbolic links ----------------------------------------------------------------------------
 
@@ -1217,6 +1386,7 @@ class S3Operations(pyfuse3.Operations):
         text = os.fsdecode(name)
         if not fits_in_key(parent.key, text) or len(target) >= PATH_MAX:
             raise fail(errno.ENAMETOOLONG)
+        await self.deletes.settled(parent.key + text)
         if await self._resolve(parent, text) is not None:
             raise fail(errno.EEXIST)
         now = time.time_ns()
@@ -1297,8 +1467,24 @@ class S3Operations(pyfuse3.Operations):
 
     async def finish_uploads(self, timeout_s: float) -> list[str]:
         """At unmount: files still open for writing are not stored (they were never closed). Returns
-        the keys that did not reach S3, after logging each."""
-        lost = []
+        the keys that did not reach S3, after logging each. Times and modes still held (s3csi.fs.holds)
+        are stored first."""
+        lost = await self.deletes.finish(timeout_s)
+        for _, held in list(self._hold_timers.values()):
+            self._start_storing_held(held)
+        stores = dict(self._storing)
+        if stores:
+            await asyncio.wait(stores.values(), timeout=timeout_s)
+        lost += [key for key in self._unstored if key not in lost]
+        for task in stores.values():
+            if task.done() and not task.cancelled() and task.exception() is None:
+                continue  # stored, or its failure logged and listed above
+            key = task.get_name().removeprefix(STORE_TASK_PREFIX)
+            lost.append(key)
+            if not task.done():
+                log.error(
+                    "times or mode set on s3://%s/%s were not stored in time", self.settings.bucket, key
+                )
         for fh, handle in list(self.files.items()):
             if handle.staged is not None:
                 self.files.pop(fh, None)

@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 MiB = 1024 * 1024
 # Part uploads in flight per file: enough to keep a link busy, small enough to bound memory.
 UPLOAD_BYTES_IN_FLIGHT = 64 * MiB
+# The first part starts this large and is allocated at its full size only when a file outgrows it: most
+# files are small, and zeroing 8 MiB for each (``tar -xf``, ``rsync -a`` of small files) cost more CPU
+# than the rest of their write path. Growing copies this much at most, once per file.
+FIRST_BUFFER_BYTES = 256 * 1024
 # A flush waits for S3 at most this many request timeouts: one attempt that got no answer and one
 # whole retry on a fresh connection (what heals a connection that died silently). Quick failures
 # (throttling, 5xx) are still retried within it: their backoffs add up to seconds, not minutes. A
@@ -99,7 +103,13 @@ class ObjectWriter:
     def _buffer(self, data: memoryview) -> None:
         while data:
             if self._part is None:
-                self._part, self._filled = bytearray(self.part_size), 0
+                first = not self._full and self._upload_id is None
+                size = min(FIRST_BUFFER_BYTES, self.part_size) if first else self.part_size
+                self._part, self._filled = bytearray(size), 0
+            if len(self._part) < self.part_size and self._filled + len(data) > len(self._part):
+                grown = bytearray(self.part_size)
+                grown[: self._filled] = memoryview(self._part)[: self._filled]
+                self._part = grown
             count = min(len(data), self.part_size - self._filled)
             self._part[self._filled : self._filled + count] = data[:count]
             self._filled += count

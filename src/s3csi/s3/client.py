@@ -381,17 +381,26 @@ class S3Client:
         )
 
     async def copy_object(
-        self, bucket: str, source_key: str, dest_key: str, options: WriteOptions = WriteOptions()
-    ) -> None:
-        """Server-side copy within the bucket; part by part (UploadPartCopy) above 5 GiB."""
-        size = (await self.head_object(bucket, source_key)).size
+        self,
+        bucket: str,
+        source_key: str,
+        dest_key: str,
+        options: WriteOptions = WriteOptions(),
+        *,
+        size: int | None = None,
+    ) -> str:
+        """Server-side copy within the bucket; part by part (UploadPartCopy) above 5 GiB. ``size``: the
+        source's, when the caller knows it (else a HeadObject asks). Returns the copy's ETag."""
+        if size is None:
+            size = (await self.head_object(bucket, source_key)).size
         if size > MAX_SINGLE_COPY_BYTES:
             await self._copy_multipart(
                 bucket, source_key, dest_key, size=size, options=options, part_size=COPY_PART_BYTES
             )
-            return
+            return (await self.head_object(bucket, dest_key)).etag
         headers = {"x-amz-copy-source": self._copy_source(bucket, source_key), **options.headers()}
-        await self._call("CopyObject", "PUT", bucket, dest_key, headers=headers, error_in_200=True)
+        response = await self._call("CopyObject", "PUT", bucket, dest_key, headers=headers, error_in_200=True)
+        return self._parsed("CopyObject", bucket, dest_key, wire.parse_etag_result, response.body)
 
     async def replace_metadata(
         self,
@@ -399,16 +408,20 @@ class S3Client:
         info: ObjectInfo,
         metadata: Mapping[str, str],
         options: WriteOptions = WriteOptions(),
+        *,
+        dest_key: str | None = None,
     ) -> str:
         """Replace the user metadata of the object ``info`` (from HeadObject) by copying it onto itself
         (one CopyObject; part by part above 5 GiB), keeping its content type. The copy is made only from
         the version ``info`` describes (``x-amz-copy-source-if-match``): an object replaced meanwhile
-        fails with S3's PreconditionFailed rather than losing the new bytes. Returns the new ETag."""
+        fails with S3's PreconditionFailed rather than losing the new bytes. Returns the new ETag.
+        ``dest_key``: copy to that key instead (a rename that carries new metadata)."""
+        dest = info.key if dest_key is None else dest_key
         if info.size > MAX_SINGLE_COPY_BYTES:
             await self._copy_multipart(
                 bucket,
                 info.key,
-                info.key,
+                dest,
                 size=info.size,
                 options=options,
                 part_size=COPY_PART_BYTES,
@@ -416,7 +429,7 @@ class S3Client:
                 content_type=info.content_type,
                 if_match=info.etag,
             )
-            return (await self.head_object(bucket, info.key)).etag
+            return (await self.head_object(bucket, dest)).etag
         headers = {
             "x-amz-copy-source": self._copy_source(bucket, info.key),
             "x-amz-copy-source-if-match": info.etag,
@@ -426,8 +439,8 @@ class S3Client:
         }
         if info.content_type is not None:
             headers["Content-Type"] = info.content_type
-        response = await self._call("CopyObject", "PUT", bucket, info.key, headers=headers, error_in_200=True)
-        return self._parsed("CopyObject", bucket, info.key, wire.parse_etag_result, response.body)
+        response = await self._call("CopyObject", "PUT", bucket, dest, headers=headers, error_in_200=True)
+        return self._parsed("CopyObject", bucket, dest, wire.parse_etag_result, response.body)
 
     async def _copy_multipart(
         self,
