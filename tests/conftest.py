@@ -7,6 +7,7 @@ loudly — they never skip.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import uuid
@@ -14,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import kubernetes_validate.utils
 import pytest
 
 from s3csi.demo.s3server import EmbeddedS3Server
@@ -27,6 +29,12 @@ MOUNTER_UID = 1000
 WORKLOAD_UID = 1001
 
 TESTS = Path(__file__).resolve().parent
+
+# kubernetes_validate.validate() parses the kind's schema file and the multi-megabyte _definitions.json on
+# every call (a tenth of a second or more); the tests validate thousands of objects against files that never
+# change during a run, so each file is parsed once. The schemas are only read, never changed.
+kubernetes_validate.utils.schema_contents = functools.cache(kubernetes_validate.utils.schema_contents)
+
 # The markers follow the directories: tests/integration/ uses real parts (root, /dev/fuse, servers,
 # processes), tests/e2e/ plays whole-system scenarios on the same parts. So `pytest -m "not integration"`
 # runs tests/unit/ alone, without root.
