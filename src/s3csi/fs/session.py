@@ -18,6 +18,7 @@ import uvloop
 
 from s3csi.errors import FailedPrecondition
 from s3csi.fs.allocator import malloc_thresholds, tune_malloc
+from s3csi.fs.auto_unmount import announce, start_watcher, stop_watcher
 from s3csi.fs.cache import DiskCache
 from s3csi.fs.operations import S3Operations
 from s3csi.fs.prefetch import PrefetchPolicy
@@ -78,8 +79,10 @@ def serve(settings: FsSettings, env: Mapping[str, str], on_ready: Callable[[], N
     # With /dev/fd/N the privileged parent mounted, and sets the read-ahead itself (s3csi.kernel.fuse).
     own_mount = settings.fuse_fd is None and os.geteuid() == 0
     read_ahead_target = os.path.realpath(settings.mountpoint) if own_mount else None
+    # --auto-unmount: the mount point its watcher looks for in the mount table (fs/auto_unmount.py).
+    watched = os.path.realpath(settings.mountpoint) if settings.auto_unmount else None
     # uvloop rather than asyncio's own loop: the same code, a sequential read 5-9% faster and no more CPU.
-    return uvloop.run(_serve(settings, env, on_ready, read_ahead_target))
+    return uvloop.run(_serve(settings, env, on_ready, read_ahead_target, watched))
 
 
 async def _serve(
@@ -87,6 +90,7 @@ async def _serve(
     env: Mapping[str, str],
     on_ready: Callable[[], None] | None,
     read_ahead_target: str | None,
+    watched: str | None,
 ) -> int:
     s3 = s3_settings(settings, env)
     client = S3Client(
@@ -116,10 +120,16 @@ async def _serve(
                 on_ready()
 
         operations.on_init = lambda: loop.call_soon(initialized)
+        # --auto-unmount: kept (its stdin open) until this process ends, however it ends.
+        watcher = start_watcher(watched) if watched is not None else None
         try:
             pyfuse3.init(operations, settings.mountpoint, set(settings.fuse_options))
         except RuntimeError as exc:
+            if watcher is not None:
+                stop_watcher(watcher)
             raise FailedPrecondition(f"cannot mount on {settings.mountpoint}: {exc}") from exc
+        if watcher is not None and watched is not None:
+            announce(watcher, watched)
         log.info("mounted s3://%s/%s on %s", settings.bucket, settings.prefix, settings.mountpoint)
         metrics = (
             asyncio.create_task(log_metrics(client), name="log metrics") if settings.log_metrics else None
@@ -130,6 +140,8 @@ async def _serve(
             if metrics is not None:
                 metrics.cancel()
                 log.info("%s", metrics_summary(client))
+            if watcher is not None:
+                stop_watcher(watcher)
     finally:
         await client.close()
         if cache is not None:
