@@ -277,6 +277,22 @@ def test_refused_option(world: World, tmp_path: Path) -> None:
     assert status == 1
 
 
+def test_settings_the_endpoint_rules_refuse(world: World, tmp_path: Path) -> None:
+    """Transfer Acceleration with the node plugin's custom endpoint: S3's endpoint rules refuse it before any
+    request, and doctor says so on the endpoint step rather than ending with an error."""
+    env = environment(world, world.writer, tmp_path)
+    status, lines = doctor(world, env, *attributes(), "--mount-option", "transfer-acceleration")
+    assert lines[1:] == [
+        f"FAIL endpoint: S3's endpoint rules refuse the volume's settings: cannot address bucket '{BUCKET}': "
+        "A custom endpoint cannot be combined with S3 Accelerate — fix: drop the setting the message names: "
+        "a mount option in the PV's mountOptions (--transfer-acceleration, --dual-stack, --force-path-style) "
+        "or the node plugin's (AWS_USE_FIPS_ENDPOINT, --s3-endpoint-url or AWS_ENDPOINT_URL), or use a "
+        "bucket name, access point or alias those settings can address (volumeAttributes.bucketName; "
+        "docs/mount-options.md)"
+    ]
+    assert status == 1
+
+
 def kubelet_volume(kubelet: Path, pod_uid: str, name: str, **data: str) -> None:
     """The directory and vol_data.json kubelet keeps for one CSI volume of a pod."""
     directory = kubelet / "pods" / pod_uid / "volumes" / "kubernetes.io~csi" / name

@@ -57,6 +57,25 @@ CASES = [
     (Failure(Step.ENDPOINT, "ConnectionLost", "HeadBucket"), FACTS, "the S3 service is running"),
     (Failure(Step.ENDPOINT, "Timeout", "HeadBucket"), FACTS, "firewalls, network policies and proxies"),
     (Failure(Step.ENDPOINT, "TLSError", "HeadBucket"), FACTS, "AWS_CA_BUNDLE"),
+    # endpoint: S3's endpoint rules refuse the bucket with these settings (no request sent)
+    (
+        Failure(
+            Step.ENDPOINT,
+            "InvalidArgument",
+            message="cannot address bucket 'arn:…': S3 Outposts does not support FIPS",
+        ),
+        FACTS,
+        "the node plugin's (AWS_USE_FIPS_ENDPOINT, --s3-endpoint-url or AWS_ENDPOINT_URL)",
+    ),
+    (
+        Failure(
+            Step.ENDPOINT,
+            "InvalidArgument",
+            message="cannot address bucket 'data': A custom endpoint cannot be combined with S3 Accelerate",
+        ),
+        FACTS,
+        "PV's mountOptions (--transfer-acceleration",
+    ),
     # credentials: S3's codes, by source
     (
         Failure(Step.CREDENTIALS, "InvalidAccessKeyId", "ListObjectsV2"),

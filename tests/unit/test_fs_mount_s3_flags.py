@@ -69,7 +69,7 @@ def test_endpoint_and_header_flags_reach_the_s3_settings() -> None:
     # Not given: the environment may still ask for the variants, as the AWS SDKs read it.
     env = {"AWS_USE_DUALSTACK_ENDPOINT": "true", "AWS_USE_FIPS_ENDPOINT": "true"}
     plain = s3_settings(_settings({}), env)
-    assert (plain.dual_stack, plain.use_fips, plain.upload_checksums) == (True, True, "off")
+    assert (plain.dual_stack, plain.use_fips, plain.upload_checksums) == (True, True, "crc32c")
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,9 @@
   the mount request it sends a Mountpoint Pod (``podmounter.mount_request``), and the ``s3csi mount``
   command line the mounter builds from it, parsed as ``s3csi mount`` parses it (``fs.settings``): the
   S3 settings below are the mount's own (endpoint, region, addressing, prefix, write options).
-- endpoint: an unsigned HeadBucket; any HTTP answer (a 403 included) shows the endpoint is there.
+- endpoint: the bucket's endpoint by S3's endpoint rules (``s3.endpoints``: a combination they refuse, such
+  as an Outposts access point with FIPS, fails here), then an unsigned HeadBucket; any HTTP answer (a 403
+  included) shows the endpoint is there.
 - credentials: the credentials the node plugin would hand the Mountpoint Pod (``credentials.resolver``),
   then a signed ListObjectsV2 of the prefix, the request the mounter sends before it mounts: refused keys,
   signatures and tokens fail here.
@@ -175,6 +177,15 @@ class Doctor:
         where = mount.s3.endpoint_url or f"the AWS S3 endpoint of {mount.s3.region}"
         anonymous = dataclasses.replace(mount.s3, no_sign_request=True)
         async with S3Client(anonymous) as client:
+            try:
+                client.endpoint(mount.fs.bucket)
+            except InvalidArgument as exc:
+                # The S3 endpoint rules refuse this bucket with these settings (an access point with
+                # --transfer-acceleration, Outposts with FIPS, …): the mount would fail on its first request.
+                failure = Failure(Step.ENDPOINT, type(exc).__name__, message=str(exc))
+                raise self._fail(
+                    failure, f"S3's endpoint rules refuse the volume's settings: {exc}"
+                ) from None
             try:
                 await client.head_bucket(mount.fs.bucket)
                 status = 200

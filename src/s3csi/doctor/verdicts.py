@@ -125,6 +125,13 @@ def _options_fix(failure: Failure) -> str:
 
 
 def _endpoint_fix(failure: Failure) -> str:
+    if failure.code == "InvalidArgument":
+        return (
+            "drop the setting the message names: a mount option in the PV's mountOptions "
+            "(--transfer-acceleration, --dual-stack, --force-path-style) or the node plugin's "
+            "(AWS_USE_FIPS_ENDPOINT, --s3-endpoint-url or AWS_ENDPOINT_URL), or use a bucket name, access "
+            "point or alias those settings can address (volumeAttributes.bucketName; docs/mount-options.md)"
+        )
     if failure.code == "TLSError":
         return "trust the endpoint's certificate: set AWS_CA_BUNDLE to its CA, as the node plugin's is set"
     if failure.code == "Timeout":

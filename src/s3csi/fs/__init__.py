@@ -5,5 +5,6 @@ Modules, from pure to I/O: ``settings`` (flags → FsSettings), ``names`` (which
 window policy), ``siblings`` (read-ahead across a directory's small files), ``allocator`` (the C
 allocator's thresholds), ``cache`` (local disk cache of read parts), ``reader``/``writer`` (ranged
 GETs, multipart uploads), ``errors`` (failures → errno), ``operations`` (the FUSE handlers),
-``session`` (mount, serve, unmount), ``cli`` (the command).
+``session`` (mount, serve, unmount), ``auto_unmount`` (``--auto-unmount``'s watcher process), ``cli``
+(the command).
 """

@@ -138,8 +138,7 @@ class FsSettings:
             options.append("allow_root")
         if self.read_only:
             options.append("ro")
-        if self.auto_unmount:
-            options.append("auto_unmount")
+        # Not libfuse's auto_unmount for --auto-unmount: s3csi's own watcher (fs/auto_unmount.py).
         return tuple(options)
 
 
