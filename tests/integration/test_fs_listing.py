@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,8 +27,11 @@ NAMES = sorted([f"f{i:05d}" for i in range(COUNT - 2)] + ["f00100.txt", "f00100-
 NESTED = ["f02000/inside"]
 
 
-@pytest.fixture
-def many(s3: Any, bucket: str) -> str:
+@pytest.fixture(scope="module")
+def many(s3: Any) -> str:
+    # One bucket for the module: every test here only reads it, and its 2,600 objects take a while to put.
+    bucket = f"test-{uuid.uuid4().hex[:16]}"
+    s3.create_bucket(Bucket=bucket)
     with ThreadPoolExecutor(16) as pool:
         list(
             pool.map(
@@ -167,4 +171,25 @@ def test_entries_the_kernel_forgot_are_asked_of_s3_again(
         proxy.reset()
         assert (directory / "f00009").stat().st_size == 1
         # Within the metadata TTL, yet asked of S3: the mount let go of what the kernel forgot.
+        assert proxy.heads() != []
+
+
+def test_entries_the_kernel_forgot_while_the_directory_was_read_are_asked_of_s3_again(
+    s3_server: EmbeddedS3Server, many: str, proxy: RecordingProxy
+) -> None:
+    with mounted(s3_server, many, "--endpoint-url", proxy.endpoint_url, "--metadata-ttl", "300") as fs:
+        directory = fs.path / "many"
+        handle = Directory(directory)
+        try:
+            head = list(handle.names(20))  # from the first of three listing pages
+            drop_kernel_caches()  # the kernel forgets them before the listing is complete
+            tail = list(handle.names())
+        finally:
+            handle.close()
+        assert sorted(head + tail) == expected()
+        proxy.reset()
+        # The complete listing does not answer "no such entry" for a name it listed, now that the mount
+        # has let go of it: S3 is asked, and has it.
+        assert "f00008" in head
+        assert (directory / "f00008").stat().st_size == 1
         assert proxy.heads() != []

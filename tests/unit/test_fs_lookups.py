@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from s3csi.fs.lookups import DirectoryKnowledge, LookupSource, lookup_source
+from s3csi.fs.lookups import DirectoryKnowledge, LookupSource, lookup_source, recorded_listing
 
 NOW = 100.0
 UNLISTED = DirectoryKnowledge()
@@ -41,3 +41,20 @@ def test_lookup_source(
     known_until: float | None, negative: bool, directory: DirectoryKnowledge, expected: LookupSource
 ) -> None:
     assert lookup_source(NOW, known_until, negative, directory) is expected
+
+
+@pytest.mark.parametrize(
+    ("all_held", "expected"),
+    [
+        # Every listed name still in the table: the listing answers for the directory.
+        (True, DirectoryKnowledge(listed_until=NOW + 5, absent_until=NOW + 2, names=("a", "b"))),
+        # The kernel forgot one while later pages were read: it answers nothing, lookups ask S3.
+        (False, DirectoryKnowledge(names=("a", "b"))),
+    ],
+)
+def test_recorded_listing(all_held: bool, expected: DirectoryKnowledge) -> None:
+    knowledge = recorded_listing(
+        ("a", "b"), started=NOW, metadata_ttl_s=5, negative_ttl_s=2, all_held=all_held
+    )
+    assert knowledge == expected
+    assert (lookup_source(NOW + 1, None, False, knowledge) is LookupSource.ABSENT) is all_held

@@ -15,7 +15,9 @@ for the directory:
 A directory with more entries than those pages (or than ``LISTING_CACHE_NAMES``, when readdir listed
 it) is *too large*: until ``--metadata-ttl`` later, its lookups ask S3 for the one name instead. A
 listing stops answering "no such entry" once the kernel forgets one of its entries (the inode table
-drops it). Names created through this mount are in the table the moment they exist, so they are found
+drops it), and stands for nothing from the start when the kernel forgot one of its entries while it
+was read (readdir lists page by page, and the kernel may let go of the first page's entries before the
+last page comes). Names created through this mount are in the table the moment they exist, so they are found
 whatever the listing said.
 """
 
@@ -70,3 +72,22 @@ def lookup_source(
     if listable and directory.asked_by_name:
         return LookupSource.LIST_DIRECTORY
     return LookupSource.STAT_NAME
+
+
+def recorded_listing(
+    names: tuple[str, ...],
+    *,
+    started: float,
+    metadata_ttl_s: float,
+    negative_ttl_s: float,
+    all_held: bool,
+) -> DirectoryKnowledge:
+    """What a complete listing begun at ``started`` of the ``names`` (sorted) tells of its directory.
+    ``all_held``: whether the table still holds every one of them. When it does not, the kernel forgot
+    some while the listing was read, and the table dropped them before there was a listing to withdraw:
+    it then stands for nothing (lookups ask S3), as when such an entry is forgotten after the listing."""
+    if not all_held:
+        return DirectoryKnowledge(names=names)
+    return DirectoryKnowledge(
+        listed_until=started + metadata_ttl_s, absent_until=started + negative_ttl_s, names=names
+    )

@@ -43,7 +43,13 @@ from s3csi.fs.errors import fail, fuse_errors, repeats
 from s3csi.fs.holds import AttributeHolds
 from s3csi.fs.inodes import ROOT_INODE, Inode, InodeTable, Kind, State
 from s3csi.fs.listing import DirectoryRead, Entry, entry_order
-from s3csi.fs.lookups import LOOKUP_LIST_PAGES, DirectoryKnowledge, LookupSource, lookup_source
+from s3csi.fs.lookups import (
+    LOOKUP_LIST_PAGES,
+    DirectoryKnowledge,
+    LookupSource,
+    lookup_source,
+    recorded_listing,
+)
 from s3csi.fs.names import fits_in_key, is_visible_name
 from s3csi.fs.prefetch import PrefetchCounts, PrefetchPolicy
 from s3csi.fs.reader import ObjectReader
@@ -459,10 +465,12 @@ class S3Operations(pyfuse3.Operations):
             refreshed_since = stale.valid_until > started + self.settings.metadata_ttl_s
             if stale.state is State.REMOTE and stale.name not in names and not refreshed_since:
                 self.table.unlink(directory.ino, stale.name)
-        directory.listing = DirectoryKnowledge(
-            listed_until=started + self.settings.metadata_ttl_s,
-            absent_until=started + self.settings.negative_metadata_ttl_s,
-            names=tuple(sorted(names)),
+        directory.listing = recorded_listing(
+            tuple(sorted(names)),
+            started=started,
+            metadata_ttl_s=self.settings.metadata_ttl_s,
+            negative_ttl_s=self.settings.negative_metadata_ttl_s,
+            all_held=all(self.table.child(directory.ino, name) is not None for name in names),
         )
 
     def _mark_ancestors_remote(self, inode: Inode) -> None:
