@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import IO
 
 from s3csi.errors import NotFound, S3csiError
 from s3csi.kernel.mount import MountInfo, find_mount, unmount
@@ -80,19 +81,25 @@ def start_watcher(mountpoint: str) -> subprocess.Popen[bytes]:
 def announce(watcher: subprocess.Popen[bytes], mountpoint: str) -> None:
     """Tell the watcher the id of the mount just made at ``mountpoint``."""
     mount = find_mount(mountpoint)
-    assert watcher.stdin is not None
     if mount is not None:
-        watcher.stdin.write(f"{mount.mount_id}\n".encode("ascii"))
-        watcher.stdin.flush()
+        pipe = _pipe(watcher)
+        pipe.write(f"{mount.mount_id}\n".encode("ascii"))
+        pipe.flush()
 
 
 def stop_watcher(watcher: subprocess.Popen[bytes], wait_s: float = 2.0) -> None:
     """After the unmount: end of file tells the watcher, which finds the mount gone and exits (reaped here).
     Should the mount still be there, the watcher's probe waits for this process to end, then unmounts."""
-    assert watcher.stdin is not None
-    watcher.stdin.close()
+    _pipe(watcher).close()
     with contextlib.suppress(subprocess.TimeoutExpired):
         watcher.wait(timeout=wait_s)
+
+
+def _pipe(watcher: subprocess.Popen[bytes]) -> IO[bytes]:
+    # start_watcher gives every watcher a pipe; no assert in the file system (python -O drops them).
+    if watcher.stdin is None:
+        raise RuntimeError("the auto-unmount watcher was started without its pipe")
+    return watcher.stdin
 
 
 def _probe(mountpoint: str) -> int | None:
