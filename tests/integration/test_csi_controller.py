@@ -180,6 +180,8 @@ def test_other_controller_rpcs_are_unimplemented(driver: DriverProcess, method: 
         ({"parameters": {"provisioningMode": "prefix-per-volume"}}, "bucketName is required"),
         ({"parameters": {"authenticationSource": "magic"}}, "authenticationSource"),
         ({"parameters": {"fsUser": "-1"}}, "fsUser"),
+        ({"parameters": {"stagedWrites": "true"}}, "set the volume attribute cache"),
+        ({"parameters": {"cache": "tmpfs"}}, "volume attribute cache 'tmpfs'"),
         ({"capacity_range": csi_pb2.CapacityRange(required_bytes=-1)}, "negative"),
         (
             {"capacity_range": csi_pb2.CapacityRange(required_bytes=10, limit_bytes=5)},

@@ -150,6 +150,11 @@ def test_a_node_only_plugin_serves_no_controller(node: InProcessDriver) -> None:
         ({"volume_capability": capability(mount_flags=("--endpoint-url=http://evil",))}, "endpoint-url"),
         ({"volume_capability": capability(mount_flags=("uid=1;rm -rf /",))}, "uid"),
         ({"volume_capability": capability(volume_mount_group="-5")}, "volume_mount_group"),
+        ({"volume_context": {"bucketName": "data", "stagedWrites": "yes"}}, "stagedWrites 'yes'"),
+        (
+            {"volume_context": {"bucketName": "data", "stagedWrites": "true"}},
+            "set the volume attribute cache",
+        ),
     ],
 )
 def test_node_publish_refuses_invalid_requests(

@@ -71,6 +71,7 @@ def spec(
 ) -> PublishSpec:
     target = state / "kubelet" / "pods" / pod / "volumes" / "kubernetes.io~csi" / "pv" / "mount"
     target.parent.mkdir(parents=True, exist_ok=True)
+    context = VolumeContext.parse({"bucketName": bucket, **(attributes or {})})
     mount = effective_mount(
         PolicyInput(
             mount_flags=["allow-other", *flags],
@@ -79,13 +80,14 @@ def spec(
             volume_fs_user=None,
             readonly=False,
             access_mode=AccessMode.MULTI_NODE_MULTI_WRITER,
+            volume_staged_writes=context.staged_writes,
         )
     )
     return PublishSpec(
         volume_id=bucket,
         target_path=str(target),
         pv_name="pv",
-        context=VolumeContext.parse({"bucketName": bucket, **(attributes or {})}),
+        context=context,
         mount=mount,
         pod=PodInfo("default", pod, f"uid-{pod}", None),
     )
@@ -184,15 +186,22 @@ def test_a_cache_volume_holds_the_read_parts_of_its_mountpoint_pod(
     assert the_publisher.runtime.list() == []
 
 
+STAGED_WRITES_ASKED = {  # (attributes, mount options) of a PV with staged writes and a cache volume
+    "mount-option": ({"cache": "emptyDir"}, ("staged-writes", "allow-overwrite")),
+    "volume-attribute": ({"cache": "emptyDir", "stagedWrites": "true"}, ("allow-overwrite",)),
+}
+
+
+@pytest.mark.parametrize("asked", STAGED_WRITES_ASKED)
 def test_staged_writes_keep_their_copies_in_the_cache_volume(
-    state: Path, s3_server: EmbeddedS3Server, s3: Any, bucket: str
+    state: Path, s3_server: EmbeddedS3Server, s3: Any, bucket: str, asked: str
 ) -> None:
-    # A PV with staged-writes and a cache volume: an append through the published target reaches S3.
+    # Staged writes asked for by the mount option or by the volume attribute: an append through the
+    # published target reaches S3.
     s3.put_object(Bucket=bucket, Key="log.txt", Body=b"one\n")
     the_publisher = publisher(state, s3_server)
-    one = spec(
-        state, bucket, "p", attributes={"cache": "emptyDir"}, flags=("staged-writes", "allow-overwrite")
-    )
+    attributes, flags = STAGED_WRITES_ASKED[asked]
+    one = spec(state, bucket, "p", attributes=attributes, flags=flags)
     asyncio.run(the_publisher.publish(one))
     with open(f"{one.target_path}/log.txt", "a") as file:
         file.write("two\n")

@@ -28,6 +28,15 @@ from packaging.version import Version
 from s3csi.cli import build_parser
 from s3csi.csi.main import build_settings as build_driver_settings
 from s3csi.podmounter.podspec import MountpointPodSettings, mountpoint_namespace, mountpoint_pod
+from s3csi.provisioning.plan import CapacityRange, plan_volume
+from s3csi.volume.context import VolumeContext
+from s3csi.volume.policy import (
+    AccessMode,
+    PolicyInput,
+    check_bucket_type,
+    check_staging_cache,
+    effective_mount,
+)
 from tests.helm_support import CHART, NAMESPACE, ROOT, Obj, find, render, render_text
 from tests.helm_support import objects as _objects
 from tests.pod_security_support import violations
@@ -341,6 +350,31 @@ def test_examples_name_the_charts_driver_and_claims_that_exist() -> None:
             for volume in obj["spec"]["volumes"]:
                 assert volume["persistentVolumeClaim"]["claimName"] in claims
             assert violations(obj) == [], obj["metadata"]["name"]
+
+
+def test_examples_are_accepted_by_the_drivers_own_checks() -> None:
+    # What NodePublishVolume and CreateVolume would decide for each example: no example is refused.
+    for obj in _examples():
+        if obj["kind"] == "PersistentVolume":
+            volume = VolumeContext.parse(obj["spec"]["csi"]["volumeAttributes"])
+            mode = {"ReadWriteMany": AccessMode.MULTI_NODE_MULTI_WRITER}.get(
+                obj["spec"]["accessModes"][0], AccessMode.MULTI_NODE_READER_ONLY
+            )
+            mount = effective_mount(
+                PolicyInput(
+                    obj["spec"].get("mountOptions", ()),
+                    "1001",
+                    None,
+                    volume.fs_user,
+                    False,
+                    mode,
+                    volume.staged_writes,
+                )
+            )
+            check_staging_cache(mount, volume.cache)
+            check_bucket_type(mount, volume.bucket_name)
+        if obj["kind"] == "StorageClass":
+            plan_volume("pvc-1", obj.get("parameters") or {}, CapacityRange())
 
 
 # -- one source: the chart against the other copies ----------------------------------------------------------

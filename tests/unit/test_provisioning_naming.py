@@ -132,6 +132,17 @@ def test_ids_this_driver_cannot_have_made_parse_to_none(text: str) -> None:
                 "mountpointContainerResourcesLimitsMemory": "2Gi",
             },
         ),
+        (  # and so do the cache volume and staged writes, which needs it
+            {"cache": "emptyDir", "cacheEmptyDirSizeLimit": "1Gi", "stagedWrites": "true"},
+            "bucket:{b}",
+            {
+                "bucketName": "{b}",
+                "authenticationSource": "driver",
+                "cache": "emptyDir",
+                "cacheEmptyDirSizeLimit": "1Gi",
+                "stagedWrites": "true",
+            },
+        ),
     ],
 )
 def test_plans(parameters: dict[str, str], volume_id: str, context: dict[str, str]) -> None:

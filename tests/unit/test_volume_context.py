@@ -158,6 +158,16 @@ VALID = [
         VolumeContext("bkt", "", AuthenticationSource.DRIVER, None, None, None),
         id="mountpoint-pod-resources-empty-is-unset",
     ),
+    pytest.param(
+        {"bucketName": "bkt", "stagedWrites": "true"},
+        VolumeContext("bkt", "", AuthenticationSource.DRIVER, None, None, None, staged_writes=True),
+        id="staged-writes-on",
+    ),
+    pytest.param(
+        {"bucketName": "bkt", "stagedWrites": "false"},
+        VolumeContext("bkt", "", AuthenticationSource.DRIVER, None, None, None),
+        id="staged-writes-off",
+    ),
 ]
 
 
@@ -267,6 +277,16 @@ INVALID = [
         {"bucketName": "bkt", "mountpointContainerResourcesLimitsCpu": "1.5"},
         "volume attribute mountpointContainerResourcesLimitsCpu: CPU quantity '1.5'",
         id="mountpoint-pod-cpu-limit-fraction",
+    ),
+    pytest.param(
+        {"bucketName": "bkt", "stagedWrites": "yes"},
+        'volume attribute stagedWrites \'yes\' must be "true" or "false"',
+        id="staged-writes-not-a-boolean",
+    ),
+    pytest.param(
+        {"bucketName": "bkt", "stagedWrites": "True"},
+        "volume attribute stagedWrites 'True' must be",
+        id="staged-writes-capitalised",
     ),
 ]
 
@@ -415,13 +435,7 @@ def test_invalid_cache_attributes_are_named(attributes: dict[str, str], message:
 
 def test_cache_attribute_names() -> None:
     # Named as AWS's Mountpoint S3 CSI driver names them: its PVs keep their meaning here.
-    assert (
-        context.CACHE,
-        context.CACHE_EMPTY_DIR_SIZE_LIMIT,
-        context.CACHE_EMPTY_DIR_MEDIUM,
-        context.CACHE_EPHEMERAL_STORAGE_CLASS_NAME,
-        context.CACHE_EPHEMERAL_STORAGE_RESOURCE_REQUEST,
-    ) == (
+    assert context.CACHE_ATTRIBUTES == (
         "cache",
         "cacheEmptyDirSizeLimit",
         "cacheEmptyDirMedium",

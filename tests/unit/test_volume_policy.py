@@ -38,6 +38,7 @@ def request(
     volume_fs_user: int | None = None,
     readonly: bool = False,
     access_mode: AccessMode = RWX,
+    staged_writes: bool = False,
 ) -> PolicyInput:
     return PolicyInput(
         mount_flags=mount_flags,
@@ -46,6 +47,7 @@ def request(
         volume_fs_user=volume_fs_user,
         readonly=readonly,
         access_mode=access_mode,
+        volume_staged_writes=staged_writes,
     )
 
 
@@ -355,6 +357,7 @@ _REQUESTS = st.builds(
     volume_fs_user=st.one_of(st.none(), _IDS),
     readonly=st.booleans(),
     access_mode=st.sampled_from(sorted(SUPPORTED_ACCESS_MODES, key=lambda mode: mode.value)),
+    volume_staged_writes=st.booleans(),
 )
 
 
@@ -365,7 +368,8 @@ def _kms_key_without_kms_sse(policy_input: PolicyInput) -> bool:
 
 def _staged_size_without_staged_writes(policy_input: PolicyInput) -> bool:
     options = MountOptions.parse(policy_input.mount_flags)
-    return options.has("max-staged-file-size") and not options.has("staged-writes")
+    staged = options.has("staged-writes") or policy_input.volume_staged_writes
+    return options.has("max-staged-file-size") and not staged
 
 
 @given(_REQUESTS)
@@ -413,17 +417,39 @@ def test_every_effective_mount_is_accepted_by_s3csi_mount(policy_input: PolicyIn
 
 
 @pytest.mark.parametrize(
-    ("flags", "cache", "refused"),
+    ("policy_input", "expected"),
     [
-        (("staged-writes",), None, True),
-        (("staged-writes",), CacheVolume(CacheType.EMPTY_DIR), False),
-        ((), None, False),
+        (request(staged_writes=True), ("--allow-root", "--staged-writes")),
+        (request("staged-writes", staged_writes=True), ("--allow-root", "--staged-writes")),
+        (
+            request("max-staged-file-size=64", staged_writes=True),
+            ("--allow-root", "--max-staged-file-size=64", "--staged-writes"),
+        ),
+        # Read-only wins over the attribute, as over the mount option.
+        (request(staged_writes=True, readonly=True), ("--allow-root", "--read-only")),
+        (request(staged_writes=False), ("--allow-root",)),
+    ],
+)
+def test_the_staged_writes_attribute_turns_the_option_on(
+    policy_input: PolicyInput, expected: tuple[str, ...]
+) -> None:
+    assert effective_mount(policy_input).args == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "attribute", "cache", "refused"),
+    [
+        (("staged-writes",), False, None, True),
+        ((), True, None, True),
+        (("staged-writes",), False, CacheVolume(CacheType.EMPTY_DIR), False),
+        ((), True, CacheVolume(CacheType.EMPTY_DIR), False),
+        ((), False, None, False),
     ],
 )
 def test_staged_writes_need_a_cache_volume(
-    flags: tuple[str, ...], cache: CacheVolume | None, refused: bool
+    flags: tuple[str, ...], attribute: bool, cache: CacheVolume | None, refused: bool
 ) -> None:
-    mount = effective_mount(request(*flags))
+    mount = effective_mount(request(*flags, staged_writes=attribute))
     if refused:
         with pytest.raises(InvalidArgument, match="set the volume attribute cache"):
             check_staging_cache(mount, cache)

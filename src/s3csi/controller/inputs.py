@@ -222,6 +222,7 @@ def sharing_inputs(
             volume_fs_user=context.fs_user,
             readonly=read_only or bool(csi.get("readOnly")),
             access_mode=access_mode(pv),
+            volume_staged_writes=context.staged_writes,
         )
     )
     check_staging_cache(mount, context.cache)

@@ -53,6 +53,7 @@ def check_mount_options(capabilities: tuple[MountCapability, ...], volume: Volum
                     volume_fs_user=volume.fs_user,
                     readonly=False,
                     access_mode=capability.access_mode,
+                    volume_staged_writes=volume.staged_writes,
                 )
             )
             check_staging_cache(mount, volume.cache)

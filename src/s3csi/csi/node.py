@@ -71,6 +71,7 @@ def publish_spec(
             volume_fs_user=context.fs_user,
             readonly=request.readonly,
             access_mode=capability.access_mode,
+            volume_staged_writes=context.staged_writes,
         )
     )
     check_staging_cache(mount, context.cache)

@@ -31,6 +31,8 @@ _ATTRIBUTES = (
     context.FS_USER,
     context.ROLE_ARN,
     *context.MOUNTPOINT_CONTAINER_RESOURCES_ATTRIBUTES,
+    *context.CACHE_ATTRIBUTES,
+    context.STAGED_WRITES,
 )
 MARKER_PREFIX = ".s3csi-volumes/"
 """Where each volume's record lives in its bucket: ``.s3csi-volumes/<bucket or leaf>.json``."""

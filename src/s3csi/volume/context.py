@@ -26,6 +26,9 @@ AUTHENTICATION_SOURCE = "authenticationSource"
 STS_REGION = "stsRegion"
 FS_USER = "fsUser"
 ROLE_ARN = "roleArn"
+# "true": the mount takes appends, writes at any offset, truncation and read-write opens through a local copy
+# in the cache volume (the mount option --staged-writes; docs/filesystem.md#staged-writes).
+STAGED_WRITES = "stagedWrites"
 # The Mountpoint Pod's container resources, overriding the controller's measured defaults
 # (docs/kubernetes.md#the-mountpoint-pod); named as AWS's Mountpoint S3 CSI driver names them, so its PVs
 # and StorageClasses keep their meaning. Only `--runtime kubernetes` applies them.
@@ -47,6 +50,13 @@ CACHE_EMPTY_DIR_SIZE_LIMIT = "cacheEmptyDirSizeLimit"
 CACHE_EMPTY_DIR_MEDIUM = "cacheEmptyDirMedium"
 CACHE_EPHEMERAL_STORAGE_CLASS_NAME = "cacheEphemeralStorageClassName"
 CACHE_EPHEMERAL_STORAGE_RESOURCE_REQUEST = "cacheEphemeralStorageResourceRequest"
+CACHE_ATTRIBUTES = (
+    CACHE,
+    CACHE_EMPTY_DIR_SIZE_LIMIT,
+    CACHE_EMPTY_DIR_MEDIUM,
+    CACHE_EPHEMERAL_STORAGE_CLASS_NAME,
+    CACHE_EPHEMERAL_STORAGE_RESOURCE_REQUEST,
+)
 CACHE_MEDIUM_MEMORY = "Memory"
 MIN_CACHE_SIZE = 64 * 2**20
 """The smallest cache size accepted: a few read parts (8 MiB each by default)."""
@@ -121,6 +131,16 @@ def _optional(volume_context: Mapping[str, str], key: str) -> str | None:
     """An attribute's value; an empty string counts as absent, as Kubernetes writes unset strings."""
     value = volume_context.get(key, "")
     return value or None
+
+
+def _switch(volume_context: Mapping[str, str], key: str) -> bool:
+    """A yes/no attribute: "true" or "false" (absent: false), as Kubernetes writes booleans."""
+    value = _optional(volume_context, key)
+    if value is None or value == "false":
+        return False
+    if value == "true":
+        return True
+    raise InvalidArgument(f'volume attribute {key} {value[:80]!r} must be "true" or "false"')
 
 
 def _quantity(volume_context: Mapping[str, str], key: str, parse: Callable[[str], int]) -> str | None:
@@ -256,6 +276,7 @@ class VolumeContext:
     mountpoint_pod_cpu_limit: str | None = None
     """The ``mountpointContainerResources*`` attributes as given (validated quantities); None where unset."""
     cache: CacheVolume | None = None
+    staged_writes: bool = False
 
     def mountpoint_pod_resource_attributes(self) -> list[str]:
         """The names of the ``mountpointContainerResources*`` attributes this volume sets."""
@@ -328,6 +349,7 @@ class VolumeContext:
             mountpoint_pod_memory_limit=memory_limit,
             mountpoint_pod_cpu_limit=cpu_limit,
             cache=CacheVolume.parse(volume_context),
+            staged_writes=_switch(volume_context, STAGED_WRITES),
         )
 
     def to_volume_context(self) -> dict[str, str]:
@@ -352,4 +374,6 @@ class VolumeContext:
                 attributes[key] = value
         if self.cache is not None:
             attributes.update(self.cache.to_volume_context())
+        if self.staged_writes:
+            attributes[STAGED_WRITES] = "true"
         return attributes

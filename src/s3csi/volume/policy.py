@@ -5,7 +5,8 @@ mount-s3 argument list. The rules, in the order they apply:
 
 1. The access mode must be one s3csi supports (:data:`SUPPORTED_ACCESS_MODES`), and options that only work
    together must come together (``--sse-kms-key-id`` needs ``--sse=aws:kms`` or ``--sse=aws:kms:dsse``;
-   ``--max-staged-file-size`` needs ``--staged-writes``, whose ``--cache`` directory the driver gives).
+   ``--max-staged-file-size`` needs ``--staged-writes`` — a mount option, or the volume attribute
+   ``stagedWrites: "true"`` — whose ``--cache`` directory the driver gives).
 2. **fsGroup** (kubelet's ``volume_mount_group``) *overrides* ``--gid`` (the pod-level intent wins) and
    adds ``--allow-other`` when absent; ``--uid`` is untouched.
 3. **fsUser** (the pod annotation ``s3csi.io/fs-user``, else the volume attribute ``fsUser``; the pod's
@@ -38,7 +39,7 @@ from enum import Enum
 
 from s3csi.errors import InvalidArgument
 from s3csi.mountflags import KMS_SSE_TYPES, MAX_ID, ValueKind, is_directory_bucket
-from s3csi.volume.context import CACHE, FS_USER, FS_USER_ANNOTATION, CacheVolume
+from s3csi.volume.context import CACHE, FS_USER, FS_USER_ANNOTATION, STAGED_WRITES, CacheVolume
 from s3csi.volume.options import MountOptions, parse_id
 
 
@@ -114,6 +115,8 @@ class PolicyInput:
     readonly: bool
     """NodePublishVolumeRequest.readonly."""
     access_mode: AccessMode
+    volume_staged_writes: bool = False
+    """``VolumeContext.staged_writes``: the volume attribute that turns ``--staged-writes`` on."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,8 @@ def effective_mount(request: PolicyInput) -> EffectiveMount:
     if request.access_mode not in SUPPORTED_ACCESS_MODES:
         raise InvalidArgument(f"volume capability access mode {request.access_mode.name} is not supported")
     options = MountOptions.parse(request.mount_flags)
+    if request.volume_staged_writes:
+        options = options.set_if_absent("staged-writes")
     if options.has("sse-kms-key-id") and options.get("sse") not in KMS_SSE_TYPES:
         raise InvalidArgument("mount option --sse-kms-key-id needs --sse=aws:kms or --sse=aws:kms:dsse")
     if options.has("max-staged-file-size") and not options.has("staged-writes"):
@@ -219,6 +224,7 @@ def check_staging_cache(mount: EffectiveMount, cache: CacheVolume | None) -> Non
     which a volume cannot name): InvalidArgument naming the attribute when the volume asks for none."""
     if cache is None and MountOptions.parse(mount.args).has("staged-writes"):
         raise InvalidArgument(
-            "mount option --staged-writes keeps its copies in the Mountpoint Pod's cache volume: set the "
-            f"volume attribute {CACHE} (docs/kubernetes.md#the-cache-volume)"
+            f"--staged-writes (mount option, or volume attribute {STAGED_WRITES}) keeps its copies in the "
+            f"Mountpoint Pod's cache volume: set the volume attribute {CACHE} "
+            "(docs/kubernetes.md#the-cache-volume)"
         )
