@@ -59,8 +59,9 @@ class CertificateAuthority:
         path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return cls(key=key, cert=cert, path=path)
 
-    def issue(self, cert_path: Path, key_path: Path) -> int:
-        """A server certificate for localhost/127.0.0.1, written atomically (as a Secret volume swaps files).
+    def issue(self, cert_path: Path, key_path: Path, host_name: str = "localhost") -> int:
+        """A server certificate for ``host_name`` and 127.0.0.1, written atomically (as a Secret volume swaps
+        files).
 
         Returns its serial number.
         """
@@ -77,7 +78,7 @@ class CertificateAuthority:
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(
                 x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                    [x509.DNSName(host_name), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
                 ),
                 critical=False,
             )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import re
 import socket
 import ssl
@@ -22,14 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from s3csi.demo.s3server import EmbeddedS3Server
 from s3csi.s3 import Credentials, S3Client, S3Settings, StaticCredentials
 from s3csi.s3.checksums import crc32c_header
+from tests.admission_support import CertificateAuthority
 from tests.integration.fs_helpers import RecordingProxy, is_mounted, mount_env, run_mount_command
 from tests.polling import wait_until
 
@@ -162,10 +158,10 @@ class _TlsFront:
     by a throw-away CA: the Outposts endpoint rules always ask for https."""
 
     def __init__(self, upstream: tuple[str, int], host_name: str, directory: Path) -> None:
-        self.ca_bundle = directory / "ca.pem"
+        authority = CertificateAuthority.create(directory)
+        self.ca_bundle = authority.path
         certificate, key = directory / "cert.pem", directory / "key.pem"
-        _self_signed(host_name, certificate, key)
-        self.ca_bundle.write_bytes(certificate.read_bytes())
+        authority.issue(certificate, key, host_name)
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._context.load_cert_chain(certificate, key)
         self._upstream = upstream
@@ -205,30 +201,6 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
         for end in (source, sink):
             with contextlib.suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)
-
-
-def _self_signed(host_name: str, certificate: Path, key_path: Path) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host_name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    certificate.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
 
 
 def test_an_outposts_access_point_arn_is_signed_for_s3_outposts(

@@ -18,6 +18,8 @@ from s3csi.fs.metrics import (
     errno_name,
     error_class,
 )
+from s3csi.fs.session import metrics_summary
+from s3csi.s3.errors import make_error
 
 
 @pytest.mark.parametrize(
@@ -97,3 +99,26 @@ def test_the_registry_exports_each_family_in_the_text_format() -> None:
     download = (("direction", "download"), ("volume_id", "vol-1"))
     assert samples["s3csi_s3_transferred_bytes_total", download] == 4096
     assert samples["process_resident_memory_bytes", ()] > 0
+
+
+def test_log_metrics_summarises_the_s3_counts_of_the_metrics() -> None:
+    metrics = MounterMetrics("vol-1")
+    assert (
+        metrics_summary(metrics.s3_counts())
+        == "metrics: requests none; failures none; sent 0 B; received 0 B"
+    )
+    metrics.succeeded("GetObject", 0.002, 0.3, 0, 4096)
+    metrics.succeeded("ListObjectsV2", 0.001, 0.002, 0, 900)  # not object data
+    metrics.succeeded("PutObject", 0.001, 0.002, 5, 0)
+    failures = [
+        ("HeadObject", "NoSuchKey", 404),
+        ("GetObject", "SlowDown", 503),
+        ("GetObject", "Timeout", None),
+    ]
+    for operation, code, status in failures:
+        error = make_error(operation, code=code, message="", status=status, bucket="b", key="k")
+        metrics.failed(operation, error, 0.001)
+    assert metrics_summary(metrics.s3_counts()) == (
+        "metrics: requests GetObject=3 HeadObject=1 ListObjectsV2=1 PutObject=1;"
+        " failures GetObject=2 HeadObject=1; sent 5 B; received 4096 B"
+    )

@@ -5,8 +5,10 @@ One mount per process, so every series carries the same ``volume_id``; every lab
 set (FUSE operation names, errno names, S3 API names, error classes), never from a file name or an object key.
 
 The cost per request is a clock read and a few additions: the label children are bound once (an error's
-child on its first occurrence), the FUSE handlers are wrapped only when metrics are on, and the read-ahead
-counts and open files are read when Prometheus scrapes (``bench/metrics_cost.py`` measures the whole cost).
+child on its first occurrence), the FUSE handlers are wrapped only when the metrics endpoint is on, and the
+read-ahead counts and open files are read when Prometheus scrapes (``bench/metrics_cost.py`` measures the
+whole cost). The S3 counts are also what ``--log-metrics`` logs (:meth:`MounterMetrics.s3_counts`): the S3
+client counts its requests in this one place.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import errno
 import itertools
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pyfuse3
@@ -140,6 +143,18 @@ def default_volume_id(bucket: str, prefix: str) -> str:
 Handler = Callable[..., Coroutine[Any, Any, Any]]
 
 
+@dataclass(frozen=True)
+class S3Counts:
+    """The S3 requests counted so far (``--log-metrics``'s summary): the numbers behind
+    ``s3csi_s3_requests_total``, ``s3csi_s3_request_errors_total`` and
+    ``s3csi_s3_transferred_bytes_total``."""
+
+    requests: Mapping[str, int]  # by operation; each retry is one
+    failures: Mapping[str, int]  # by operation, whatever the error class
+    sent: int  # object bytes sent (PutObject, UploadPart)
+    received: int  # object bytes received (GetObject)
+
+
 class Count:
     """A counter's value. Updated on the event loop only, and read there by the endpoint: no lock."""
 
@@ -213,7 +228,8 @@ class MounterMetrics:
     """The metrics of one mount, in a registry of their own (with the ``process_*`` metrics).
 
     :meth:`measure` wraps a file system's FUSE handlers; the object is the S3 client's request observer
-    (``s3.observer.RequestObserver``); :meth:`watch` exposes a file system's read-ahead counts and open files.
+    (``s3.observer.RequestObserver``); :meth:`watch` exposes a file system's read-ahead counts and open files;
+    :meth:`s3_counts` reads the S3 counts back (``--log-metrics``).
 
     The values are plain numbers rather than the Prometheus client's own metric objects: those take a lock
     and walk the buckets in Python on every update, several microseconds per FUSE request. Everything here
@@ -358,6 +374,17 @@ class MounterMetrics:
         total.observe(total_s)
         kind = error_class(error.code, error.status)
         errors.child(kind, kind).inc()
+
+    def s3_counts(self) -> S3Counts:
+        failures: dict[str, int] = {}
+        for (_, operation, _), count in list(self.s3_errors.children.items()):
+            failures[operation] = failures.get(operation, 0) + int(count.value)
+        return S3Counts(
+            requests={operation: int(found[0].value) for operation, found in list(self._s3_children.items())},
+            failures=failures,
+            sent=int(self._uploaded.value),
+            received=int(self._downloaded.value),
+        )
 
     # ---- state read when scraped ------------------------------------------------------------------------
 

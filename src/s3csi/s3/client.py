@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import hashlib
 import logging
 import os
@@ -119,7 +118,7 @@ class S3Client:
         observer: RequestObserver | None = None,
     ) -> None:
         self.settings = settings
-        # Told of every request sent (s3/observer.py): the mounter's metrics.
+        # Told of every request sent (s3/observer.py): the mounter's metrics, which --log-metrics reads too.
         self.observer = observer
         self._endpoint_inputs = EndpointInputs(
             region=settings.region,
@@ -140,11 +139,6 @@ class S3Client:
             self._common_headers["x-amz-expected-bucket-owner"] = settings.expected_bucket_owner
         # --upload-checksums crc32c: the parts' checksums of each upload created with them, by upload id.
         self._part_checksums: dict[str, dict[int, str]] = {}
-        # Requests sent and failed, by operation, and bytes sent and received (--log-metrics).
-        self.requests: collections.Counter[str] = collections.Counter()
-        self.failures: collections.Counter[str] = collections.Counter()
-        self.bytes_sent = 0
-        self.bytes_received = 0
         self._credentials: CredentialProvider | None = None
         if not settings.no_sign_request:
             self._credentials = credentials or default_credential_provider(os.environ)
@@ -701,8 +695,6 @@ class S3Client:
         except S3csiError as exc:
             # A file that cannot be read, no keys, STS down: this request's failure, like any other.
             raise credentials_error(operation, exc, bucket=bucket, key=key) from exc
-        self.requests[operation] += 1
-        self.bytes_sent += len(body)
         data: bytes | bytearray
         try:
             if into_buffer:
@@ -720,13 +712,9 @@ class S3Client:
                     status, response_headers = response.status, response.headers
         except (http1.HttpError, aiohttp.ClientError, TimeoutError) as exc:
             code, message = _below_http(exc, self.settings.request_timeout_s)
-            self.failures[operation] += 1
             raise make_error(
                 operation, code=code, message=message, status=None, bucket=bucket, key=key
             ) from exc
-        self.bytes_received += len(data)
-        if status not in ok:
-            self.failures[operation] += 1
         if status in ok:
             error = wire.parse_error(data) if error_in_200 else None
             if error is None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -42,8 +41,6 @@ SIGV4 = "sigv4"
 SIGV4_S3EXPRESS = "sigv4-s3express"
 SIGV4A = "sigv4a"
 S3EXPRESS_SIGNING_NAME = "s3express"
-
-_DIRECTORY_BUCKET = re.compile(r".+--[a-z0-9-]+--x-s3")
 
 
 @dataclass(frozen=True)
@@ -138,10 +135,6 @@ def resolve(bucket: str, inputs: EndpointInputs) -> ResolvedEndpoint:
         auth_scheme=auth_scheme,
         bucket_type=bucket_type,
     )
-
-
-def looks_like_directory_bucket(bucket: str) -> bool:
-    return _DIRECTORY_BUCKET.fullmatch(bucket) is not None
 
 
 def _auth(bucket: str, scheme: str, properties: Mapping[str, Any]) -> tuple[str, str, str, str]:
