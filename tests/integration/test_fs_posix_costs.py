@@ -226,3 +226,25 @@ def test_a_listing_costs_one_request_per_thousand_names(
         proxy.reset()
         assert len(os.listdir(fs.path / "big")) == 1001
         assert kinds(proxy) == ["LIST", "LIST"]
+
+
+def test_renames_in_a_row_leave_only_the_new_names_and_share_their_deletes(
+    s3_server: EmbeddedS3Server, s3: Any, bucket: str, proxy: RecordingProxy
+) -> None:
+    """Each rename copies; the old names go in DeleteObjects batches (or single DELETEs), one key each."""
+    count = 30
+    for index in range(count):
+        s3.put_object(Bucket=bucket, Key=f"moved/.t{index:02d}", Body=SMALL)
+    with mounted(s3_server, bucket, "--endpoint-url", proxy.endpoint_url, *FLAGS) as fs:
+        names = sorted(os.listdir(fs.path / "moved"))
+        proxy.reset()
+        for name in names:
+            os.rename(fs.path / "moved" / name, fs.path / "moved" / name.removeprefix("."))
+        # A listing that asks S3 waits for every delete under it.
+        fs.path.joinpath("moved").stat()
+        assert sorted(os.listdir(fs.path / "moved")) == [name.removeprefix(".") for name in names]
+        requests = kinds(proxy)
+    deletes = [kind for kind in requests if kind in ("DELETE", "POST")]
+    assert requests.count("COPY") == count and 1 <= len(deletes) <= count
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="moved/")["Contents"]
+    assert sorted(entry["Key"] for entry in listed) == [f"moved/t{index:02d}" for index in range(count)]

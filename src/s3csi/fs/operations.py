@@ -16,7 +16,7 @@ import math
 import os
 import stat
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +65,7 @@ from s3csi.fs.staging import (
     within_limit,
 )
 from s3csi.fs.writer import ObjectWriter, flush_deadline
-from s3csi.s3.client import ObjectInfo, S3Client, WriteOptions
+from s3csi.s3.client import MAX_DELETE_BATCH, ObjectInfo, S3Client, WriteOptions
 from s3csi.s3.errors import S3Error
 from s3csi.tasks import background
 
@@ -140,7 +140,7 @@ class S3Operations(pyfuse3.Operations):
         # Keys whose held times or mode could not be stored (reported again at unmount).
         self._unstored: list[str] = []
         # A rename's delete of the old key, finishing in the background (s3csi.fs.deletes).
-        self.deletes = PendingDeletes()
+        self.deletes = PendingDeletes(self._delete_keys, batch_size=MAX_DELETE_BATCH)
         self._next_fh = 1
         # Called when the kernel's INIT arrives, just before libfuse answers it.
         self.on_init: Callable[[], object] | None = None
@@ -1335,9 +1335,7 @@ class S3Operations(pyfuse3.Operations):
         # finishes after rename returns; what could see the old key waits for it (s3csi.fs.deletes).
         await self.deletes.settled(new_key)
         etag, metadata = await self._copy_for_rename(source, new_key)
-        self.deletes.start(
-            source.key, self._delete_call(source.key), f"s3://{self.settings.bucket}/{source.key}"
-        )
+        self.deletes.start(source.key, f"s3://{self.settings.bucket}/{source.key}")
         self.table.move(source, new_parent.ino, new_name)
         # The copy is known as this mount made it, so the lookup of the new name asks S3 nothing.
         source.etag, source.mtime_ns, source.valid_until = etag, time.time_ns(), self._expiry()
@@ -1347,12 +1345,27 @@ class S3Operations(pyfuse3.Operations):
             source.stored, source.stored_for, source.metadata = decode(metadata), (etag, None), metadata
         self._mark_ancestors_remote(source)
 
-    def _delete_call(self, key: str) -> Callable[[], Awaitable[None]]:
-        async def delete() -> None:
+    async def _delete_keys(self, keys: list[str]) -> dict[str, str]:
+        """The old keys of renames (s3csi.fs.deletes): one DeleteObjects for several keys of a
+        general-purpose bucket, else one DeleteObject each; why, for each key S3 did not delete."""
+        if len(keys) > 1 and self.ordered_listings:
             async with self.requests:
-                await self.client.delete_object(self.settings.bucket, key)
+                failed = await self.client.delete_batch(self.settings.bucket, keys)
+            return {failure.key: f"{failure.code}: {failure.message}" for failure in failed}
+        # A directory bucket gets one DeleteObject per key: DeleteObjects there is not tested against its
+        # stand-in (tests/integration/express_support.py), and its checksum rules differ.
+        results = await asyncio.gather(*(self._delete_one(key) for key in keys), return_exceptions=True)
+        failures: dict[str, str] = {}
+        for key, result in zip(keys, results, strict=True):
+            if isinstance(result, S3Error):
+                failures[key] = str(result)
+            elif isinstance(result, BaseException):
+                raise result
+        return failures
 
-        return delete
+    async def _delete_one(self, key: str) -> None:
+        async with self.requests:
+            await self.client.delete_object(self.settings.bucket, key)
 
     async def _copy_for_rename(self, source: Inode, new_key: str) -> tuple[str, Mapping[str, str] | None]:
         """The first half of a rename: ``source``'s object copied to ``new_key``, without asking S3 for

@@ -493,17 +493,24 @@ class S3Client:
         """Succeeds for a key that does not exist, as S3 does."""
         await self._call("DeleteObject", "DELETE", bucket, key, ok=(204, 200))
 
+    async def delete_batch(self, bucket: str, keys: Sequence[str]) -> list[wire.DeleteFailure]:
+        """One DeleteObjects of at most :data:`MAX_DELETE_BATCH` keys; the keys S3 did not delete, and
+        why (an empty list when it deleted them all; keys that do not exist count as deleted)."""
+        if len(keys) > MAX_DELETE_BATCH:
+            raise InvalidArgument(f"DeleteObjects takes at most {MAX_DELETE_BATCH} keys, not {len(keys)}")
+        body = wire.delete_objects_body(keys)
+        headers = {"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()}
+        response = await self._call(
+            "DeleteObjects", "POST", bucket, params={"delete": None}, headers=headers, body=body
+        )
+        return self._parsed("DeleteObjects", bucket, None, wire.parse_delete_failures, response.body)
+
     async def delete_objects(self, bucket: str, keys: Sequence[str]) -> None:
         """Delete in batches of 1000, every batch even after a failure; then raise naming the first
         key that could not be deleted."""
         failures: list[wire.DeleteFailure] = []
         for first in range(0, len(keys), MAX_DELETE_BATCH):
-            body = wire.delete_objects_body(keys[first : first + MAX_DELETE_BATCH])
-            headers = {"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()}
-            response = await self._call(
-                "DeleteObjects", "POST", bucket, params={"delete": None}, headers=headers, body=body
-            )
-            failures += self._parsed("DeleteObjects", bucket, None, wire.parse_delete_failures, response.body)
+            failures += await self.delete_batch(bucket, keys[first : first + MAX_DELETE_BATCH])
         if failures:
             first_failure = failures[0]
             raise make_error(
