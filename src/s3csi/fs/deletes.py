@@ -66,7 +66,8 @@ class PendingDeletes:
         batch: list[_Delete] = []
         try:
             while self._queued:
-                await asyncio.sleep(self._linger_s)
+                if len(self._queued) < self._batch_size:
+                    await asyncio.sleep(self._linger_s)  # a full batch goes at once
                 batch, self._queued = self._queued[: self._batch_size], self._queued[self._batch_size :]
                 try:
                     failures = await self._delete([pending.key for pending in batch])
