@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from s3csi.csi.settings import driver_s3_settings
 from s3csi.s3.region import Redirect, detected_region, on_redirect
 from s3csi.s3.settings import S3Settings
 
@@ -108,3 +109,19 @@ def test_a_region_is_detected_only_when_none_was_given(
 def test_settings_built_directly_keep_their_region() -> None:
     assert S3Settings().detect_region is False
     assert S3Settings(region="eu-west-1").detect_region is False
+
+
+@pytest.mark.parametrize(
+    ("env", "flag", "detect"),
+    [
+        ({}, None, True),
+        ({"AWS_REGION": "eu-west-1"}, None, False),
+        ({}, "eu-west-1", False),
+    ],
+)
+def test_the_controller_follows_s3_when_the_driver_has_no_region(
+    env: dict[str, str], flag: str | None, detect: bool
+) -> None:
+    """CreateVolume and DeleteVolume use the driver's settings (--s3-region, AWS_REGION)."""
+    settings = driver_s3_settings(env, region=flag, endpoint_url="http://127.0.0.1:9000")
+    assert settings.detect_region is detect
