@@ -225,7 +225,10 @@ FLAGS: tuple[FlagSpec, ...] = (
         default_help="the whole bucket",
     ),
     FlagSpec(
-        "region", ValueKind.REGION, "AWS region of the bucket", default_help="AWS_REGION, else us-east-1"
+        "region",
+        ValueKind.REGION,
+        "AWS region of the bucket",
+        default_help="AWS_REGION, else auto-detect (the instance's region, then the bucket's from S3)",
     ),
     FlagSpec(
         "endpoint-url",

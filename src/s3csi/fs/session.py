@@ -32,6 +32,7 @@ from s3csi.metrics.endpoint import serving
 from s3csi.mountflags import METRICS_LOG_INTERVAL_S
 from s3csi.s3.client import S3Client
 from s3csi.s3.credentials import default_credential_provider
+from s3csi.s3.region import starting_region
 from s3csi.s3.settings import S3Settings
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,8 @@ async def _serve(
     watched: str | None,
     metrics: MounterMetrics | None = None,
 ) -> int:
-    s3 = s3_settings(settings, env)
+    # No region given: the instance's (IMDS, on AWS), else us-east-1; the client follows S3 to the bucket's.
+    s3 = await starting_region(s3_settings(settings, env), env)
     client = S3Client(
         s3,
         None if s3.no_sign_request else default_credential_provider(credentials_env(settings, env)),

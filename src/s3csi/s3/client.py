@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import logging
 import os
@@ -45,6 +46,7 @@ from s3csi.s3.errors import (
 )
 from s3csi.s3.express import ExpressSessions, MalformedSession, parse_create_session, refused_session
 from s3csi.s3.observer import RequestObserver
+from s3csi.s3.region import Redirect, detected_region, on_redirect
 from s3csi.s3.retry import Idempotency, backoff_delay, is_transient, should_retry
 from s3csi.s3.settings import DEFAULT_REGION, S3Settings
 from s3csi.s3.signing import payload_hash, sign
@@ -131,6 +133,8 @@ class S3Client:
         )
         # Each bucket's endpoint, resolved by the S3 endpoint rules on its first request (s3/endpoints.py).
         self._endpoints: dict[str, ResolvedEndpoint] = {}
+        # Buckets whose region S3 named when the settings gave none (s3/region.py), switched once each.
+        self._detected_regions: dict[str, str] = {}
         # Headers every request carries (--requester-pays, --expected-bucket-owner).
         self._common_headers: dict[str, str] = {}
         if settings.requester_pays:
@@ -551,6 +555,40 @@ class S3Client:
             found = self._endpoints[bucket] = resolve(bucket, self._endpoint_inputs)
         return found
 
+    def _follow_redirect(
+        self, operation: str, bucket: str, sent: ResolvedEndpoint, error: S3Error, *, redirected: bool
+    ) -> ResolvedEndpoint | None:
+        """The endpoint to send a request again to after ``error`` said the bucket is in another region,
+        switching the bucket to that region when this is the first such answer; None: ``error`` stands.
+        No await between the decision and the switch: concurrent first requests switch once."""
+        region = detected_region(error.status, error.code, error.bucket_region)
+        follow = on_redirect(
+            region,
+            operation=operation,
+            detect=self.settings.detect_region,
+            sent_region=sent.signing_region,
+            switched=bucket in self._detected_regions,
+            endpoint_changed=self._endpoints.get(bucket) is not sent,
+            redirected=redirected,
+        )
+        if follow is Redirect.RETRY:
+            return self.endpoint(bucket)
+        if follow is not Redirect.SWITCH or region is None:
+            return None
+        try:
+            switched = resolve(bucket, dataclasses.replace(self._endpoint_inputs, region=region))
+        except InvalidArgument:
+            return None  # the rules cannot address the bucket there: S3's answer, naming it, stands
+        self._endpoints[bucket] = switched
+        self._detected_regions[bucket] = region
+        log.info(
+            "bucket %s is in region %s (detected from S3's answer; set --region %s to skip the detection)",
+            bucket,
+            region,
+            region,
+        )
+        return switched
+
     def _copy_source(self, bucket: str, key: str) -> str:
         """``x-amz-copy-source``: ``bucket/key``, or ``ARN/object/key`` for an access point ARN."""
         if bucket.startswith("arn:"):
@@ -634,6 +672,7 @@ class S3Client:
         content_sha256 = payload_hash(body, sign=self.settings.sign_payload or not data_body)
         attempt = 0
         new_session = operation != "CreateSession" and endpoint.auth_scheme == SIGV4_S3EXPRESS
+        redirected = False
         while True:
             attempt += 1
             started = time.perf_counter()
@@ -659,6 +698,11 @@ class S3Client:
                     # A directory bucket refused its session before its time: once more with a new one.
                     new_session = False
                     self.express_sessions.forget(bucket)
+                    continue
+                followed = self._follow_redirect(operation, bucket, endpoint, error, redirected=redirected)
+                if followed is not None:
+                    # The bucket is in another region (s3/region.py): once more, signed for that one.
+                    endpoint, url, redirected, attempt = followed, followed.url(key, params), True, 0
                     continue
                 if should_retry(error, idempotency, attempt, self.settings.max_attempts):
                     delay = backoff_delay(

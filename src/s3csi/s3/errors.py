@@ -67,12 +67,15 @@ class S3Error(S3csiError):
         bucket: str | None = None,
         key: str | None = None,
         cause: str | None = None,
+        bucket_region: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
         self.bucket = bucket
         self.key = key
+        # The region S3's answer says the bucket is in (x-amz-bucket-region, or <Region> in the body).
+        self.bucket_region = bucket_region
         # What went wrong, without which call hit it: reports with the same cause are one failure
         # (see s3csi.log_limit). By default the message, which names the call and the object.
         self.cause = cause or message
@@ -238,7 +241,7 @@ def make_error(
     if region_hint:
         line += f" (the bucket is in region {region_hint})"
     cls = error_class(code, status, key=key)
-    return cls(line, code=code, status=status, bucket=bucket, key=key)
+    return cls(line, code=code, status=status, bucket=bucket, key=key, bucket_region=region_hint)
 
 
 def credentials_error(operation: str, failure: S3csiError, *, bucket: str | None, key: str | None) -> S3Error:

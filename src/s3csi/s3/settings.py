@@ -60,6 +60,9 @@ class S3Settings:
     # "crc32c": x-amz-checksum-crc32c on every PutObject and UploadPart, the parts' checksums listed at
     # completion, so S3 refuses bytes that changed on the way; "off": none (see docs/mount-options.md).
     upload_checksums: str = "off"
+    # The region was not given (no flag, AWS_REGION or AWS_DEFAULT_REGION): start from the instance's and
+    # follow S3 when it answers that a bucket is in another region (s3/region.py).
+    detect_region: bool = False
 
     def __post_init__(self) -> None:
         if not self.region:
@@ -101,7 +104,8 @@ class S3Settings:
 
         ``AWS_ENDPOINT_URL_S3`` beats ``AWS_ENDPOINT_URL``; ``AWS_REGION`` beats ``AWS_DEFAULT_REGION``;
         ``AWS_CA_BUNDLE`` names the CAs for an https endpoint; ``AWS_USE_FIPS_ENDPOINT`` and
-        ``AWS_USE_DUALSTACK_ENDPOINT`` (``true``) choose those endpoint variants.
+        ``AWS_USE_DUALSTACK_ENDPOINT`` (``true``) choose those endpoint variants. Without a region in either
+        (nor a ``region`` override), ``detect_region`` is on: see s3/region.py.
         An override of ``None`` means "not given" and leaves the environment's value in place.
         """
         known = {f.name for f in fields(cls)}
@@ -115,6 +119,7 @@ class S3Settings:
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
         if region:
             values["region"] = region
+        values["detect_region"] = not (region or overrides.get("region"))
         if env.get("AWS_CA_BUNDLE"):
             values["ca_bundle"] = env["AWS_CA_BUNDLE"]
         for variable, name in (
