@@ -155,9 +155,7 @@ def run(args: argparse.Namespace) -> int:
         kubelet_dir=settings.kubelet_dir,
         s3=settings.s3,
         sts_endpoint_url=sts_endpoint_override(os.environ),
-        region_configured=bool(
-            args.s3_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        ),
+        region_configured=not settings.s3.detect_region,
         metadata_endpoint=metadata_endpoint(os.environ),
     )
     kube_settings = kube_api_settings(
