@@ -14,8 +14,8 @@ from s3csi.errors import InvalidArgument, S3csiError
 from s3csi.kube.client import KubeClient
 from s3csi.kube.identity import NO_IDENTITY, PodIdentityInputs
 from s3csi.kube.lookup import lookup_pod_identity
-from s3csi.podmounter.publish_events import WorkloadEvents, failure_event
-from s3csi.podmounter.runtime import WorkloadPod
+from s3csi.podmounter.publish_events import failure_event
+from s3csi.podmounter.runtime import WorkloadEvents, WorkloadPod
 from s3csi.volume.context import BUCKET_NAME, SERVICE_ACCOUNT_TOKENS, AuthenticationSource, VolumeContext
 from s3csi.volume.policy import PolicyInput, check_bucket_type, check_staging_cache, effective_mount
 from s3csi.volume.publish_spec import PodInfo, PublishSpec, VolumePublisher, pv_name_from_target

@@ -32,7 +32,7 @@ from s3csi.errors import FailedPrecondition
 from s3csi.kube.client import KubeClient
 from s3csi.metrics.endpoint import HealthCheck
 from s3csi.metrics.node import NodeMetrics
-from s3csi.podmounter.publish_events import WorkloadEvents
+from s3csi.podmounter.runtime import WorkloadEvents
 from s3csi.provisioning.provisioner import Provisioner
 from s3csi.s3 import CredentialProvider
 from s3csi.s3.reachability import endpoint_problem

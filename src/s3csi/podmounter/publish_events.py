@@ -11,11 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from s3csi.errors import InvalidArgument, S3csiError
 from s3csi.kube.events import EventType
-from s3csi.podmounter.runtime import MountpointPodUnavailable, Waiting, WorkloadPod
+from s3csi.podmounter.runtime import MountpointPodUnavailable, Waiting
 
 WAITING_REASON = "WaitingForMountpointPod"
 # Seconds a publish waits for its Mountpoint Pod before the workload pod is told why, and between looks
@@ -53,19 +52,6 @@ class PublishEvent:
     reason: str
     type: EventType
     message: str
-
-
-class WorkloadEvents(Protocol):
-    """Where the Events go (the runtime's ``record_event``: an Event on each pod, deduplicated)."""
-
-    async def record_event(
-        self,
-        workloads: Sequence[WorkloadPod],
-        reason: str,
-        message: str,
-        once_per: str,
-        type: EventType = "Warning",
-    ) -> None: ...
 
 
 def waiting_event(waiting: Waiting, *, volume_id: str, waited_s: float) -> PublishEvent:

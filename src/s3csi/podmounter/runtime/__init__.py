@@ -100,7 +100,20 @@ def pod_name(key: str) -> str:
     return f"s3csi-mp-{key}"
 
 
-class MountpointPodRuntime(Protocol):
+class WorkloadEvents(Protocol):
+    """Where a publish's Events go (``record_event``: an Event on each pod, deduplicated)."""
+
+    async def record_event(
+        self,
+        workloads: Sequence[WorkloadPod],
+        reason: str,
+        message: str,
+        once_per: str,
+        type: EventType = "Warning",
+    ) -> None: ...
+
+
+class MountpointPodRuntime(WorkloadEvents, Protocol):
     async def start(self, key: str, workload_uid: str | None = None) -> MountpointPod: ...
 
     async def join(self, key: str, workload_uid: str | None = None) -> None: ...
@@ -120,14 +133,5 @@ class MountpointPodRuntime(Protocol):
     def unwatch(self, pod: MountpointPod) -> None: ...
 
     async def restart(self, pod: MountpointPod) -> MountpointPod: ...
-
-    async def record_event(
-        self,
-        workloads: Sequence[WorkloadPod],
-        reason: str,
-        message: str,
-        once_per: str,
-        type: EventType = "Warning",
-    ) -> None: ...
 
     async def waiting_for(self, key: str, workload_uid: str | None) -> Waiting | None: ...
