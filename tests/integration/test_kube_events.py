@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from s3csi.kube.api import Api
-from s3csi.kube.events import pod_event
+from s3csi.kube.events import involved_pod, object_event
 from s3csi.kube.recorder import EventRecorder
 from tests.kube_fake import FakeKubeApi
 from tests.kube_fake.objects import pod
@@ -25,8 +25,8 @@ def test_a_repeat_counts_on_one_event_across_a_restart_and_its_expiry(
     workload = kube_api.add(pod("team-a", "app", uid=str(uuid.uuid4()), node="node-1"))
 
     def event(message: str) -> dict[str, object]:
-        return pod_event(
-            workload,
+        return object_event(
+            involved_pod(workload),
             reason="S3BucketNotFound",
             message=message,
             component="s3csi-node",

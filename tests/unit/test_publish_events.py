@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from s3csi.errors import FailedPrecondition, InvalidArgument, S3csiError, Unavailable
-from s3csi.kube.events import object_event, pod_event, repeat_patch
+from s3csi.kube.events import involved_pod, object_event, repeat_patch
 from s3csi.podmounter import protocol
 from s3csi.podmounter.mountpoint_status import pod_stuck
 from s3csi.podmounter.publish_events import (
@@ -190,7 +190,8 @@ POD = {"metadata": {"namespace": "team-a", "name": "app", "uid": "u-1"}}
 
 def test_an_event_is_named_by_its_object_reason_and_cause() -> None:
     common: dict[str, Any] = {"component": "c", "instance": "i", "now": NOW}
-    first = pod_event(POD, reason="R", message="m", once_per="cause", type="Normal", **common)
+    pod = involved_pod(POD)
+    first = object_event(pod, reason="R", message="m", once_per="cause", type="Normal", **common)
     assert first["metadata"]["namespace"] == "team-a" and first["metadata"]["name"].startswith("app.")
     assert first["involvedObject"] == {
         "apiVersion": "v1",
@@ -200,7 +201,7 @@ def test_an_event_is_named_by_its_object_reason_and_cause() -> None:
         "uid": "u-1",
     }
     assert (first["type"], first["count"], first["firstTimestamp"]) == ("Normal", 1, "2026-12-05T07:00:00Z")
-    again = pod_event(POD, reason="R", message="m, later", once_per="cause", **common)
+    again = object_event(pod, reason="R", message="m, later", once_per="cause", **common)
     assert again["metadata"]["name"] == first["metadata"]["name"]  # the same Event: counted, not repeated
     other = object_event(first["involvedObject"], reason="R", message="m", once_per="another", **common)
     assert other["metadata"]["name"] != first["metadata"]["name"]

@@ -43,7 +43,7 @@ from s3csi.controller.reconcile import (
 )
 from s3csi.controller.settings import ControllerSettings
 from s3csi.kube.api import Api, ApiError, JsonObject, path_of
-from s3csi.kube.events import EventType, involved_pod, object_event, pod_event
+from s3csi.kube.events import EventType, involved_pod, object_event
 from s3csi.kube.informer import Informer
 from s3csi.kube.recorder import EventRecorder
 from s3csi.metrics.controller import ERROR, OK, ControllerMetrics
@@ -315,24 +315,15 @@ class Controller:
         if not self.leading():
             return
         # Named by the pod and the cause: the same cause is recorded once, by any replica.
-        event = pod_event(
-            pod,
-            reason=EVENT_REASON,
-            message=cause,
-            component=COMPONENT_NAME,
-            instance=self.settings.lease.identity,
-            now=datetime.now(UTC),
-            once_per=cause,
-        )
-        if not await self._events.record(event):
+        if not await self._record(pod, EVENT_REASON, cause, "Warning", once_per=cause):
             self._reported.discard((uid, cause))
 
     async def _record(
         self, involved: JsonObject, reason: str, message: str, type: EventType, once_per: str = ""
-    ) -> None:
-        """An Event on ``involved`` (a Pod) for the Mountpoint Pod lifecycle; by the leader only."""
+    ) -> bool:
+        """An Event on ``involved`` (a Pod), by the leader only; whether it was recorded."""
         if not self.leading():
-            return
+            return False
         event = object_event(
             involved_pod(involved),
             reason=reason,
@@ -343,7 +334,7 @@ class Controller:
             once_per=once_per,
             type=type,
         )
-        await self._events.record(event)
+        return await self._events.record(event)
 
     def _workload_pods(self, uids: tuple[str, ...]) -> list[JsonObject]:
         return [self._by_uid[uid] for uid in uids if uid in self._by_uid]

@@ -70,30 +70,6 @@ def involved_pod(pod: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def pod_event(
-    pod: dict[str, Any],
-    *,
-    reason: str,
-    message: str,
-    component: str,
-    instance: str,
-    now: datetime,
-    once_per: str,
-    type: EventType = "Warning",
-) -> dict[str, Any]:
-    """An Event on ``pod`` (its ``metadata``: namespace, name, uid); see :func:`object_event`."""
-    return object_event(
-        involved_pod(pod),
-        reason=reason,
-        message=message,
-        component=component,
-        instance=instance,
-        now=now,
-        once_per=once_per,
-        type=type,
-    )
-
-
 def repeat_patch(event: dict[str, Any], count: int, now: datetime) -> dict[str, Any]:
     """The merge patch that records ``event`` once more on the existing Event of its name, which had
     ``count`` occurrences: the newest message (a crash count moves on), the count and the time."""

@@ -56,7 +56,7 @@ from s3csi.errors import FailedPrecondition, InvalidArgument, NotFound, Permissi
 from s3csi.kernel.dirfd import open_beneath, open_directory
 from s3csi.kube.api import Api, ApiError, path_of
 from s3csi.kube.client import RBAC_MANIFEST
-from s3csi.kube.events import EventType, pod_event
+from s3csi.kube.events import EventType, involved_pod, object_event
 from s3csi.kube.informer import Informer, ObjectKey, watch_error
 from s3csi.kube.recorder import EventRecorder
 from s3csi.kube.settings import KubeApiSettings
@@ -352,8 +352,8 @@ class KubernetesRuntime:
         updates (kube/recorder.py); a refusal is logged, never raised: the report must not stop the work
         it reports on."""
         for workload in workloads:
-            event = pod_event(
-                {"metadata": workload._asdict()},
+            event = object_event(
+                involved_pod({"metadata": workload._asdict()}),
                 reason=reason,
                 message=message,
                 component=EVENT_COMPONENT,
