@@ -25,10 +25,10 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from s3csi.mountflags import DIRECTORY_BUCKET_PATTERN, is_directory_bucket
 from s3csi.s3.credentials import Credentials
+from s3csi.s3.sts import parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def parse_create_session(body: bytes | bytearray) -> Credentials:
     if missing:
         raise MalformedSession(f"CreateSession answer has no {', '.join(missing)}")
     try:
-        expiry = _timestamp(found["Expiration"])
+        expiry = parse_timestamp(found["Expiration"])
     except ValueError:
         raise MalformedSession("CreateSession answer has an Expiration that is not a time") from None
     return Credentials(
@@ -86,10 +86,6 @@ def parse_create_session(body: bytes | bytearray) -> Credentials:
         expiry=expiry,
         source="s3express-session",
     )
-
-
-def _timestamp(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def refresh_time(created_at: float, expiry: float, refresh_before_s: float = REFRESH_BEFORE_S) -> float:
